@@ -1,0 +1,279 @@
+"""The asyncio client: the same calls as `Client`, awaited."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+import tenacity
+
+from shoal import _codec, _requests
+from shoal._connection import AsyncConnection, RetryPolicy, parse_targets
+from shoal._errors import ConflictError, from_rpc_error
+from shoal._model import ClusterInfo, MapInfo, Versioned
+from shoal._transaction import CommitResult, TransactionRetry
+from shoal._transaction_state import APPEND, INCREMENT, TransactionState, increment_changes
+from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
+
+
+class AsyncClient:
+    """An asyncio connection to a Shoal grid; see `Client` for the behaviour of each call."""
+
+    def __init__(
+        self,
+        target: str | Sequence[str] = "127.0.0.1:50051",
+        *,
+        timeout_s: float = 10.0,
+        retry: RetryPolicy | None = None,
+        transaction_retry: TransactionRetry | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> None:
+        self.targets = parse_targets(target)
+        self.timeout_s = timeout_s
+        self.transaction_retry = transaction_retry or TransactionRetry()
+        self._metadata = tuple(metadata) if metadata else None
+        self._connection = AsyncConnection(self.targets, retry or RetryPolicy())
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _call(self, method: Any, request: Any, *, idempotent: bool) -> Any:
+        return await self._connection.call(
+            method,
+            request,
+            timeout_s=self.timeout_s,
+            idempotent=idempotent,
+            metadata=self._metadata,
+        )
+
+    async def create_map(
+        self, name: str, schema: Mapping[str, Any] | None = None, *, if_not_exists: bool = False
+    ) -> MapInfo:
+        request = admin_pb2.CreateMapRequest(
+            name=name, schema_json=_requests.schema_bytes(schema), if_not_exists=if_not_exists
+        )
+        return MapInfo.from_message(
+            await self._call(lambda s: s.admin.CreateMap, request, idempotent=False)
+        )
+
+    async def drop_map(self, name: str, *, if_exists: bool = False) -> bool:
+        request = admin_pb2.DropMapRequest(name=name, if_exists=if_exists)
+        return bool(
+            (await self._call(lambda s: s.admin.DropMap, request, idempotent=False)).dropped
+        )
+
+    async def list_maps(self) -> list[MapInfo]:
+        reply = await self._call(
+            lambda s: s.admin.ListMaps, admin_pb2.ListMapsRequest(), idempotent=True
+        )
+        return [MapInfo.from_message(item) for item in reply.maps]
+
+    async def describe_map(self, name: str) -> MapInfo:
+        request = admin_pb2.DescribeMapRequest(name=name)
+        return MapInfo.from_message(
+            await self._call(lambda s: s.admin.DescribeMap, request, idempotent=True)
+        )
+
+    async def cluster_info(self) -> ClusterInfo:
+        reply = await self._call(
+            lambda s: s.admin.ClusterInfo, admin_pb2.ClusterInfoRequest(), idempotent=True
+        )
+        return ClusterInfo.from_message(reply)
+
+    async def get(self, map_name: str, key: str) -> Any:
+        reply = await self._call(
+            lambda s: s.data.Get,
+            data_pb2.GetRequest(map=map_name, key=_requests.check_key(key)),
+            idempotent=True,
+        )
+        return _codec.decode(reply.value) if reply.found else None
+
+    async def get_versioned(self, map_name: str, key: str) -> Versioned | None:
+        reply = await self._call(
+            lambda s: s.data.Get,
+            data_pb2.GetRequest(map=map_name, key=_requests.check_key(key)),
+            idempotent=True,
+        )
+        return Versioned(_codec.decode(reply.value), reply.version) if reply.found else None
+
+    async def get_many(self, map_name: str, keys: Iterable[str]) -> dict[str, Any]:
+        key_list = [_requests.check_key(key) for key in keys]
+        reply = await self._call(
+            lambda s: s.data.GetMany,
+            data_pb2.GetManyRequest(map=map_name, keys=key_list),
+            idempotent=True,
+        )
+        return _requests.get_many_result(key_list, reply)
+
+    async def put(
+        self,
+        map_name: str,
+        key: str,
+        value: Any,
+        *,
+        if_version: int | None = None,
+        if_absent: bool = False,
+        if_exists: bool = False,
+    ) -> int:
+        request = data_pb2.PutRequest(
+            map=map_name,
+            key=_requests.check_key(key),
+            value=_codec.encode(value),
+            request_id=_requests.new_id(),
+            condition=_requests.condition(if_version, if_absent, if_exists),
+        )
+        return int((await self._call(lambda s: s.data.Put, request, idempotent=True)).version)
+
+    async def put_many(
+        self, map_name: str, items: Mapping[str, Any] | Iterable[tuple[str, Any]]
+    ) -> list[int]:
+        request = _requests.put_many_request(map_name, items)
+        return list((await self._call(lambda s: s.data.PutMany, request, idempotent=True)).versions)
+
+    async def delete(
+        self, map_name: str, key: str, *, if_version: int | None = None, if_exists: bool = False
+    ) -> bool:
+        request = data_pb2.DeleteRequest(
+            map=map_name,
+            key=_requests.check_key(key),
+            request_id=_requests.new_id(),
+            condition=_requests.condition(if_version, False, if_exists),
+        )
+        return bool((await self._call(lambda s: s.data.Delete, request, idempotent=True)).existed)
+
+    async def scan(
+        self, map_name: str, *, prefix: str = "", limit: int = 0, chunk_entries: int = 0
+    ) -> AsyncIterator[tuple[str, Any]]:
+        request = data_pb2.ScanRequest(
+            map=map_name, prefix=prefix, limit=limit, chunk_entries=chunk_entries
+        )
+        stream = self._connection.current.data.Scan(request, metadata=self._metadata)
+        try:
+            async for chunk in stream:
+                for key, value in zip(chunk.keys, _codec.decode_many(chunk.values), strict=True):
+                    yield key, value
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        finally:
+            stream.cancel()
+
+    def transaction(self) -> AsyncTransaction:
+        return AsyncTransaction(self)
+
+    async def transact(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Runs ``function(tx, *args, **kwargs)`` (a coroutine function or a plain one) in a
+        transaction, retrying it on conflict; returns its result."""
+        policy = self.transaction_retry
+        async for attempt in tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(policy.attempts),
+            wait=tenacity.wait_exponential_jitter(
+                initial=policy.initial_backoff_s, max=policy.max_backoff_s
+            ),
+            retry=tenacity.retry_if_exception_type(ConflictError),
+            reraise=True,
+        ):
+            with attempt:
+                transaction = AsyncTransaction(self)
+                result = function(transaction, *args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+                await transaction.commit()
+                return result
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _commit(
+        self, request: transactions_pb2.CommitRequest
+    ) -> transactions_pb2.CommitResponse:
+        reply: transactions_pb2.CommitResponse = await self._call(
+            lambda s: s.transactions.Commit, request, idempotent=True
+        )
+        return reply
+
+
+class AsyncTransaction:
+    """The asyncio form of `Transaction`: reads are awaited, writes are buffered."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+        self._state = TransactionState()
+        self.result: CommitResult | None = None
+
+    @property
+    def txn_id(self) -> str:
+        return self._state.txn_id.hex()
+
+    async def get(self, map_name: str, key: str) -> Any:
+        self._state.check_open()
+        target = (map_name, _requests.check_key(key))
+        known, value = self._state.local(target)
+        if known:
+            return value
+        reply = await self._client._call(
+            lambda s: s.data.Get, data_pb2.GetRequest(map=map_name, key=key), idempotent=True
+        )
+        stored = _codec.decode(reply.value) if reply.found else None
+        return self._state.record_read(target, stored, reply.version)
+
+    def put(
+        self,
+        map_name: str,
+        key: str,
+        value: Any,
+        *,
+        if_version: int | None = None,
+        if_absent: bool = False,
+        if_exists: bool = False,
+    ) -> None:
+        self._state.put(
+            (map_name, key), value, _requests.condition(if_version, if_absent, if_exists)
+        )
+
+    def delete(
+        self, map_name: str, key: str, *, if_version: int | None = None, if_exists: bool = False
+    ) -> None:
+        self._state.delete((map_name, key), _requests.condition(if_version, False, if_exists))
+
+    def increment(
+        self, map_name: str, key: str, field: str | dict[str, Any], amount: int | float = 1
+    ) -> None:
+        self._state.update((map_name, key), INCREMENT, increment_changes(field, amount))
+
+    def append(self, map_name: str, key: str, field: str, items: Iterable[Any]) -> None:
+        self._state.update((map_name, key), APPEND, {field: list(items)})
+
+    def sketch_add(self, map_name: str, key: str, items: Any) -> None:
+        self._state.sketch_add((map_name, key), items if isinstance(items, list) else [items])
+
+    async def commit(self) -> CommitResult:
+        state = self._state
+        state.check_open()
+        state.finished = True
+        reply = await self._client._commit(state.commit_request())
+        self.result = CommitResult(state.txn_id.hex(), tuple(reply.versions), reply.replayed)
+        return self.result
+
+    def rollback(self) -> None:
+        self._state.finished = True
+
+    async def __aenter__(self) -> AsyncTransaction:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.rollback()
+        elif not self._state.finished:
+            await self.commit()

@@ -1,0 +1,260 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import tenacity
+
+from shoal import _codec, _requests
+from shoal._connection import Connection, RetryPolicy, parse_targets
+from shoal._errors import ConflictError
+from shoal._model import ClusterInfo, MapInfo, Versioned
+from shoal._transaction import Transaction, TransactionRetry
+from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
+
+Result = TypeVar("Result")
+
+
+class Client:
+    """A connection to a Shoal grid through one or more coordinators.
+
+    ``target`` is ``"host:port"``, a comma-separated list of them, or a sequence; calls
+    fail over between them. Every call has a deadline (``timeout_s``). Reads and
+    retry-safe writes are retried on UNAVAILABLE; errors raise typed ``ShoalError``s.
+    """
+
+    def __init__(
+        self,
+        target: str | Sequence[str] = "127.0.0.1:50051",
+        *,
+        timeout_s: float = 10.0,
+        retry: RetryPolicy | None = None,
+        transaction_retry: TransactionRetry | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> None:
+        self.targets = parse_targets(target)
+        self.timeout_s = timeout_s
+        self.transaction_retry = transaction_retry or TransactionRetry()
+        self._metadata = tuple(metadata) if metadata else None
+        self._connection = Connection(self.targets, retry or RetryPolicy())
+
+    # Lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _call(
+        self, method: Any, request: Any, *, idempotent: bool, timeout_s: float | None = None
+    ) -> Any:
+        return self._connection.call(
+            method,
+            request,
+            timeout_s=timeout_s or self.timeout_s,
+            idempotent=idempotent,
+            metadata=self._metadata,
+        )
+
+    # Maps ------------------------------------------------------------------------
+
+    def create_map(
+        self,
+        name: str,
+        schema: Mapping[str, Any] | None = None,
+        *,
+        if_not_exists: bool = False,
+    ) -> MapInfo:
+        """Creates a map; with a schema its values are validated (see the README)."""
+        request = admin_pb2.CreateMapRequest(
+            name=name, schema_json=_requests.schema_bytes(schema), if_not_exists=if_not_exists
+        )
+        return MapInfo.from_message(
+            self._call(lambda s: s.admin.CreateMap, request, idempotent=False)
+        )
+
+    def drop_map(self, name: str, *, if_exists: bool = False) -> bool:
+        request = admin_pb2.DropMapRequest(name=name, if_exists=if_exists)
+        reply = self._call(lambda s: s.admin.DropMap, request, idempotent=False)
+        return bool(reply.dropped)
+
+    def list_maps(self) -> list[MapInfo]:
+        reply = self._call(lambda s: s.admin.ListMaps, admin_pb2.ListMapsRequest(), idempotent=True)
+        return [MapInfo.from_message(item) for item in reply.maps]
+
+    def describe_map(self, name: str) -> MapInfo:
+        request = admin_pb2.DescribeMapRequest(name=name)
+        return MapInfo.from_message(
+            self._call(lambda s: s.admin.DescribeMap, request, idempotent=True)
+        )
+
+    def alter_schema(self, name: str, schema: Mapping[str, Any]) -> MapInfo:
+        """Replaces a map's schema with a compatible new version."""
+        request = admin_pb2.AlterMapSchemaRequest(
+            name=name, schema_json=_requests.schema_bytes(schema)
+        )
+        return MapInfo.from_message(
+            self._call(lambda s: s.admin.AlterMapSchema, request, idempotent=False)
+        )
+
+    def cluster_info(self) -> ClusterInfo:
+        reply = self._call(
+            lambda s: s.admin.ClusterInfo, admin_pb2.ClusterInfoRequest(), idempotent=True
+        )
+        return ClusterInfo.from_message(reply)
+
+    # Keys ------------------------------------------------------------------------
+
+    def get(self, map_name: str, key: str) -> Any:
+        """The value of a key, or None when it does not exist."""
+        reply = self._call(
+            _get, data_pb2.GetRequest(map=map_name, key=_requests.check_key(key)), idempotent=True
+        )
+        return _codec.decode(reply.value) if reply.found else None
+
+    def get_versioned(self, map_name: str, key: str) -> Versioned | None:
+        """The value and its version, or None when the key does not exist."""
+        reply = self._call(
+            _get, data_pb2.GetRequest(map=map_name, key=_requests.check_key(key)), idempotent=True
+        )
+        return Versioned(_codec.decode(reply.value), reply.version) if reply.found else None
+
+    def get_many(self, map_name: str, keys: Iterable[str]) -> dict[str, Any]:
+        """A dict of the keys that exist and their values."""
+        key_list = [_requests.check_key(key) for key in keys]
+        reply = self._call(
+            _get_many, data_pb2.GetManyRequest(map=map_name, keys=key_list), idempotent=True
+        )
+        return _requests.get_many_result(key_list, reply)
+
+    def put(
+        self,
+        map_name: str,
+        key: str,
+        value: Any,
+        *,
+        if_version: int | None = None,
+        if_absent: bool = False,
+        if_exists: bool = False,
+    ) -> int:
+        """Stores a value; returns its new version. Conditions make it a compare-and-set."""
+        request = data_pb2.PutRequest(
+            map=map_name,
+            key=_requests.check_key(key),
+            value=_codec.encode(value),
+            request_id=_requests.new_id(),
+            condition=_requests.condition(if_version, if_absent, if_exists),
+        )
+        return int(self._call(_put, request, idempotent=True).version)
+
+    def put_many(
+        self, map_name: str, items: Mapping[str, Any] | Iterable[tuple[str, Any]]
+    ) -> list[int]:
+        """Stores many values in one call; returns their versions in order.
+
+        Each partition's share is atomic; use a transaction for all-or-nothing.
+        """
+        request = _requests.put_many_request(map_name, items)
+        return list(self._call(_put_many, request, idempotent=True).versions)
+
+    def delete(
+        self,
+        map_name: str,
+        key: str,
+        *,
+        if_version: int | None = None,
+        if_exists: bool = False,
+    ) -> bool:
+        """Deletes a key; returns whether it existed."""
+        request = data_pb2.DeleteRequest(
+            map=map_name,
+            key=_requests.check_key(key),
+            request_id=_requests.new_id(),
+            condition=_requests.condition(if_version, False, if_exists),
+        )
+        return bool(self._call(_delete, request, idempotent=True).existed)
+
+    def scan(
+        self, map_name: str, *, prefix: str = "", limit: int = 0, chunk_entries: int = 0
+    ) -> Iterator[tuple[str, Any]]:
+        """Every (key, value) of a map, streamed in chunks; each partition at one point."""
+        request = data_pb2.ScanRequest(
+            map=map_name, prefix=prefix, limit=limit, chunk_entries=chunk_entries
+        )
+        stream = self._connection.current.data.Scan(request, timeout=None, metadata=self._metadata)
+        try:
+            for chunk in _stream(stream):
+                yield from zip(chunk.keys, _codec.decode_many(chunk.values), strict=True)
+        finally:
+            stream.cancel()
+
+    # Transactions ----------------------------------------------------------------
+
+    def transaction(self) -> Transaction:
+        """One attempt: ``with client.transaction() as tx:`` commits at the end of the block
+        and raises ConflictError when another transaction got in the way."""
+        return Transaction(self)
+
+    def transact(self, function: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
+        """Runs ``function(tx, *args, **kwargs)`` in a transaction and commits it, retrying
+        the whole function with backoff when the commit conflicts. Returns its result."""
+        policy = self.transaction_retry
+        for attempt in tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(policy.attempts),
+            wait=tenacity.wait_exponential_jitter(
+                initial=policy.initial_backoff_s, max=policy.max_backoff_s
+            ),
+            retry=tenacity.retry_if_exception_type(ConflictError),
+            reraise=True,
+        ):
+            with attempt:
+                transaction = Transaction(self)
+                result = function(transaction, *args, **kwargs)
+                transaction.commit()
+                return result
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _commit(self, request: transactions_pb2.CommitRequest) -> transactions_pb2.CommitResponse:
+        reply: transactions_pb2.CommitResponse = self._call(_commit, request, idempotent=True)
+        return reply
+
+
+def _stream(stream: Any) -> Iterator[Any]:
+    import grpc
+
+    from shoal._errors import from_rpc_error
+
+    try:
+        yield from stream
+    except grpc.RpcError as error:
+        raise from_rpc_error(error) from None
+
+
+def _get(stubs: Any) -> Any:
+    return stubs.data.Get
+
+
+def _get_many(stubs: Any) -> Any:
+    return stubs.data.GetMany
+
+
+def _put(stubs: Any) -> Any:
+    return stubs.data.Put
+
+
+def _put_many(stubs: Any) -> Any:
+    return stubs.data.PutMany
+
+
+def _delete(stubs: Any) -> Any:
+    return stubs.data.Delete
+
+
+def _commit(stubs: Any) -> Any:
+    return stubs.transactions.Commit

@@ -1,0 +1,192 @@
+"""Channels to one or more coordinators, with failover and retries of idempotent calls.
+
+Any coordinator can serve any call, so on UNAVAILABLE an idempotent call moves to the
+next address and tries again with exponential backoff (tenacity). Writes carry a
+client-chosen request or transaction id, which makes their retries idempotent too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+import tenacity
+
+from shoal._errors import ShoalError, UnavailableError, from_rpc_error
+from shoal.v1 import admin_pb2_grpc, data_pb2_grpc, transactions_pb2_grpc
+
+Reply = TypeVar("Reply")
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.enable_retries", 0),
+]
+
+
+def parse_targets(target: str | Sequence[str]) -> list[str]:
+    if isinstance(target, str):
+        targets = [item.strip() for item in target.split(",") if item.strip()]
+    else:
+        targets = [item.strip() for item in target if item.strip()]
+    if not targets:
+        raise ValueError("give at least one coordinator address, like '127.0.0.1:50051'")
+    return [item.removeprefix("grpc://") for item in targets]
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 5
+    initial_backoff_s: float = 0.05
+    max_backoff_s: float = 2.0
+
+    def retrying(self) -> tenacity.Retrying:
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=tenacity.wait_exponential_jitter(
+                initial=self.initial_backoff_s, max=self.max_backoff_s
+            ),
+            retry=tenacity.retry_if_exception_type(UnavailableError),
+            reraise=True,
+        )
+
+    def async_retrying(self) -> tenacity.AsyncRetrying:
+        return tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=tenacity.wait_exponential_jitter(
+                initial=self.initial_backoff_s, max=self.max_backoff_s
+            ),
+            retry=tenacity.retry_if_exception_type(UnavailableError),
+            reraise=True,
+        )
+
+
+class Stubs:
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.data = data_pb2_grpc.DataStub(channel)
+        self.admin = admin_pb2_grpc.AdminStub(channel)
+        self.transactions = transactions_pb2_grpc.TransactionsStub(channel)
+        self.extra: dict[str, Any] = {}
+
+
+class Connection:
+    """Synchronous channels, one per address, opened on first use."""
+
+    def __init__(self, targets: list[str], retry: RetryPolicy) -> None:
+        self.targets = targets
+        self.retry = retry
+        self._index = 0
+        self._stubs: list[Stubs | None] = [None] * len(targets)
+        self._lock = threading.Lock()
+        self.current = self._open(0)
+
+    def _open(self, index: int) -> Stubs:
+        stubs = self._stubs[index]
+        if stubs is None:
+            stubs = Stubs(grpc.insecure_channel(self.targets[index], options=CHANNEL_OPTIONS))
+            self._stubs[index] = stubs
+        return stubs
+
+    def fail_over(self, failed: Stubs) -> None:
+        with self._lock:
+            if self.current is failed and len(self.targets) > 1:
+                self._index = (self._index + 1) % len(self.targets)
+                self.current = self._open(self._index)
+
+    def call(
+        self,
+        method: Callable[[Stubs], Callable[..., Reply]],
+        request: Any,
+        *,
+        timeout_s: float,
+        idempotent: bool,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> Reply:
+        stubs = self.current
+        try:
+            return method(stubs)(request, timeout=timeout_s, metadata=metadata)
+        except grpc.RpcError as error:
+            failure = from_rpc_error(error)
+        if not idempotent or not isinstance(failure, UnavailableError):
+            raise failure
+        self.fail_over(stubs)
+        for attempt in self.retry.retrying():
+            with attempt:
+                stubs = self.current
+                try:
+                    return method(stubs)(request, timeout=timeout_s, metadata=metadata)
+                except grpc.RpcError as error:
+                    failure = from_rpc_error(error)
+                    if isinstance(failure, UnavailableError):
+                        self.fail_over(stubs)
+                    raise failure from None
+        raise failure  # pragma: no cover - tenacity reraises
+
+    def close(self) -> None:
+        for stubs in self._stubs:
+            if stubs is not None:
+                stubs.channel.close()
+        self._stubs = [None] * len(self.targets)
+
+
+class AsyncConnection:
+    """grpc.aio channels, one per address, opened on first use."""
+
+    def __init__(self, targets: list[str], retry: RetryPolicy) -> None:
+        self.targets = targets
+        self.retry = retry
+        self._index = 0
+        self._stubs: list[Stubs | None] = [None] * len(targets)
+        self.current = self._open(0)
+
+    def _open(self, index: int) -> Stubs:
+        stubs = self._stubs[index]
+        if stubs is None:
+            stubs = Stubs(grpc.aio.insecure_channel(self.targets[index], options=CHANNEL_OPTIONS))
+            self._stubs[index] = stubs
+        return stubs
+
+    def fail_over(self, failed: Stubs) -> None:
+        if self.current is failed and len(self.targets) > 1:
+            self._index = (self._index + 1) % len(self.targets)
+            self.current = self._open(self._index)
+
+    async def call(
+        self,
+        method: Callable[[Stubs], Callable[..., Any]],
+        request: Any,
+        *,
+        timeout_s: float,
+        idempotent: bool,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> Any:
+        stubs = self.current
+        try:
+            return await method(stubs)(request, timeout=timeout_s, metadata=metadata)
+        except grpc.RpcError as error:
+            failure: ShoalError = from_rpc_error(error)
+        if not idempotent or not isinstance(failure, UnavailableError):
+            raise failure
+        self.fail_over(stubs)
+        async for attempt in self.retry.async_retrying():
+            with attempt:
+                stubs = self.current
+                try:
+                    return await method(stubs)(request, timeout=timeout_s, metadata=metadata)
+                except grpc.RpcError as error:
+                    failure = from_rpc_error(error)
+                    if isinstance(failure, UnavailableError):
+                        self.fail_over(stubs)
+                    raise failure from None
+        raise failure  # pragma: no cover - tenacity reraises
+
+    async def close(self) -> None:
+        for stubs in self._stubs:
+            if stubs is not None:
+                await stubs.channel.close()
+        self._stubs = [None] * len(self.targets)

@@ -1,0 +1,152 @@
+"""Transactions of the synchronous client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from shoal import _codec, _requests
+from shoal._transaction_state import (
+    APPEND,
+    INCREMENT,
+    TransactionState,
+    increment_changes,
+)
+from shoal.v1 import data_pb2
+
+if TYPE_CHECKING:
+    from shoal._client import Client
+
+
+@dataclass
+class TransactionRetry:
+    """How ``transact`` retries a conflicting transaction function."""
+
+    attempts: int = 20
+    initial_backoff_s: float = 0.002
+    max_backoff_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    txn_id: str
+    # New version of each write, in the order written (0 for deletes and when unknown).
+    versions: tuple[int, ...]
+    # True when the answer is the recorded outcome of an earlier attempt.
+    replayed: bool
+
+
+class Transaction:
+    """A serializable transaction: reads record versions, writes are buffered, and
+    ``commit`` sends everything in one call."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._state = TransactionState()
+        self.result: CommitResult | None = None
+
+    @property
+    def txn_id(self) -> str:
+        return self._state.txn_id.hex()
+
+    def get(self, map_name: str, key: str) -> Any:
+        """The value as this transaction sees it (its own writes included), or None."""
+        self._state.check_open()
+        target = (map_name, _requests.check_key(key))
+        known, value = self._state.local(target)
+        if known:
+            return value
+        reply = self._client._call(
+            lambda s: s.data.Get, data_pb2.GetRequest(map=map_name, key=key), idempotent=True
+        )
+        stored = _codec.decode(reply.value) if reply.found else None
+        return self._state.record_read(target, stored, reply.version)
+
+    def get_many(self, map_name: str, keys: Iterable[str]) -> dict[str, Any]:
+        self._state.check_open()
+        key_list = [_requests.check_key(key) for key in keys]
+        missing = [key for key in key_list if not self._state.local((map_name, key))[0]]
+        if missing:
+            reply = self._client._call(
+                lambda s: s.data.GetMany,
+                data_pb2.GetManyRequest(map=map_name, keys=missing),
+                idempotent=True,
+            )
+            found = dict(
+                zip(
+                    reply.found_indexes,
+                    zip(_codec.decode_many(reply.values), reply.versions, strict=True),
+                    strict=True,
+                )
+            )
+            for index, key in enumerate(missing):
+                value, version = found.get(index, (None, 0))
+                self._state.record_read((map_name, key), value, version)
+        result = {}
+        for key in key_list:
+            value = self._state.local((map_name, key))[1]
+            if value is not None:
+                result[key] = value
+        return result
+
+    def put(
+        self,
+        map_name: str,
+        key: str,
+        value: Any,
+        *,
+        if_version: int | None = None,
+        if_absent: bool = False,
+        if_exists: bool = False,
+    ) -> None:
+        self._state.put(
+            (map_name, key), value, _requests.condition(if_version, if_absent, if_exists)
+        )
+
+    def delete(
+        self, map_name: str, key: str, *, if_version: int | None = None, if_exists: bool = False
+    ) -> None:
+        self._state.delete((map_name, key), _requests.condition(if_version, False, if_exists))
+
+    def increment(
+        self, map_name: str, key: str, field: str | dict[str, Any], amount: int | float = 1
+    ) -> None:
+        """Adds to numeric fields without reading them: concurrent increments never conflict."""
+        self._state.update((map_name, key), INCREMENT, increment_changes(field, amount))
+
+    def append(self, map_name: str, key: str, field: str, items: Iterable[Any]) -> None:
+        """Appends items to a list field without reading it."""
+        self._state.update((map_name, key), APPEND, {field: list(items)})
+
+    def sketch_add(self, map_name: str, key: str, items: Any) -> None:
+        """Adds one item, or a list of items, to the sketch at the key."""
+        self._state.sketch_add((map_name, key), items if isinstance(items, list) else [items])
+
+    def commit(self) -> CommitResult:
+        """Commits; raises ConflictError when the transaction must be retried."""
+        state = self._state
+        state.check_open()
+        state.finished = True
+        reply = self._client._commit(state.commit_request())
+        self.result = CommitResult(state.txn_id.hex(), tuple(reply.versions), reply.replayed)
+        return self.result
+
+    def rollback(self) -> None:
+        """Forgets the buffered writes; nothing was sent, so nothing needs undoing."""
+        self._state.finished = True
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.rollback()
+        elif not self._state.finished:
+            self.commit()

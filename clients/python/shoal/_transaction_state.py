@@ -1,0 +1,151 @@
+"""What a transaction has read and buffered, shared by the sync and asyncio transactions.
+
+The SDK keeps the whole transaction: each key read is remembered with its version,
+each write is buffered, and commit sends both in one call. Reads see the
+transaction's own writes, including increments and appends applied to the value read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal import _codec, _requests
+from shoal._errors import InvalidArgumentError
+from shoal.v1 import transactions_pb2
+
+Target = tuple[str, str]
+PUT = transactions_pb2.WriteOp.PUT
+DELETE = transactions_pb2.WriteOp.DELETE
+INCREMENT = transactions_pb2.WriteOp.INCREMENT
+APPEND = transactions_pb2.WriteOp.APPEND
+SKETCH_ADD = transactions_pb2.WriteOp.SKETCH_ADD
+
+
+@dataclass
+class _Overlay:
+    """The transaction's own effect on one key, as far as the client can know it."""
+
+    # Set by a put or a delete: the whole value is known (None after a delete).
+    replaced: bool = False
+    value: Any = None
+    # Increments and appends since the last put/delete, applied over the stored value.
+    updates: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+
+def _apply_updates(value: Any, updates: list[tuple[int, dict[str, Any]]]) -> Any:
+    if not updates:
+        return value
+    document = dict(value) if isinstance(value, dict) else {}
+    for kind, changes in updates:
+        for name, change in changes.items():
+            if kind == INCREMENT:
+                document[name] = document.get(name, 0) + change
+            else:
+                document[name] = [*(document.get(name) or []), *change]
+    return document
+
+
+class TransactionState:
+    def __init__(self) -> None:
+        self.txn_id = _requests.new_id()
+        self.read_versions: dict[Target, int] = {}
+        self.read_values: dict[Target, Any] = {}
+        self.writes: list[transactions_pb2.WriteOp] = []
+        self.overlays: dict[Target, _Overlay] = {}
+        self.finished = False
+
+    def check_open(self) -> None:
+        if self.finished:
+            raise InvalidArgumentError(
+                "the transaction is finished; start a new one", field="transaction"
+            )
+
+    def local(self, target: Target) -> tuple[bool, Any]:
+        """(True, value) when the value is known without asking the server."""
+        overlay = self.overlays.get(target)
+        if overlay is not None and overlay.replaced:
+            return True, _apply_updates(overlay.value, overlay.updates)
+        if target in self.read_values:
+            updates = overlay.updates if overlay is not None else []
+            return True, _apply_updates(self.read_values[target], updates)
+        return False, None
+
+    def record_read(self, target: Target, value: Any, version: int) -> Any:
+        """Remembers a server read and returns what the transaction sees for the key."""
+        self.read_versions[target] = version
+        self.read_values[target] = value
+        return self.local(target)[1]
+
+    def put(self, target: Target, value: Any, condition: Any = None) -> None:
+        self.check_open()
+        encoded = _codec.encode(value)
+        self.writes.append(
+            transactions_pb2.WriteOp(
+                map=target[0],
+                key=_requests.check_key(target[1]),
+                kind=PUT,
+                value=encoded,
+                condition=condition,
+            )
+        )
+        # Keep what the server will store: the decoded form of what was sent.
+        self.overlays[target] = _Overlay(replaced=True, value=_codec.decode(encoded))
+
+    def delete(self, target: Target, condition: Any = None) -> None:
+        self.check_open()
+        self.writes.append(
+            transactions_pb2.WriteOp(
+                map=target[0],
+                key=_requests.check_key(target[1]),
+                kind=DELETE,
+                condition=condition,
+            )
+        )
+        self.overlays[target] = _Overlay(replaced=True, value=None)
+
+    def update(self, target: Target, kind: Any, changes: dict[str, Any]) -> None:
+        self.check_open()
+        self.writes.append(
+            transactions_pb2.WriteOp(
+                map=target[0],
+                key=_requests.check_key(target[1]),
+                kind=kind,
+                value=_codec.encode(changes),
+            )
+        )
+        self.overlays.setdefault(target, _Overlay()).updates.append((kind, changes))
+
+    def sketch_add(self, target: Target, items: list[Any]) -> None:
+        self.check_open()
+        self.writes.append(
+            transactions_pb2.WriteOp(
+                map=target[0],
+                key=_requests.check_key(target[1]),
+                kind=SKETCH_ADD,
+                value=_codec.encode(items),
+            )
+        )
+
+    def commit_request(self) -> transactions_pb2.CommitRequest:
+        return transactions_pb2.CommitRequest(
+            txn_id=self.txn_id,
+            reads=[
+                transactions_pb2.ReadEntry(map=m, key=k, version=version)
+                for (m, k), version in self.read_versions.items()
+            ],
+            writes=self.writes,
+        )
+
+
+def increment_changes(field_or_changes: str | dict[str, Any], amount: Any) -> dict[str, Any]:
+    changes = (
+        {field_or_changes: amount} if isinstance(field_or_changes, str) else dict(field_or_changes)
+    )
+    for name, change in changes.items():
+        if isinstance(change, bool) or not isinstance(change, int | float):
+            raise InvalidArgumentError(
+                f"increment of field '{name}' must be a number, got {type(change).__name__}",
+                field=name,
+            )
+    return changes

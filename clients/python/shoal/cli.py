@@ -1,0 +1,340 @@
+"""The ``shoal`` command line: serve, read and write keys, manage maps, inspect the grid.
+
+Output is for people by default and JSON with ``--json``. A failure prints one line,
+``shoal: CODE: message``, to standard error and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from shoal._client import Client
+from shoal._errors import ShoalError
+from shoal.v1 import transactions_pb2
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+def _print(arguments: argparse.Namespace, value: Any, human: Callable[[], str]) -> None:
+    if arguments.json:
+        print(json.dumps(value, default=_json_default, ensure_ascii=False))
+    else:
+        print(human())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        import base64
+
+        return {"$bytes": base64.b64encode(value).decode()}
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _parse_json(text: str, what: str) -> Any:
+    if text.startswith("@"):
+        with open(text[1:], encoding="utf-8") as handle:
+            text = handle.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{what} is not valid JSON: {error}") from None
+
+
+class UsageError(Exception):
+    pass
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, default=_json_default, ensure_ascii=False, indent=2)
+
+
+# Commands -------------------------------------------------------------------------
+
+
+def command_get(client: Client, arguments: argparse.Namespace) -> int:
+    found = client.get_versioned(arguments.map, arguments.key)
+    if found is None:
+        _print(arguments, None, lambda: f"(no key '{arguments.key}' in '{arguments.map}')")
+        return EXIT_FAILURE if arguments.strict else 0
+    _print(
+        arguments,
+        {"value": found.value, "version": found.version},
+        lambda: f"{_show(found.value)}\n(version {found.version})",
+    )
+    return 0
+
+
+def command_put(client: Client, arguments: argparse.Namespace) -> int:
+    value = _parse_json(arguments.value, "value")
+    version = client.put(
+        arguments.map,
+        arguments.key,
+        value,
+        if_version=arguments.if_version,
+        if_absent=arguments.if_absent,
+        if_exists=arguments.if_exists,
+    )
+    _print(arguments, {"version": version}, lambda: f"ok (version {version})")
+    return 0
+
+
+def command_delete(client: Client, arguments: argparse.Namespace) -> int:
+    existed = client.delete(arguments.map, arguments.key, if_version=arguments.if_version)
+    _print(
+        arguments,
+        {"existed": existed},
+        lambda: "deleted" if existed else f"(no key '{arguments.key}' in '{arguments.map}')",
+    )
+    return 0
+
+
+def command_scan(client: Client, arguments: argparse.Namespace) -> int:
+    for key, value in client.scan(arguments.map, prefix=arguments.prefix, limit=arguments.limit):
+        if arguments.json:
+            print(json.dumps({"key": key, "value": value}, default=_json_default))
+        else:
+            print(f"{key}\t{json.dumps(value, default=_json_default, ensure_ascii=False)}")
+    return 0
+
+
+def command_maps(client: Client, arguments: argparse.Namespace) -> int:
+    action = arguments.action
+    if action == "list":
+        maps = client.list_maps()
+        _print(
+            arguments,
+            [asdict(item) for item in maps],
+            lambda: (
+                _table(
+                    ["name", "entries", "memory", "schema"],
+                    [
+                        [
+                            item.name,
+                            str(item.entries),
+                            _bytes(item.memory_bytes),
+                            f"v{item.schema_version}" if item.schema else "-",
+                        ]
+                        for item in maps
+                    ],
+                )
+                if maps
+                else "(no maps)"
+            ),
+        )
+        return 0
+    if not arguments.name:
+        raise UsageError(f"shoal maps {action} needs a map name")
+    if action == "create":
+        schema = _parse_json(arguments.schema, "schema") if arguments.schema else None
+        info = client.create_map(arguments.name, schema, if_not_exists=arguments.if_not_exists)
+        _print(arguments, asdict(info), lambda: f"created map '{info.name}'")
+    elif action == "describe":
+        info = client.describe_map(arguments.name)
+        _print(arguments, asdict(info), lambda: _show(asdict(info)))
+    elif action == "drop":
+        dropped = client.drop_map(arguments.name, if_exists=arguments.if_exists)
+        _print(arguments, {"dropped": dropped}, lambda: "dropped" if dropped else "(no such map)")
+    elif action == "alter":
+        if not arguments.schema:
+            raise UsageError("shoal maps alter needs --schema")
+        info = client.alter_schema(arguments.name, _parse_json(arguments.schema, "schema"))
+        _print(
+            arguments, asdict(info), lambda: f"schema of '{info.name}' is v{info.schema_version}"
+        )
+    return 0
+
+
+def command_status(client: Client, arguments: argparse.Namespace) -> int:
+    info = client.cluster_info()
+    _print(
+        arguments,
+        asdict(info),
+        lambda: "\n".join(
+            [
+                f"node        {info.node_id} (shoal {info.version})",
+                f"backend     {info.backend}, {info.partitions} partitions, fsync {info.fsync}",
+                f"data dir    {info.data_dir}",
+                f"maps        {info.maps}, {info.entries} entries",
+                f"uptime      {info.uptime_ms / 1000:.1f} s",
+            ]
+        ),
+    )
+    return 0
+
+
+def command_txn(client: Client, arguments: argparse.Namespace) -> int:
+    if arguments.action == "list":
+        reply = client._call(
+            lambda s: s.transactions.ListTransactions,
+            transactions_pb2.ListTransactionsRequest(),
+            idempotent=True,
+        )
+        rows = [
+            {
+                "txn_id": item.txn_id,
+                "state": item.state,
+                "partitions": list(item.partitions),
+                "lease_expires_at_ms": item.lease_expires_at_ms,
+            }
+            for item in reply.transactions
+        ]
+        _print(
+            arguments,
+            rows,
+            lambda: (
+                _table(
+                    ["txn_id", "state", "partitions"],
+                    [
+                        [row["txn_id"], row["state"], ",".join(map(str, row["partitions"]))]
+                        for row in rows
+                    ],
+                )
+                if rows
+                else "(no transactions in flight or in doubt)"
+            ),
+        )
+        return 0
+    if not arguments.txn_id:
+        raise UsageError("shoal txn story needs a transaction id")
+    story = client._call(
+        lambda s: s.transactions.TransactionStory,
+        transactions_pb2.TransactionStoryRequest(txn_id=arguments.txn_id),
+        idempotent=True,
+    )
+    rows = [
+        {"at_ms": item.at_ms, "event": item.event, "detail": item.detail}
+        for item in story.transitions
+    ]
+    _print(
+        arguments,
+        rows,
+        lambda: "\n".join(f"{row['at_ms']}  {row['event']:<28} {row['detail']}" for row in rows),
+    )
+    return 0
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
+    lines = ["  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * width for width in widths))
+    lines.extend(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    )
+    return "\n".join(lines)
+
+
+def _bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
+
+
+# Parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shoal", description="The Shoal data grid.")
+    parser.add_argument(
+        "--target",
+        default=os.environ.get("SHOAL_TARGET", DEFAULT_TARGET),
+        help="coordinator address(es), comma-separated (or SHOAL_TARGET)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    parser.add_argument("--timeout", type=float, default=10.0, help="deadline of each call (s)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    commands.add_parser("serve", help="run a coordinator (see shoal serve --help)", add_help=False)
+
+    get = commands.add_parser("get", help="print the value of a key")
+    get.add_argument("map")
+    get.add_argument("key")
+    get.add_argument("--strict", action="store_true", help="exit 1 when the key is missing")
+    get.set_defaults(handler=command_get)
+
+    put = commands.add_parser("put", help="store a JSON value (or @file)")
+    put.add_argument("map")
+    put.add_argument("key")
+    put.add_argument("value")
+    put.add_argument("--if-version", type=int)
+    put.add_argument("--if-absent", action="store_true")
+    put.add_argument("--if-exists", action="store_true")
+    put.set_defaults(handler=command_put)
+
+    delete = commands.add_parser("delete", help="delete a key")
+    delete.add_argument("map")
+    delete.add_argument("key")
+    delete.add_argument("--if-version", type=int)
+    delete.set_defaults(handler=command_delete)
+
+    scan = commands.add_parser("scan", help="print a map's entries")
+    scan.add_argument("map")
+    scan.add_argument("--prefix", default="")
+    scan.add_argument("--limit", type=int, default=0)
+    scan.set_defaults(handler=command_scan)
+
+    maps = commands.add_parser("maps", help="list, create, describe, alter or drop maps")
+    maps.add_argument("action", choices=["list", "create", "describe", "drop", "alter"])
+    maps.add_argument("name", nargs="?")
+    maps.add_argument("--schema", help="schema as JSON, or @file")
+    maps.add_argument("--if-not-exists", action="store_true")
+    maps.add_argument("--if-exists", action="store_true")
+    maps.set_defaults(handler=command_maps)
+
+    status = commands.add_parser("status", help="show the node and the grid")
+    status.set_defaults(handler=command_status)
+
+    txn = commands.add_parser("txn", help="transactions in flight, and their stories")
+    txn.add_argument("action", choices=["list", "story"])
+    txn.add_argument("txn_id", nargs="?")
+    txn.set_defaults(handler=command_txn)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments_list = list(sys.argv[1:] if argv is None else argv)
+    if arguments_list[:1] == ["serve"]:
+        try:
+            from coordinator.server import main as serve_main
+        except ImportError:
+            print(
+                "shoal: serve needs the server distribution: pip install . (from the repo)",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        return serve_main(arguments_list[1:])
+    parser = build_parser()
+    arguments = parser.parse_args(arguments_list)
+    client = Client(arguments.target, timeout_s=arguments.timeout)
+    try:
+        handler: Callable[[Client, argparse.Namespace], int] = arguments.handler
+        return handler(client, arguments)
+    except UsageError as error:
+        print(f"shoal: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ShoalError as error:
+        where = f" (field {error.field})" if error.field else ""
+        print(f"shoal: {error.code}: {error.message}{where}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as error:
+        print(f"shoal: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Server configuration: command-line flags override ``SHOAL_*`` environment variables,
+which override a TOML file, which overrides the defaults.
+
+Every setting has one name used everywhere: ``port`` is ``--port``, ``SHOAL_PORT``
+and ``port = 50051`` in the file (``--config`` or ``SHOAL_CONFIG`` names the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from coordinator.limits import Limits
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", str, "127.0.0.1", "address to listen on"),
+    Setting("port", int, 50051, "gRPC port (0 picks a free one)"),
+    Setting("data_dir", Path, Path("./data"), "data directory of the memory backend"),
+    Setting("backend", str, "memory", "grid backend", ("memory",)),
+    Setting("partitions", int, 64, "number of partitions, fixed when the data directory is made"),
+    Setting("fsync", str, "batch", "when the log reaches the disk", ("always", "batch", "off")),
+    Setting("fsync_interval_ms", int, 20, "fsync period of the batch policy"),
+    Setting("checkpoint_wal_bytes", int, 64 * 1024 * 1024, "log size that triggers a checkpoint"),
+    Setting("workers", int, 16, "threads serving gRPC calls"),
+    Setting("node_id", str, "", "name of this node in logs and cluster info"),
+    Setting("log_level", str, "INFO", "log level", ("DEBUG", "INFO", "WARNING", "ERROR")),
+    Setting("log_format", str, "text", "log line format", ("text", "json")),
+    Setting("grace_s", float, 10.0, "how long a shutdown waits for calls in flight"),
+    Setting("txn_lease_ms", int, 10_000, "lease of a transaction before recovery may end it"),
+    Setting("txn_sweep_interval_ms", int, 1000, "period of the recovery sweeper"),
+    Setting(
+        "txn_status_retention_ms", int, 600_000, "how long decided transactions answer retries"
+    ),
+    Setting("key_bytes_max", int, 1024, "largest key, in UTF-8 bytes"),
+    Setting("value_bytes_max", int, 1024 * 1024, "largest value, in JSON bytes"),
+    Setting("batch_entries_max", int, 10_000, "most keys in one batch call"),
+    Setting("transaction_keys_max", int, 10_000, "most keys one transaction reads and writes"),
+    Setting("message_bytes_max", int, 64 * 1024 * 1024, "largest gRPC message"),
+    Setting("concurrent_calls_max", int, 1024, "calls in progress before RESOURCE_EXHAUSTED"),
+)
+LIMIT_NAMES = {item.name for item in fields(Limits)}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    data_dir: Path = Path("./data")
+    backend: str = "memory"
+    partitions: int = 64
+    fsync: str = "batch"
+    fsync_interval_ms: int = 20
+    checkpoint_wal_bytes: int = 64 * 1024 * 1024
+    workers: int = 16
+    node_id: str = ""
+    log_level: str = "INFO"
+    log_format: str = "text"
+    grace_s: float = 10.0
+    txn_lease_ms: int = 10_000
+    txn_sweep_interval_ms: int = 1000
+    txn_status_retention_ms: int = 600_000
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting."""
+
+
+def _convert(setting: Setting, raw: Any, source: str) -> Any:
+    try:
+        if setting.kind is Path:
+            value: Any = Path(str(raw))
+        elif setting.kind is int and isinstance(raw, str):
+            value = int(raw.replace("_", ""))
+        elif setting.kind is float and isinstance(raw, str):
+            value = float(raw)
+        else:
+            value = setting.kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{setting.name} from {source} must be {setting.kind.__name__}, got {raw!r}"
+        ) from None
+    if setting.choices is not None and value not in setting.choices:
+        raise ConfigError(
+            f"{setting.name} from {source} must be one of {', '.join(setting.choices)}, got {raw!r}"
+        )
+    if setting.kind is int and value < 0:
+        raise ConfigError(f"{setting.name} from {source} must not be negative, got {raw!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML configuration file (or SHOAL_CONFIG)")
+    for setting in SETTINGS:
+        parser.add_argument(
+            "--" + setting.name.replace("_", "-"),
+            dest=setting.name,
+            default=None,
+            choices=setting.choices,
+            help=f"{setting.help} (default {setting.default})",
+        )
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    environment: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> ServerConfig:
+    """Merges file, environment and flags; raises ConfigError naming a bad setting."""
+    flags = flags or {}
+    environment = os.environ if environment is None else environment
+    values: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
+    known = {setting.name: setting for setting in SETTINGS}
+    path = config_file or flags.get("config") or environment.get("SHOAL_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                document = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"cannot read the configuration file {path}: {error}") from None
+        for name, raw in document.items():
+            if name not in known:
+                raise ConfigError(f"unknown setting '{name}' in {path}")
+            values[name] = _convert(known[name], raw, path)
+    for setting in SETTINGS:
+        raw_env = environment.get("SHOAL_" + setting.name.upper())
+        if raw_env is not None and raw_env != "":
+            values[setting.name] = _convert(setting, raw_env, "SHOAL_" + setting.name.upper())
+    for setting in SETTINGS:
+        raw_flag = flags.get(setting.name)
+        if raw_flag is not None:
+            values[setting.name] = _convert(
+                setting, raw_flag, "--" + setting.name.replace("_", "-")
+            )
+    limits = Limits(**{name: values.pop(name) for name in list(values) if name in LIMIT_NAMES})
+    config = ServerConfig(**values, limits=limits)
+    if not 1 <= config.partitions <= 4096:
+        raise ConfigError(f"partitions must be within 1..4096, got {config.partitions}")
+    if config.workers < 1:
+        raise ConfigError("workers must be at least 1")
+    return config
+
+
+def with_overrides(config: ServerConfig, **changes: Any) -> ServerConfig:
+    return replace(config, **changes)
+
+
+def settings_table() -> Sequence[Setting]:
+    return SETTINGS

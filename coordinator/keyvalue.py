@@ -1,0 +1,162 @@
+"""Key-value operations: committed reads, plain writes, batches and scans.
+
+A plain write is a one-key transaction: it goes through the transaction manager, so
+it respects locks of transactions in flight, schemas and references exactly as a
+transaction does. A batch write applies each partition's share atomically, in one
+log record per partition; all values are validated before anything is written, so
+bad input writes nothing. (For all-or-nothing across partitions, use a transaction.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+
+from coordinator.limits import Limits
+from coordinator.transactions.manager import TransactionManager
+from coordinator.transactions.planning import Planner
+from grid.backend import PartitionStore
+from grid.catalog import Catalog
+from grid.errors import InvalidArgument, ResourceExhausted
+from grid.memory.records import Op
+from grid.participant import Applied, ApplyOnePhase, Condition, Write
+from grid.partitioner import Partitioner
+
+
+class KeyValue:
+    def __init__(
+        self,
+        catalog: Catalog,
+        partitioner: Partitioner,
+        partitions: Sequence[PartitionStore],
+        planner: Planner,
+        manager: TransactionManager,
+        limits: Limits,
+    ) -> None:
+        self.catalog = catalog
+        self.partitioner = partitioner
+        self.partitions = partitions
+        self.planner = planner
+        self.manager = manager
+        self.limits = limits
+
+    def get(self, map_name: str, key: str) -> bytes | None:
+        """The committed entry of a key (value then version, see grid.entry), or None."""
+        self.catalog.get(map_name)
+        self.planner.check_key(key)
+        return self.partitions[self.partitioner.partition_of(key)].get(map_name, key)
+
+    def get_many(self, map_name: str, keys: Sequence[str]) -> list[tuple[int, bytes]]:
+        """(position, entry) of each key that exists, in request order."""
+        self.catalog.get(map_name)
+        self._check_batch(len(keys))
+        key_bytes_max = self.limits.key_bytes_max
+        for key in keys:
+            if not key or len(key) * 4 > key_bytes_max:
+                self.planner.check_key(key)
+        partitions = self.partitions
+        found = []
+        for position, (key, partition) in enumerate(
+            zip(keys, self.partitioner.partitions_of(keys), strict=True)
+        ):
+            entry = partitions[partition].get(map_name, key)
+            if entry is not None:
+                found.append((position, entry))
+        return found
+
+    def put(
+        self,
+        map_name: str,
+        key: str,
+        value: bytes,
+        *,
+        request_id: bytes = b"",
+        condition: Condition | None = None,
+    ) -> int:
+        write = Write(Op.PUT, map_name, key, value, condition)
+        result = self.manager.commit(request_id or os.urandom(16), (), [write], plain=True)
+        return result.versions[0]
+
+    def delete(
+        self,
+        map_name: str,
+        key: str,
+        *,
+        request_id: bytes = b"",
+        condition: Condition | None = None,
+    ) -> bool:
+        self.catalog.get(map_name)
+        self.planner.check_key(key)
+        existed = self.partitions[self.partitioner.partition_of(key)].get(map_name, key)
+        write = Write(Op.DELETE, map_name, key, b"", condition)
+        self.manager.commit(request_id or os.urandom(16), (), [write], plain=True)
+        return existed is not None
+
+    def put_many(
+        self,
+        map_name: str,
+        keys: Sequence[str],
+        values: Sequence[bytes],
+        *,
+        request_id: bytes = b"",
+    ) -> list[int]:
+        if len(keys) != len(values):
+            raise InvalidArgument(
+                f"{len(keys)} keys but {len(values)} values; they must pair up", field="values"
+            )
+        self._check_batch(len(keys))
+        definition = self.catalog.get(map_name)
+        request_id = request_id or os.urandom(16)
+        writes = [
+            self.planner.checked_write(Write(Op.PUT, map_name, key, value), definition)
+            for key, value in zip(keys, values, strict=True)
+        ]
+        if definition.schema is not None and definition.schema.references():
+            # References span partitions: keep the batch one transaction.
+            return list(self.manager.commit(request_id, (), writes, plain=True).versions)
+        groups: dict[int, list[int]] = {}
+        for position, partition in enumerate(self.partitioner.partitions_of(keys)):
+            groups.setdefault(partition, []).append(position)
+        versions = [0] * len(keys)
+        for partition, positions in groups.items():
+            batch = tuple(writes[position] for position in positions)
+            # Each partition's share is its own one-phase commit, with its own
+            # idempotency key derived from the batch's.
+            event = ApplyOnePhase(request_id + partition.to_bytes(2, "big"), (), batch)
+            with self.manager.gate.shared():
+                reply = self.partitions[partition].step(event)
+            assert isinstance(reply, Applied)
+            for position, version in zip(positions, reply.versions, strict=True):
+                versions[position] = version
+        return versions
+
+    def scan(
+        self, map_name: str, *, prefix: str = "", limit: int = 0, chunk_entries: int = 0
+    ) -> Iterator[list[tuple[str, bytes]]]:
+        """Chunks of (key, entry), partition by partition, each partition at one point."""
+        self.catalog.get(map_name)
+        chunk_size = min(chunk_entries or 1000, self.limits.scan_chunk_entries_max)
+        remaining = limit or -1
+        chunk: list[tuple[str, bytes]] = []
+        for partition in self.partitions:
+            for key, entry in partition.items(map_name):
+                if prefix and not key.startswith(prefix):
+                    continue
+                chunk.append((key, entry))
+                remaining -= 1
+                if len(chunk) >= chunk_size:
+                    yield chunk
+                    chunk = []
+                if remaining == 0:
+                    if chunk:
+                        yield chunk
+                    return
+        if chunk:
+            yield chunk
+
+    def _check_batch(self, size: int) -> None:
+        if size > self.limits.batch_entries_max:
+            raise ResourceExhausted(
+                f"batch of {size} entries exceeds the limit of {self.limits.batch_entries_max}",
+                field="keys",
+            )

@@ -1,0 +1,21 @@
+"""Bounds on the size of what callers send and ask for; every one is configurable."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Limits:
+    key_bytes_max: int = 1024
+    value_bytes_max: int = 1024 * 1024
+    batch_entries_max: int = 10_000
+    transaction_keys_max: int = 10_000
+    message_bytes_max: int = 64 * 1024 * 1024
+    scan_chunk_entries_max: int = 10_000
+    # gRPC calls handled at once; more wait in the queue or get RESOURCE_EXHAUSTED.
+    concurrent_calls_max: int = 1024
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

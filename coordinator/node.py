@@ -1,0 +1,173 @@
+"""One coordinator node: the backend, catalog and managers wired together.
+
+The node owns everything the gRPC services call; it has no gRPC in it, so tests and
+the benchmark can drive it in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from coordinator.clock import Clock, SystemClock
+from coordinator.config import ServerConfig
+from coordinator.keyvalue import KeyValue
+from coordinator.limits import Limits
+from coordinator.transactions.faults import FaultPoints
+from coordinator.transactions.manager import TransactionConfig, TransactionManager
+from coordinator.transactions.planning import Planner
+from coordinator.transactions.recovery import RecoverySweeper
+from coordinator.transactions.story import Stories
+from grid.backend import ParticipantHooks
+from grid.catalog import Catalog, MapDefinition
+from grid.errors import InvalidArgument
+from grid.memory.backend import MemoryBackend, MemoryBackendConfig
+from grid.memory.wal import FsyncPolicy
+from grid.participant import DropMap
+from grid.partitioner import Partitioner
+from grid.schema import parse_schema
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MapStats:
+    entries: int = 0
+    memory_bytes: int = 0
+
+
+@dataclass
+class Node:
+    config: ServerConfig
+    clock: Clock = field(default_factory=SystemClock)
+    rng: random.Random = field(default_factory=random.Random)
+    faults: FaultPoints = field(default_factory=FaultPoints)
+
+    def __post_init__(self) -> None:
+        config = self.config
+        self.node_id = config.node_id or f"node-{os.getpid()}"
+        self.started_s = time.monotonic()
+        self.limits: Limits = config.limits
+        self.partitioner = Partitioner(config.partitions)
+        self.backend = MemoryBackend(
+            MemoryBackendConfig(
+                data_dir=config.data_dir,
+                partitions=config.partitions,
+                fsync=FsyncPolicy(config.fsync),
+                fsync_interval_ms=config.fsync_interval_ms,
+                checkpoint_wal_bytes=config.checkpoint_wal_bytes,
+            )
+        )
+        self.catalog = Catalog(self.backend.catalog_store)
+        self.backend.open(
+            ParticipantHooks(
+                validators=self.catalog.validator,
+                guarded_field=self.catalog.is_guarded,
+                sketch_apply=self._sketch_apply,
+            )
+        )
+        self.stories = Stories(self.clock)
+        self.planner = Planner(self.catalog, self.partitioner, self.backend.partitions, self.limits)
+        self.transactions = TransactionManager(
+            self.backend.partitions,
+            self.planner,
+            clock=self.clock,
+            rng=self.rng,
+            config=TransactionConfig(
+                lease_ms=config.txn_lease_ms,
+                sweep_interval_ms=config.txn_sweep_interval_ms,
+                status_retention_ms=config.txn_status_retention_ms,
+            ),
+            faults=self.faults,
+            stories=self.stories,
+        )
+        self.sweeper = RecoverySweeper(self.transactions)
+        # This node is the only one using its data directory, so every transaction
+        # left undecided by a previous run has lost its coordinator.
+        self.sweeper.sweep(everything=True)
+        self.keyvalue = KeyValue(
+            self.catalog,
+            self.partitioner,
+            self.backend.partitions,
+            self.planner,
+            self.transactions,
+            self.limits,
+        )
+
+    def _sketch_apply(self, map_name: str, current: bytes | None, items: bytes) -> bytes:
+        raise InvalidArgument(f"map '{map_name}' is not a sketch map", field="map")
+
+    def start_background(self) -> None:
+        self.sweeper.start()
+
+    def close(self) -> None:
+        self.sweeper.stop()
+        self.backend.close()
+
+    # Maps ------------------------------------------------------------------------
+
+    def create_map(
+        self,
+        name: str,
+        schema_json: bytes = b"",
+        *,
+        if_not_exists: bool = False,
+        sketch: dict[str, Any] | None = None,
+    ) -> MapDefinition:
+        schema = None
+        if schema_json:
+            try:
+                described = orjson.loads(schema_json)
+            except orjson.JSONDecodeError as error:
+                raise InvalidArgument(
+                    f"schema is not valid JSON: {error}", field="schema"
+                ) from None
+            if described is not None:
+                schema = parse_schema(described)
+        definition, _ = self.catalog.create(
+            name, schema, now_ms=self.clock.now_ms(), sketch=sketch, if_not_exists=if_not_exists
+        )
+        return definition
+
+    def drop_map(self, name: str, *, if_exists: bool = False) -> bool:
+        if if_exists and self.catalog.find(name) is None:
+            return False
+        # Refuse before touching data (a referenced map stays whole); a crash between
+        # dropping the entries and the definition leaves an empty map, never stale data.
+        self.catalog.check_droppable(name)
+        for partition in self.backend.partitions:
+            partition.step(DropMap(name))
+        self.catalog.drop(name)
+        return True
+
+    def alter_schema(self, name: str, schema_json: bytes) -> MapDefinition:
+        try:
+            described = orjson.loads(schema_json)
+        except orjson.JSONDecodeError as error:
+            raise InvalidArgument(f"schema is not valid JSON: {error}", field="schema") from None
+        return self.catalog.alter_schema(name, parse_schema(described))
+
+    def map_stats(self, name: str) -> MapStats:
+        stats = MapStats()
+        for partition in self.backend.partitions:
+            segment = partition.participant.segments.get(name)
+            if segment is not None:
+                stats.entries += len(segment.entries)
+                stats.memory_bytes += segment.memory_bytes()
+        return stats
+
+    def entry_count(self) -> int:
+        return sum(
+            len(segment.entries)
+            for partition in self.backend.partitions
+            for segment in partition.participant.segments.values()
+        )
+
+    def uptime_ms(self) -> int:
+        return int((time.monotonic() - self.started_s) * 1000)

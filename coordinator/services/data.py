@@ -1,0 +1,111 @@
+"""The Data service: key lookups and plain writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from coordinator.keyvalue import KeyValue
+from coordinator.services.errors import streaming, unary
+from grid.entry import VERSION_BYTES
+from grid.errors import InvalidArgument
+from grid.participant import Condition
+from shoal.v1 import common_pb2, data_pb2, data_pb2_grpc
+
+
+def condition_from(message: common_pb2.Condition, present: bool) -> Condition | None:
+    if not present:
+        return None
+    kind = message.WhichOneof("kind")
+    if kind is None:
+        return None
+    if kind == "if_version":
+        if message.if_version == 0:
+            raise InvalidArgument(
+                "if_version must be a version (> 0); use if_absent for a missing key",
+                field="condition",
+            )
+        return Condition("if_version", message.if_version)
+    return Condition(kind)
+
+
+class DataService(data_pb2_grpc.DataServicer):
+    def __init__(self, keyvalue: KeyValue) -> None:
+        self.keyvalue = keyvalue
+
+    @unary
+    def Get(
+        self, request: data_pb2.GetRequest, context: grpc.ServicerContext
+    ) -> data_pb2.GetResponse:
+        entry = self.keyvalue.get(request.map, request.key)
+        if entry is None:
+            return data_pb2.GetResponse(found=False)
+        return data_pb2.GetResponse(
+            found=True,
+            value=entry[:-VERSION_BYTES],
+            version=int.from_bytes(entry[-VERSION_BYTES:], "little"),
+        )
+
+    @unary
+    def GetMany(
+        self, request: data_pb2.GetManyRequest, context: grpc.ServicerContext
+    ) -> data_pb2.GetManyResponse:
+        found = self.keyvalue.get_many(request.map, request.keys)
+        return data_pb2.GetManyResponse(
+            found_indexes=[position for position, _ in found],
+            values=[entry[:-VERSION_BYTES] for _, entry in found],
+            versions=[int.from_bytes(entry[-VERSION_BYTES:], "little") for _, entry in found],
+        )
+
+    @unary
+    def Put(
+        self, request: data_pb2.PutRequest, context: grpc.ServicerContext
+    ) -> data_pb2.PutResponse:
+        version = self.keyvalue.put(
+            request.map,
+            request.key,
+            request.value,
+            request_id=request.request_id,
+            condition=condition_from(request.condition, request.HasField("condition")),
+        )
+        return data_pb2.PutResponse(version=version)
+
+    @unary
+    def PutMany(
+        self, request: data_pb2.PutManyRequest, context: grpc.ServicerContext
+    ) -> data_pb2.PutManyResponse:
+        versions = self.keyvalue.put_many(
+            request.map, request.keys, request.values, request_id=request.request_id
+        )
+        return data_pb2.PutManyResponse(versions=versions)
+
+    @unary
+    def Delete(
+        self, request: data_pb2.DeleteRequest, context: grpc.ServicerContext
+    ) -> data_pb2.DeleteResponse:
+        existed = self.keyvalue.delete(
+            request.map,
+            request.key,
+            request_id=request.request_id,
+            condition=condition_from(request.condition, request.HasField("condition")),
+        )
+        return data_pb2.DeleteResponse(existed=existed)
+
+    @streaming
+    def Scan(
+        self, request: data_pb2.ScanRequest, context: grpc.ServicerContext
+    ) -> Iterator[data_pb2.ScanChunk]:
+        for chunk in self.keyvalue.scan(
+            request.map,
+            prefix=request.prefix,
+            limit=request.limit,
+            chunk_entries=request.chunk_entries,
+        ):
+            if not context.is_active():
+                return
+            yield data_pb2.ScanChunk(
+                keys=[key for key, _ in chunk],
+                values=[entry[:-VERSION_BYTES] for _, entry in chunk],
+                versions=[int.from_bytes(entry[-VERSION_BYTES:], "little") for _, entry in chunk],
+            )

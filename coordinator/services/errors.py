@@ -1,0 +1,67 @@
+"""Maps grid errors to gRPC status codes, with the field at fault and a trace id."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from coordinator.telemetry import trace_id_from
+from grid.errors import GridError
+
+log = logging.getLogger(__name__)
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def abort_with(context: grpc.ServicerContext, error: GridError) -> None:
+    trace_id = trace_id_from(context.invocation_metadata()) or os.urandom(16).hex()
+    metadata: list[tuple[str, str]] = [("shoal-trace-id", trace_id)]
+    if error.field:
+        metadata.append(("shoal-field", error.field))
+    rule = getattr(error, "rule", None)
+    if rule:
+        metadata.append(("shoal-rule", rule))
+    context.set_trailing_metadata(tuple(metadata))
+    log.info("%s: %s", error.status, error.message, extra={"trace_id": trace_id})
+    context.abort(grpc.StatusCode[error.status], error.message)
+
+
+def unary(handler: Handler) -> Handler:
+    """Answers a unary call's GridError with its status, and any other error as INTERNAL."""
+
+    @functools.wraps(handler)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return handler(self, request, context)
+        except GridError as error:
+            abort_with(context, error)
+        except Exception:
+            trace_id = trace_id_from(context.invocation_metadata()) or os.urandom(16).hex()
+            log.exception("internal error in %s", handler.__name__, extra={"trace_id": trace_id})
+            context.set_trailing_metadata((("shoal-trace-id", trace_id),))
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error (trace id {trace_id})")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def streaming(handler: Handler) -> Handler:
+    """The same for a server-streaming call."""
+
+    @functools.wraps(handler)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            yield from handler(self, request, context)
+        except GridError as error:
+            abort_with(context, error)
+        except Exception:
+            trace_id = trace_id_from(context.invocation_metadata()) or os.urandom(16).hex()
+            log.exception("internal error in %s", handler.__name__, extra={"trace_id": trace_id})
+            context.set_trailing_metadata((("shoal-trace-id", trace_id),))
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error (trace id {trace_id})")
+
+    return wrapper  # type: ignore[return-value]

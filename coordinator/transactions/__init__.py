@@ -1,0 +1,1 @@
+"""Transactions: the commit protocols, their recovery, and the story of each transaction."""

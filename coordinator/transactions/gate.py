@@ -1,0 +1,50 @@
+"""The commit gate: makes the commit of a transaction on all its partitions one instant.
+
+Commits hold the gate shared while they apply to their partitions; a snapshot holds
+it exclusive for the moment it takes to capture every partition, so it sees each
+transaction on all of its partitions or on none. A waiting snapshot goes before
+new commits, so a stream of commits cannot starve it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class CommitGate:
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._sharers = 0
+        self._exclusive_waiting = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._condition:
+            while self._exclusive or self._exclusive_waiting:
+                self._condition.wait()
+            self._sharers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._sharers -= 1
+                if self._sharers == 0:
+                    self._condition.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._condition:
+            self._exclusive_waiting += 1
+            while self._exclusive or self._sharers:
+                self._condition.wait()
+            self._exclusive_waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._exclusive = False
+                self._condition.notify_all()

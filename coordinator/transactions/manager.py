@@ -1,0 +1,338 @@
+"""The transaction manager: commits planned work in one phase or three, and recovers.
+
+One partition touched: the participant validates and applies in one atomic step.
+Several: the pure `ThreePhaseCommit` machine decides, and this manager carries its
+actions out against the partitions, passing every fault-injection point on the way.
+Read-only transactions over several partitions lock and validate their reads on
+every partition at once, then release: nothing is written, so nothing is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import zlib
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from coordinator.clock import Clock
+from coordinator.transactions import three_phase as tpc
+from coordinator.transactions.faults import FaultPoints
+from coordinator.transactions.gate import CommitGate
+from coordinator.transactions.planning import PartitionWork, Plan, Planner
+from coordinator.transactions.story import Stories
+from grid.backend import PartitionStore
+from grid.errors import Conflict, FailedPrecondition, GridError, InvalidArgument
+from grid.participant import (
+    ABORTED,
+    COMMITTED,
+    FINAL_STATES,
+    PENDING,
+    Abort,
+    Applied,
+    ApplyOnePhase,
+    CasStatus,
+    Commit,
+    CreateStatus,
+    PreCommit,
+    Prepare,
+    Read,
+    ReadStatus,
+    StatusReply,
+    Vote,
+    Write,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TransactionConfig:
+    lease_ms: int = 10_000
+    # How long a plain write waits, retrying, for a key locked by a transaction in flight.
+    plain_write_wait_ms: int = 200
+    # How long final status records are kept to answer retried commits.
+    status_retention_ms: int = 10 * 60 * 1000
+    sweep_interval_ms: int = 1000
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    versions: tuple[int, ...]
+    replayed: bool = False
+
+
+@dataclass
+class InFlight:
+    txn_id: bytes
+    partitions: tuple[int, ...]
+    started_ms: int
+    lease_expires_ms: int
+    phase: str = "starting"
+    done: threading.Event | None = None
+
+
+class TransactionManager:
+    def __init__(
+        self,
+        partitions: Sequence[PartitionStore],
+        planner: Planner,
+        *,
+        clock: Clock,
+        rng: random.Random,
+        config: TransactionConfig,
+        faults: FaultPoints,
+        stories: Stories,
+    ) -> None:
+        self.partitions = partitions
+        self.planner = planner
+        self.clock = clock
+        self.rng = rng
+        self.config = config
+        self.faults = faults
+        self.stories = stories
+        self.gate = CommitGate()
+        self._in_flight: dict[bytes, InFlight] = {}
+        self._in_flight_lock = threading.Lock()
+
+    def status_partition(self, txn_id: bytes) -> int:
+        return zlib.crc32(txn_id) % len(self.partitions)
+
+    # Commit ------------------------------------------------------------------------
+
+    def commit(
+        self,
+        txn_id: bytes,
+        reads: Sequence[Read],
+        writes: Sequence[Write],
+        *,
+        plain: bool = False,
+    ) -> CommitResult:
+        """Commits atomically or raises (Conflict for a serialization conflict).
+
+        `plain` marks a single write outside a transaction: it waits a little for
+        locks held by transactions in flight instead of failing at once.
+        """
+        if not txn_id:
+            raise InvalidArgument("txn_id must be set", field="txn_id")
+        plan = self.planner.plan(reads, writes)
+        if not plan.work:
+            return CommitResult(())
+        if not plain:
+            self.stories.record(txn_id, "planned", _describe(plan))
+        if len(plan.work) == 1:
+            partition, work = next(iter(plan.work.items()))
+            return self._one_phase(txn_id, partition, work, plan, plain=plain)
+        if plan.read_only:
+            return self._validate_reads(txn_id, plan)
+        return self._three_phase(txn_id, plan)
+
+    def _one_phase(
+        self, txn_id: bytes, partition: int, work: PartitionWork, plan: Plan, *, plain: bool
+    ) -> CommitResult:
+        store = self.partitions[partition]
+        event = ApplyOnePhase(txn_id, tuple(work.reads), tuple(work.writes))
+        waited_ms = 0.0
+        backoff_ms = 1.0
+        while True:
+            try:
+                with self.gate.shared():
+                    reply = store.step(event)
+                break
+            except Conflict as conflict:
+                if not plain or waited_ms >= self.config.plain_write_wait_ms:
+                    if not plain:
+                        self.stories.record(txn_id, "aborted", conflict.message)
+                    raise
+            self.clock.sleep_s(backoff_ms / 1000)
+            waited_ms += backoff_ms
+            backoff_ms = min(backoff_ms * 2, 20.0)
+        self.faults.reached("after_one_phase")
+        assert isinstance(reply, Applied)
+        if not plain:
+            self.stories.record(txn_id, "committed", "one phase" + (" (replay)" * reply.replayed))
+        return CommitResult(_requested_versions(plan, {partition: reply.versions}), reply.replayed)
+
+    def _validate_reads(self, txn_id: bytes, plan: Plan) -> CommitResult:
+        """Locks every read on every partition at once, checks versions, releases."""
+        prepared: list[int] = []
+        lease = self.clock.now_ms() + self.config.lease_ms
+        try:
+            for partition, work in sorted(plan.work.items()):
+                vote = self.partitions[partition].step(
+                    Prepare(txn_id, tuple(work.reads), (), lease, partition, durable=False)
+                )
+                assert isinstance(vote, Vote)
+                if not vote.yes:
+                    self.stories.record(txn_id, "aborted", vote.reason)
+                    raise vote.error or Conflict(vote.reason)
+                prepared.append(partition)
+        finally:
+            for partition in prepared:
+                self.partitions[partition].step(Abort(txn_id))
+        self.stories.record(txn_id, "committed", "read-only validation")
+        return CommitResult(())
+
+    def _three_phase(self, txn_id: bytes, plan: Plan) -> CommitResult:
+        participants = tuple(sorted(plan.work))
+        status_partition = self.status_partition(txn_id)
+        now = self.clock.now_ms()
+        lease = now + self.config.lease_ms
+        flight = InFlight(txn_id, participants, now, lease, done=threading.Event())
+        with self._in_flight_lock:
+            other = self._in_flight.get(txn_id)
+            if other is None:
+                self._in_flight[txn_id] = flight
+        if other is not None:
+            # The same transaction is being committed by an earlier attempt here.
+            assert other.done is not None
+            other.done.wait(self.config.lease_ms * 2 / 1000)
+            return self._outcome_of(txn_id)
+        try:
+            machine = tpc.ThreePhaseCommit(participants)
+            return self._drive(machine, txn_id, plan, status_partition, lease, flight)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.pop(txn_id, None)
+            assert flight.done is not None
+            flight.done.set()
+
+    def _drive(
+        self,
+        machine: tpc.ThreePhaseCommit,
+        txn_id: bytes,
+        plan: Plan,
+        status_partition: int,
+        lease: int,
+        flight: InFlight,
+    ) -> CommitResult:
+        participants = machine.participants
+        status_store = self.partitions[status_partition]
+        queue: deque[tpc.Action] = deque(machine.start())
+        versions: dict[int, tuple[int, ...]] = {}
+        first_error: GridError | None = None
+        while queue:
+            action = queue.popleft()
+            flight.phase = machine.phase
+            events: list[tpc.Event] = []
+            if isinstance(action, tpc.CreateStatus):
+                reply = status_store.step(
+                    CreateStatus(txn_id, participants, lease, self.clock.now_ms())
+                )
+                assert isinstance(reply, StatusReply) and reply.state is not None
+                self.stories.record(txn_id, "status created", f"partition {status_partition}")
+                self.faults.reached("after_status_created")
+                events.append(tpc.StatusCreated(PENDING if reply.swapped else reply.state))
+            elif isinstance(action, tpc.SendPrepare):
+                work = plan.work[action.partition]
+                vote = self.partitions[action.partition].step(
+                    Prepare(txn_id, tuple(work.reads), tuple(work.writes), lease, status_partition)
+                )
+                assert isinstance(vote, Vote)
+                if not vote.yes and first_error is None:
+                    first_error = vote.error
+                self.stories.record(
+                    txn_id,
+                    f"voted {'yes' if vote.yes else 'no'}",
+                    f"partition {action.partition}" + (f": {vote.reason}" * (not vote.yes)),
+                )
+                if vote.yes:
+                    self.faults.reached("after_some_prepares")
+                events.append(tpc.Voted(action.partition, vote.yes, vote.reason))
+                if vote.yes and len(machine.yes_votes) + 1 == len(participants):
+                    self.faults.reached("after_votes")
+            elif isinstance(action, tpc.SwapStatus):
+                reply = status_store.step(
+                    CasStatus(txn_id, action.expected, action.new, self.clock.now_ms())
+                )
+                assert isinstance(reply, StatusReply)
+                self.stories.record(
+                    txn_id,
+                    f"status {reply.state}",
+                    f"swap {action.expected} -> {action.new}: "
+                    + ("done" if reply.swapped else "lost"),
+                )
+                if reply.swapped:
+                    self.faults.reached(f"after_status_{action.new}")
+                events.append(tpc.StatusSwapped(reply.swapped, reply.state))
+            elif isinstance(action, tpc.SendPreCommit):
+                self.partitions[action.partition].step(PreCommit(txn_id))
+                self.stories.record(txn_id, "pre-committed", f"partition {action.partition}")
+                self.faults.reached("after_some_pre_commits")
+                events.append(tpc.Acknowledged(action.partition))
+            elif isinstance(action, tpc.SendCommit):
+                # Every partition's commit happens inside one hold of the gate, so a
+                # snapshot sees the transaction on all of its partitions or none.
+                batch = [action.partition]
+                while queue and isinstance(queue[0], tpc.SendCommit):
+                    batch.append(queue.popleft().partition)  # type: ignore[union-attr]
+                with self.gate.shared():
+                    for partition in batch:
+                        versions[partition] = self._commit_on(txn_id, partition)
+                        self.stories.record(txn_id, "committed", f"partition {partition}")
+                        self.faults.reached("after_some_commits")
+                self.faults.reached("after_commits")
+                events.extend(tpc.Acknowledged(partition) for partition in batch)
+            elif isinstance(action, tpc.SendAbort):
+                self.partitions[action.partition].step(Abort(txn_id))
+                self.stories.record(txn_id, "aborted", f"partition {action.partition}")
+                events.append(tpc.Acknowledged(action.partition))
+            else:
+                assert isinstance(action, tpc.Finish)
+                if action.outcome == COMMITTED:
+                    return CommitResult(_requested_versions(plan, versions))
+                if first_error is not None and not isinstance(first_error, Conflict):
+                    raise first_error
+                raise Conflict(action.reason or "the transaction was aborted")
+            for event in events:
+                queue.extend(machine.handle(event))
+        raise AssertionError("the commit protocol ended without a decision")
+
+    def _commit_on(self, txn_id: bytes, partition: int) -> tuple[int, ...]:
+        reply = self.partitions[partition].step(Commit(txn_id))
+        if isinstance(reply, Applied):
+            return reply.versions
+        # Committed before (a retried or recovered commit): the versions are not kept.
+        return ()
+
+    def _outcome_of(self, txn_id: bytes) -> CommitResult:
+        reply = self.partitions[self.status_partition(txn_id)].step(ReadStatus(txn_id))
+        assert isinstance(reply, StatusReply)
+        if reply.state == COMMITTED:
+            return CommitResult((), replayed=True)
+        if reply.state == ABORTED:
+            raise Conflict("the transaction was aborted by an earlier attempt")
+        raise FailedPrecondition(
+            f"the transaction is still in doubt ({reply.state}); retry the commit",
+            field="txn_id",
+        )
+
+    # Introspection -----------------------------------------------------------------
+
+    def in_flight(self) -> list[InFlight]:
+        with self._in_flight_lock:
+            return list(self._in_flight.values())
+
+    def is_in_flight(self, txn_id: bytes) -> bool:
+        with self._in_flight_lock:
+            return txn_id in self._in_flight
+
+
+def _requested_versions(plan: Plan, versions: dict[int, tuple[int, ...]]) -> tuple[int, ...]:
+    found = []
+    for partition, position in plan.requested:
+        partition_versions = versions.get(partition, ())
+        found.append(partition_versions[position] if position < len(partition_versions) else 0)
+    return tuple(found)
+
+
+def _describe(plan: Plan) -> str:
+    return ", ".join(
+        f"p{partition}: {len(work.reads)} reads {len(work.writes)} writes"
+        for partition, work in sorted(plan.work.items())
+    )
+
+
+__all__ = ["FINAL_STATES", "CommitResult", "TransactionConfig", "TransactionManager"]

@@ -1,0 +1,209 @@
+"""Turns a transaction's requested reads and writes into checked per-partition work.
+
+Planning validates every write against its map's schema (filling defaults), checks
+limits, and adds what referential integrity needs: a write that makes a value
+reference a key adds a REFERENCE +1 on that key (which must exist, and cannot be
+deleted while referenced), and a write that drops a reference adds a REFERENCE -1.
+The old value of the written key is read to know its old references, and that read
+joins the read set, so a concurrent change to it aborts the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from coordinator.limits import Limits
+from grid import values
+from grid.backend import PartitionStore
+from grid.catalog import Catalog, MapDefinition
+from grid.entry import value_of, version_of
+from grid.errors import InvalidArgument, ResourceExhausted
+from grid.memory.records import Op
+from grid.participant import Read, Write
+from grid.partitioner import Partitioner
+
+INCREMENTABLE_TYPES = ("int", "float")
+
+
+@dataclass
+class PartitionWork:
+    reads: list[Read] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    work: dict[int, PartitionWork]
+    # Position in the plan's writes of each requested write, for the reply's versions.
+    requested: list[tuple[int, int]]
+
+    @property
+    def read_only(self) -> bool:
+        return not any(work.writes for work in self.work.values())
+
+
+class Planner:
+    def __init__(
+        self,
+        catalog: Catalog,
+        partitioner: Partitioner,
+        partitions: Sequence[PartitionStore],
+        limits: Limits,
+    ) -> None:
+        self._catalog = catalog
+        self._partitioner = partitioner
+        self._partitions = partitions
+        self._limits = limits
+
+    def check_key(self, key: str) -> None:
+        if not isinstance(key, str) or not key:
+            raise InvalidArgument("key must be a non-empty string", field="key")
+        size = len(key.encode())
+        if size > self._limits.key_bytes_max:
+            raise InvalidArgument(
+                f"key of {size} bytes exceeds the limit of {self._limits.key_bytes_max} bytes",
+                field="key",
+            )
+
+    def check_value_size(self, value: bytes) -> None:
+        if len(value) > self._limits.value_bytes_max:
+            raise InvalidArgument(
+                f"value of {len(value)} bytes exceeds the limit of "
+                f"{self._limits.value_bytes_max} bytes",
+                field="value",
+            )
+
+    def checked_write(self, write: Write, definition: MapDefinition) -> Write:
+        """The write with its value validated (and defaults filled) for its map."""
+        self.check_key(write.key)
+        self.check_value_size(write.value)
+        op = write.op
+        if definition.sketch is not None:
+            if op not in (Op.SKETCH_ADD, Op.DELETE):
+                raise InvalidArgument(
+                    f"map '{definition.name}' holds sketches: add items to it, or delete keys",
+                    field="map",
+                )
+            return write
+        if op == Op.SKETCH_ADD:
+            raise InvalidArgument(f"map '{definition.name}' is not a sketch map", field="map")
+        if op == Op.PUT:
+            document = values.decode(write.value)
+            validator = self._catalog.validator(definition.name)
+            if validator is None:
+                return write
+            checked = validator.validate(document, write.key)
+            if checked is document:
+                return write
+            return Write(op, write.map, write.key, orjson.dumps(checked), write.condition)
+        if op in (Op.INCREMENT, Op.APPEND):
+            changes = values.decode(write.value, what="update")
+            if not isinstance(changes, dict) or not changes:
+                raise InvalidArgument(
+                    "an update must be a non-empty object of field to change", field="value"
+                )
+            if definition.schema is not None:
+                self._check_update_fields(definition, op, changes)
+            return write
+        if op == Op.DELETE:
+            return write
+        raise InvalidArgument(f"unknown write kind {op!r}", field="kind")
+
+    def _check_update_fields(
+        self, definition: MapDefinition, op: Op, changes: dict[str, Any]
+    ) -> None:
+        assert definition.schema is not None
+        for name in changes:
+            spec = definition.schema.by_name.get(name)
+            if spec is None:
+                raise InvalidArgument(f"map '{definition.name}' has no field '{name}'", field=name)
+            if spec.ref is not None:
+                raise InvalidArgument(
+                    f"field '{name}' references '{spec.ref}'; put the whole value to change it",
+                    field=name,
+                )
+            if op == Op.INCREMENT and spec.type not in INCREMENTABLE_TYPES:
+                raise InvalidArgument(
+                    f"field '{name}' is {spec.type}; only int and float fields increment",
+                    field=name,
+                )
+            if op == Op.APPEND and spec.type != "list":
+                raise InvalidArgument(
+                    f"field '{name}' is {spec.type}; only list fields take appends", field=name
+                )
+
+    def plan(self, reads: Sequence[Read], writes: Sequence[Write]) -> Plan:
+        if len(reads) + len(writes) > self._limits.transaction_keys_max:
+            raise ResourceExhausted(
+                f"transaction touches {len(reads) + len(writes)} keys; the limit is "
+                f"{self._limits.transaction_keys_max}",
+                field="writes",
+            )
+        work: dict[int, PartitionWork] = {}
+        partition_of = self._partitioner.partition_of
+        read_targets = {(read.map, read.key) for read in reads}
+        for read in reads:
+            self._catalog.get(read.map)
+            self.check_key(read.key)
+            work.setdefault(partition_of(read.key), PartitionWork()).reads.append(read)
+        references: list[Write] = []
+        requested: list[tuple[int, int]] = []
+        for write in writes:
+            definition = self._catalog.get(write.map)
+            checked = self.checked_write(write, definition)
+            partition = partition_of(write.key)
+            target = work.setdefault(partition, PartitionWork())
+            requested.append((partition, len(target.writes)))
+            target.writes.append(checked)
+            if definition.schema is not None and definition.schema.references():
+                references.extend(self._reference_changes(definition, checked, read_targets, work))
+        for reference in references:
+            work.setdefault(partition_of(reference.key), PartitionWork()).writes.append(reference)
+        return Plan(work=work, requested=requested)
+
+    def _reference_changes(
+        self,
+        definition: MapDefinition,
+        write: Write,
+        read_targets: set[tuple[str, str]],
+        work: dict[int, PartitionWork],
+    ) -> list[Write]:
+        """REFERENCE writes that keep reference counts true after `write`."""
+        assert definition.schema is not None
+        if write.op not in (Op.PUT, Op.DELETE):
+            return []
+        partition = self._partitioner.partition_of(write.key)
+        stored = self._partitions[partition].get(write.map, write.key)
+        old_document = None if stored is None else orjson.loads(value_of(stored))
+        if (write.map, write.key) not in read_targets:
+            version = 0 if stored is None else version_of(stored)
+            work[partition].reads.append(Read(write.map, write.key, version))
+            read_targets.add((write.map, write.key))
+        new_document = orjson.loads(write.value) if write.op == Op.PUT else None
+        changes: list[Write] = []
+        for spec in definition.schema.references():
+            assert spec.ref is not None
+            old_target = _reference_of(old_document, spec.name)
+            new_target = _reference_of(new_document, spec.name)
+            if old_target == new_target:
+                # An unchanged reference keeps its count, which keeps its target alive.
+                continue
+            if old_target is not None:
+                changes.append(Write(Op.REFERENCE, spec.ref, old_target, b"-1"))
+            if new_target is not None:
+                self.check_key(new_target)
+                changes.append(Write(Op.REFERENCE, spec.ref, new_target, b"1"))
+        return changes
+
+
+def _reference_of(document: Any, field_name: str) -> str | None:
+    if not isinstance(document, dict):
+        return None
+    target = document.get(field_name)
+    if target is None:
+        return None
+    return str(target)

@@ -1,0 +1,152 @@
+"""The recovery sweeper: finishes transactions whose coordinator is gone.
+
+For every status record whose lease expired and that no coordinator here is driving,
+it applies the termination rule of `three_phase.recovery_decision`: commit when the
+record or any participant reached pre-commit, otherwise swap pending -> aborted
+first and abort. Each change of the record is a compare-and-set, so two sweepers
+(or a sweeper and a slow coordinator) can never decide differently, and running a
+sweep twice changes nothing the first did not. Final records are kept for a
+retention period to answer retried commits, then forgotten once no participant
+still holds the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from coordinator.transactions.manager import TransactionManager
+from coordinator.transactions.three_phase import recovery_decision
+from grid.backend import StagedView, StatusView
+from grid.participant import (
+    ABORTED,
+    COMMITTED,
+    FINAL_STATES,
+    PENDING,
+    PRE_COMMITTED,
+    Abort,
+    CasStatus,
+    Commit,
+    ForgetStatus,
+    StatusReply,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    committed: int = 0
+    aborted: int = 0
+    forgotten: int = 0
+
+
+class RecoverySweeper:
+    def __init__(self, manager: TransactionManager) -> None:
+        self.manager = manager
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sweep(self, *, everything: bool = False) -> SweepReport:
+        """One pass; `everything` treats every lease as expired (start-up of a sole node)."""
+        manager = self.manager
+        now = manager.clock.now_ms()
+        report = SweepReport()
+        staged: dict[bytes, list[tuple[int, StagedView]]] = {}
+        for index, partition in enumerate(manager.partitions):
+            for view in partition.staged_transactions():
+                staged.setdefault(view.txn_id, []).append((index, view))
+        records: dict[bytes, StatusView] = {}
+        for partition in manager.partitions:
+            for record in partition.status_records():
+                records[record.txn_id] = record
+        for txn_id, record in records.items():
+            if manager.is_in_flight(txn_id):
+                continue
+            holders = staged.get(txn_id, [])
+            expired = everything or record.lease_expires_ms <= now
+            if record.state not in FINAL_STATES:
+                if not expired:
+                    continue
+                outcome = self._decide(txn_id, record, [view.state for _, view in holders])
+            else:
+                outcome = record.state
+            if holders and (expired or record.state in FINAL_STATES):
+                self._finish(txn_id, outcome, [index for index, _ in holders])
+                if outcome == COMMITTED:
+                    report.committed += 1
+                else:
+                    report.aborted += 1
+                holders = []
+            retained_until = record.updated_ms + manager.config.status_retention_ms
+            if outcome in FINAL_STATES and not holders and retained_until <= now:
+                manager.partitions[manager.status_partition(txn_id)].step(ForgetStatus(txn_id))
+                report.forgotten += 1
+        for txn_id, holders in staged.items():
+            if txn_id in records or manager.is_in_flight(txn_id):
+                continue
+            if everything or all(view.lease_expires_ms <= now for _, view in holders):
+                # No status record: the coordinator died before asking for votes, or the
+                # record was decided and forgotten; either way nobody can commit it.
+                self._finish(txn_id, ABORTED, [index for index, _ in holders])
+                report.aborted += 1
+        if report.committed or report.aborted:
+            log.info(
+                "recovery sweep: %d committed, %d aborted, %d forgotten",
+                report.committed,
+                report.aborted,
+                report.forgotten,
+            )
+        return report
+
+    def _decide(self, txn_id: bytes, record: StatusView, participant_states: list[str]) -> str:
+        manager = self.manager
+        decision = recovery_decision(record.state, participant_states)
+        state = record.state
+        # Follow the record: a lost swap means someone else moved it, and its new
+        # value (never an earlier one) decides.
+        while state not in FINAL_STATES:
+            if state == PENDING:
+                state = self._swap(
+                    txn_id, PENDING, PRE_COMMITTED if decision == COMMITTED else ABORTED
+                )
+            else:
+                state = self._swap(txn_id, PRE_COMMITTED, COMMITTED)
+        manager.stories.record(txn_id, f"recovered: {state}", "by the recovery sweeper")
+        return state
+
+    def _swap(self, txn_id: bytes, expected: str, new: str) -> str:
+        reply = self.manager.partitions[self.manager.status_partition(txn_id)].step(
+            CasStatus(txn_id, expected, new, self.manager.clock.now_ms())
+        )
+        assert isinstance(reply, StatusReply)
+        return reply.state or ABORTED
+
+    def _finish(self, txn_id: bytes, outcome: str, partitions: list[int]) -> None:
+        manager = self.manager
+        with manager.gate.shared():
+            for index in partitions:
+                event = Commit(txn_id) if outcome == COMMITTED else Abort(txn_id)
+                manager.partitions[index].step(event)
+        manager.stories.record(
+            txn_id, f"recovered: {outcome} on partitions", ", ".join(map(str, partitions))
+        )
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="recovery-sweeper", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        interval_s = self.manager.config.sweep_interval_ms / 1000
+        while not self._stop.wait(interval_s):
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("recovery sweep failed; retrying at the next interval")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None

@@ -1,0 +1,1 @@
+"""The partitioned store of Shoal."""

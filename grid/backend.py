@@ -1,0 +1,75 @@
+"""What a grid backend provides: partitions that run participant steps, and a catalog store.
+
+The memory backend is the embedded default; shared backends (Redis, Hazelcast,
+Ignite) implement the same contract, each participant step as one atomic operation
+of the shared store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from grid.catalog import CatalogStore
+from grid.participant import Event, NumericGuard, Reply, SketchApply, ValidatorLookup
+
+
+@dataclass(frozen=True)
+class ParticipantHooks:
+    """What participants consult from the catalog and the sketch library."""
+
+    validators: ValidatorLookup
+    guarded_field: NumericGuard
+    sketch_apply: SketchApply
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """A transaction's status record, as kept by its status partition."""
+
+    txn_id: bytes
+    state: str
+    participants: tuple[int, ...]
+    lease_expires_ms: int
+    updated_ms: int
+
+
+@dataclass(frozen=True)
+class StagedView:
+    """A transaction prepared on a partition and not yet decided there."""
+
+    txn_id: bytes
+    state: str
+    lease_expires_ms: int
+    status_partition: int
+
+
+class PartitionStore(Protocol):
+    """One partition: atomic participant steps and lock-free committed reads."""
+
+    index: int
+
+    def step(self, event: Event) -> Reply: ...
+
+    def get(self, map_name: str, key: str) -> bytes | None:
+        """The committed entry (see grid.entry) of a key, or None."""
+        ...
+
+    def items(self, map_name: str) -> list[tuple[str, bytes]]:
+        """The committed entries of one map in this partition, at one point in time."""
+        ...
+
+    def status_records(self) -> list[StatusView]: ...
+
+    def staged_transactions(self) -> list[StagedView]: ...
+
+
+class Backend(Protocol):
+    name: str
+    partitions: Sequence[PartitionStore]
+    catalog_store: CatalogStore
+
+    def open(self, hooks: ParticipantHooks) -> None: ...
+
+    def close(self) -> None: ...

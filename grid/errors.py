@@ -1,0 +1,66 @@
+"""Errors raised by the grid, each naming the gRPC status it maps to."""
+
+from __future__ import annotations
+
+
+class GridError(Exception):
+    """Base of every error the grid reports to a caller.
+
+    `status` is the name of the gRPC status code the coordinator answers with;
+    `field` names the part of the input at fault, when there is one.
+    """
+
+    status = "INTERNAL"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidArgument(GridError):
+    status = "INVALID_ARGUMENT"
+
+
+class NotFound(GridError):
+    status = "NOT_FOUND"
+
+
+class AlreadyExists(GridError):
+    status = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(GridError):
+    status = "FAILED_PRECONDITION"
+
+
+class Conflict(GridError):
+    """A serialization conflict; the transaction may succeed when retried."""
+
+    status = "ABORTED"
+
+
+class ResourceExhausted(GridError):
+    status = "RESOURCE_EXHAUSTED"
+
+
+class Unavailable(GridError):
+    status = "UNAVAILABLE"
+
+
+class StorageFailure(GridError):
+    """The durable log could not be written; the partition stops taking writes."""
+
+    status = "UNAVAILABLE"
+
+
+class ValidationError(InvalidArgument):
+    """A value broke a rule of its map's schema."""
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        super().__init__(f"field '{field}': {message} (rule: {rule})", field=field)
+        self.rule = rule
+        self.reason = message

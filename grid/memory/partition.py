@@ -1,0 +1,183 @@
+"""One partition of the memory backend: the participant, its log and its checkpoints.
+
+The shell carries out the participant's actions: under the partition lock it runs
+one event and appends the records it asks for; outside the lock it waits for the
+fsync the policy requires; then it returns the reply. Reads of single keys take
+no lock: a dict lookup is atomic, and entries are immutable bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from grid.backend import StagedView, StatusView
+from grid.errors import StorageFailure
+from grid.memory.checkpoint import load_checkpoint, write_checkpoint
+from grid.memory.records import decode_record, encode_record
+from grid.memory.wal import BackgroundFlusher, FsyncPolicy, LogFile, read_log
+from grid.participant import Event, Failed, Participant, Persist, Reply, Send
+
+log = logging.getLogger(__name__)
+
+LOG_PATTERN = re.compile(r"^wal-(\d{20})\.log$")
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d{20})\.arrow$")
+CHECKPOINT_WAL_BYTES_DEFAULT = 64 * 1024 * 1024
+
+
+def log_name(after_lsn: int) -> str:
+    return f"wal-{after_lsn:020d}.log"
+
+
+class MemoryPartition:
+    """A participant made durable by a write-ahead log and checkpoints."""
+
+    def __init__(
+        self,
+        participant: Participant,
+        directory: Path,
+        *,
+        policy: FsyncPolicy,
+        flusher: BackgroundFlusher | None,
+        checkpoint_wal_bytes: int = CHECKPOINT_WAL_BYTES_DEFAULT,
+    ) -> None:
+        self.participant = participant
+        self.index = participant.partition
+        self.directory = directory
+        self.policy = policy
+        self.checkpoint_wal_bytes = checkpoint_wal_bytes
+        self.lock = threading.Lock()
+        self._flusher = flusher
+        self._log: LogFile | None = None
+
+    # Lifecycle -------------------------------------------------------------------
+
+    def open(self) -> int:
+        """Recovers from the newest checkpoint and the logs after it; returns records replayed."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for leftover in self.directory.glob("*.tmp"):
+            leftover.unlink()
+        checkpoints = sorted(
+            (int(match.group(1)), path)
+            for path in self.directory.iterdir()
+            if (match := CHECKPOINT_PATTERN.match(path.name))
+        )
+        if checkpoints:
+            load_checkpoint(checkpoints[-1][1], self.participant)
+        replayed = 0
+        logs = self._log_files()
+        for _, path in logs:
+            for payload in read_log(path):
+                self.participant.replay(decode_record(payload))
+                replayed += 1
+        current = logs[-1][1] if logs else self.directory / log_name(self.participant.lsn)
+        self._open_log(current)
+        return replayed
+
+    def close(self) -> None:
+        with self.lock:
+            if self._log is not None:
+                if self._flusher is not None:
+                    self._flusher.unregister(self._log)
+                self._log.close()
+                self._log = None
+
+    def _log_files(self) -> list[tuple[int, Path]]:
+        return sorted(
+            (int(match.group(1)), path)
+            for path in self.directory.iterdir()
+            if (match := LOG_PATTERN.match(path.name))
+        )
+
+    def _open_log(self, path: Path) -> None:
+        self._log = LogFile(path, self.policy)
+        if self._flusher is not None and self.policy is FsyncPolicy.BATCH:
+            self._flusher.register(self._log)
+
+    # Steps -----------------------------------------------------------------------
+
+    def step(self, event: Event) -> Reply:
+        """Runs one participant event durably and returns its reply."""
+        reply: Reply | None = None
+        end_bytes = 0
+        log_file = self._log
+        with self.lock:
+            log_file = self._log
+            if log_file is None:
+                raise StorageFailure(f"partition {self.index} is closed")
+            for action in self.participant.handle(event):
+                if isinstance(action, Persist):
+                    end_bytes = log_file.append(encode_record(action.record))
+                elif isinstance(action, Send):
+                    reply = action.reply
+            if end_bytes and log_file.size_bytes >= self.checkpoint_wal_bytes:
+                self._checkpoint_locked()
+                end_bytes = 0
+        if end_bytes and self.policy is FsyncPolicy.ALWAYS:
+            log_file.sync_to(end_bytes)
+        assert reply is not None, "every participant event sends a reply"
+        if isinstance(reply, Failed):
+            raise reply.error
+        return reply
+
+    def checkpoint(self) -> None:
+        with self.lock:
+            self._checkpoint_locked()
+
+    def _checkpoint_locked(self) -> None:
+        """Writes a checkpoint, starts a new log after it, and removes what it replaced."""
+        written = write_checkpoint(self.directory, self.participant)
+        previous = self._log
+        if previous is not None:
+            if self._flusher is not None:
+                self._flusher.unregister(previous)
+            previous.close()
+        self._open_log(self.directory / log_name(self.participant.lsn))
+        for path in self.directory.iterdir():
+            stale_log = LOG_PATTERN.match(path.name)
+            if stale_log and int(stale_log.group(1)) < self.participant.lsn:
+                path.unlink()
+            stale_checkpoint = CHECKPOINT_PATTERN.match(path.name)
+            if stale_checkpoint and path != written:
+                path.unlink()
+
+    # Reads -----------------------------------------------------------------------
+
+    def get(self, map_name: str, key: str) -> bytes | None:
+        segment = self.participant.segments.get(map_name)
+        if segment is None:
+            return None
+        return segment.entries.get(key)
+
+    def items(self, map_name: str) -> list[tuple[str, bytes]]:
+        """A consistent copy of one map's entries in this partition."""
+        with self.lock:
+            segment = self.participant.segments.get(map_name)
+            if segment is None:
+                return []
+            return list(segment.entries.items())
+
+    def iterate_maps(self) -> Iterator[str]:
+        yield from list(self.participant.segments)
+
+    def status_records(self) -> list[StatusView]:
+        with self.lock:
+            return [
+                StatusView(txn_id, s.state, s.participants, s.lease_expires_ms, s.updated_ms)
+                for txn_id, s in self.participant.statuses.items()
+            ]
+
+    def staged_transactions(self) -> list[StagedView]:
+        with self.lock:
+            return [
+                StagedView(txn_id, staged.state, staged.lease_expires_ms, staged.status_partition)
+                for txn_id, staged in self.participant.staged.items()
+                if staged.durable
+            ]
+
+    @property
+    def log_bytes(self) -> int:
+        return 0 if self._log is None else self._log.size_bytes

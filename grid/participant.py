@@ -1,0 +1,833 @@
+"""The partition participant: a pure state machine for one partition's data and locks.
+
+``Participant.handle(event)`` returns actions (records to persist, then one reply)
+and never does I/O: the backend shell writes the records to the partition's log
+before it sends the reply, and replays the same records on recovery. Every event is
+one atomic step, so a shared store can run each as one script or one transaction.
+
+Isolation: a transaction's writes are staged at prepare under locks: S for keys it
+read, X for keys it overwrites, I for commutative updates, R for references to a
+key (which keep it from being deleted). S shares with S and R; I with I and R; R
+with S, I and R; X with nothing. Locks are taken without waiting: a conflict votes no and the
+transaction aborts. Read versions are validated while the locks are held, and the
+locks are kept until the decision, so the commit order is a serial order.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from grid.entry import pack, value_of, version_of
+from grid.errors import Conflict, FailedPrecondition, GridError, InvalidArgument
+from grid.memory.records import Entry, Op, Record, RecordKind
+from grid.memory.segment import Segment
+from grid.schema import Validator
+
+SHARED = "S"
+EXCLUSIVE = "X"
+COMMUTATIVE = "I"
+REFERENCING = "R"
+COMPATIBLE = {
+    SHARED: frozenset({SHARED, REFERENCING}),
+    COMMUTATIVE: frozenset({COMMUTATIVE, REFERENCING}),
+    REFERENCING: frozenset({SHARED, COMMUTATIVE, REFERENCING}),
+    EXCLUSIVE: frozenset(),
+}
+COMMUTATIVE_OPS = (Op.INCREMENT, Op.APPEND, Op.SKETCH_ADD)
+OUTCOMES_MAX_DEFAULT = 4096
+
+# Transaction status values, in the order a committing transaction passes them.
+PENDING = "pending"
+PRE_COMMITTED = "pre_committed"
+COMMITTED = "committed"
+ABORTED = "aborted"
+FINAL_STATES = (COMMITTED, ABORTED)
+STATUS_ORDER = {PENDING: 0, PRE_COMMITTED: 1, COMMITTED: 2, ABORTED: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A precondition on a write: 'if_version' (with version), 'if_absent' or 'if_exists'."""
+
+    kind: str
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    map: str
+    key: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    op: Op
+    map: str
+    key: str
+    value: bytes = b""
+    condition: Condition | None = None
+
+
+# Events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOnePhase:
+    """Validate and apply at once: a plain write or a transaction on one partition."""
+
+    request_id: bytes
+    reads: tuple[Read, ...]
+    writes: tuple[Write, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepare:
+    """CanCommit: stage the writes under locks and vote."""
+
+    txn_id: bytes
+    reads: tuple[Read, ...]
+    writes: tuple[Write, ...]
+    lease_expires_ms: int
+    status_partition: int
+    # A read-only validation keeps its locks in memory only: there is nothing to recover.
+    durable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PreCommit:
+    txn_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    txn_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    txn_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CreateStatus:
+    txn_id: bytes
+    participants: tuple[int, ...]
+    lease_expires_ms: int
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CasStatus:
+    txn_id: bytes
+    expected: str
+    new: str
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStatus:
+    txn_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetStatus:
+    """Drops a final status record once every participant has applied the decision."""
+
+    txn_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DropMap:
+    map: str
+
+
+Event = (
+    ApplyOnePhase
+    | Prepare
+    | PreCommit
+    | Commit
+    | Abort
+    | CreateStatus
+    | CasStatus
+    | ReadStatus
+    | ForgetStatus
+    | DropMap
+)
+
+# Actions and replies ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    versions: tuple[int, ...]
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    yes: bool
+    reason: str = ""
+    error: GridError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    known: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReply:
+    state: str | None
+    participants: tuple[int, ...] = ()
+    lease_expires_ms: int = 0
+    swapped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    error: GridError
+
+
+Reply = Applied | Vote | Ack | StatusReply | Failed
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    reply: Reply
+
+
+Action = Persist | Send
+
+
+# State --------------------------------------------------------------------------
+
+
+@dataclass
+class StagedTransaction:
+    txn_id: bytes
+    writes: tuple[Write, ...]
+    locked: dict[tuple[str, str], str]
+    lease_expires_ms: int
+    status_partition: int
+    state: str = "prepared"
+    durable: bool = True
+
+
+@dataclass
+class StatusRecord:
+    state: str
+    participants: tuple[int, ...]
+    lease_expires_ms: int
+    updated_ms: int
+
+
+def combine_modes(held: str, wanted: str) -> str:
+    """One lock mode that grants both: the one whose compatible set is the smaller."""
+    if held == wanted:
+        return held
+    if {held, wanted} == {SHARED, REFERENCING}:
+        return SHARED
+    if {held, wanted} == {COMMUTATIVE, REFERENCING}:
+        return COMMUTATIVE
+    return EXCLUSIVE
+
+
+ValidatorLookup = Callable[[str], Validator | None]
+SketchApply = Callable[[str, bytes | None, bytes], bytes]
+NumericGuard = Callable[[str, str], bool]
+
+
+def _no_validator(map_name: str) -> Validator | None:
+    return None
+
+
+def _no_sketches(map_name: str, current: bytes | None, items: bytes) -> bytes:
+    raise InvalidArgument(f"map '{map_name}' is not a sketch map", field="map")
+
+
+def _no_guard(map_name: str, field_name: str) -> bool:
+    return False
+
+
+class Participant:
+    """One partition's entries, locks, staged transactions and status records."""
+
+    def __init__(
+        self,
+        partition: int,
+        *,
+        validators: ValidatorLookup = _no_validator,
+        sketch_apply: SketchApply = _no_sketches,
+        guarded_field: NumericGuard = _no_guard,
+        outcomes_max: int = OUTCOMES_MAX_DEFAULT,
+    ) -> None:
+        self.partition = partition
+        self.lsn = 0
+        self.segments: dict[str, Segment] = {}
+        # Holders of each locked key: transaction id to lock mode.
+        self.locks: dict[tuple[str, str], dict[bytes, str]] = {}
+        # How many values reference each key (through schema fields with `ref`).
+        self.refcounts: dict[tuple[str, str], int] = {}
+        self.staged: dict[bytes, StagedTransaction] = {}
+        self.statuses: dict[bytes, StatusRecord] = {}
+        # Answers of recent one-phase commits by request id, so a retry after a lost
+        # reply returns the first answer instead of applying twice.
+        self.outcomes: OrderedDict[bytes, tuple[int, ...]] = OrderedDict()
+        self.outcomes_max = outcomes_max
+        self._validators = validators
+        self._sketch_apply = sketch_apply
+        self._guarded_field = guarded_field
+
+    # Reads (not events: they change nothing and need no log) ---------------------
+
+    def get(self, map_name: str, key: str) -> bytes | None:
+        segment = self.segments.get(map_name)
+        if segment is None:
+            return None
+        return segment.entries.get(key)
+
+    def segment(self, map_name: str) -> Segment:
+        segment = self.segments.get(map_name)
+        if segment is None:
+            segment = self.segments[map_name] = Segment(map_name)
+        return segment
+
+    # Events ----------------------------------------------------------------------
+
+    def handle(self, event: Event) -> list[Action]:
+        try:
+            if isinstance(event, ApplyOnePhase):
+                return self._apply_one_phase(event)
+            if isinstance(event, Prepare):
+                return self._prepare(event)
+            if isinstance(event, PreCommit):
+                return self._pre_commit(event)
+            if isinstance(event, Commit):
+                return self._commit(event)
+            if isinstance(event, Abort):
+                return self._abort(event)
+            if isinstance(event, CreateStatus):
+                return self._create_status(event)
+            if isinstance(event, CasStatus):
+                return self._cas_status(event)
+            if isinstance(event, ReadStatus):
+                return [Send(self._status_reply(event.txn_id))]
+            if isinstance(event, ForgetStatus):
+                return self._forget_status(event)
+            return self._drop_map(event)
+        except GridError as error:
+            return [Send(Failed(error))]
+
+    def _next_lsn(self) -> int:
+        self.lsn += 1
+        return self.lsn
+
+    def _apply_one_phase(self, event: ApplyOnePhase) -> list[Action]:
+        if event.request_id:
+            previous = self.outcomes.get(event.request_id)
+            if previous is not None:
+                return [Send(Applied(previous, replayed=True))]
+        for read in event.reads:
+            self._check_read(read, None)
+        wanted = _lock_modes(event.reads, event.writes, self._guarded_field)
+        for target, mode in wanted.items():
+            self._check_lock_free(target, mode, None)
+        lsn = self.lsn + 1
+        entries, versions = self._resolve(event.writes, lsn)
+        self.lsn = lsn
+        self._install(entries, lsn)
+        meta: dict[str, Any] = {}
+        if event.request_id:
+            meta["request"] = event.request_id.hex()
+            self._remember(event.request_id, versions)
+        record = Record(RecordKind.APPLIED, lsn, meta, entries)
+        return [Persist(record), Send(Applied(versions))]
+
+    def _prepare(self, event: Prepare) -> list[Action]:
+        if event.txn_id in self.staged:
+            # A duplicated prepare: the first one already voted yes.
+            return [Send(Vote(True))]
+        wanted = _lock_modes(event.reads, event.writes, self._guarded_field)
+        try:
+            for target, mode in wanted.items():
+                self._check_lock_free(target, mode, event.txn_id)
+            for read in event.reads:
+                self._check_read(read, event.txn_id)
+            # Resolving checks conditions, types and schemas against current state;
+            # the locks keep that state until the decision.
+            self._resolve(event.writes, self.lsn + 1, dry_run=True)
+        except (Conflict, FailedPrecondition, InvalidArgument) as error:
+            return [Send(Vote(False, str(error), error))]
+        for target, mode in wanted.items():
+            self._acquire(target, mode, event.txn_id)
+        self.staged[event.txn_id] = StagedTransaction(
+            txn_id=event.txn_id,
+            writes=event.writes,
+            locked=wanted,
+            lease_expires_ms=event.lease_expires_ms,
+            status_partition=event.status_partition,
+            durable=event.durable,
+        )
+        if not event.durable:
+            return [Send(Vote(True))]
+        lsn = self._next_lsn()
+        record = Record(
+            RecordKind.PREPARED,
+            lsn,
+            {
+                "txn": event.txn_id.hex(),
+                "lease": event.lease_expires_ms,
+                "status_partition": event.status_partition,
+                "locks": [[m, k, mode] for (m, k), mode in wanted.items()],
+                "conditions": _conditions_meta(event.writes),
+            },
+            [write_entry(write) for write in event.writes],
+        )
+        return [Persist(record), Send(Vote(True))]
+
+    def _pre_commit(self, event: PreCommit) -> list[Action]:
+        staged = self.staged.get(event.txn_id)
+        if staged is None:
+            return [Send(Ack(known=False))]
+        if staged.state == PRE_COMMITTED:
+            return [Send(Ack())]
+        staged.state = PRE_COMMITTED
+        record = Record(RecordKind.PRE_COMMITTED, self._next_lsn(), {"txn": event.txn_id.hex()})
+        return [Persist(record), Send(Ack())]
+
+    def _commit(self, event: Commit) -> list[Action]:
+        staged = self.staged.pop(event.txn_id, None)
+        if staged is None:
+            # Already committed (a duplicate or a recovery sweep after the coordinator).
+            return [Send(Ack(known=False))]
+        self._release(staged)
+        if not staged.durable:
+            return [Send(Ack())]
+        lsn = self.lsn + 1
+        entries, versions = self._resolve(staged.writes, lsn, check=False)
+        self.lsn = lsn
+        self._install(entries, lsn)
+        record = Record(RecordKind.COMMITTED, lsn, {"txn": event.txn_id.hex()}, entries)
+        return [Persist(record), Send(Applied(versions))]
+
+    def _abort(self, event: Abort) -> list[Action]:
+        staged = self.staged.pop(event.txn_id, None)
+        if staged is None:
+            return [Send(Ack(known=False))]
+        self._release(staged)
+        if not staged.durable:
+            return [Send(Ack())]
+        record = Record(RecordKind.ABORTED, self._next_lsn(), {"txn": event.txn_id.hex()})
+        return [Persist(record), Send(Ack())]
+
+    def _create_status(self, event: CreateStatus) -> list[Action]:
+        existing = self.statuses.get(event.txn_id)
+        if existing is not None:
+            return [Send(self._status_reply(event.txn_id))]
+        self.statuses[event.txn_id] = StatusRecord(
+            PENDING, event.participants, event.lease_expires_ms, event.now_ms
+        )
+        record = self._status_record(event.txn_id)
+        return [Persist(record), Send(self._status_reply(event.txn_id, swapped=True))]
+
+    def _cas_status(self, event: CasStatus) -> list[Action]:
+        status = self.statuses.get(event.txn_id)
+        if status is None or status.state != event.expected:
+            return [Send(self._status_reply(event.txn_id))]
+        status.state = event.new
+        status.updated_ms = event.now_ms
+        record = self._status_record(event.txn_id)
+        return [Persist(record), Send(self._status_reply(event.txn_id, swapped=True))]
+
+    def _forget_status(self, event: ForgetStatus) -> list[Action]:
+        status = self.statuses.get(event.txn_id)
+        if status is None or status.state not in FINAL_STATES:
+            return [Send(Ack(known=status is not None))]
+        del self.statuses[event.txn_id]
+        record = Record(
+            RecordKind.STATUS, self._next_lsn(), {"txn": event.txn_id.hex(), "forget": True}
+        )
+        return [Persist(record), Send(Ack())]
+
+    def _drop_map(self, event: DropMap) -> list[Action]:
+        for (map_name, _), holders in self.locks.items():
+            if map_name == event.map and holders:
+                raise FailedPrecondition(
+                    f"map '{event.map}' has keys locked by transactions in flight", field="map"
+                )
+        self.segments.pop(event.map, None)
+        record = Record(RecordKind.MAP_DROPPED, self._next_lsn(), {"map": event.map})
+        return [Persist(record), Send(Ack())]
+
+    # Helpers ---------------------------------------------------------------------
+
+    def _status_record(self, txn_id: bytes) -> Record:
+        status = self.statuses[txn_id]
+        return Record(
+            RecordKind.STATUS,
+            self._next_lsn(),
+            {
+                "txn": txn_id.hex(),
+                "state": status.state,
+                "participants": list(status.participants),
+                "lease": status.lease_expires_ms,
+                "updated": status.updated_ms,
+            },
+        )
+
+    def _status_reply(self, txn_id: bytes, *, swapped: bool = False) -> StatusReply:
+        status = self.statuses.get(txn_id)
+        if status is None:
+            return StatusReply(None)
+        return StatusReply(
+            status.state, status.participants, status.lease_expires_ms, swapped=swapped
+        )
+
+    def _remember(self, request_id: bytes, versions: tuple[int, ...]) -> None:
+        self.outcomes[request_id] = versions
+        while len(self.outcomes) > self.outcomes_max:
+            self.outcomes.popitem(last=False)
+
+    def _check_read(self, read: Read, txn_id: bytes | None) -> None:
+        entry = self.get(read.map, read.key)
+        current = 0 if entry is None else version_of(entry)
+        if current != read.version:
+            raise Conflict(
+                f"'{read.map}/{read.key}' changed since it was read "
+                f"(read version {read.version}, now {current})",
+                field=f"{read.map}/{read.key}",
+            )
+
+    def _check_lock_free(self, target: tuple[str, str], mode: str, txn_id: bytes | None) -> None:
+        holders = self.locks.get(target)
+        if not holders:
+            return
+        compatible = COMPATIBLE[mode]
+        for holder, held in holders.items():
+            if holder != txn_id and held not in compatible:
+                raise Conflict(
+                    f"'{target[0]}/{target[1]}' is locked by a transaction in flight",
+                    field=f"{target[0]}/{target[1]}",
+                )
+
+    def _acquire(self, target: tuple[str, str], mode: str, txn_id: bytes) -> None:
+        holders = self.locks.get(target)
+        if holders is None:
+            self.locks[target] = {txn_id: mode}
+        else:
+            holders[txn_id] = mode
+
+    def _release(self, staged: StagedTransaction) -> None:
+        for target in staged.locked:
+            holders = self.locks.get(target)
+            if holders is None:
+                continue
+            holders.pop(staged.txn_id, None)
+            if not holders:
+                del self.locks[target]
+
+    def _resolve(
+        self, writes: Iterable[Write], lsn: int, *, dry_run: bool = False, check: bool = True
+    ) -> tuple[list[Entry], tuple[int, ...]]:
+        """The final PUT/DELETE entries the writes make, checking conditions and schemas.
+
+        Writes to one key apply in order, each seeing the ones before it. A commit
+        resolves with `check` off: prepare checked everything, and the locks held
+        since then admit only changes (commutative updates) that keep it true.
+        """
+        pending: dict[tuple[str, str], bytes | None] = {}
+        references: dict[tuple[str, str], int] = {}
+        entries: list[Entry] = []
+        versions: list[int] = []
+        for write in writes:
+            target = (write.map, write.key)
+            if target in pending:
+                current_value = pending[target]
+                current_version = lsn if current_value is not None else 0
+            else:
+                stored = self.get(write.map, write.key)
+                current_value = None if stored is None else value_of(stored)
+                current_version = 0 if stored is None else version_of(stored)
+            if check and write.condition is not None:
+                _check_condition(write, current_version)
+            op = write.op
+            if op == Op.PUT:
+                new_value: bytes | None = write.value
+            elif op == Op.DELETE:
+                new_value = None
+                count = self.refcounts.get(target, 0) + references.get(target, 0)
+                if check and count > 0 and current_value is not None:
+                    raise FailedPrecondition(
+                        f"'{write.map}/{write.key}' is referenced by {count} value(s); "
+                        "change or delete them first",
+                        field=f"{write.map}/{write.key}",
+                    )
+            elif op == Op.REFERENCE:
+                change = int(write.value)
+                if check and change > 0 and current_value is None:
+                    raise FailedPrecondition(
+                        f"referenced key '{write.map}/{write.key}' does not exist",
+                        field=f"{write.map}/{write.key}",
+                    )
+                references[target] = references.get(target, 0) + change
+                versions.append(current_version)
+                if not dry_run:
+                    entries.append(write_entry(write))
+                continue
+            elif op == Op.SKETCH_ADD:
+                new_value = self._sketch_apply(write.map, current_value, write.value)
+            else:
+                new_value = _apply_field_update(write, current_value)
+                validator = self._validators(write.map) if check else None
+                if validator is not None:
+                    validator.validate(orjson.loads(new_value), write.key)
+            pending[target] = new_value
+            versions.append(0 if new_value is None else lsn)
+            if not dry_run:
+                if new_value is None:
+                    entries.append(Entry(Op.DELETE, write.map, write.key))
+                else:
+                    entries.append(Entry(Op.PUT, write.map, write.key, new_value))
+        return entries, tuple(versions)
+
+    def _install(self, entries: list[Entry], lsn: int) -> None:
+        for entry in entries:
+            if entry.op == Op.PUT:
+                self.segment(entry.map).put(entry.key, pack(entry.value, lsn))
+            elif entry.op == Op.DELETE:
+                self.segment(entry.map).delete(entry.key)
+            elif entry.op == Op.REFERENCE:
+                target = (entry.map, entry.key)
+                count = self.refcounts.get(target, 0) + int(entry.value)
+                if count > 0:
+                    self.refcounts[target] = count
+                else:
+                    self.refcounts.pop(target, None)
+
+    # Recovery --------------------------------------------------------------------
+
+    def replay(self, record: Record) -> None:
+        """Re-applies one logged record during recovery; records arrive in log order."""
+        if record.lsn <= self.lsn and record.kind != RecordKind.STATUS:
+            return
+        kind = record.kind
+        if kind in (RecordKind.APPLIED, RecordKind.COMMITTED):
+            self._install(record.entries, record.lsn)
+            if kind == RecordKind.APPLIED and "request" in record.meta:
+                versions = tuple(
+                    0 if entry.op == Op.DELETE else record.lsn for entry in record.entries
+                )
+                self._remember(bytes.fromhex(record.meta["request"]), versions)
+            if kind == RecordKind.COMMITTED:
+                staged = self.staged.pop(bytes.fromhex(record.meta["txn"]), None)
+                if staged is not None:
+                    self._release(staged)
+        elif kind == RecordKind.PREPARED:
+            txn_id = bytes.fromhex(record.meta["txn"])
+            locked = {(m, k): mode for m, k, mode in record.meta["locks"]}
+            conditions = {int(i): Condition(c, v) for i, c, v in record.meta["conditions"]}
+            writes = tuple(
+                Write(entry.op, entry.map, entry.key, entry.value, conditions.get(position))
+                for position, entry in enumerate(record.entries)
+            )
+            staged = StagedTransaction(
+                txn_id, writes, locked, record.meta["lease"], record.meta["status_partition"]
+            )
+            self.staged[txn_id] = staged
+            for target, mode in locked.items():
+                self._acquire(target, mode, txn_id)
+        elif kind == RecordKind.PRE_COMMITTED:
+            staged_txn = self.staged.get(bytes.fromhex(record.meta["txn"]))
+            if staged_txn is not None:
+                staged_txn.state = PRE_COMMITTED
+        elif kind == RecordKind.ABORTED:
+            aborted = self.staged.pop(bytes.fromhex(record.meta["txn"]), None)
+            if aborted is not None:
+                self._release(aborted)
+        elif kind == RecordKind.STATUS:
+            txn_id = bytes.fromhex(record.meta["txn"])
+            if record.meta.get("forget"):
+                self.statuses.pop(txn_id, None)
+            else:
+                self.statuses[txn_id] = StatusRecord(
+                    record.meta["state"],
+                    tuple(record.meta["participants"]),
+                    record.meta["lease"],
+                    record.meta["updated"],
+                )
+        elif kind == RecordKind.MAP_DROPPED:
+            self.segments.pop(record.meta["map"], None)
+        self.lsn = max(self.lsn, record.lsn)
+
+    def state_meta(self) -> dict[str, Any]:
+        """Everything but the entries, for a checkpoint."""
+        return {
+            "partition": self.partition,
+            "lsn": self.lsn,
+            "staged": [
+                {
+                    "txn": staged.txn_id.hex(),
+                    "lease": staged.lease_expires_ms,
+                    "status_partition": staged.status_partition,
+                    "state": staged.state,
+                    "locks": [[m, k, mode] for (m, k), mode in staged.locked.items()],
+                    "conditions": _conditions_meta(staged.writes),
+                    "writes": [[int(w.op), w.map, w.key, w.value.hex()] for w in staged.writes],
+                }
+                for staged in self.staged.values()
+                if staged.durable
+            ],
+            "statuses": [
+                [txn.hex(), s.state, list(s.participants), s.lease_expires_ms, s.updated_ms]
+                for txn, s in self.statuses.items()
+            ],
+            "outcomes": [[request.hex(), list(v)] for request, v in self.outcomes.items()],
+            "refcounts": [[m, k, count] for (m, k), count in self.refcounts.items()],
+        }
+
+    def restore_meta(self, meta: dict[str, Any]) -> None:
+        self.lsn = meta["lsn"]
+        for item in meta["staged"]:
+            txn_id = bytes.fromhex(item["txn"])
+            conditions = {int(i): Condition(c, v) for i, c, v in item["conditions"]}
+            writes = tuple(
+                Write(Op(op), m, k, bytes.fromhex(v), conditions.get(position))
+                for position, (op, m, k, v) in enumerate(item["writes"])
+            )
+            locked = {(m, k): mode for m, k, mode in item["locks"]}
+            self.staged[txn_id] = StagedTransaction(
+                txn_id, writes, locked, item["lease"], item["status_partition"], item["state"]
+            )
+            for target, mode in locked.items():
+                self._acquire(target, mode, txn_id)
+        for txn, state, participants, lease, updated in meta["statuses"]:
+            self.statuses[bytes.fromhex(txn)] = StatusRecord(
+                state, tuple(participants), lease, updated
+            )
+        for request, versions in meta["outcomes"]:
+            self.outcomes[bytes.fromhex(request)] = tuple(versions)
+        for map_name, key, count in meta.get("refcounts", []):
+            self.refcounts[(map_name, key)] = count
+
+
+def write_entry(write: Write) -> Entry:
+    return Entry(write.op, write.map, write.key, write.value)
+
+
+def _conditions_meta(writes: Iterable[Write]) -> list[list[Any]]:
+    return [
+        [position, write.condition.kind, write.condition.version]
+        for position, write in enumerate(writes)
+        if write.condition is not None
+    ]
+
+
+def _check_condition(write: Write, current_version: int) -> None:
+    condition = write.condition
+    assert condition is not None
+    where = f"{write.map}/{write.key}"
+    if condition.kind == "if_absent" and current_version != 0:
+        raise FailedPrecondition(f"'{where}' exists (condition if_absent)", field=where)
+    if condition.kind == "if_exists" and current_version == 0:
+        raise FailedPrecondition(f"'{where}' does not exist (condition if_exists)", field=where)
+    if condition.kind == "if_version" and current_version != condition.version:
+        raise FailedPrecondition(
+            f"'{where}' is at version {current_version}, not {condition.version} "
+            "(condition if_version)",
+            field=where,
+        )
+
+
+def _lock_modes(
+    reads: Iterable[Read], writes: Iterable[Write], guarded_field: NumericGuard
+) -> dict[tuple[str, str], str]:
+    """The lock each key needs, combining everything the transaction does to it."""
+    modes: dict[tuple[str, str], str] = {}
+    for read in reads:
+        modes[(read.map, read.key)] = SHARED
+    for write in writes:
+        target = (write.map, write.key)
+        if write.op == Op.REFERENCE:
+            wanted = REFERENCING
+        elif write.op in COMMUTATIVE_OPS and not _needs_exclusive(write, guarded_field):
+            wanted = COMMUTATIVE
+        else:
+            wanted = EXCLUSIVE
+        if write.condition is not None:
+            wanted = EXCLUSIVE
+        held = modes.get(target)
+        modes[target] = wanted if held is None else combine_modes(held, wanted)
+    return modes
+
+
+def _needs_exclusive(write: Write, guarded_field: NumericGuard) -> bool:
+    """An update of a field with range or length rules cannot commute: order decides."""
+    if write.op == Op.SKETCH_ADD:
+        return False
+    try:
+        fields = orjson.loads(write.value)
+    except orjson.JSONDecodeError:
+        return True
+    if not isinstance(fields, dict):
+        return True
+    return any(guarded_field(write.map, name) for name in fields)
+
+
+def _apply_field_update(write: Write, current: bytes | None) -> bytes:
+    """Adds numbers to fields (INCREMENT) or items to list fields (APPEND)."""
+    where = f"{write.map}/{write.key}"
+    try:
+        changes = orjson.loads(write.value)
+    except orjson.JSONDecodeError as error:
+        raise InvalidArgument(f"update of '{where}' is not valid JSON: {error}") from None
+    if not isinstance(changes, dict) or not changes:
+        raise InvalidArgument(
+            f"update of '{where}' must be a non-empty object of field to change", field=where
+        )
+    document: Any = {} if current is None else orjson.loads(current)
+    if not isinstance(document, dict):
+        raise InvalidArgument(
+            f"'{where}' holds a {type(document).__name__}, not an object with fields",
+            field=where,
+        )
+    document = dict(document)
+    for name, change in changes.items():
+        present = document.get(name)
+        if write.op == Op.INCREMENT:
+            if isinstance(change, bool) or not isinstance(change, int | float):
+                raise InvalidArgument(
+                    f"increment of '{where}' field '{name}' must be a number", field=name
+                )
+            if present is None:
+                present = 0
+            if isinstance(present, bool) or not isinstance(present, int | float):
+                raise InvalidArgument(
+                    f"cannot increment '{where}' field '{name}': it holds {type(present).__name__}",
+                    field=name,
+                )
+            document[name] = present + change
+        else:
+            if not isinstance(change, list):
+                raise InvalidArgument(
+                    f"append to '{where}' field '{name}' must be a list of items", field=name
+                )
+            if present is None:
+                present = []
+            if not isinstance(present, list):
+                raise InvalidArgument(
+                    f"cannot append to '{where}' field '{name}': it holds {type(present).__name__}",
+                    field=name,
+                )
+            document[name] = [*present, *change]
+    return orjson.dumps(document)

@@ -1,0 +1,185 @@
+"""Start, stop and locate the real Kafka broker and redis-server that tests run against.
+
+The servers themselves are managed by ``deploy/local/kafka.sh`` and ``deploy/local/redis.sh``
+(fetched, cached and started on 127.0.0.1); these helpers call those scripts so that pytest
+fixtures and a developer's shell share one broker and one redis.
+
+Environment:
+
+* ``SHOAL_TEST_KAFKA=host:port`` - use that broker; nothing is started or restarted.
+* ``SHOAL_TEST_REDIS=host:port`` (or ``redis://...``) - use that redis; nothing is started.
+* ``KAFKA_PORT``, ``SHOAL_CACHE_DIR``, ... - passed through to the scripts unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+__all__ = [
+    "KAFKA_SCRIPT",
+    "REDIS_SCRIPT",
+    "REPO_ROOT",
+    "ExternalServerError",
+    "UnmanagedServerError",
+    "ensure_kafka",
+    "ensure_redis",
+    "restart_kafka",
+    "stop_kafka",
+    "stop_redis",
+]
+
+REPO_ROOT: Final[Path] = Path(__file__).resolve().parents[2]
+KAFKA_SCRIPT: Final[Path] = REPO_ROOT / "deploy" / "local" / "kafka.sh"
+REDIS_SCRIPT: Final[Path] = REPO_ROOT / "deploy" / "local" / "redis.sh"
+
+KAFKA_ENV: Final[str] = "SHOAL_TEST_KAFKA"
+REDIS_ENV: Final[str] = "SHOAL_TEST_REDIS"
+DEFAULT_KAFKA_PORT: Final[int] = 9092
+DEFAULT_REDIS_PORT: Final[int] = 6379
+
+# The first `kafka.sh up` on a clean machine downloads ~45 MB of jars with Maven.
+KAFKA_UP_TIMEOUT_S: Final[float] = 600.0
+KAFKA_DOWN_TIMEOUT_S: Final[float] = 120.0
+# redis.sh may run apt-get when redis-server is missing.
+REDIS_UP_TIMEOUT_S: Final[float] = 300.0
+REDIS_DOWN_TIMEOUT_S: Final[float] = 60.0
+
+
+class ExternalServerError(RuntimeError):
+    """A deploy/local script failed, timed out or could not be run."""
+
+
+class UnmanagedServerError(ExternalServerError):
+    """The server was given through the environment, so these helpers must not manage it."""
+
+
+def _display(script: Path, args: tuple[str, ...]) -> str:
+    return " ".join([str(script.relative_to(REPO_ROOT)), *args])
+
+
+def _run_script(
+    script: Path,
+    *args: str,
+    timeout_s: float,
+    extra_env: Mapping[str, str] | None = None,
+) -> str:
+    """Runs a deploy/local script and returns its stdout; raises ExternalServerError on failure."""
+    command = _display(script, args)
+    if not script.is_file():
+        raise ExternalServerError(f"{command}: script not found at {script}")
+    env = dict(os.environ)
+    if extra_env:
+        env.update(extra_env)
+    try:
+        completed = subprocess.run(
+            ["bash", str(script), *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        raise ExternalServerError(
+            f"`{command}` failed with exit code {exc.returncode}\n"
+            f"--- stdout ---\n{exc.stdout or ''}--- stderr ---\n{exc.stderr or ''}"
+        ) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ExternalServerError(f"`{command}` did not finish within {timeout_s:.0f}s") from exc
+    except OSError as exc:
+        raise ExternalServerError(f"`{command}` could not be run: {exc}") from exc
+    return completed.stdout
+
+
+def _host_port(value: str, env_name: str) -> tuple[str, int]:
+    """Parses ``host:port`` (a ``scheme://`` prefix and a ``/path`` suffix are allowed)."""
+    text = value.strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0].rsplit("@", 1)[-1]
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ExternalServerError(f"{env_name}={value!r} is not of the form host:port")
+    return host, int(port)
+
+
+def _env_port(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ExternalServerError(f"{name}={raw!r} is not a port number")
+    return int(raw)
+
+
+def _external(env_name: str) -> str | None:
+    value = os.environ.get(env_name, "").strip()
+    return value or None
+
+
+def ensure_kafka() -> str:
+    """Makes sure a Kafka broker is up and returns its bootstrap address, ``127.0.0.1:9092``.
+
+    With ``SHOAL_TEST_KAFKA=host:port`` that broker is used as it is. Otherwise
+    ``deploy/local/kafka.sh up`` starts (and on first use downloads) the local broker; it is a
+    no-op when the broker is already healthy. ``KAFKA_PORT`` moves the local broker.
+    """
+    external = _external(KAFKA_ENV)
+    if external is not None:
+        host, port = _host_port(external, KAFKA_ENV)
+        return f"{host}:{port}"
+    port = _env_port("KAFKA_PORT", DEFAULT_KAFKA_PORT)
+    _run_script(
+        KAFKA_SCRIPT, "up", timeout_s=KAFKA_UP_TIMEOUT_S, extra_env={"KAFKA_PORT": str(port)}
+    )
+    return f"127.0.0.1:{port}"
+
+
+def restart_kafka() -> None:
+    """Stops and restarts the local broker, keeping its data (``kafka.sh restart``)."""
+    if _external(KAFKA_ENV) is not None:
+        raise UnmanagedServerError(f"{KAFKA_ENV} is set: the external broker cannot be restarted")
+    _run_script(KAFKA_SCRIPT, "restart", timeout_s=KAFKA_DOWN_TIMEOUT_S + KAFKA_UP_TIMEOUT_S)
+
+
+def stop_kafka() -> None:
+    """Stops the local broker, keeping its data (``kafka.sh down``)."""
+    if _external(KAFKA_ENV) is not None:
+        raise UnmanagedServerError(f"{KAFKA_ENV} is set: the external broker cannot be stopped")
+    _run_script(KAFKA_SCRIPT, "down", timeout_s=KAFKA_DOWN_TIMEOUT_S)
+
+
+def ensure_redis(port: int = DEFAULT_REDIS_PORT) -> str:
+    """Makes sure a redis answers on 127.0.0.1:``port`` and returns its URL.
+
+    The URL has the form ``redis://127.0.0.1:6379`` (what ``redis.asyncio.from_url`` takes).
+    With ``SHOAL_TEST_REDIS=host:port`` that redis is used as it is, whatever ``port`` says.
+    Otherwise ``deploy/local/redis.sh up`` starts a redis-server without persistence; a redis
+    that already answers on the port is used as it is.
+    """
+    external = _external(REDIS_ENV)
+    if external is not None:
+        host, ext_port = _host_port(external, REDIS_ENV)
+        return f"redis://{host}:{ext_port}"
+    _run_script(
+        REDIS_SCRIPT, "up", timeout_s=REDIS_UP_TIMEOUT_S, extra_env={"REDIS_PORT": str(port)}
+    )
+    return f"redis://127.0.0.1:{port}"
+
+
+def stop_redis(port: int = DEFAULT_REDIS_PORT) -> None:
+    """Stops the redis-server that ``ensure_redis(port)`` started (``redis.sh down``).
+
+    A redis on that port that the script did not start is left running.
+    """
+    if _external(REDIS_ENV) is not None:
+        raise UnmanagedServerError(f"{REDIS_ENV} is set: the external redis cannot be stopped")
+    _run_script(
+        REDIS_SCRIPT, "down", timeout_s=REDIS_DOWN_TIMEOUT_S, extra_env={"REDIS_PORT": str(port)}
+    )
