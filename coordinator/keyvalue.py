@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from coordinator.limits import Limits
 from coordinator.transactions.manager import TransactionManager
 from coordinator.transactions.planning import Planner
-from grid.backend import PartitionStore
+from grid.backend import Backend, PartitionStore
 from grid.catalog import Catalog
 from grid.errors import InvalidArgument, ResourceExhausted
 from grid.memory.records import Op
@@ -28,14 +28,15 @@ class KeyValue:
         self,
         catalog: Catalog,
         partitioner: Partitioner,
-        partitions: Sequence[PartitionStore],
+        backend: Backend,
         planner: Planner,
         manager: TransactionManager,
         limits: Limits,
     ) -> None:
         self.catalog = catalog
         self.partitioner = partitioner
-        self.partitions = partitions
+        self.backend = backend
+        self.partitions: Sequence[PartitionStore] = backend.partitions
         self.planner = planner
         self.manager = manager
         self.limits = limits
@@ -46,23 +47,28 @@ class KeyValue:
         self.planner.check_key(key)
         return self.partitions[self.partitioner.partition_of(key)].get(map_name, key)
 
-    def get_many(self, map_name: str, keys: Sequence[str]) -> list[tuple[int, bytes]]:
-        """(position, entry) of each key that exists, in request order."""
+    def get_many(self, map_name: str, keys: Sequence[str]) -> list[bytes | None]:
+        """The committed entry of each key (None where absent), in request order."""
         self.catalog.get(map_name)
         self._check_batch(len(keys))
-        key_bytes_max = self.limits.key_bytes_max
-        for key in keys:
-            if not key or len(key) * 4 > key_bytes_max:
-                self.planner.check_key(key)
-        partitions = self.partitions
-        found = []
-        for position, (key, partition) in enumerate(
-            zip(keys, self.partitioner.partitions_of(keys), strict=True)
+        if keys and (
+            not all(keys)
+            # A key of n characters has at most 4n UTF-8 bytes: only then check exactly.
+            or max(map(len, keys)) * 4 > self.limits.key_bytes_max
+            or "\x00" in "".join(keys)
         ):
-            entry = partitions[partition].get(map_name, key)
-            if entry is not None:
-                found.append((position, entry))
-        return found
+            for key in keys:
+                self.planner.check_key(key)
+        partitions = self.partitioner.partitions_of(keys)
+        lookup_many = getattr(self.backend, "lookup_many", None)
+        if lookup_many is not None:
+            found: list[bytes | None] = lookup_many(map_name, keys, partitions)
+            return found
+        stores = self.partitions
+        return [
+            stores[partition].get(map_name, key)
+            for key, partition in zip(keys, partitions, strict=True)
+        ]
 
     def put(
         self,

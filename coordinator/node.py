@@ -94,7 +94,7 @@ class Node:
         self.keyvalue = KeyValue(
             self.catalog,
             self.partitioner,
-            self.backend.partitions,
+            self.backend,
             self.planner,
             self.transactions,
             self.limits,

@@ -66,9 +66,14 @@ class PartitionStore(Protocol):
 
 
 class Backend(Protocol):
-    name: str
-    partitions: Sequence[PartitionStore]
-    catalog_store: CatalogStore
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def partitions(self) -> Sequence[PartitionStore]: ...
+
+    @property
+    def catalog_store(self) -> CatalogStore: ...
 
     def open(self, hooks: ParticipantHooks) -> None: ...
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import grpc
 
@@ -51,12 +51,26 @@ class DataService(data_pb2_grpc.DataServicer):
     def GetMany(
         self, request: data_pb2.GetManyRequest, context: grpc.ServicerContext
     ) -> data_pb2.GetManyResponse:
-        found = self.keyvalue.get_many(request.map, request.keys)
-        return data_pb2.GetManyResponse(
-            found_indexes=[position for position, _ in found],
-            values=[entry[:-VERSION_BYTES] for _, entry in found],
-            versions=[int.from_bytes(entry[-VERSION_BYTES:], "little") for _, entry in found],
+        if request.packed_keys:
+            keys: Sequence[str] = request.packed_keys.decode().split("\x00")
+        else:
+            keys = request.keys
+        entries = self.keyvalue.get_many(request.map, keys)
+        if None in entries:
+            found_indexes = [index for index, entry in enumerate(entries) if entry is not None]
+            found: list[bytes] = [entry for entry in entries if entry is not None]
+        else:
+            found_indexes = list(range(len(entries)))
+            found = entries  # type: ignore[assignment]
+        response = data_pb2.GetManyResponse(
+            found_indexes=found_indexes,
+            values_json=b"[" + b",".join([entry[:-VERSION_BYTES] for entry in found]) + b"]",
         )
+        if request.with_versions:
+            response.versions.extend(
+                [int.from_bytes(entry[-VERSION_BYTES:], "little") for entry in found]
+            )
+        return response
 
     @unary
     def Put(

@@ -62,6 +62,8 @@ class Planner:
     def check_key(self, key: str) -> None:
         if not isinstance(key, str) or not key:
             raise InvalidArgument("key must be a non-empty string", field="key")
+        if "\x00" in key:
+            raise InvalidArgument("key must not contain NUL characters", field="key")
         size = len(key.encode())
         if size > self._limits.key_bytes_max:
             raise InvalidArgument(

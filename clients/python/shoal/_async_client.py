@@ -109,7 +109,7 @@ class AsyncClient:
         key_list = [_requests.check_key(key) for key in keys]
         reply = await self._call(
             lambda s: s.data.GetMany,
-            data_pb2.GetManyRequest(map=map_name, keys=key_list),
+            _requests.get_many_request(map_name, key_list),
             idempotent=True,
         )
         return _requests.get_many_result(key_list, reply)
@@ -175,8 +175,8 @@ class AsyncClient:
         policy = self.transaction_retry
         async for attempt in tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(policy.attempts),
-            wait=tenacity.wait_exponential_jitter(
-                initial=policy.initial_backoff_s, max=policy.max_backoff_s
+            wait=tenacity.wait_random_exponential(
+                multiplier=policy.initial_backoff_s, max=policy.max_backoff_s
             ),
             retry=tenacity.retry_if_exception_type(ConflictError),
             reraise=True,

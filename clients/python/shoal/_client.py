@@ -129,7 +129,7 @@ class Client:
         """A dict of the keys that exist and their values."""
         key_list = [_requests.check_key(key) for key in keys]
         reply = self._call(
-            _get_many, data_pb2.GetManyRequest(map=map_name, keys=key_list), idempotent=True
+            _get_many, _requests.get_many_request(map_name, key_list), idempotent=True
         )
         return _requests.get_many_result(key_list, reply)
 
@@ -207,8 +207,8 @@ class Client:
         policy = self.transaction_retry
         for attempt in tenacity.Retrying(
             stop=tenacity.stop_after_attempt(policy.attempts),
-            wait=tenacity.wait_exponential_jitter(
-                initial=policy.initial_backoff_s, max=policy.max_backoff_s
+            wait=tenacity.wait_random_exponential(
+                multiplier=policy.initial_backoff_s, max=policy.max_backoff_s
             ),
             retry=tenacity.retry_if_exception_type(ConflictError),
             reraise=True,

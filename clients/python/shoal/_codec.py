@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,12 @@ BYTES_TAG = "$bytes"
 TIMESTAMP_TAG = "$ts"
 _TAG_MARKER = b'"$'
 
-_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+try:  # orjson, when installed (pip install shoal-client[fast]), parses several times faster.
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _loads = json.loads
 
 
 def _tagged(value: Any) -> Any:
@@ -62,7 +67,7 @@ def _untag(value: Any) -> Any:
 
 
 def decode(data: bytes) -> Any:
-    value = json.loads(data)
+    value = _loads(data)
     if _TAG_MARKER in data:
         return _untag(value)
     return value
@@ -72,8 +77,12 @@ def decode_many(values: Sequence[bytes]) -> list[Any]:
     """Decodes a batch with one parse: much faster than one parse per value."""
     if not values:
         return []
-    joined = b"[" + b",".join(values) + b"]"
-    decoded: list[Any] = json.loads(joined)
+    return decode_array(b"[" + b",".join(values) + b"]")
+
+
+def decode_array(joined: bytes) -> list[Any]:
+    """Decodes a JSON array of values."""
+    decoded: list[Any] = _loads(joined)
     if _TAG_MARKER in joined:
         return [_untag(value) for value in decoded]
     return decoded

@@ -40,6 +40,9 @@ def parse_targets(target: str | Sequence[str]) -> list[str]:
 
 @dataclass
 class RetryPolicy:
+    """How idempotent calls are retried on UNAVAILABLE: the n-th wait is drawn uniformly
+    from [0, min(max_backoff_s, initial_backoff_s * 2**n)] ("full jitter")."""
+
     attempts: int = 5
     initial_backoff_s: float = 0.05
     max_backoff_s: float = 2.0
@@ -47,8 +50,8 @@ class RetryPolicy:
     def retrying(self) -> tenacity.Retrying:
         return tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
-            wait=tenacity.wait_exponential_jitter(
-                initial=self.initial_backoff_s, max=self.max_backoff_s
+            wait=tenacity.wait_random_exponential(
+                multiplier=self.initial_backoff_s, max=self.max_backoff_s
             ),
             retry=tenacity.retry_if_exception_type(UnavailableError),
             reraise=True,
@@ -57,8 +60,8 @@ class RetryPolicy:
     def async_retrying(self) -> tenacity.AsyncRetrying:
         return tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(self.attempts),
-            wait=tenacity.wait_exponential_jitter(
-                initial=self.initial_backoff_s, max=self.max_backoff_s
+            wait=tenacity.wait_random_exponential(
+                multiplier=self.initial_backoff_s, max=self.max_backoff_s
             ),
             retry=tenacity.retry_if_exception_type(UnavailableError),
             reraise=True,

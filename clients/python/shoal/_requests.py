@@ -65,6 +65,24 @@ def put_many_request(
     return data_pb2.PutManyRequest(map=map_name, keys=keys, values=values, request_id=new_id())
 
 
+def get_many_request(
+    map_name: str, keys: list[str], *, with_versions: bool = False
+) -> data_pb2.GetManyRequest:
+    packed = "\x00".join(keys)
+    if len(packed) + 1 - len(keys) == sum(map(len, keys)) and all(keys):
+        return data_pb2.GetManyRequest(
+            map=map_name, packed_keys=packed.encode(), with_versions=with_versions
+        )
+    # A key holding NUL (refused by the server) or an empty key travels unpacked, so the
+    # server can name it in its error.
+    return data_pb2.GetManyRequest(map=map_name, keys=keys, with_versions=with_versions)
+
+
 def get_many_result(keys: list[str], reply: data_pb2.GetManyResponse) -> dict[str, Any]:
-    decoded = _codec.decode_many(reply.values)
-    return {keys[index]: value for index, value in zip(reply.found_indexes, decoded, strict=True)}
+    found = reply.found_indexes
+    if not found:
+        return {}
+    decoded = _codec.decode_array(reply.values_json)
+    if len(found) == len(keys):
+        return dict(zip(keys, decoded, strict=True))
+    return dict(zip(map(keys.__getitem__, found), decoded, strict=True))

@@ -71,13 +71,14 @@ class Transaction:
         if missing:
             reply = self._client._call(
                 lambda s: s.data.GetMany,
-                data_pb2.GetManyRequest(map=map_name, keys=missing),
+                _requests.get_many_request(map_name, missing, with_versions=True),
                 idempotent=True,
             )
+            decoded = _codec.decode_array(reply.values_json) if reply.found_indexes else []
             found = dict(
                 zip(
                     reply.found_indexes,
-                    zip(_codec.decode_many(reply.values), reply.versions, strict=True),
+                    zip(decoded, reply.versions, strict=True),
                     strict=True,
                 )
             )

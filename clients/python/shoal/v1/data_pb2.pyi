@@ -26,22 +26,26 @@ class GetResponse(_message.Message):
     def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetManyRequest(_message.Message):
-    __slots__ = ("map", "keys")
+    __slots__ = ("map", "keys", "packed_keys", "with_versions")
     MAP_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
+    PACKED_KEYS_FIELD_NUMBER: _ClassVar[int]
+    WITH_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     map: str
     keys: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, map: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ...) -> None: ...
+    packed_keys: bytes
+    with_versions: bool
+    def __init__(self, map: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., packed_keys: _Optional[bytes] = ..., with_versions: _Optional[bool] = ...) -> None: ...
 
 class GetManyResponse(_message.Message):
-    __slots__ = ("found_indexes", "values", "versions")
+    __slots__ = ("found_indexes", "values_json", "versions")
     FOUND_INDEXES_FIELD_NUMBER: _ClassVar[int]
-    VALUES_FIELD_NUMBER: _ClassVar[int]
+    VALUES_JSON_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     found_indexes: _containers.RepeatedScalarFieldContainer[int]
-    values: _containers.RepeatedScalarFieldContainer[bytes]
+    values_json: bytes
     versions: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, found_indexes: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[bytes]] = ..., versions: _Optional[_Iterable[int]] = ...) -> None: ...
+    def __init__(self, found_indexes: _Optional[_Iterable[int]] = ..., values_json: _Optional[bytes] = ..., versions: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PutRequest(_message.Message):
     __slots__ = ("map", "key", "value", "request_id", "condition")

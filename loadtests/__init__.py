@@ -1,0 +1,1 @@
+"""Load tests (Locust users and scenarios) and the benchmark suite of Shoal."""

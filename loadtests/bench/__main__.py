@@ -1,0 +1,56 @@
+"""`make bench`: runs every benchmark and prints one table (ours, baseline, ratio, goal).
+
+Options: ``--quick`` for short runs and smaller data sets; ``--only kv,txn`` to pick
+suites. Results are also written to ``reports/bench.json`` to compare runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from loadtests.bench import kv
+from loadtests.bench.report import Report
+from tests.support.server_process import REPO_ROOT
+
+REDIS_PORT = 6390
+SUITES = {"kv": kv.main}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short runs, small data sets")
+    parser.add_argument("--only", default="", help="comma-separated suites: " + ",".join(SUITES))
+    parser.add_argument("--output", default=str(REPO_ROOT / "reports" / "bench.json"))
+    arguments = parser.parse_args()
+    chosen = [name.strip() for name in arguments.only.split(",") if name.strip()] or list(SUITES)
+    unknown = [name for name in chosen if name not in SUITES]
+    if unknown:
+        parser.error(f"unknown suite {unknown[0]}; known: {', '.join(SUITES)}")
+    environment = {**os.environ, "REDIS_PORT": str(REDIS_PORT)}
+    redis_script = REPO_ROOT / "deploy" / "local" / "redis.sh"
+    subprocess.run([str(redis_script), "up"], check=True, env=environment)
+    report = Report()
+    try:
+        with tempfile.TemporaryDirectory(prefix="shoal-bench-") as work:
+            for name in chosen:
+                print(f"== {name}", flush=True)
+                SUITES[name](report, REDIS_PORT, Path(work), arguments.quick)
+    finally:
+        subprocess.run([str(redis_script), "down"], check=False, env=environment)
+    print()
+    print(report.table())
+    report.save(Path(arguments.output))
+    print(f"\nsaved {arguments.output}")
+    missed = [row for row in report.rows if row.met is False]
+    if missed:
+        print(f"{len(missed)} goal(s) not met: " + "; ".join(row.name for row in missed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,376 @@
+"""Key-value benchmarks: Shoal next to a bare gRPC server and redis-py in the same run.
+
+Figures (issue: foundation): sequential get and put latency and rate, 64 gets in
+flight with the asyncio SDK, get-many of 1,000 keys, put under fsync batch and
+always, memory per key for 1,000,000 keys of 100-byte values, restart time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio as redis_async
+
+from loadtests.bench.report import Report, Row
+from shoal import AsyncClient, Client
+from tests.support.server_process import REPO_ROOT, ServerProcess
+
+VALUE_100 = "v" * 98  # 100 bytes once JSON-quoted
+SUITE = "kv"
+
+
+def timed_calls(call: Callable[[int], Any], seconds: float) -> tuple[float, list[float]]:
+    """Runs `call(i)` repeatedly for about `seconds`; returns (calls per second, latencies)."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+    deadline = started + seconds
+    index = 0
+    clock = time.perf_counter
+    while True:
+        before = clock()
+        call(index)
+        after = clock()
+        latencies.append(after - before)
+        index += 1
+        if after >= deadline:
+            break
+    return index / (clock() - started), latencies
+
+
+def percentile_ms(latencies: list[float], fraction: float) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] * 1000
+
+
+class BareServer:
+    """The bare dict-over-gRPC server as a subprocess."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+        self.target = ""
+
+    def __enter__(self) -> BareServer:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "loadtests.bench.bare_server"],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        self.target = line.strip().split(" ", 1)[1]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def sequential(get: Callable[[str], Any], seconds: float, *, keys: int = 1000) -> dict[str, float]:
+    key_names = [f"k{i}" for i in range(keys)]
+    rate, latencies = timed_calls(lambda i: get(key_names[i % keys]), seconds)
+    return {
+        "rate": rate,
+        "p50_ms": percentile_ms(latencies, 0.5),
+        "p99_ms": percentile_ms(latencies, 0.99),
+    }
+
+
+def concurrent_gets(target: str, map_name: str, seconds: float, in_flight: int = 64) -> float:
+    async def run() -> float:
+        client = AsyncClient(target)
+        done = 0
+        deadline = time.perf_counter() + seconds
+
+        async def worker(offset: int) -> None:
+            nonlocal done
+            index = offset
+            while time.perf_counter() < deadline:
+                await client.get(map_name, f"k{index % 1000}")
+                index += in_flight
+                done += 1
+
+        await client.get(map_name, "k0")
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(in_flight)))
+        elapsed = time.perf_counter() - started
+        await client.close()
+        return done / elapsed
+
+    return asyncio.run(run())
+
+
+def redis_concurrent_gets(port: int, seconds: float, in_flight: int = 64) -> float:
+    async def run() -> float:
+        client = redis_async.Redis(port=port, max_connections=in_flight)
+        done = 0
+        deadline = time.perf_counter() + seconds
+
+        async def worker(offset: int) -> None:
+            nonlocal done
+            index = offset
+            while time.perf_counter() < deadline:
+                await client.get(f"k{index % 1000}")
+                index += in_flight
+                done += 1
+
+        await client.get("k0")
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(in_flight)))
+        elapsed = time.perf_counter() - started
+        await client.aclose()
+        return done / elapsed
+
+    return asyncio.run(run())
+
+
+def run(
+    report: Report, redis_port: int, work_dir: Path, *, seconds: float, keys_for_memory: int
+) -> None:
+    value = VALUE_100
+    redis_client = redis.Redis(port=redis_port)
+    redis_client.flushall()
+    pipe = redis_client.pipeline(transaction=False)
+    for index in range(1000):
+        pipe.set(f"k{index}", f'"{value}"')
+    pipe.execute()
+
+    with BareServer() as bare:
+        bare_client = Client(bare.target)
+        bare_client.put_many("kv", {f"k{i}": value for i in range(1000)})
+        bare_seq = sequential(lambda key: bare_client.get("kv", key), seconds)
+        bare_conc = concurrent_gets(bare.target, "kv", seconds)
+        keys_1000 = [f"k{i}" for i in range(1000)]
+        bare_many, _ = timed_calls(lambda i: bare_client.get_many("kv", keys_1000), seconds)
+        bare_put, _ = timed_calls(lambda i: bare_client.put("kv", f"p{i}", value), seconds)
+        bare_client.close()
+
+    redis_seq = sequential(redis_client.get, seconds)
+    redis_conc = redis_concurrent_gets(redis_port, seconds)
+    redis_many, _ = timed_calls(lambda i: redis_client.mget(keys_1000), seconds)
+
+    shoal = ServerProcess(work_dir / "kv-batch", ["--fsync", "batch"]).start()
+    try:
+        client = Client(shoal.target)
+        client.create_map("kv")
+        client.put_many("kv", {f"k{i}": value for i in range(1000)})
+        ours_seq = sequential(lambda key: client.get("kv", key), seconds)
+        ours_conc = concurrent_gets(shoal.target, "kv", seconds)
+        ours_many, _ = timed_calls(lambda i: client.get_many("kv", keys_1000), seconds)
+        ours_put, put_latencies = timed_calls(lambda i: client.put("kv", f"p{i}", value), seconds)
+        client.close()
+    finally:
+        shoal.stop()
+
+    report.add(
+        Row(SUITE, "get sequential", ours_seq["rate"], "ops/s", "bare gRPC", bare_seq["rate"], 0.8)
+    )
+    report.add(
+        Row(
+            SUITE,
+            "get sequential vs redis",
+            ours_seq["rate"],
+            "ops/s",
+            "redis-py GET",
+            redis_seq["rate"],
+        )
+    )
+    report.add(
+        Row(
+            SUITE,
+            "get p50",
+            ours_seq["p50_ms"],
+            "ms",
+            "bare gRPC",
+            bare_seq["p50_ms"],
+            higher_is_better=False,
+        )
+    )
+    report.add(
+        Row(
+            SUITE,
+            "get p99",
+            ours_seq["p99_ms"],
+            "ms",
+            "bare gRPC",
+            bare_seq["p99_ms"],
+            higher_is_better=False,
+        )
+    )
+    report.add(
+        Row(SUITE, "get 64 in flight (async SDK)", ours_conc, "ops/s", "bare gRPC", bare_conc, 0.8)
+    )
+    report.add(
+        Row(SUITE, "get 64 in flight vs redis", ours_conc, "ops/s", "redis.asyncio", redis_conc)
+    )
+    report.add(
+        Row(
+            SUITE,
+            "get-many 1,000 keys",
+            ours_many * 1000,
+            "keys/s",
+            "redis-py MGET",
+            redis_many * 1000,
+            1.0,
+        )
+    )
+    report.add(
+        Row(
+            SUITE,
+            "get-many 1,000 vs bare",
+            ours_many * 1000,
+            "keys/s",
+            "bare gRPC",
+            bare_many * 1000,
+        )
+    )
+    report.add(Row(SUITE, "put fsync=batch", ours_put, "ops/s", "bare gRPC", bare_put, 0.6))
+    report.add(
+        Row(
+            SUITE,
+            "put fsync=batch p99",
+            percentile_ms(put_latencies, 0.99),
+            "ms",
+            note="latency of one put",
+            higher_is_better=False,
+        )
+    )
+
+    shoal = ServerProcess(work_dir / "kv-always", ["--fsync", "always"]).start()
+    try:
+        client = Client(shoal.target)
+        client.create_map("kv")
+        always_put, always_latencies = timed_calls(
+            lambda i: client.put("kv", f"p{i}", value), seconds
+        )
+        client.close()
+    finally:
+        shoal.stop()
+    report.add(Row(SUITE, "put fsync=always", always_put, "ops/s", "bare gRPC", bare_put))
+    report.add(
+        Row(
+            SUITE,
+            "put fsync=always p99",
+            percentile_ms(always_latencies, 0.99),
+            "ms",
+            higher_is_better=False,
+        )
+    )
+
+    memory_and_restart(report, redis_client, work_dir, keys_for_memory)
+    redis_client.close()
+
+
+def memory_and_restart(
+    report: Report, redis_client: redis.Redis, work_dir: Path, keys: int
+) -> None:
+    value = VALUE_100
+    batch = 5000
+    redis_client.flushall()
+    redis_before = int(redis_client.info("memory")["used_memory"])
+    pipe = redis_client.pipeline(transaction=False)
+    for index in range(keys):
+        pipe.set(f"key:{index:08d}", value)
+        if index % batch == batch - 1:
+            pipe.execute()
+    pipe.execute()
+    redis_per_key = (int(redis_client.info("memory")["used_memory"]) - redis_before) / keys
+    redis_client.flushall()
+
+    shoal = ServerProcess(work_dir / "kv-memory", ["--fsync", "batch"]).start()
+    try:
+        client = Client(shoal.target, timeout_s=120)
+        client.create_map("mem")
+        assert shoal.process is not None
+        before = rss_bytes(shoal.process.pid)
+        started = time.perf_counter()
+        for start in range(0, keys, batch):
+            client.put_many(
+                "mem", [(f"key:{i:08d}", value) for i in range(start, min(keys, start + batch))]
+            )
+        load_s = time.perf_counter() - started
+        after = rss_bytes(shoal.process.pid)
+        client.close()
+        ours_per_key = (after - before) / keys
+        report.add(
+            Row(
+                SUITE,
+                f"memory per key ({keys:,} keys, 100 B values)",
+                ours_per_key,
+                "B",
+                "redis used_memory",
+                redis_per_key,
+                2.0,
+                higher_is_better=False,
+                note="server RSS growth",
+            )
+        )
+        report.add(
+            Row(SUITE, f"load {keys:,} keys by put_many", load_s, "s", higher_is_better=False)
+        )
+        shoal.stop(timeout_s=300)
+        started = time.perf_counter()
+        shoal.start(timeout_s=300)
+        restart_s = time.perf_counter() - started
+        report.add(
+            Row(
+                SUITE,
+                f"restart after shutdown, {keys:,} keys",
+                restart_s,
+                "s",
+                "re-put time",
+                load_s,
+                1.0,
+                higher_is_better=False,
+            )
+        )
+        client = Client(shoal.target)
+        assert client.get("mem", f"key:{keys - 1:08d}") == value
+        client.close()
+        shoal.kill()
+        started = time.perf_counter()
+        shoal.start(timeout_s=300)
+        crash_restart_s = time.perf_counter() - started
+        report.add(
+            Row(
+                SUITE,
+                f"restart after kill -9, {keys:,} keys",
+                crash_restart_s,
+                "s",
+                "re-put time",
+                load_s,
+                1.0,
+                higher_is_better=False,
+            )
+        )
+    finally:
+        shoal.stop(timeout_s=300)
+
+
+def main(report: Report, redis_port: int, work_dir: Path, quick: bool) -> None:
+    os.environ.setdefault("SHOAL_LOG_LEVEL", "WARNING")
+    run(
+        report,
+        redis_port,
+        work_dir,
+        seconds=2.0 if quick else 5.0,
+        keys_for_memory=100_000 if quick else 1_000_000,
+    )

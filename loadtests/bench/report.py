@@ -1,0 +1,100 @@
+"""Benchmark results: one row per figure, printed as a table and saved as JSON."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Row:
+    """One figure of Shoal next to its baseline.
+
+    `higher_is_better` tells how to read the ratio (ours / baseline); `goal` is the
+    ratio the issue asks for, None for figures only reported.
+    """
+
+    suite: str
+    name: str
+    ours: float
+    unit: str
+    baseline_name: str = ""
+    baseline: float | None = None
+    goal: float | None = None
+    higher_is_better: bool = True
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or self.baseline == 0:
+            return None
+        return self.ours / self.baseline
+
+    @property
+    def met(self) -> bool | None:
+        ratio = self.ratio
+        if self.goal is None or ratio is None:
+            return None
+        return ratio >= self.goal if self.higher_is_better else ratio <= self.goal
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        print(f"  {format_row(row)}", flush=True)
+        return row
+
+    def table(self) -> str:
+        headers = ["suite", "figure", "shoal", "baseline", "base fig.", "ratio", "goal", "met"]
+        lines = [
+            [
+                row.suite,
+                row.name,
+                f"{_number(row.ours)} {row.unit}",
+                row.baseline_name or "-",
+                "-" if row.baseline is None else f"{_number(row.baseline)} {row.unit}",
+                "-" if row.ratio is None else f"{row.ratio:.2f}x",
+                "-"
+                if row.goal is None
+                else ("≥" if row.higher_is_better else "≤") + f"{row.goal}x",
+                {True: "yes", False: "NO", None: "-"}[row.met],
+            ]
+            for row in self.rows
+        ]
+        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
+        out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+        out.append("  ".join("-" * w for w in widths))
+        out.extend(
+            "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines
+        )
+        return "\n".join(out)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = {
+            "started": self.started,
+            "machine": {"python": platform.python_version(), "node": platform.node()},
+            "rows": [{**asdict(row), "ratio": row.ratio, "met": row.met} for row in self.rows],
+        }
+        path.write_text(json.dumps(document, indent=2))
+
+
+def format_row(row: Row) -> str:
+    base = "" if row.baseline is None else f" vs {row.baseline_name} {_number(row.baseline)}"
+    ratio = "" if row.ratio is None else f" ({row.ratio:.2f}x)"
+    return f"{row.suite}/{row.name}: {_number(row.ours)} {row.unit}{base}{ratio}"
+
+
+def _number(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"

@@ -1,0 +1,54 @@
+"""Fixtures shared by every tier: servers started for real, or one given by flag."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.server_process import ServerProcess
+
+_map_counter = itertools.count()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--shoal-target",
+        default=None,
+        help="use a running coordinator (host:port) instead of starting one",
+    )
+
+
+@pytest.fixture(scope="session")
+def shoal_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A coordinator shared by a session's tests; each test uses its own maps."""
+    given = request.config.getoption("--shoal-target")
+    if given:
+        yield given
+        return
+    server = ServerProcess(tmp_path_factory.mktemp("shoal") / "data").start()
+    try:
+        yield server.target
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A coordinator of the test's own, for tests that stop, kill or restart it."""
+    server = ServerProcess(tmp_path / "data")
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def map_name(request: pytest.FixtureRequest) -> str:
+    """A map name unique to the test."""
+    base = "".join(ch if ch.isalnum() else "_" for ch in request.node.name)[:60]
+    return f"t{next(_map_counter)}_{base}"
