@@ -285,6 +285,9 @@ class Participant:
         # reply returns the first answer instead of applying twice.
         self.outcomes: OrderedDict[bytes, tuple[int, ...]] = OrderedDict()
         self.outcomes_max = outcomes_max
+        # Transactions decided here lately, so a prepare that arrives late (duplicated or
+        # reordered by the network) cannot stage a decided transaction again.
+        self.decided: OrderedDict[bytes, str] = OrderedDict()
         self._validators = validators
         self._sketch_apply = sketch_apply
         self._guarded_field = guarded_field
@@ -358,6 +361,9 @@ class Participant:
         if event.txn_id in self.staged:
             # A duplicated prepare: the first one already voted yes.
             return [Send(Vote(True))]
+        decided = self.decided.get(event.txn_id)
+        if decided is not None:
+            return [Send(Vote(False, f"the transaction was already {decided} here"))]
         wanted = _lock_modes(event.reads, event.writes, self._guarded_field)
         try:
             for target, mode in wanted.items():
@@ -412,6 +418,7 @@ class Participant:
             # Already committed (a duplicate or a recovery sweep after the coordinator).
             return [Send(Ack(known=False))]
         self._release(staged)
+        self._decide(event.txn_id, COMMITTED)
         if not staged.durable:
             return [Send(Ack())]
         lsn = self.lsn + 1
@@ -424,8 +431,12 @@ class Participant:
     def _abort(self, event: Abort) -> list[Action]:
         staged = self.staged.pop(event.txn_id, None)
         if staged is None:
+            # An abort that overtook its prepare: remember it, so the prepare votes no.
+            if event.txn_id not in self.decided:
+                self._decide(event.txn_id, ABORTED)
             return [Send(Ack(known=False))]
         self._release(staged)
+        self._decide(event.txn_id, ABORTED)
         if not staged.durable:
             return [Send(Ack())]
         record = Record(RecordKind.ABORTED, self._next_lsn(), {"txn": event.txn_id.hex()})
@@ -493,6 +504,11 @@ class Participant:
         return StatusReply(
             status.state, status.participants, status.lease_expires_ms, swapped=swapped
         )
+
+    def _decide(self, txn_id: bytes, outcome: str) -> None:
+        self.decided[txn_id] = outcome
+        while len(self.decided) > self.outcomes_max:
+            self.decided.popitem(last=False)
 
     def _remember(self, request_id: bytes, versions: tuple[int, ...]) -> None:
         self.outcomes[request_id] = versions
@@ -619,20 +635,22 @@ class Participant:
 
     def replay(self, record: Record) -> None:
         """Re-applies one logged record during recovery; records arrive in log order."""
-        if record.lsn <= self.lsn and record.kind != RecordKind.STATUS:
+        # A checkpoint reflects every record up to its LSN, status records included; a
+        # log it replaced may be left behind by a crash, and must change nothing.
+        if record.lsn <= self.lsn:
             return
         kind = record.kind
         if kind in (RecordKind.APPLIED, RecordKind.COMMITTED):
-            self._install(record.entries, record.lsn)
             if kind == RecordKind.APPLIED and "request" in record.meta:
-                versions = tuple(
-                    0 if entry.op == Op.DELETE else record.lsn for entry in record.entries
-                )
+                versions = self._applied_versions(record)
                 self._remember(bytes.fromhex(record.meta["request"]), versions)
+            self._install(record.entries, record.lsn)
             if kind == RecordKind.COMMITTED:
-                staged = self.staged.pop(bytes.fromhex(record.meta["txn"]), None)
+                txn_id = bytes.fromhex(record.meta["txn"])
+                staged = self.staged.pop(txn_id, None)
                 if staged is not None:
                     self._release(staged)
+                self._decide(txn_id, COMMITTED)
         elif kind == RecordKind.PREPARED:
             txn_id = bytes.fromhex(record.meta["txn"])
             locked = {(m, k): mode for m, k, mode in record.meta["locks"]}
@@ -652,9 +670,11 @@ class Participant:
             if staged_txn is not None:
                 staged_txn.state = PRE_COMMITTED
         elif kind == RecordKind.ABORTED:
-            aborted = self.staged.pop(bytes.fromhex(record.meta["txn"]), None)
+            txn_id = bytes.fromhex(record.meta["txn"])
+            aborted = self.staged.pop(txn_id, None)
             if aborted is not None:
                 self._release(aborted)
+            self._decide(txn_id, ABORTED)
         elif kind == RecordKind.STATUS:
             txn_id = bytes.fromhex(record.meta["txn"])
             if record.meta.get("forget"):
@@ -669,6 +689,27 @@ class Participant:
         elif kind == RecordKind.MAP_DROPPED:
             self.segments.pop(record.meta["map"], None)
         self.lsn = max(self.lsn, record.lsn)
+
+    def _applied_versions(self, record: Record) -> tuple[int, ...]:
+        """The versions the first answer gave for an applied record, before it installs.
+
+        As in `_resolve`: a PUT reports the record's LSN and a DELETE 0; a REFERENCE
+        reports the version its key had at that point of the batch.
+        """
+        written: dict[tuple[str, str], int] = {}
+        versions: list[int] = []
+        for entry in record.entries:
+            target = (entry.map, entry.key)
+            if entry.op == Op.REFERENCE:
+                version = written.get(target)
+                if version is None:
+                    stored = self.get(entry.map, entry.key)
+                    version = 0 if stored is None else version_of(stored)
+            else:
+                version = 0 if entry.op == Op.DELETE else record.lsn
+                written[target] = version
+            versions.append(version)
+        return tuple(versions)
 
     def state_meta(self) -> dict[str, Any]:
         """Everything but the entries, for a checkpoint."""
@@ -694,6 +735,7 @@ class Participant:
             ],
             "outcomes": [[request.hex(), list(v)] for request, v in self.outcomes.items()],
             "refcounts": [[m, k, count] for (m, k), count in self.refcounts.items()],
+            "decided": [[txn.hex(), outcome] for txn, outcome in self.decided.items()],
         }
 
     def restore_meta(self, meta: dict[str, Any]) -> None:
@@ -719,6 +761,8 @@ class Participant:
             self.outcomes[bytes.fromhex(request)] = tuple(versions)
         for map_name, key, count in meta.get("refcounts", []):
             self.refcounts[(map_name, key)] = count
+        for txn, outcome in meta.get("decided", []):
+            self.decided[bytes.fromhex(txn)] = outcome
 
 
 def write_entry(write: Write) -> Entry:
