@@ -89,6 +89,12 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
     try:
         if setting.kind is Path:
             value: Any = Path(str(raw))
+        elif setting.kind in (int, float) and isinstance(raw, bool):
+            # TOML booleans are ints to Python; `port = true` is a mistake, not port 1.
+            raise TypeError(raw)
+        elif setting.kind is int and isinstance(raw, float):
+            # int() would silently truncate `port = 1.5`.
+            raise TypeError(raw)
         elif setting.kind is int and isinstance(raw, str):
             value = int(raw.replace("_", ""))
         elif setting.kind is float and isinstance(raw, str):
@@ -103,7 +109,7 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
         raise ConfigError(
             f"{setting.name} from {source} must be one of {', '.join(setting.choices)}, got {raw!r}"
         )
-    if setting.kind is int and value < 0:
+    if setting.kind in (int, float) and value < 0:
         raise ConfigError(f"{setting.name} from {source} must not be negative, got {raw!r}")
     return value
 
@@ -157,6 +163,10 @@ def load(
         raise ConfigError(f"partitions must be within 1..4096, got {config.partitions}")
     if config.workers < 1:
         raise ConfigError("workers must be at least 1")
+    # A zero period would make the fsync flusher and the recovery sweeper spin.
+    for name in ("fsync_interval_ms", "txn_sweep_interval_ms"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
     return config
 
 

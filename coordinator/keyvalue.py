@@ -47,8 +47,14 @@ class KeyValue:
         self.planner.check_key(key)
         return self.partitions[self.partitioner.partition_of(key)].get(map_name, key)
 
-    def get_many(self, map_name: str, keys: Sequence[str]) -> list[bytes | None]:
-        """The committed entry of each key (None where absent), in request order."""
+    def get_many(
+        self, map_name: str, keys: Sequence[str], *, consistent: bool = False
+    ) -> list[bytes | None]:
+        """The committed entry of each key (None where absent), in request order.
+
+        `consistent` reads all of them at one instant (inside the commit gate), so the
+        batch never shows a transaction on some of its partitions only.
+        """
         self.catalog.get(map_name)
         self._check_batch(len(keys))
         if keys and (
@@ -60,6 +66,14 @@ class KeyValue:
             for key in keys:
                 self.planner.check_key(key)
         partitions = self.partitioner.partitions_of(keys)
+        if consistent:
+            with self.manager.gate.exclusive():
+                return self._lookup(map_name, keys, partitions)
+        return self._lookup(map_name, keys, partitions)
+
+    def _lookup(
+        self, map_name: str, keys: Sequence[str], partitions: Sequence[int]
+    ) -> list[bytes | None]:
         lookup_many = getattr(self.backend, "lookup_many", None)
         if lookup_many is not None:
             found: list[bytes | None] = lookup_many(map_name, keys, partitions)

@@ -55,7 +55,7 @@ class DataService(data_pb2_grpc.DataServicer):
             keys: Sequence[str] = request.packed_keys.decode().split("\x00")
         else:
             keys = request.keys
-        entries = self.keyvalue.get_many(request.map, keys)
+        entries = self.keyvalue.get_many(request.map, keys, consistent=request.consistent)
         if None in entries:
             found_indexes = [index for index, entry in enumerate(entries) if entry is not None]
             found: list[bytes] = [entry for entry in entries if entry is not None]

@@ -222,6 +222,9 @@ class TransactionManager:
                     CreateStatus(txn_id, participants, lease, self.clock.now_ms())
                 )
                 assert isinstance(reply, StatusReply) and reply.state is not None
+                if not reply.swapped and reply.state in FINAL_STATES:
+                    # A retry of a transaction an earlier attempt decided: its answer.
+                    return self._outcome_of(txn_id)
                 self.stories.record(txn_id, "status created", f"partition {status_partition}")
                 self.faults.reached("after_status_created")
                 events.append(tpc.StatusCreated(PENDING if reply.swapped else reply.state))
@@ -333,6 +336,3 @@ def _describe(plan: Plan) -> str:
         f"p{partition}: {len(work.reads)} reads {len(work.writes)} writes"
         for partition, work in sorted(plan.work.items())
     )
-
-
-__all__ = ["FINAL_STATES", "CommitResult", "TransactionConfig", "TransactionManager"]

@@ -179,7 +179,8 @@ class ThreePhaseCommit:
         if self.phase not in (PRE_COMMITTING, COMMITTING, ABORTING):
             return []
         self.acknowledged.add(event.partition)
-        if self.acknowledged < set(self.participants):
+        # Every participant must answer; an answer from elsewhere completes nothing.
+        if not self.acknowledged >= set(self.participants):
             return []
         if self.phase == PRE_COMMITTING:
             self.phase = DECIDING

@@ -220,8 +220,24 @@ class AsyncTransaction:
         reply = await self._client._call(
             lambda s: s.data.Get, data_pb2.GetRequest(map=map_name, key=key), idempotent=True
         )
+        self._state.note_read_call(consistent=False)
         stored = _codec.decode(reply.value) if reply.found else None
         return self._state.record_read(target, stored, reply.version)
+
+    async def get_many(self, map_name: str, keys: Iterable[str]) -> dict[str, Any]:
+        """The values of the keys that exist, as this transaction sees them; the keys
+        not yet known are read in one consistent batch."""
+        self._state.check_open()
+        key_list = [_requests.check_key(key) for key in keys]
+        missing = [key for key in key_list if not self._state.local((map_name, key))[0]]
+        if missing:
+            reply = await self._client._call(
+                lambda s: s.data.GetMany,
+                _requests.get_many_request(map_name, missing, with_versions=True, consistent=True),
+                idempotent=True,
+            )
+            self._state.record_batch(map_name, missing, reply)
+        return self._state.visible(map_name, key_list)
 
     def put(
         self,
@@ -257,6 +273,9 @@ class AsyncTransaction:
         state = self._state
         state.check_open()
         state.finished = True
+        if not state.needs_commit_call:
+            self.result = CommitResult(state.txn_id.hex(), (), False)
+            return self.result
         reply = await self._client._commit(state.commit_request())
         self.result = CommitResult(state.txn_id.hex(), tuple(reply.versions), reply.replayed)
         return self.result

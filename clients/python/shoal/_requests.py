@@ -50,6 +50,13 @@ def condition(
 def check_key(key: Any, what: str = "key") -> str:
     if not isinstance(key, str):
         raise InvalidArgumentError(f"{what} must be a string, got {type(key).__name__}", field=what)
+    # isascii is O(1) in CPython, so only non-ASCII keys pay for the encoding check; a
+    # lone surrogate cannot travel as UTF-8 and would fail deep inside protobuf.
+    if not key.isascii():
+        try:
+            key.encode()
+        except UnicodeEncodeError:
+            raise InvalidArgumentError(f"{what} is not valid Unicode text", field=what) from None
     return key
 
 
@@ -66,16 +73,22 @@ def put_many_request(
 
 
 def get_many_request(
-    map_name: str, keys: list[str], *, with_versions: bool = False
+    map_name: str, keys: list[str], *, with_versions: bool = False, consistent: bool = False
 ) -> data_pb2.GetManyRequest:
     packed = "\x00".join(keys)
-    if len(packed) + 1 - len(keys) == sum(map(len, keys)) and all(keys):
+    # Packing is safe only when the separators are the only NULs (and no key is empty).
+    if packed.count("\x00") == len(keys) - 1 and all(keys):
         return data_pb2.GetManyRequest(
-            map=map_name, packed_keys=packed.encode(), with_versions=with_versions
+            map=map_name,
+            packed_keys=packed.encode(),
+            with_versions=with_versions,
+            consistent=consistent,
         )
     # A key holding NUL (refused by the server) or an empty key travels unpacked, so the
     # server can name it in its error.
-    return data_pb2.GetManyRequest(map=map_name, keys=keys, with_versions=with_versions)
+    return data_pb2.GetManyRequest(
+        map=map_name, keys=keys, with_versions=with_versions, consistent=consistent
+    )
 
 
 def get_many_result(keys: list[str], reply: data_pb2.GetManyResponse) -> dict[str, Any]:

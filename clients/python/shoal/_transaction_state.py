@@ -54,6 +54,19 @@ class TransactionState:
         self.writes: list[transactions_pb2.WriteOp] = []
         self.overlays: dict[Target, _Overlay] = {}
         self.finished = False
+        # Calls that read from the server, and whether every one was a consistent batch.
+        self.read_calls = 0
+        self.consistent_reads = True
+
+    def note_read_call(self, *, consistent: bool) -> None:
+        self.read_calls += 1
+        self.consistent_reads = self.consistent_reads and consistent
+
+    @property
+    def needs_commit_call(self) -> bool:
+        """A transaction that only read, all in one consistent batch, read one instant of
+        the grid: it is serializable as it is, and nothing needs validating."""
+        return bool(self.writes) or not (self.read_calls <= 1 and self.consistent_reads)
 
     def check_open(self) -> None:
         if self.finished:
@@ -76,6 +89,26 @@ class TransactionState:
         self.read_versions[target] = version
         self.read_values[target] = value
         return self.local(target)[1]
+
+    def record_batch(self, map_name: str, keys: list[str], reply: Any) -> None:
+        """Remembers a consistent batch read (a GetManyResponse with versions)."""
+        self.note_read_call(consistent=True)
+        decoded = _codec.decode_array(reply.values_json) if reply.found_indexes else []
+        found = dict(
+            zip(reply.found_indexes, zip(decoded, reply.versions, strict=True), strict=True)
+        )
+        for index, key in enumerate(keys):
+            value, version = found.get(index, (None, 0))
+            self.record_read((map_name, key), value, version)
+
+    def visible(self, map_name: str, keys: list[str]) -> dict[str, Any]:
+        """The keys that exist as the transaction sees them, with their values."""
+        result = {}
+        for key in keys:
+            value = self.local((map_name, key))[1]
+            if value is not None:
+                result[key] = value
+        return result
 
     def put(self, target: Target, value: Any, condition: Any = None) -> None:
         self.check_open()

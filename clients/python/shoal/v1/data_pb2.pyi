@@ -26,16 +26,18 @@ class GetResponse(_message.Message):
     def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetManyRequest(_message.Message):
-    __slots__ = ("map", "keys", "packed_keys", "with_versions")
+    __slots__ = ("map", "keys", "packed_keys", "with_versions", "consistent")
     MAP_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     PACKED_KEYS_FIELD_NUMBER: _ClassVar[int]
     WITH_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENT_FIELD_NUMBER: _ClassVar[int]
     map: str
     keys: _containers.RepeatedScalarFieldContainer[str]
     packed_keys: bytes
     with_versions: bool
-    def __init__(self, map: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., packed_keys: _Optional[bytes] = ..., with_versions: _Optional[bool] = ...) -> None: ...
+    consistent: bool
+    def __init__(self, map: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., packed_keys: _Optional[bytes] = ..., with_versions: _Optional[bool] = ..., consistent: _Optional[bool] = ...) -> None: ...
 
 class GetManyResponse(_message.Message):
     __slots__ = ("found_indexes", "values_json", "versions")
