@@ -80,7 +80,17 @@ class MemoryBackend:
                 f"data directory {self.data_dir} is in use by another Shoal server",
                 field="data_dir",
             ) from None
+        try:
+            self._check_layout()
+        except BaseException:
+            # A refused directory must not stay locked by this half-made backend.
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+            lock_file.close()
+            raise
         self._lock_file = lock_file
+
+    def _check_layout(self) -> None:
+        """Checks the format and partition count of the directory, or records them."""
         meta_path = self.data_dir / "shoal.json"
         if meta_path.exists():
             meta = orjson.loads(meta_path.read_bytes())
