@@ -67,8 +67,9 @@ class KeyValue:
                 self.planner.check_key(key)
         partitions = self.partitioner.partitions_of(keys)
         if consistent:
-            with self.manager.gate.exclusive():
-                return self._lookup(map_name, keys, partitions)
+            return self.manager.gate.read_consistent(
+                lambda: self._lookup(map_name, keys, partitions)
+            )
         return self._lookup(map_name, keys, partitions)
 
     def _lookup(

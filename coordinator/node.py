@@ -10,6 +10,7 @@ import logging
 import os
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +27,12 @@ from coordinator.transactions.recovery import RecoverySweeper
 from coordinator.transactions.story import Stories
 from grid.backend import ParticipantHooks
 from grid.catalog import Catalog, MapDefinition
+from grid.entry import value_of
 from grid.errors import InvalidArgument
 from grid.memory.backend import MemoryBackend, MemoryBackendConfig
+from grid.memory.records import Op
 from grid.memory.wal import FsyncPolicy
-from grid.participant import DropMap
+from grid.participant import ApplyOnePhase, DropMap, Write
 from grid.partitioner import Partitioner
 from grid.schema import parse_schema
 
@@ -140,11 +143,41 @@ class Node:
             return False
         # Refuse before touching data (a referenced map stays whole); a crash between
         # dropping the entries and the definition leaves an empty map, never stale data.
-        self.catalog.check_droppable(name)
+        definition = self.catalog.check_droppable(name)
+        held = self._references_held(definition)
         for partition in self.backend.partitions:
             partition.step(DropMap(name))
+        # Released after the values are gone: a crash in between leaves counts too high
+        # (a target that cannot be deleted), never too low (a dangling reference).
+        self._release_references(held)
         self.catalog.drop(name)
         return True
+
+    def _references_held(self, definition: MapDefinition) -> Counter[tuple[str, str]]:
+        held: Counter[tuple[str, str]] = Counter()
+        if definition.schema is None or not definition.schema.references():
+            return held
+        fields = [(spec.name, spec.ref) for spec in definition.schema.references()]
+        for partition in self.backend.partitions:
+            for _, entry in partition.items(definition.name):
+                document = orjson.loads(value_of(entry))
+                for field_name, target_map in fields:
+                    target = document.get(field_name)
+                    if target is not None and target_map is not None:
+                        held[(target_map, str(target))] += 1
+        return held
+
+    def _release_references(self, held: Counter[tuple[str, str]]) -> None:
+        by_partition: dict[int, list[Write]] = {}
+        for (target_map, key), count in held.items():
+            by_partition.setdefault(self.partitioner.partition_of(key), []).append(
+                Write(Op.REFERENCE, target_map, key, str(-count).encode())
+            )
+        for partition, writes in by_partition.items():
+            with self.transactions.gate.shared():
+                self.backend.partitions[partition].step(
+                    ApplyOnePhase(os.urandom(16), (), tuple(writes))
+                )
 
     def alter_schema(self, name: str, schema_json: bytes) -> MapDefinition:
         try:

@@ -200,8 +200,8 @@ class Catalog:
             self._guarded.pop(name, None)
             self._save()
 
-    def check_droppable(self, name: str) -> None:
-        self.get(name)
+    def check_droppable(self, name: str) -> MapDefinition:
+        definition = self.get(name)
         for other in self._maps.values():
             if other.name == name or other.schema is None:
                 continue
@@ -211,6 +211,7 @@ class Catalog:
                         f"map '{name}' is referenced by '{other.name}.{spec.name}'",
                         field="map",
                     )
+        return definition
 
     def referencing(self, name: str) -> list[tuple[str, str]]:
         """The (map, field) pairs whose values reference keys of map `name`."""

@@ -291,6 +291,18 @@ class Participant:
         self._validators = validators
         self._sketch_apply = sketch_apply
         self._guarded_field = guarded_field
+        self._handlers: dict[type, Callable[[Any], list[Action]]] = {
+            ApplyOnePhase: self._apply_one_phase,
+            Prepare: self._prepare,
+            PreCommit: self._pre_commit,
+            Commit: self._commit,
+            Abort: self._abort,
+            CreateStatus: self._create_status,
+            CasStatus: self._cas_status,
+            ReadStatus: self._read_status,
+            ForgetStatus: self._forget_status,
+            DropMap: self._drop_map,
+        }
 
     # Reads (not events: they change nothing and need no log) ---------------------
 
@@ -310,27 +322,12 @@ class Participant:
 
     def handle(self, event: Event) -> list[Action]:
         try:
-            if isinstance(event, ApplyOnePhase):
-                return self._apply_one_phase(event)
-            if isinstance(event, Prepare):
-                return self._prepare(event)
-            if isinstance(event, PreCommit):
-                return self._pre_commit(event)
-            if isinstance(event, Commit):
-                return self._commit(event)
-            if isinstance(event, Abort):
-                return self._abort(event)
-            if isinstance(event, CreateStatus):
-                return self._create_status(event)
-            if isinstance(event, CasStatus):
-                return self._cas_status(event)
-            if isinstance(event, ReadStatus):
-                return [Send(self._status_reply(event.txn_id))]
-            if isinstance(event, ForgetStatus):
-                return self._forget_status(event)
-            return self._drop_map(event)
+            return self._handlers[type(event)](event)
         except GridError as error:
             return [Send(Failed(error))]
+
+    def _read_status(self, event: ReadStatus) -> list[Action]:
+        return [Send(self._status_reply(event.txn_id))]
 
     def _next_lsn(self) -> int:
         self.lsn += 1

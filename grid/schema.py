@@ -468,7 +468,16 @@ class Validator:
         if key_field is not None and key is not None:
             stated = value.get(key_field)
             if stated is None:
-                value = {**value, key_field: key}
+                filled: Any = key
+                if self.schema.by_name[key_field].type == "int":
+                    try:
+                        filled = int(key)
+                    except ValueError:
+                        raise ValidationError(
+                            key_field, "type", f"the key {key!r} is not an int"
+                        ) from None
+                checks[key_field](filled)
+                value = {**value, key_field: filled}
             elif str(stated) != key:
                 raise ValidationError(
                     key_field, "key_field", f"{stated!r} differs from the key {key!r}"

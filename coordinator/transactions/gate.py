@@ -9,8 +9,12 @@ new commits, so a stream of commits cannot starve it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
+
+Result = TypeVar("Result")
+OPTIMISTIC_ATTEMPTS = 3
 
 
 class CommitGate:
@@ -19,6 +23,9 @@ class CommitGate:
         self._sharers = 0
         self._exclusive_waiting = 0
         self._exclusive = False
+        # Commits begun and ended, for readers that check rather than block.
+        self._begun = 0
+        self._ended = 0
 
     @contextmanager
     def shared(self) -> Iterator[None]:
@@ -26,13 +33,31 @@ class CommitGate:
             while self._exclusive or self._exclusive_waiting:
                 self._condition.wait()
             self._sharers += 1
+            self._begun += 1
         try:
             yield
         finally:
             with self._condition:
                 self._sharers -= 1
+                self._ended += 1
                 if self._sharers == 0:
                     self._condition.notify_all()
+
+    def read_consistent(self, read: Callable[[], Result]) -> Result:
+        """Runs a read that must see no commit half-applied.
+
+        First optimistically: the read counts when no commit was applying when it began
+        and none began before it ended (a seqlock). Under a stream of commits it falls
+        back to holding the gate exclusive.
+        """
+        for _ in range(OPTIMISTIC_ATTEMPTS):
+            begun = self._begun
+            if begun == self._ended:
+                result = read()
+                if self._begun == begun:
+                    return result
+        with self.exclusive():
+            return read()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:

@@ -20,25 +20,34 @@ class Transition:
 
 
 class Stories:
-    """Keeps the last transitions of the most recent transactions."""
+    """Keeps the last transitions of the most recent transactions.
+
+    Recording is on the commit path, so it stores plain tuples and takes the lock only
+    to start a new story; a deque's append is atomic on its own.
+    """
 
     def __init__(self, clock: Clock, stories_max: int = STORIES_MAX) -> None:
         self._clock = clock
-        self._stories: OrderedDict[str, deque[Transition]] = OrderedDict()
+        self._stories: OrderedDict[bytes, deque[tuple[int, str, str]]] = OrderedDict()
         self._stories_max = stories_max
         self._lock = threading.Lock()
 
     def record(self, txn_id: bytes, event: str, detail: str = "") -> None:
-        key = txn_id.hex()
-        transition = Transition(self._clock.now_ms(), event, detail)
-        with self._lock:
-            story = self._stories.get(key)
-            if story is None:
-                story = self._stories[key] = deque(maxlen=TRANSITIONS_PER_STORY_MAX)
-                while len(self._stories) > self._stories_max:
-                    self._stories.popitem(last=False)
-            story.append(transition)
+        story = self._stories.get(txn_id)
+        if story is None:
+            with self._lock:
+                story = self._stories.get(txn_id)
+                if story is None:
+                    story = self._stories[txn_id] = deque(maxlen=TRANSITIONS_PER_STORY_MAX)
+                    while len(self._stories) > self._stories_max:
+                        self._stories.popitem(last=False)
+        story.append((self._clock.now_ms(), event, detail))
 
     def story(self, txn_id_hex: str) -> list[Transition]:
+        try:
+            key = bytes.fromhex(txn_id_hex)
+        except ValueError:
+            return []
         with self._lock:
-            return list(self._stories.get(txn_id_hex, ()))
+            entries = list(self._stories.get(key, ()))
+        return [Transition(at_ms, event, detail) for at_ms, event, detail in entries]

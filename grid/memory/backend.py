@@ -161,10 +161,16 @@ class MemoryBackend:
         self, map_name: str, keys: Sequence[str], partitions: Sequence[int]
     ) -> list[bytes | None]:
         """Committed entries of many keys whose partitions are known, in one pass."""
+        if len(keys) < 32:
+            found: list[bytes | None] = []
+            for key, partition in zip(keys, partitions, strict=True):
+                segment = self.partitions[partition].participant.segments.get(map_name)
+                found.append(None if segment is None else segment.entries.get(key))
+            return found
         tables: list[dict[str, bytes]] = []
-        for partition in self.partitions:
-            segment = partition.participant.segments.get(map_name)
-            tables.append(_EMPTY if segment is None else segment.entries)
+        for store in self.partitions:
+            table = store.participant.segments.get(map_name)
+            tables.append(_EMPTY if table is None else table.entries)
         # Both maps run in C: pick each key's table, then look the key up in it.
         return list(map(dict.get, map(tables.__getitem__, partitions), keys))
 

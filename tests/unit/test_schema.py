@@ -427,11 +427,6 @@ def test_key_field_is_left_alone_without_a_key():
     assert validator(key_schema()).validate({"n": 1}) == {"n": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Validator fills a missing key_field with the key string without checking it "
-    "against the field's type, so an int key_field can store a string",
-)
 def test_filled_key_field_obeys_the_field_type():
     check = validator(key_schema("int"))
     try:
