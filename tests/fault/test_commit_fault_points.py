@@ -76,23 +76,25 @@ def test_kill_after_a_one_phase_commit_keeps_it(tmp_path: Path) -> None:
         tmp_path / "data",
         environment={"SHOAL_TESTING": "1", "SHOAL_FAULT_POINTS": "after_one_phase:20"},
     ).start()
-    client = Client(server.target, timeout_s=5)
-    client.create_map("m")
-    acknowledged = []
     try:
-        for index in range(40):
-            client.put("m", f"k{index}", {"i": index})
-            acknowledged.append(index)
-    except Exception:  # the server died under the call
-        pass
-    client.close()
-    assert server.wait_exit(timeout_s=30) == -9
-    assert len(acknowledged) == 19
-    server.start()
-    client = Client(server.target)
-    found = client.get_many("m", [f"k{index}" for index in range(40)])
-    # The 20th put was applied before the kill but never acknowledged: either is fine.
-    assert all(f"k{index}" in found for index in acknowledged)
-    assert set(found) <= {f"k{index}" for index in range(20)}
-    client.close()
-    server.stop()
+        client = Client(server.target, timeout_s=5)
+        client.create_map("m")
+        acknowledged = []
+        try:
+            for index in range(40):
+                client.put("m", f"k{index}", {"i": index})
+                acknowledged.append(index)
+        except Exception:  # the server died under the call
+            pass
+        client.close()
+        assert server.wait_exit(timeout_s=30) == -9
+        assert len(acknowledged) == 19
+        server.start()
+        client = Client(server.target)
+        found = client.get_many("m", [f"k{index}" for index in range(40)])
+        # The 20th put was applied before the kill but never acknowledged: either is fine.
+        assert all(f"k{index}" in found for index in acknowledged)
+        assert set(found) <= {f"k{index}" for index in range(20)}
+        client.close()
+    finally:
+        server.kill()
