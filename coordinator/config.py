@@ -46,6 +46,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "txn_status_retention_ms", int, 600_000, "how long decided transactions answer retries"
     ),
+    Setting("sql_timeout_ms", int, 30_000, "time limit of one SQL statement"),
+    Setting("sql_scan_rows_max", int, 50_000_000, "most rows one SQL statement may scan"),
+    Setting("sql_result_bytes_max", int, 512 * 1024 * 1024, "largest SQL result"),
+    Setting("sql_batch_rows", int, 8192, "rows per streamed SQL result batch"),
     Setting("key_bytes_max", int, 1024, "largest key, in UTF-8 bytes"),
     Setting("value_bytes_max", int, 1024 * 1024, "largest value, in JSON bytes"),
     Setting("batch_entries_max", int, 10_000, "most keys in one batch call"),
@@ -74,6 +78,10 @@ class ServerConfig:
     txn_lease_ms: int = 10_000
     txn_sweep_interval_ms: int = 1000
     txn_status_retention_ms: int = 600_000
+    sql_timeout_ms: int = 30_000
+    sql_scan_rows_max: int = 50_000_000
+    sql_result_bytes_max: int = 512 * 1024 * 1024
+    sql_batch_rows: int = 8192
     limits: Limits = field(default_factory=Limits)
 
     @property

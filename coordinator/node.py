@@ -20,6 +20,9 @@ from coordinator.clock import Clock, SystemClock
 from coordinator.config import ServerConfig
 from coordinator.keyvalue import KeyValue
 from coordinator.limits import Limits
+from coordinator.sql.engine import SqlConfig, SqlEngine
+from coordinator.sql.snapshot import Snapshots
+from coordinator.sql.statements import Statements
 from coordinator.transactions.faults import FaultPoints
 from coordinator.transactions.manager import TransactionConfig, TransactionManager
 from coordinator.transactions.planning import Planner
@@ -102,6 +105,27 @@ class Node:
             self.transactions,
             self.limits,
         )
+        self.statements = Statements(
+            self.transactions,
+            lambda name, schema, if_not_exists: self.create_map(
+                name, schema, if_not_exists=if_not_exists
+            ),
+            lambda name, if_exists: self.drop_map(name, if_exists=if_exists),
+            self.limits.transaction_keys_max,
+        )
+        self.sql = SqlEngine(
+            self.catalog,
+            self.keyvalue,
+            Snapshots(self.backend.partitions, self.transactions.gate),
+            SqlConfig(
+                timeout_ms=config.sql_timeout_ms,
+                scan_rows_max=config.sql_scan_rows_max,
+                result_bytes_max=config.sql_result_bytes_max,
+                batch_rows=config.sql_batch_rows,
+            ),
+            self.statements.run,
+        )
+        self.statements.engine = self.sql
 
     def _sketch_apply(self, map_name: str, current: bytes | None, items: bytes) -> bytes:
         raise InvalidArgument(f"map '{map_name}' is not a sketch map", field="map")

@@ -28,6 +28,7 @@ from coordinator.config import ConfigError, ServerConfig
 from coordinator.node import Node
 from coordinator.services.admin import AdminService
 from coordinator.services.data import DataService
+from coordinator.services.query import QueryService
 from coordinator.services.transactions import TransactionsService
 from coordinator.telemetry import configure_logging
 from coordinator.transactions.faults import FaultPoints
@@ -37,6 +38,8 @@ from shoal.v1 import (
     admin_pb2_grpc,
     data_pb2,
     data_pb2_grpc,
+    query_pb2,
+    query_pb2_grpc,
     transactions_pb2,
     transactions_pb2_grpc,
 )
@@ -47,6 +50,7 @@ SERVICE_NAMES = (
     data_pb2.DESCRIPTOR.services_by_name["Data"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
     transactions_pb2.DESCRIPTOR.services_by_name["Transactions"].full_name,
+    query_pb2.DESCRIPTOR.services_by_name["Query"].full_name,
 )
 
 
@@ -80,6 +84,7 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     data_pb2_grpc.add_DataServicer_to_server(DataService(node.keyvalue), server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node), server)
     transactions_pb2_grpc.add_TransactionsServicer_to_server(TransactionsService(node), server)
+    query_pb2_grpc.add_QueryServicer_to_server(QueryService(node.sql), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -11,6 +11,7 @@ from shoal import _codec, _requests
 from shoal._connection import Connection, RetryPolicy, parse_targets
 from shoal._errors import ConflictError
 from shoal._model import ClusterInfo, MapInfo, Versioned
+from shoal._sql import Cursor
 from shoal._transaction import Transaction, TransactionRetry
 from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
 
@@ -193,6 +194,20 @@ class Client:
                 yield from zip(chunk.keys, _codec.decode_many(chunk.values), strict=True)
         finally:
             stream.cancel()
+
+    # SQL -------------------------------------------------------------------------
+
+    def sql(
+        self,
+        statement: str,
+        params: Sequence[Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        batch_rows: int = 0,
+    ) -> Cursor:
+        """Runs one SQL statement; `?` placeholders bind `params` in order. Returns a cursor
+        (fetchall, fetchone, description, to_arrow, to_pandas) over the streamed result."""
+        return Cursor(self).execute(statement, params, timeout_s=timeout_s, batch_rows=batch_rows)
 
     # Transactions ----------------------------------------------------------------
 

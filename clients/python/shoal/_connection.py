@@ -16,7 +16,7 @@ import grpc
 import tenacity
 
 from shoal._errors import ShoalError, UnavailableError, from_rpc_error
-from shoal.v1 import admin_pb2_grpc, data_pb2_grpc, transactions_pb2_grpc
+from shoal.v1 import admin_pb2_grpc, data_pb2_grpc, query_pb2_grpc, transactions_pb2_grpc
 
 Reply = TypeVar("Reply")
 
@@ -74,6 +74,7 @@ class Stubs:
         self.data = data_pb2_grpc.DataStub(channel)
         self.admin = admin_pb2_grpc.AdminStub(channel)
         self.transactions = transactions_pb2_grpc.TransactionsStub(channel)
+        self.query = query_pb2_grpc.QueryStub(channel)
         self.extra: dict[str, Any] = {}
 
 

@@ -1,0 +1,208 @@
+"""SQL results: a cursor over the streamed batches of one statement.
+
+Rows arrive as Arrow record batches when pyarrow is installed (``pip install
+shoal-client[arrow]``) and as JSON rows otherwise; either way ``fetchall`` returns
+tuples of plain Python values. The cursor reads the stream as it is consumed, so a
+large result is never held whole unless asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from shoal import _codec
+from shoal._errors import InvalidArgumentError, from_rpc_error
+from shoal.v1 import query_pb2
+
+if TYPE_CHECKING:
+    from shoal._client import Client
+
+try:
+    import pyarrow
+
+    HAVE_ARROW = True
+except ImportError:  # pragma: no cover - depends on the environment
+    HAVE_ARROW = False
+
+
+CHANGE_KINDS = ("insert", "update", "delete", "create", "drop")
+
+
+def encode_parameters(parameters: Sequence[Any] | None) -> bytes:
+    if parameters is None:
+        return b""
+    if isinstance(parameters, str | bytes) or not isinstance(parameters, Sequence):
+        raise InvalidArgumentError(
+            "params must be a sequence (list or tuple) of values for the ? placeholders",
+            field="params",
+        )
+    return _codec.encode(list(parameters), what="params")
+
+
+class Cursor:
+    """The result of one statement (PEP 249 shaped: description, rowcount, fetch*)."""
+
+    arraysize = 100
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._stream: Any = None
+        self._pending: list[tuple[Any, ...]] = []
+        self._batches_seen = False
+        self._arrow_schema: Any = None
+        self._arrow_batches: list[Any] = []
+        self._done = True
+        self.description: list[tuple[str, str, None, None, None, None, None]] | None = None
+        self.rowcount = -1
+        self.kind = ""
+        self.elapsed_ms = 0.0
+        self.rows_scanned = 0
+
+    def execute(
+        self,
+        statement: str,
+        params: Sequence[Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        batch_rows: int = 0,
+    ) -> Cursor:
+        self.close()
+        request = query_pb2.ExecuteRequest(
+            statement=statement,
+            params_json=encode_parameters(params),
+            format=query_pb2.ARROW if HAVE_ARROW else query_pb2.JSON,
+            batch_rows=batch_rows,
+            timeout_ms=int((timeout_s or self._client.timeout_s) * 1000),
+        )
+        self._stream = self._client._connection.current.query.Execute(
+            request,
+            timeout=(timeout_s or self._client.timeout_s) + 5,
+            metadata=self._client._metadata,
+        )
+        self._done = False
+        self._pending = []
+        self._arrow_batches = []
+        self.rowcount = -1
+        # The header arrives first: read it so `description` is set at once. A statement
+        # that changes the grid answers one small row: read it all, so rowcount is set.
+        self._read_until_header()
+        if self.kind in CHANGE_KINDS:
+            self._fill(None)
+        return self
+
+    def executemany(self, statement: str, seq_of_params: Sequence[Sequence[Any]]) -> Cursor:
+        total = 0
+        for params in seq_of_params:
+            self.execute(statement, params)
+            self.fetchall()
+            total += max(self.rowcount, 0)
+        self.rowcount = total
+        return self
+
+    def _next_message(self) -> query_pb2.ExecuteResponse | None:
+        if self._done or self._stream is None:
+            return None
+        try:
+            message: query_pb2.ExecuteResponse = next(self._stream)
+            return message
+        except StopIteration:
+            self._done = True
+            return None
+        except grpc.RpcError as error:
+            self._done = True
+            raise from_rpc_error(error) from None
+
+    def _read_until_header(self) -> None:
+        message = self._next_message()
+        if message is None:
+            return
+        self._handle(message)
+
+    def _handle(self, message: query_pb2.ExecuteResponse) -> None:
+        part = message.WhichOneof("part")
+        if part == "header":
+            header = message.header
+            self.kind = header.kind
+            self.description = [
+                (column.name, column.type, None, None, None, None, None)
+                for column in header.columns
+            ]
+            if header.arrow_schema and HAVE_ARROW:
+                self._arrow_schema = pyarrow.ipc.read_schema(pyarrow.py_buffer(header.arrow_schema))
+        elif part == "arrow_batch":
+            batch = pyarrow.ipc.read_record_batch(
+                pyarrow.py_buffer(message.arrow_batch), self._arrow_schema
+            )
+            self._arrow_batches.append(batch)
+            columns = [column.to_pylist() for column in batch.columns]
+            self._pending.extend(zip(*columns, strict=True))
+        elif part == "json_rows":
+            rows = _codec.decode_array(message.json_rows)
+            self._pending.extend(tuple(row) for row in rows)
+        elif part == "summary":
+            summary = message.summary
+            self.elapsed_ms = summary.elapsed_us / 1000
+            self.rows_scanned = summary.rows_scanned
+            self.rowcount = (
+                summary.rows_affected
+                if self.kind in ("insert", "update", "delete")
+                else summary.rows
+            )
+
+    def _fill(self, wanted: int | None) -> None:
+        while (wanted is None or len(self._pending) < wanted) and not self._done:
+            message = self._next_message()
+            if message is None:
+                break
+            self._handle(message)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        self._fill(1)
+        return self._pending.pop(0) if self._pending else None
+
+    def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
+        count = size or self.arraysize
+        self._fill(count)
+        taken, self._pending = self._pending[:count], self._pending[count:]
+        return taken
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        self._fill(None)
+        taken, self._pending = self._pending, []
+        return taken
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        while True:
+            row = self.fetchone()
+            if row is None:
+                return
+            yield row
+
+    def to_arrow(self) -> Any:
+        """The whole result as a pyarrow.Table (needs pyarrow)."""
+        if not HAVE_ARROW:
+            raise InvalidArgumentError("to_arrow needs pyarrow: pip install shoal-client[arrow]")
+        self._fill(None)
+        self._pending = []
+        if self._arrow_schema is None:
+            return pyarrow.table({})
+        return pyarrow.Table.from_batches(self._arrow_batches, schema=self._arrow_schema)
+
+    def to_pandas(self) -> Any:
+        """The whole result as a pandas.DataFrame (needs pyarrow and pandas)."""
+        return self.to_arrow().to_pandas()
+
+    def close(self) -> None:
+        if self._stream is not None and not self._done:
+            self._stream.cancel()
+        self._stream = None
+        self._done = True
+
+    def __enter__(self) -> Cursor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""SQL over the grid: maps are tables, queries read one snapshot, DML runs as transactions."""

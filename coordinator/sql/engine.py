@@ -1,0 +1,375 @@
+"""The SQL engine: parse (sqlglot), plan, snapshot, execute (DuckDB over Arrow), stream.
+
+A SELECT reads one consistent snapshot of the maps it names (see snapshot.py), or, for
+a point lookup on the key, just the keys asked for, read in one consistent batch. The
+DuckDB connections are in-memory, with file access, extension loading and
+configuration changes disabled, so no statement reaches anything outside the grid.
+Results leave as Arrow record batches of bounded size, pulled from DuckDB as the
+client reads them, so a large result never sits whole in the coordinator.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from coordinator.keyvalue import KeyValue
+from coordinator.sql import analysis as analysis_module
+from coordinator.sql import functions
+from coordinator.sql.analysis import Analysis
+from coordinator.sql.snapshot import Snapshots
+from coordinator.sql.tables import KEY_COLUMN, build_image
+from grid import values as grid_values
+from grid.catalog import Catalog, MapDefinition
+from grid.errors import (
+    GridError,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+
+DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
+    "threads": 2,
+}
+
+
+@dataclass(frozen=True)
+class SqlConfig:
+    timeout_ms: int = 30_000
+    scan_rows_max: int = 50_000_000
+    result_bytes_max: int = 512 * 1024 * 1024
+    batch_rows: int = 8192
+    connections: int = 4
+
+
+@dataclass
+class Header:
+    columns: list[tuple[str, str]]
+    schema: pa.Schema
+    kind: str
+
+
+@dataclass
+class Summary:
+    rows: int = 0
+    rows_affected: int = 0
+    elapsed_us: int = 0
+    rows_scanned: int = 0
+
+
+# A record batch of the result (pyarrow is untyped here, hence Any).
+Event: TypeAlias = Header | Summary | Any
+
+
+class StatementTimeout(GridError):
+    status = "DEADLINE_EXCEEDED"
+
+
+class StatementCancelled(GridError):
+    status = "CANCELLED"
+
+
+@dataclass
+class Cancellation:
+    """Lets the caller (a cancelled gRPC call) interrupt a running statement."""
+
+    cancelled: bool = False
+    _interrupt: Callable[[], None] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            if self._interrupt is not None:
+                self._interrupt()
+
+    def attach(self, interrupt: Callable[[], None] | None) -> None:
+        with self._lock:
+            self._interrupt = interrupt
+            if interrupt is not None and self.cancelled:
+                interrupt()
+
+
+class ConnectionPool:
+    """DuckDB connections, each used by one statement at a time."""
+
+    def __init__(self, size: int) -> None:
+        self._idle: queue.LifoQueue[duckdb.DuckDBPyConnection] = queue.LifoQueue()
+        self._size = size
+        self._created = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> duckdb.DuckDBPyConnection:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if self._created < self._size:
+                self._created += 1
+                connection = duckdb.connect(config=DUCKDB_CONFIG)
+                functions.register(connection)
+                return connection
+        return self._idle.get()
+
+    def release(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._idle.put(connection)
+
+
+def duckdb_error(error: duckdb.Error) -> GridError:
+    message = str(error).split("\n")[0]
+    if isinstance(error, duckdb.InterruptException):
+        return StatementCancelled("the statement was interrupted")
+    if isinstance(error, duckdb.OutOfMemoryException):
+        return ResourceExhausted(f"the statement ran out of memory: {message}")
+    if isinstance(error, duckdb.PermissionException):
+        return InvalidArgument(f"not allowed: {message}", field="statement")
+    return InvalidArgument(message, field="statement")
+
+
+def decode_parameters(values: Sequence[Any]) -> list[Any]:
+    """Parameters as DuckDB binds them: tagged bytes and timestamps become Python values."""
+    decoded = []
+    for value in values:
+        instant = grid_values.tagged_timestamp(value)
+        data = grid_values.tagged_bytes(value)
+        decoded.append(instant if instant is not None else data if data is not None else value)
+    return decoded
+
+
+class SqlEngine:
+    def __init__(
+        self,
+        catalog: Catalog,
+        keyvalue: KeyValue,
+        snapshots: Snapshots,
+        config: SqlConfig,
+        modify: Callable[[Analysis, list[Any], Callable[[str], MapDefinition]], Iterator[Event]],
+    ) -> None:
+        self.catalog = catalog
+        self.keyvalue = keyvalue
+        self.snapshots = snapshots
+        self.config = config
+        self.pool = ConnectionPool(config.connections)
+        self._modify = modify
+
+    def definition(self, name: str) -> MapDefinition:
+        try:
+            return self.catalog.get(name)
+        except NotFound:
+            raise InvalidArgument(f"unknown table '{name}'", field="statement") from None
+
+    def execute(
+        self,
+        statement: str,
+        parameters: Sequence[Any],
+        *,
+        batch_rows: int = 0,
+        timeout_ms: int = 0,
+        cancellation: Cancellation | None = None,
+    ) -> Iterator[Event]:
+        started = time.perf_counter()
+        analysis = analysis_module.parse(statement)
+        parameters = decode_parameters(parameters)
+        if analysis.parameters != len(parameters):
+            raise InvalidArgument(
+                f"the statement has {analysis.parameters} parameter(s) but "
+                f"{len(parameters)} were given",
+                field="params",
+            )
+        if analysis.kind != "select":
+            if analysis.explain:
+                raise InvalidArgument("EXPLAIN applies to SELECT statements", field="statement")
+            yield from self._modify(analysis, list(parameters), self.definition)
+            return
+        definitions = [self.definition(name) for name in analysis.tables]
+        tables, rows_scanned, plan = self._read(analysis, definitions, parameters)
+        if analysis.explain:
+            yield from self._explain(analysis, tables, parameters, plan, started)
+            return
+        yield from self.run_query(
+            analysis.tree,
+            tables,
+            parameters,
+            batch_rows=batch_rows,
+            timeout_ms=timeout_ms,
+            cancellation=cancellation,
+            rows_scanned=rows_scanned,
+            started=started,
+        )
+
+    def _read(
+        self,
+        analysis: Analysis,
+        definitions: list[MapDefinition],
+        parameters: Sequence[Any],
+    ) -> tuple[dict[str, pa.Table], int, list[str]]:
+        """The Arrow tables the statement reads, and the plan lines that say how."""
+        plan: list[str] = []
+        if len(definitions) == 1:
+            definition = definitions[0]
+            key_columns = {KEY_COLUMN}
+            if definition.schema is not None and definition.schema.key_field:
+                key_columns.add(definition.schema.key_field)
+            analysis_module.find_point_lookup(analysis, key_columns)
+            if analysis.point_keys:
+                keys = self._point_keys(analysis, parameters)
+                entries = self.keyvalue.get_many(definition.name, keys, consistent=True)
+                found = [(key, entry) for key, entry in zip(keys, entries, strict=True) if entry]
+                partitions = sorted(set(self.keyvalue.partitioner.partitions_of(keys)))
+                plan.append(
+                    f"point lookup on {definition.name}.{analysis.point_key_column}: "
+                    f"{len(keys)} key(s), partitions {partitions}, no scan"
+                )
+                return {definition.name: build_image(definition, found)}, len(found), plan
+        snapshots = self.snapshots.capture(definitions)
+        scanned = sum(snapshot.table.num_rows for snapshot in snapshots.values())
+        if scanned > self.config.scan_rows_max:
+            raise ResourceExhausted(
+                f"the statement would scan {scanned} rows; the limit is "
+                f"{self.config.scan_rows_max}",
+                field="statement",
+            )
+        for name, snapshot in snapshots.items():
+            columns = analysis.columns_by_table.get(name) or ["*"]
+            plan.append(
+                f"scan {name}: {snapshot.table.num_rows} rows, partitions scanned "
+                f"{snapshot.partitions_scanned} ({snapshot.partitions_rebuilt} rebuilt), "
+                f"columns [{', '.join(columns)}]"
+            )
+        if analysis.filters:
+            plan.append("filters pushed into the scan: " + " AND ".join(analysis.filters))
+        return {name: snapshot.table for name, snapshot in snapshots.items()}, scanned, plan
+
+    def _point_keys(self, analysis: Analysis, parameters: Sequence[Any]) -> list[str]:
+        order = {
+            id(node): index
+            for index, node in enumerate(analysis_module.placeholders_in_order(analysis.tree))
+        }
+        keys = []
+        for value in analysis.point_keys:
+            if isinstance(value, exp.Placeholder):
+                raw = parameters[order[id(value)]]
+            else:
+                raw = value.this if value.is_string else value.to_py()
+            keys.append(str(raw))
+        return keys
+
+    def run_query(
+        self,
+        tree: exp.Expression,
+        tables: dict[str, pa.Table],
+        parameters: Sequence[Any],
+        *,
+        batch_rows: int = 0,
+        timeout_ms: int = 0,
+        cancellation: Cancellation | None = None,
+        rows_scanned: int = 0,
+        started: float | None = None,
+        kind: str = "select",
+    ) -> Iterator[Event]:
+        started = time.perf_counter() if started is None else started
+        text = functions.rewrite_aggregates(tree.copy()).sql(dialect="duckdb")
+        connection = self.pool.acquire()
+        timer: threading.Timer | None = None
+        timed_out = threading.Event()
+        try:
+            for name, table in tables.items():
+                connection.register(name, table)
+            if cancellation is not None:
+                cancellation.attach(connection.interrupt)
+
+            def on_timeout() -> None:
+                timed_out.set()
+                connection.interrupt()
+
+            limit_ms = timeout_ms or self.config.timeout_ms
+            timer = threading.Timer(limit_ms / 1000, on_timeout)
+            timer.daemon = True
+            timer.start()
+            try:
+                relation = connection.sql(text, params=list(parameters) or None)
+                if relation is None:
+                    raise InvalidArgument("the statement returns no rows", field="statement")
+                columns = list(zip(relation.columns, [str(t) for t in relation.types], strict=True))
+                reader = relation.to_arrow_reader(batch_rows or self.config.batch_rows)
+                yield Header(columns=columns, schema=reader.schema, kind=kind)
+                rows = 0
+                sent_bytes = 0
+                for batch in reader:
+                    rows += batch.num_rows
+                    sent_bytes += batch.nbytes
+                    if sent_bytes > self.config.result_bytes_max:
+                        raise ResourceExhausted(
+                            f"the result exceeds {self.config.result_bytes_max} bytes; add a "
+                            "LIMIT or aggregate",
+                            field="statement",
+                        )
+                    yield batch
+            except duckdb.Error as error:
+                if timed_out.is_set():
+                    raise StatementTimeout(
+                        f"the statement ran past its time limit of {limit_ms} ms"
+                    ) from None
+                raise duckdb_error(error) from None
+            yield Summary(
+                rows=rows,
+                elapsed_us=int((time.perf_counter() - started) * 1_000_000),
+                rows_scanned=rows_scanned,
+            )
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if cancellation is not None:
+                cancellation.attach(None)
+            for name in tables:
+                try:
+                    connection.unregister(name)
+                except duckdb.Error:
+                    pass
+            self.pool.release(connection)
+
+    def _explain(
+        self,
+        analysis: Analysis,
+        tables: dict[str, pa.Table],
+        parameters: Sequence[Any],
+        plan: list[str],
+        started: float,
+    ) -> Iterator[Event]:
+        connection = self.pool.acquire()
+        try:
+            for name, table in tables.items():
+                connection.register(name, table)
+            text = functions.rewrite_aggregates(analysis.tree.copy()).sql(dialect="duckdb")
+            try:
+                rows = connection.sql("EXPLAIN " + text, params=list(parameters) or None)
+                physical = rows.fetchall() if rows is not None else []
+            except duckdb.Error as error:
+                raise duckdb_error(error) from None
+        finally:
+            for name in tables:
+                try:
+                    connection.unregister(name)
+                except duckdb.Error:
+                    pass
+            self.pool.release(connection)
+        lines = ["shoal plan:", *(f"  {line}" for line in plan), "duckdb plan:"]
+        for row in physical:
+            lines.extend(f"  {line}" for line in str(row[-1]).splitlines())
+        schema = pa.schema([("plan", pa.string())])
+        yield Header(columns=[("plan", "VARCHAR")], schema=schema, kind="explain")
+        yield pa.record_batch([pa.array(lines, pa.string())], schema=schema)
+        yield Summary(rows=len(lines), elapsed_us=int((time.perf_counter() - started) * 1e6))

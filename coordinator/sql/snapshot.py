@@ -1,0 +1,116 @@
+"""Consistent snapshots of maps as Arrow tables, for one query.
+
+Each partition keeps, beside its entries, the Arrow image SQL last built from them,
+tagged with the segment's change counter. A snapshot takes, inside the commit gate
+(so no transaction is seen on some of its partitions only), the cached image of every
+unchanged partition and a copy of the entries of every changed one; the copies become
+images outside the gate and are cached for the next query. Memory cost: one Arrow
+image per partition of each map SQL has read, about the size of its columns; a
+query adds the copies of partitions changed since the last query while it runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from coordinator.sql.tables import build_image, table_schema
+from coordinator.transactions.gate import CommitGate
+from grid.catalog import MapDefinition
+from grid.memory.partition import MemoryPartition
+from grid.memory.segment import Segment
+
+MEMO_KEY = "sql-image"
+
+
+@dataclass
+class TableSnapshot:
+    definition: MapDefinition
+    table: pa.Table
+    partitions_scanned: int
+    partitions_rebuilt: int
+    capture_ms: float
+
+
+@dataclass
+class _Captured:
+    segment: Segment | None
+    generation: int
+    image: pa.Table | None
+    entries: list[tuple[str, bytes]] | None
+
+
+def _schema_tag(definition: MapDefinition) -> int:
+    return 0 if definition.schema is None else definition.schema.version
+
+
+class Snapshots:
+    def __init__(self, partitions: Sequence[MemoryPartition], gate: CommitGate) -> None:
+        self.partitions = partitions
+        self.gate = gate
+
+    def capture(
+        self,
+        definitions: Sequence[MapDefinition],
+        only_partitions: dict[str, set[int]] | None = None,
+    ) -> dict[str, TableSnapshot]:
+        """One instant of every named map (restricted to some partitions when given)."""
+        started = time.perf_counter()
+        wanted = {
+            definition.name: sorted(
+                (only_partitions or {}).get(definition.name, range(len(self.partitions)))
+            )
+            for definition in definitions
+        }
+
+        def grab() -> dict[str, list[_Captured]]:
+            taken: dict[str, list[_Captured]] = {}
+            for definition in definitions:
+                tag = _schema_tag(definition)
+                captured = []
+                for index in wanted[definition.name]:
+                    segment = self.partitions[index].participant.segments.get(definition.name)
+                    if segment is None:
+                        captured.append(_Captured(None, 0, None, None))
+                        continue
+                    generation = segment.generation
+                    memo = segment.memo.get(MEMO_KEY)
+                    if isinstance(memo, tuple) and memo[0] == generation and memo[1] == tag:
+                        captured.append(_Captured(segment, generation, memo[2], None))
+                    else:
+                        captured.append(
+                            _Captured(segment, generation, None, list(segment.entries.items()))
+                        )
+                taken[definition.name] = captured
+            return taken
+
+        taken = self.gate.read_consistent(grab)
+        capture_ms = (time.perf_counter() - started) * 1000
+        snapshots = {}
+        for definition in definitions:
+            images = []
+            rebuilt = 0
+            tag = _schema_tag(definition)
+            for item in taken[definition.name]:
+                if item.segment is None:
+                    continue
+                image = item.image
+                if image is None:
+                    image = build_image(definition, item.entries or [])
+                    rebuilt += 1
+                    if item.segment.generation == item.generation:
+                        item.segment.memo[MEMO_KEY] = (item.generation, tag, image)
+                if image.num_rows:
+                    images.append(image)
+            table = pa.concat_tables(images) if images else table_schema(definition).empty_table()
+            snapshots[definition.name] = TableSnapshot(
+                definition=definition,
+                table=table,
+                partitions_scanned=len(wanted[definition.name]),
+                partitions_rebuilt=rebuilt,
+                capture_ms=capture_ms,
+            )
+        return snapshots

@@ -1,0 +1,454 @@
+"""Statements that change the grid: INSERT, UPDATE, DELETE, CREATE TABLE, DROP TABLE.
+
+INSERT, UPDATE and DELETE first compute their rows with DuckDB at one snapshot (a
+SELECT made from the statement), then apply them as ONE grid transaction: every row
+is validated against the map's schema and references, and one bad row rolls back the
+statement. UPDATE and DELETE write on condition of each row's version, so a row
+changed since the snapshot aborts the statement (ABORTED, retry) instead of being
+overwritten. INSERT of a key that exists fails with ALREADY_EXISTS.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pyarrow as pa
+from sqlglot import exp
+
+from coordinator.sql.analysis import Analysis
+from coordinator.sql.tables import KEY_COLUMN, VALUE_COLUMN, VERSION_COLUMN, python_value
+from coordinator.transactions.manager import TransactionManager
+from grid.catalog import MapDefinition
+from grid.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument
+from grid.memory.records import Op
+from grid.participant import Condition, Write
+
+if TYPE_CHECKING:
+    from coordinator.sql.engine import Event, SqlEngine
+
+SQL_FIELD_TYPES = {
+    "TEXT": "string",
+    "VARCHAR": "string",
+    "CHAR": "string",
+    "STRING": "string",
+    "UUID": "string",
+    "INT": "int",
+    "INTEGER": "int",
+    "BIGINT": "int",
+    "SMALLINT": "int",
+    "TINYINT": "int",
+    "UBIGINT": "int",
+    "UINT": "int",
+    "DOUBLE": "float",
+    "FLOAT": "float",
+    "REAL": "float",
+    "DECIMAL": "float",
+    "BOOLEAN": "bool",
+    "BOOL": "bool",
+    "BLOB": "bytes",
+    "VARBINARY": "bytes",
+    "BINARY": "bytes",
+    "TIMESTAMP": "timestamp",
+    "TIMESTAMPTZ": "timestamp",
+    "DATETIME": "timestamp",
+    "DATE": "timestamp",
+    "JSON": "json",
+}
+
+CreateMap = Callable[[str, bytes, bool], MapDefinition]
+DropMap = Callable[[str, bool], bool]
+
+
+def number_parameters(tree: exp.Expression) -> exp.Expression:
+    """Each `?` becomes `$n` (n in statement order), so parts of the statement can be
+    rearranged and still bind the right parameter."""
+    counter = [0]
+
+    def replace(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Placeholder):
+            counter[0] += 1
+            return exp.Parameter(this=exp.Literal.number(counter[0]))
+        return node
+
+    # transform() walks depth first, which is the order the `?` appear in the text.
+    return tree.copy().transform(replace)
+
+
+class Statements:
+    def __init__(
+        self,
+        transactions: TransactionManager,
+        create_map: CreateMap,
+        drop_map: DropMap,
+        transaction_keys_max: int,
+    ) -> None:
+        self.transactions = transactions
+        self.create_map = create_map
+        self.drop_map = drop_map
+        self.transaction_keys_max = transaction_keys_max
+        self.engine: SqlEngine | None = None
+
+    def run(
+        self,
+        analysis: Analysis,
+        parameters: list[Any],
+        definition: Callable[[str], MapDefinition],
+    ) -> Iterator[Event]:
+        if analysis.kind == "create":
+            yield from self._create(analysis)
+        elif analysis.kind == "drop":
+            yield from self._drop(analysis)
+        elif analysis.kind == "insert":
+            yield from self._insert(analysis, parameters, definition)
+        elif analysis.kind == "update":
+            yield from self._update(analysis, parameters, definition)
+        else:
+            yield from self._delete(analysis, parameters, definition)
+
+    # DDL -------------------------------------------------------------------------
+
+    def _create(self, analysis: Analysis) -> Iterator[Event]:
+        tree = analysis.tree
+        assert isinstance(tree, exp.Create)
+        schema_node = tree.this
+        if not isinstance(schema_node, exp.Schema) or not isinstance(schema_node.this, exp.Table):
+            raise InvalidArgument("CREATE TABLE needs a column list", field="statement")
+        name = schema_node.this.name
+        fields: dict[str, dict[str, Any]] = {}
+        key_field: str | None = None
+        for column in schema_node.expressions:
+            if isinstance(column, exp.PrimaryKey):
+                keys = [item.name for item in column.expressions]
+                if len(keys) != 1:
+                    raise InvalidArgument("the primary key must be one column", field="statement")
+                key_field = keys[0]
+                continue
+            if not isinstance(column, exp.ColumnDef):
+                raise InvalidArgument(
+                    f"unsupported table element {column.sql(dialect='duckdb')!r}",
+                    field="statement",
+                )
+            described, primary = _column_field(column)
+            fields[column.name] = described
+            if primary:
+                key_field = column.name
+        if key_field is not None:
+            if key_field not in fields:
+                raise InvalidArgument(
+                    f"primary key '{key_field}' is not a column", field="statement"
+                )
+            if fields[key_field]["type"] not in ("string", "int"):
+                raise InvalidArgument(
+                    f"primary key '{key_field}' must be VARCHAR or an integer", field="statement"
+                )
+            fields[key_field]["required"] = True
+        schema: dict[str, Any] = {
+            "fields": [{"name": field_name, **spec} for field_name, spec in fields.items()]
+        }
+        if key_field is not None:
+            schema["key_field"] = key_field
+        self.create_map(name, orjson.dumps(schema), bool(tree.args.get("exists")))
+        yield from _affected("create", 0)
+
+    def _drop(self, analysis: Analysis) -> Iterator[Event]:
+        tree = analysis.tree
+        assert isinstance(tree, exp.Drop)
+        name = tree.this.name
+        dropped = self.drop_map(name, bool(tree.args.get("exists")))
+        yield from _affected("drop", int(dropped))
+
+    # DML -------------------------------------------------------------------------
+
+    def _rows(
+        self,
+        tree: exp.Expression,
+        parameters: list[Any],
+        definition: Callable[[str], MapDefinition],
+    ) -> list[dict[str, Any]]:
+        """Runs a SELECT at one snapshot of the maps it names; its rows as dicts."""
+        from coordinator.sql.engine import Header
+
+        assert self.engine is not None
+        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        names: list[str] = []
+        for table in tree.find_all(exp.Table):
+            if table.name and table.name not in names and table.name not in ctes:
+                names.append(table.name)
+        definitions = [definition(name) for name in names]
+        snapshots = self.engine.snapshots.capture(definitions) if definitions else {}
+        tables = {name: snapshot.table for name, snapshot in snapshots.items()}
+        batches: list[pa.RecordBatch] = []
+        schema: pa.Schema | None = None
+        for event in self.engine.run_query(tree, tables, parameters):
+            if isinstance(event, pa.RecordBatch):
+                batches.append(event)
+            elif isinstance(event, Header):
+                schema = event.schema
+        if not batches:
+            return []
+        rows: list[dict[str, Any]] = pa.Table.from_batches(batches, schema=schema).to_pylist()
+        if len(rows) > self.transaction_keys_max:
+            raise InvalidArgument(
+                f"the statement changes {len(rows)} rows; one statement may change at most "
+                f"{self.transaction_keys_max}",
+                field="statement",
+            )
+        return rows
+
+    def _insert(
+        self, analysis: Analysis, parameters: list[Any], definition: Callable[[str], MapDefinition]
+    ) -> Iterator[Event]:
+        tree = number_parameters(analysis.tree)
+        assert isinstance(tree, exp.Insert)
+        target = tree.this
+        if isinstance(target, exp.Schema):
+            table = target.this
+            columns = [item.name for item in target.expressions]
+        else:
+            table = target
+            columns = []
+        mapping = definition(table.name)
+        if mapping.sketch is not None:
+            raise InvalidArgument(f"'{mapping.name}' holds sketches; add items through the SDK")
+        columns = columns or _default_columns(mapping)
+        source = tree.expression
+        if isinstance(source, exp.Values):
+            aliased = exp.Subquery(
+                this=source,
+                alias=exp.TableAlias(
+                    this=exp.to_identifier("__values"),
+                    columns=[exp.to_identifier(name) for name in columns],
+                ),
+            )
+            query: Any = exp.select("*").from_(aliased)
+        elif isinstance(source, exp.Query):
+            query = source
+        else:
+            raise InvalidArgument("INSERT takes VALUES or a SELECT", field="statement")
+        rows = self._rows(query, parameters, definition)
+        writes = []
+        seen: set[str] = set()
+        for row in rows:
+            values = list(row.values())
+            if len(values) != len(columns):
+                raise InvalidArgument(
+                    f"INSERT gives {len(values)} values for {len(columns)} columns",
+                    field="statement",
+                )
+            key, document = _document(mapping, dict(zip(columns, values, strict=True)))
+            if key in seen:
+                raise AlreadyExists(f"the statement inserts key '{key}' twice", field="__key")
+            seen.add(key)
+            writes.append(
+                Write(Op.PUT, mapping.name, key, orjson.dumps(document), Condition("if_absent"))
+            )
+        try:
+            self._commit(writes)
+        except FailedPrecondition as error:
+            raise AlreadyExists(f"duplicate key: {error.message}", field=error.field) from None
+        yield from _affected("insert", len(writes))
+
+    def _update(
+        self, analysis: Analysis, parameters: list[Any], definition: Callable[[str], MapDefinition]
+    ) -> Iterator[Event]:
+        tree = number_parameters(analysis.tree)
+        assert isinstance(tree, exp.Update)
+        mapping = definition(tree.this.name)
+        fields = _value_columns(mapping)
+        assignments: dict[str, exp.Expression] = {}
+        for assignment in tree.expressions:
+            column = assignment.left
+            name = column.name
+            if name in (KEY_COLUMN, VERSION_COLUMN) or (
+                mapping.schema is not None and name == mapping.schema.key_field
+            ):
+                raise InvalidArgument(f"column '{name}' is the key: it cannot be updated")
+            if name not in fields:
+                raise InvalidArgument(
+                    f"table '{mapping.name}' has no column '{name}'", field="statement"
+                )
+            assignments[name] = assignment.right
+        select = exp.select(
+            exp.column(KEY_COLUMN),
+            exp.column(VERSION_COLUMN),
+            *[exp.alias_(assignments.get(name, exp.column(name)), name) for name in fields],
+        ).from_(exp.to_table(mapping.name) if "." not in mapping.name else _quoted(mapping.name))
+        where = tree.args.get("where")
+        if where is not None:
+            select = select.where(where.this)
+        rows = self._rows(select, parameters, definition)
+        writes = []
+        for row in rows:
+            key, document = _document(
+                mapping, {name: row[name] for name in fields}, row[KEY_COLUMN]
+            )
+            writes.append(
+                Write(
+                    Op.PUT,
+                    mapping.name,
+                    key,
+                    orjson.dumps(document),
+                    Condition("if_version", row[VERSION_COLUMN]),
+                )
+            )
+        self._commit_versioned(writes)
+        yield from _affected("update", len(writes))
+
+    def _delete(
+        self, analysis: Analysis, parameters: list[Any], definition: Callable[[str], MapDefinition]
+    ) -> Iterator[Event]:
+        tree = number_parameters(analysis.tree)
+        assert isinstance(tree, exp.Delete)
+        mapping = definition(tree.this.name)
+        select = exp.select(exp.column(KEY_COLUMN), exp.column(VERSION_COLUMN)).from_(
+            exp.to_table(mapping.name) if "." not in mapping.name else _quoted(mapping.name)
+        )
+        where = tree.args.get("where")
+        if where is not None:
+            select = select.where(where.this)
+        rows = self._rows(select, parameters, definition)
+        writes = [
+            Write(
+                Op.DELETE,
+                mapping.name,
+                row[KEY_COLUMN],
+                b"",
+                Condition("if_version", row[VERSION_COLUMN]),
+            )
+            for row in rows
+        ]
+        self._commit_versioned(writes)
+        yield from _affected("delete", len(writes))
+
+    def _commit(self, writes: list[Write]) -> None:
+        if writes:
+            self.transactions.commit(os.urandom(16), [], writes)
+
+    def _commit_versioned(self, writes: list[Write]) -> None:
+        try:
+            self._commit(writes)
+        except FailedPrecondition as error:
+            if "condition if_version" in error.message:
+                raise Conflict(
+                    f"a row changed while the statement ran ({error.message}); retry it",
+                    field=error.field,
+                ) from None
+            raise
+
+
+def _quoted(name: str) -> exp.Table:
+    return exp.Table(this=exp.to_identifier(name, quoted=True))
+
+
+def _affected(kind: str, count: int) -> Iterator[Event]:
+    from coordinator.sql.engine import Header, Summary
+
+    schema = pa.schema([("rows_affected", pa.int64())])
+    yield Header(columns=[("rows_affected", "BIGINT")], schema=schema, kind=kind)
+    yield pa.record_batch([pa.array([count], pa.int64())], schema=schema)
+    yield Summary(rows=1, rows_affected=count)
+
+
+def _value_columns(mapping: MapDefinition) -> list[str]:
+    if mapping.schema is None:
+        return [VALUE_COLUMN]
+    return [spec.name for spec in mapping.schema.fields]
+
+
+def _default_columns(mapping: MapDefinition) -> list[str]:
+    if mapping.schema is not None and mapping.schema.key_field:
+        return _value_columns(mapping)
+    return [KEY_COLUMN, *_value_columns(mapping)]
+
+
+def _document(mapping: MapDefinition, row: dict[str, Any], key: Any = None) -> tuple[str, Any]:
+    """The key and the stored JSON document of one row."""
+    if key is None:
+        key = row.get(KEY_COLUMN)
+    if key is None and mapping.schema is not None and mapping.schema.key_field:
+        key = row.get(mapping.schema.key_field)
+    if key is None:
+        raise InvalidArgument(
+            f"a row of '{mapping.name}' has no key: give __key"
+            + (
+                f" or {mapping.schema.key_field}"
+                if mapping.schema and mapping.schema.key_field
+                else ""
+            ),
+            field=KEY_COLUMN,
+        )
+    unknown = [name for name in row if name not in (KEY_COLUMN, *_value_columns(mapping))]
+    if unknown:
+        raise InvalidArgument(
+            f"table '{mapping.name}' has no column '{unknown[0]}'", field=unknown[0]
+        )
+    if mapping.schema is None:
+        text = row.get(VALUE_COLUMN)
+        try:
+            document = orjson.loads(text) if isinstance(text, str) else python_value(None, text)
+        except orjson.JSONDecodeError:
+            document = text
+        return str(key), document
+    specs = mapping.schema.by_name
+    document = {
+        name: python_value(specs[name], value)
+        for name, value in row.items()
+        if name != KEY_COLUMN and value is not None
+    }
+    return str(key), document
+
+
+def _column_field(column: exp.ColumnDef) -> tuple[dict[str, Any], bool]:
+    kind = column.args.get("kind")
+    if not isinstance(kind, exp.DataType):
+        raise InvalidArgument(f"column '{column.name}' needs a type", field=column.name)
+    described: dict[str, Any]
+    if kind.is_type(exp.DataType.Type.ARRAY) or kind.is_type(exp.DataType.Type.LIST):
+        inner = kind.expressions[0] if kind.expressions else None
+        item = _sql_type(inner.sql(dialect="duckdb")) if inner is not None else None
+        described = {"type": "list"}
+        if item is not None and item not in ("json",):
+            described["items"] = item
+    else:
+        field_type = _sql_type(kind.sql(dialect="duckdb"))
+        if field_type is None:
+            raise InvalidArgument(
+                f"column '{column.name}' has unsupported type {kind.sql(dialect='duckdb')}",
+                field=column.name,
+            )
+        described = {"type": field_type}
+    primary = False
+    for constraint in column.args.get("constraints") or []:
+        detail = constraint.kind
+        if isinstance(detail, exp.PrimaryKeyColumnConstraint):
+            primary = True
+        elif isinstance(detail, exp.NotNullColumnConstraint):
+            described["required"] = True
+        elif isinstance(detail, exp.DefaultColumnConstraint):
+            literal = detail.this
+            if not isinstance(literal, exp.Literal | exp.Boolean | exp.Null):
+                raise InvalidArgument(
+                    f"column '{column.name}': DEFAULT must be a literal", field=column.name
+                )
+            described["default"] = literal.to_py()
+        elif isinstance(detail, exp.Reference):
+            target = detail.this
+            table = target.this if isinstance(target, exp.Schema) else target
+            described["ref"] = table.name
+        else:
+            raise InvalidArgument(
+                f"column '{column.name}': constraint {constraint.sql(dialect='duckdb')} is not "
+                "supported (PRIMARY KEY, NOT NULL, DEFAULT and REFERENCES are)",
+                field=column.name,
+            )
+    return described, primary
+
+
+def _sql_type(text: str) -> str | None:
+    base = text.upper().split("(")[0].strip()
+    if base.startswith("TIMESTAMP"):
+        return "timestamp"
+    return SQL_FIELD_TYPES.get(base)

@@ -1,0 +1,166 @@
+"""Maps seen as tables: their Arrow schema, and Arrow images built from stored entries.
+
+A map with a schema is a table of `__key`, `__version` and one typed column per field;
+a schemaless map is `__key`, `__version` and a JSON `value` column; a sketch map is
+`__key`, `__version` and the sketch's portable bytes in `sketch`. An image is built
+from a partition's entries with one JSON parse for all of them, then one Arrow array
+per column.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from grid.catalog import MapDefinition
+from grid.entry import VERSION_BYTES
+from grid.schema import FieldSpec
+
+KEY_COLUMN = "__key"
+VERSION_COLUMN = "__version"
+VALUE_COLUMN = "value"
+SKETCH_COLUMN = "sketch"
+
+SCALAR_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+    "bytes": pa.binary(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+SQL_TYPE_NAMES = {
+    "string": "VARCHAR",
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "bool": "BOOLEAN",
+    "bytes": "BLOB",
+    "timestamp": "TIMESTAMPTZ",
+    "list": "LIST",
+    "map": "JSON",
+    "json": "JSON",
+}
+
+
+def field_arrow_type(spec: FieldSpec) -> pa.DataType:
+    if spec.type in SCALAR_ARROW_TYPES:
+        return SCALAR_ARROW_TYPES[spec.type]
+    if spec.type == "list" and spec.items in SCALAR_ARROW_TYPES:
+        return pa.list_(SCALAR_ARROW_TYPES[spec.items])
+    # Lists of mixed items, maps and json travel as JSON text.
+    return pa.string()
+
+
+def table_schema(definition: MapDefinition) -> pa.Schema:
+    columns = [
+        pa.field(KEY_COLUMN, pa.string(), nullable=False),
+        pa.field(VERSION_COLUMN, pa.int64()),
+    ]
+    if definition.sketch is not None:
+        columns.append(pa.field(SKETCH_COLUMN, pa.binary()))
+    elif definition.schema is None:
+        columns.append(pa.field(VALUE_COLUMN, pa.string()))
+    else:
+        columns.extend(
+            pa.field(spec.name, field_arrow_type(spec)) for spec in definition.schema.fields
+        )
+    return pa.schema(columns)
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if type(value) is dict:
+        text = value.get("$ts")
+        if isinstance(text, str):
+            instant = datetime.fromisoformat(text)
+            return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    return None
+
+
+def _bytes(value: Any) -> bytes | None:
+    if type(value) is dict:
+        text = value.get("$bytes")
+        if isinstance(text, str):
+            return base64.b64decode(text)
+    return None
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _column(spec: FieldSpec, documents: list[Any]) -> pa.Array:
+    name = spec.name
+    raw = [document.get(name) if type(document) is dict else None for document in documents]
+    arrow_type = field_arrow_type(spec)
+    if spec.type == "timestamp":
+        return pa.array([_timestamp(item) for item in raw], arrow_type)
+    if spec.type == "bytes":
+        return pa.array([_bytes(item) for item in raw], arrow_type)
+    if spec.type == "list" and spec.items is not None:
+        if spec.items == "timestamp":
+            raw = [None if item is None else [_timestamp(x) for x in item] for item in raw]
+        elif spec.items == "bytes":
+            raw = [None if item is None else [_bytes(x) for x in item] for item in raw]
+        return pa.array(raw, arrow_type)
+    if spec.type in ("list", "map", "json"):
+        return pa.array([_json_text(item) for item in raw], pa.string())
+    if spec.type == "float":
+        return pa.array([None if item is None else float(item) for item in raw], arrow_type)
+    return pa.array(raw, arrow_type)
+
+
+def build_image(definition: MapDefinition, entries: Sequence[tuple[str, bytes]]) -> pa.Table:
+    """An Arrow table of a partition's entries of one map."""
+    schema = table_schema(definition)
+    if not entries:
+        return schema.empty_table()
+    keys = [key for key, _ in entries]
+    versions = [int.from_bytes(entry[-VERSION_BYTES:], "little") for _, entry in entries]
+    columns: list[pa.Array] = [pa.array(keys, pa.string()), pa.array(versions, pa.int64())]
+    if definition.sketch is not None:
+        columns.append(pa.array([entry[:-VERSION_BYTES] for _, entry in entries], pa.binary()))
+    else:
+        joined = b"[" + b",".join([entry[:-VERSION_BYTES] for _, entry in entries]) + b"]"
+        if definition.schema is None:
+            documents = orjson.loads(joined)
+            columns.append(
+                pa.array([orjson.dumps(item).decode() for item in documents], pa.string())
+            )
+        else:
+            documents = orjson.loads(joined)
+            columns.extend(_column(spec, documents) for spec in definition.schema.fields)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def python_value(spec: FieldSpec | None, value: Any) -> Any:
+    """A SQL result value as the JSON document a map stores for that field."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return {"$ts": value.astimezone(UTC).isoformat()}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    if spec is not None and spec.type in ("map", "json") and isinstance(value, str):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    if spec is not None and spec.type == "list" and spec.items is None and isinstance(value, str):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    if isinstance(value, list):
+        return [python_value(None, item) for item in value]
+    if hasattr(value, "is_integer") and spec is not None and spec.type == "int":
+        return int(value)
+    if type(value).__name__ == "Decimal":
+        return float(value)
+    return value
