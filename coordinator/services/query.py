@@ -41,6 +41,9 @@ def json_rows(batch: pa.RecordBatch) -> bytes:
     return orjson.dumps(rows, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
 
 
+MESSAGE_BYTES_TARGET = 1024 * 1024
+
+
 class QueryService(query_pb2_grpc.QueryServicer):
     def __init__(self, engine: SqlEngine) -> None:
         self.engine = engine
@@ -62,6 +65,13 @@ class QueryService(query_pb2_grpc.QueryServicer):
         as_json = request.format == query_pb2.JSON
         cancellation = Cancellation()
         context.add_callback(cancellation.cancel)
+        # Batches are gathered into messages of about `batch_rows` rows (DuckDB hands out
+        # small ones, one per input chunk), and the last message is held back so the
+        # summary rides with it: a small result is one message, header to summary.
+        pending = query_pb2.ExecuteResponse()
+        pending_rows = 0
+        pending_bytes = 0
+        rows_per_message = request.batch_rows or self.engine.config.batch_rows
         for event in self.engine.execute(
             request.statement,
             parameters,
@@ -70,25 +80,31 @@ class QueryService(query_pb2_grpc.QueryServicer):
             cancellation=cancellation,
         ):
             if isinstance(event, Header):
-                header = query_pb2.ResultHeader(
-                    columns=[
-                        query_pb2.Column(name=name, type=kind) for name, kind in event.columns
-                    ],
-                    kind=event.kind,
+                header = pending.header
+                header.kind = event.kind
+                header.columns.extend(
+                    query_pb2.Column(name=name, type=kind) for name, kind in event.columns
                 )
                 if not as_json:
                     header.arrow_schema = event.schema.serialize().to_pybytes()
-                yield query_pb2.ExecuteResponse(header=header)
             elif isinstance(event, Summary):
-                yield query_pb2.ExecuteResponse(
-                    summary=query_pb2.ResultSummary(
-                        rows=event.rows,
-                        rows_affected=event.rows_affected,
-                        elapsed_us=event.elapsed_us,
-                        rows_scanned=event.rows_scanned,
-                    )
-                )
-            elif as_json:
-                yield query_pb2.ExecuteResponse(json_rows=json_rows(event))
+                pending.summary.rows = event.rows
+                pending.summary.rows_affected = event.rows_affected
+                pending.summary.elapsed_us = event.elapsed_us
+                pending.summary.rows_scanned = event.rows_scanned
+                yield pending
+                return
             else:
-                yield query_pb2.ExecuteResponse(arrow_batch=event.serialize().to_pybytes())
+                if pending_rows >= rows_per_message or pending_bytes >= MESSAGE_BYTES_TARGET:
+                    yield pending
+                    pending = query_pb2.ExecuteResponse()
+                    pending_rows = pending_bytes = 0
+                if as_json:
+                    data = json_rows(event)
+                    pending.json_rows.append(data)
+                else:
+                    data = event.serialize().to_pybytes()
+                    pending.arrow_batches.append(data)
+                pending_rows += event.num_rows
+                pending_bytes += len(data)
+        yield pending

@@ -7,6 +7,7 @@ and reports a syntax error with its line and column.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,13 +30,25 @@ class Analysis:
     tree: Any
     explain: bool
     tables: list[str]
-    # For a single-table read with `key = ?` or `key IN (...)`: the key expressions.
-    point_keys: list[exp.Expression] = field(default_factory=list)
-    point_key_column: str | None = None
     # Columns each table's scan needs, and the WHERE conjuncts, for EXPLAIN.
     columns_by_table: dict[str, list[str]] = field(default_factory=dict)
     filters: list[str] = field(default_factory=list)
     parameters: int = 0
+    # Derived once per statement text and reused (the analysis is cached): the SQL that
+    # DuckDB runs, and the point lookup found for a set of key columns.
+    duckdb_text: str = ""
+    point_lookups: dict[frozenset[str], PointLookup | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PointLookup:
+    """A one-table SELECT that pins its key with `=` or `IN`: only those keys are read."""
+
+    keys: tuple[Any, ...]
+    column: str
+    # The plain columns it returns (["*"] for all) when nothing else needs DuckDB:
+    # no expressions, no ordering, no other condition. None otherwise.
+    projection: tuple[str, ...] | None
 
 
 def _syntax_error(error: ParseError | TokenError, statement: str) -> InvalidArgument:
@@ -51,7 +64,9 @@ def _syntax_error(error: ParseError | TokenError, statement: str) -> InvalidArgu
     return InvalidArgument(f"syntax error: {error}", field="statement")
 
 
+@functools.lru_cache(maxsize=1024)
 def parse(statement: str) -> Analysis:
+    """The analysis of a statement; cached by its text, so callers must not change it."""
     if not statement or not statement.strip():
         raise InvalidArgument("the statement is empty", field="statement")
     explain = False
@@ -175,8 +190,14 @@ def _conjuncts(condition: Any) -> list[Any]:
     return [condition]
 
 
-def find_point_lookup(analysis: Analysis, key_columns: set[str]) -> None:
-    """Fills `point_keys` when a one-table SELECT pins its key with = or IN."""
+def find_point_lookup(analysis: Analysis, key_columns: frozenset[str]) -> PointLookup | None:
+    """The point lookup of a one-table SELECT that pins its key with = or IN, if it is one."""
+    if key_columns not in analysis.point_lookups:
+        analysis.point_lookups[key_columns] = _point_lookup(analysis, key_columns)
+    return analysis.point_lookups[key_columns]
+
+
+def _point_lookup(analysis: Analysis, key_columns: frozenset[str]) -> PointLookup | None:
     tree = analysis.tree
     if (
         analysis.kind != "select"
@@ -185,11 +206,14 @@ def find_point_lookup(analysis: Analysis, key_columns: set[str]) -> None:
         or tree.args.get("joins")
         or tree.args.get("with")
     ):
-        return
+        return None
     where = tree.args.get("where")
     if where is None:
-        return
-    for condition in _conjuncts(where.this):
+        return None
+    conditions = _conjuncts(where.this)
+    for condition in conditions:
+        keys: list[Any] = []
+        column_name = ""
         if isinstance(condition, exp.EQ):
             column, value = condition.left, condition.right
             if isinstance(value, exp.Column) and not isinstance(column, exp.Column):
@@ -199,19 +223,36 @@ def find_point_lookup(analysis: Analysis, key_columns: set[str]) -> None:
                 and column.name in key_columns
                 and isinstance(value, exp.Literal | exp.Placeholder)
             ):
-                analysis.point_keys = [value]
-                analysis.point_key_column = column.name
-                return
-        if isinstance(condition, exp.In) and isinstance(condition.this, exp.Column):
+                keys, column_name = [value], column.name
+        elif isinstance(condition, exp.In) and isinstance(condition.this, exp.Column):
             values = condition.expressions
             if (
                 condition.this.name in key_columns
                 and values
                 and all(isinstance(value, exp.Literal | exp.Placeholder) for value in values)
             ):
-                analysis.point_keys = list(values)
-                analysis.point_key_column = condition.this.name
-                return
+                keys, column_name = list(values), condition.this.name
+        if keys:
+            return PointLookup(
+                tuple(keys), column_name, _plain_projection(tree) if len(conditions) == 1 else None
+            )
+    return None
+
+
+def _plain_projection(tree: exp.Select) -> tuple[str, ...] | None:
+    """The selected column names when the SELECT is only plain columns (or *)."""
+    blockers = ("group", "having", "order", "limit", "offset", "distinct", "qualify")
+    if any(tree.args.get(name) for name in blockers):
+        return None
+    names: list[str] = []
+    for item in tree.expressions:
+        if isinstance(item, exp.Star):
+            names.append("*")
+        elif isinstance(item, exp.Column) and isinstance(item.this, exp.Identifier):
+            names.append(item.name)
+        else:
+            return None
+    return tuple(names)
 
 
 def placeholders_in_order(tree: exp.Expression) -> list[exp.Placeholder]:

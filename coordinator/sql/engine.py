@@ -24,9 +24,10 @@ from sqlglot import exp
 from coordinator.keyvalue import KeyValue
 from coordinator.sql import analysis as analysis_module
 from coordinator.sql import functions
-from coordinator.sql.analysis import Analysis
+from coordinator.sql.analysis import Analysis, PointLookup
 from coordinator.sql.snapshot import Snapshots
 from coordinator.sql.tables import KEY_COLUMN, build_image
+from coordinator.sql.watchdog import Watchdog
 from grid import values as grid_values
 from grid.catalog import Catalog, MapDefinition
 from grid.errors import (
@@ -102,16 +103,46 @@ class Cancellation:
                 interrupt()
 
 
+REGISTERED_TABLES_MAX = 32
+
+
+class PooledConnection:
+    """A DuckDB connection and the Arrow tables it has registered.
+
+    Registering a table costs about a millisecond, so a table that is still the one
+    registered under its name (an unchanged map between queries) is not registered again.
+    """
+
+    def __init__(self) -> None:
+        self.connection = duckdb.connect(config=DUCKDB_CONFIG)
+        functions.register(self.connection)
+        self._registered: dict[str, pa.Table] = {}
+
+    def bind(self, tables: dict[str, pa.Table]) -> None:
+        for name, table in tables.items():
+            if self._registered.get(name) is not table:
+                self.connection.register(name, table)
+                self._registered.pop(name, None)
+                self._registered[name] = table
+        while len(self._registered) > REGISTERED_TABLES_MAX:
+            oldest = next(iter(self._registered))
+            del self._registered[oldest]
+            try:
+                self.connection.unregister(oldest)
+            except duckdb.Error:
+                pass
+
+
 class ConnectionPool:
     """DuckDB connections, each used by one statement at a time."""
 
     def __init__(self, size: int) -> None:
-        self._idle: queue.LifoQueue[duckdb.DuckDBPyConnection] = queue.LifoQueue()
+        self._idle: queue.LifoQueue[PooledConnection] = queue.LifoQueue()
         self._size = size
         self._created = 0
         self._lock = threading.Lock()
 
-    def acquire(self) -> duckdb.DuckDBPyConnection:
+    def acquire(self) -> PooledConnection:
         try:
             return self._idle.get_nowait()
         except queue.Empty:
@@ -119,13 +150,11 @@ class ConnectionPool:
         with self._lock:
             if self._created < self._size:
                 self._created += 1
-                connection = duckdb.connect(config=DUCKDB_CONFIG)
-                functions.register(connection)
-                return connection
+                return PooledConnection()
         return self._idle.get()
 
-    def release(self, connection: duckdb.DuckDBPyConnection) -> None:
-        self._idle.put(connection)
+    def release(self, pooled: PooledConnection) -> None:
+        self._idle.put(pooled)
 
 
 def duckdb_error(error: duckdb.Error) -> GridError:
@@ -149,6 +178,49 @@ def decode_parameters(values: Sequence[Any]) -> list[Any]:
     return decoded
 
 
+ARROW_TYPE_NAMES = {
+    pa.string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+    pa.binary(): "BLOB",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMP WITH TIME ZONE",
+}
+
+
+def _key_columns(definition: MapDefinition) -> frozenset[str]:
+    if definition.schema is not None and definition.schema.key_field:
+        return frozenset({KEY_COLUMN, definition.schema.key_field})
+    return frozenset({KEY_COLUMN})
+
+
+def _project(image: pa.Table, projection: tuple[str, ...], started: float) -> Iterator[Event]:
+    """A point lookup's plain columns, straight from the image: no DuckDB needed."""
+    names: list[str] = []
+    for name in projection:
+        if name == "*":
+            names.extend(image.column_names)
+        elif name in image.column_names:
+            names.append(name)
+        else:
+            raise InvalidArgument(
+                f'Binder Error: Referenced column "{name}" not found in FROM clause!',
+                field="statement",
+            )
+    table = image.select(names)
+    columns = [
+        (field.name, ARROW_TYPE_NAMES.get(field.type, str(field.type).upper()))
+        for field in table.schema
+    ]
+    yield Header(columns=columns, schema=table.schema, kind="select")
+    yield from table.to_batches()
+    yield Summary(
+        rows=table.num_rows,
+        elapsed_us=int((time.perf_counter() - started) * 1_000_000),
+        rows_scanned=table.num_rows,
+    )
+
+
 class SqlEngine:
     def __init__(
         self,
@@ -163,6 +235,7 @@ class SqlEngine:
         self.snapshots = snapshots
         self.config = config
         self.pool = ConnectionPool(config.connections)
+        self.watchdog = Watchdog()
         self._modify = modify
 
     def definition(self, name: str) -> MapDefinition:
@@ -195,12 +268,36 @@ class SqlEngine:
             yield from self._modify(analysis, list(parameters), self.definition)
             return
         definitions = [self.definition(name) for name in analysis.tables]
-        tables, rows_scanned, plan = self._read(analysis, definitions, parameters)
+        lookup = None
+        if len(definitions) == 1:
+            lookup = analysis_module.find_point_lookup(analysis, _key_columns(definitions[0]))
+        if lookup is not None:
+            definition = definitions[0]
+            keys = self._point_keys(analysis, lookup, parameters)
+            entries = self.keyvalue.get_many(definition.name, keys, consistent=True)
+            found = [(key, entry) for key, entry in zip(keys, entries, strict=True) if entry]
+            image = build_image(definition, found)
+            if lookup.projection is not None and not analysis.explain:
+                yield from _project(image, lookup.projection, started)
+                return
+            partitions = sorted(set(self.keyvalue.partitioner.partitions_of(keys)))
+            plan = [
+                f"point lookup on {definition.name}.{lookup.column}: {len(keys)} key(s), "
+                f"partitions {partitions}, no scan"
+                + (", answered without DuckDB" if lookup.projection is not None else "")
+            ]
+            tables, rows_scanned = {definition.name: image}, len(found)
+        else:
+            tables, rows_scanned, plan = self._scan(analysis, definitions)
         if analysis.explain:
             yield from self._explain(analysis, tables, parameters, plan, started)
             return
+        if not analysis.duckdb_text:
+            analysis.duckdb_text = functions.rewrite_aggregates(analysis.tree.copy()).sql(
+                dialect="duckdb"
+            )
         yield from self.run_query(
-            analysis.tree,
+            analysis.duckdb_text,
             tables,
             parameters,
             batch_rows=batch_rows,
@@ -210,30 +307,11 @@ class SqlEngine:
             started=started,
         )
 
-    def _read(
-        self,
-        analysis: Analysis,
-        definitions: list[MapDefinition],
-        parameters: Sequence[Any],
+    def _scan(
+        self, analysis: Analysis, definitions: list[MapDefinition]
     ) -> tuple[dict[str, pa.Table], int, list[str]]:
-        """The Arrow tables the statement reads, and the plan lines that say how."""
+        """The Arrow tables of a snapshot of the maps, and the plan lines that say how."""
         plan: list[str] = []
-        if len(definitions) == 1:
-            definition = definitions[0]
-            key_columns = {KEY_COLUMN}
-            if definition.schema is not None and definition.schema.key_field:
-                key_columns.add(definition.schema.key_field)
-            analysis_module.find_point_lookup(analysis, key_columns)
-            if analysis.point_keys:
-                keys = self._point_keys(analysis, parameters)
-                entries = self.keyvalue.get_many(definition.name, keys, consistent=True)
-                found = [(key, entry) for key, entry in zip(keys, entries, strict=True) if entry]
-                partitions = sorted(set(self.keyvalue.partitioner.partitions_of(keys)))
-                plan.append(
-                    f"point lookup on {definition.name}.{analysis.point_key_column}: "
-                    f"{len(keys)} key(s), partitions {partitions}, no scan"
-                )
-                return {definition.name: build_image(definition, found)}, len(found), plan
         snapshots = self.snapshots.capture(definitions)
         scanned = sum(snapshot.table.num_rows for snapshot in snapshots.values())
         if scanned > self.config.scan_rows_max:
@@ -253,13 +331,15 @@ class SqlEngine:
             plan.append("filters pushed into the scan: " + " AND ".join(analysis.filters))
         return {name: snapshot.table for name, snapshot in snapshots.items()}, scanned, plan
 
-    def _point_keys(self, analysis: Analysis, parameters: Sequence[Any]) -> list[str]:
+    def _point_keys(
+        self, analysis: Analysis, lookup: PointLookup, parameters: Sequence[Any]
+    ) -> list[str]:
         order = {
             id(node): index
             for index, node in enumerate(analysis_module.placeholders_in_order(analysis.tree))
         }
         keys = []
-        for value in analysis.point_keys:
+        for value in lookup.keys:
             if isinstance(value, exp.Placeholder):
                 raw = parameters[order[id(value)]]
             else:
@@ -269,7 +349,7 @@ class SqlEngine:
 
     def run_query(
         self,
-        tree: exp.Expression,
+        statement: exp.Expression | str,
         tables: dict[str, pa.Table],
         parameters: Sequence[Any],
         *,
@@ -281,13 +361,16 @@ class SqlEngine:
         kind: str = "select",
     ) -> Iterator[Event]:
         started = time.perf_counter() if started is None else started
-        text = functions.rewrite_aggregates(tree.copy()).sql(dialect="duckdb")
-        connection = self.pool.acquire()
-        timer: threading.Timer | None = None
+        if isinstance(statement, str):
+            text = statement
+        else:
+            text = functions.rewrite_aggregates(statement.copy()).sql(dialect="duckdb")
+        pooled = self.pool.acquire()
+        connection = pooled.connection
+        alarm: int | None = None
         timed_out = threading.Event()
         try:
-            for name, table in tables.items():
-                connection.register(name, table)
+            pooled.bind(tables)
             if cancellation is not None:
                 cancellation.attach(connection.interrupt)
 
@@ -296,9 +379,7 @@ class SqlEngine:
                 connection.interrupt()
 
             limit_ms = timeout_ms or self.config.timeout_ms
-            timer = threading.Timer(limit_ms / 1000, on_timeout)
-            timer.daemon = True
-            timer.start()
+            alarm = self.watchdog.arm(limit_ms / 1000, on_timeout)
             try:
                 relation = connection.sql(text, params=list(parameters) or None)
                 if relation is None:
@@ -330,16 +411,11 @@ class SqlEngine:
                 rows_scanned=rows_scanned,
             )
         finally:
-            if timer is not None:
-                timer.cancel()
+            if alarm is not None:
+                self.watchdog.disarm(alarm)
             if cancellation is not None:
                 cancellation.attach(None)
-            for name in tables:
-                try:
-                    connection.unregister(name)
-                except duckdb.Error:
-                    pass
-            self.pool.release(connection)
+            self.pool.release(pooled)
 
     def _explain(
         self,
@@ -349,10 +425,10 @@ class SqlEngine:
         plan: list[str],
         started: float,
     ) -> Iterator[Event]:
-        connection = self.pool.acquire()
+        pooled = self.pool.acquire()
         try:
-            for name, table in tables.items():
-                connection.register(name, table)
+            pooled.bind(tables)
+            connection = pooled.connection
             text = functions.rewrite_aggregates(analysis.tree.copy()).sql(dialect="duckdb")
             try:
                 rows = connection.sql("EXPLAIN " + text, params=list(parameters) or None)
@@ -360,12 +436,7 @@ class SqlEngine:
             except duckdb.Error as error:
                 raise duckdb_error(error) from None
         finally:
-            for name in tables:
-                try:
-                    connection.unregister(name)
-                except duckdb.Error:
-                    pass
-            self.pool.release(connection)
+            self.pool.release(pooled)
         lines = ["shoal plan:", *(f"  {line}" for line in plan), "duckdb plan:"]
         for row in physical:
             lines.extend(f"  {line}" for line in str(row[-1]).splitlines())

@@ -51,6 +51,9 @@ class Snapshots:
     def __init__(self, partitions: Sequence[MemoryPartition], gate: CommitGate) -> None:
         self.partitions = partitions
         self.gate = gate
+        # The last whole table of each map, with what it was made of: an unchanged map
+        # gives the same table object, which DuckDB connections need not register again.
+        self._tables: dict[str, tuple[tuple[tuple[int, int, int], ...], pa.Table]] = {}
 
     def capture(
         self,
@@ -94,6 +97,21 @@ class Snapshots:
             images = []
             rebuilt = 0
             tag = _schema_tag(definition)
+            made_of = tuple(
+                (id(item.segment), item.generation, tag)
+                for item in taken[definition.name]
+                if item.segment is not None
+            )
+            last = self._tables.get(definition.name)
+            if last is not None and last[0] == made_of and not only_partitions:
+                snapshots[definition.name] = TableSnapshot(
+                    definition=definition,
+                    table=last[1],
+                    partitions_scanned=len(wanted[definition.name]),
+                    partitions_rebuilt=0,
+                    capture_ms=capture_ms,
+                )
+                continue
             for item in taken[definition.name]:
                 if item.segment is None:
                     continue
@@ -106,6 +124,8 @@ class Snapshots:
                 if image.num_rows:
                     images.append(image)
             table = pa.concat_tables(images) if images else table_schema(definition).empty_table()
+            if not only_partitions:
+                self._tables[definition.name] = (made_of, table)
             snapshots[definition.name] = TableSnapshot(
                 definition=definition,
                 table=table,

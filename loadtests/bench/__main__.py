@@ -13,12 +13,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from loadtests.bench import kv, txn
+from loadtests.bench import kv, sql, txn
 from loadtests.bench.report import Report
 from tests.support.server_process import REPO_ROOT
 
 REDIS_PORT = 6390
-SUITES = {"kv": kv.main, "txn": txn.main}
+SUITES = {"kv": kv.main, "txn": txn.main, "sql": sql.main}
 
 
 def main() -> int:

@@ -54,6 +54,7 @@ class Cursor:
         self._batches_seen = False
         self._arrow_schema: Any = None
         self._arrow_batches: list[Any] = []
+        self._unconverted: list[Any] = []
         self._done = True
         self.description: list[tuple[str, str, None, None, None, None, None]] | None = None
         self.rowcount = -1
@@ -85,6 +86,7 @@ class Cursor:
         self._done = False
         self._pending = []
         self._arrow_batches = []
+        self._unconverted = []
         self.rowcount = -1
         # The header arrives first: read it so `description` is set at once. A statement
         # that changes the grid answers one small row: read it all, so rowcount is set.
@@ -122,8 +124,7 @@ class Cursor:
         self._handle(message)
 
     def _handle(self, message: query_pb2.ExecuteResponse) -> None:
-        part = message.WhichOneof("part")
-        if part == "header":
+        if message.HasField("header"):
             header = message.header
             self.kind = header.kind
             self.description = [
@@ -132,31 +133,33 @@ class Cursor:
             ]
             if header.arrow_schema and HAVE_ARROW:
                 self._arrow_schema = pyarrow.ipc.read_schema(pyarrow.py_buffer(header.arrow_schema))
-        elif part == "arrow_batch":
-            batch = pyarrow.ipc.read_record_batch(
-                pyarrow.py_buffer(message.arrow_batch), self._arrow_schema
-            )
+        for data in message.arrow_batches:
+            batch = pyarrow.ipc.read_record_batch(pyarrow.py_buffer(data), self._arrow_schema)
             self._arrow_batches.append(batch)
-            columns = [column.to_pylist() for column in batch.columns]
-            self._pending.extend(zip(*columns, strict=True))
-        elif part == "json_rows":
-            rows = _codec.decode_array(message.json_rows)
-            self._pending.extend(tuple(row) for row in rows)
-        elif part == "summary":
+            # Rows are made from the batch only when fetched: to_arrow() needs none.
+            self._unconverted.append(batch)
+        for data in message.json_rows:
+            self._pending.extend(tuple(row) for row in _codec.decode_array(data))
+        if message.HasField("summary"):
             summary = message.summary
             self.elapsed_ms = summary.elapsed_us / 1000
             self.rows_scanned = summary.rows_scanned
-            self.rowcount = (
-                summary.rows_affected
-                if self.kind in ("insert", "update", "delete")
-                else summary.rows
-            )
+            self.rowcount = summary.rows_affected if self.kind in CHANGE_KINDS[:3] else summary.rows
+            self._done = True
 
     def _fill(self, wanted: int | None) -> None:
-        while (wanted is None or len(self._pending) < wanted) and not self._done:
+        while True:
+            while self._unconverted and (wanted is None or len(self._pending) < wanted):
+                batch = self._unconverted.pop(0)
+                columns = [column.to_pylist() for column in batch.columns]
+                self._pending.extend(zip(*columns, strict=True))
+            if (wanted is not None and len(self._pending) >= wanted) or self._done:
+                return
             message = self._next_message()
             if message is None:
-                break
+                if not self._unconverted:
+                    return
+                continue
             self._handle(message)
 
     def fetchone(self) -> tuple[Any, ...] | None:
@@ -185,8 +188,13 @@ class Cursor:
         """The whole result as a pyarrow.Table (needs pyarrow)."""
         if not HAVE_ARROW:
             raise InvalidArgumentError("to_arrow needs pyarrow: pip install shoal-client[arrow]")
-        self._fill(None)
+        while not self._done:
+            message = self._next_message()
+            if message is None:
+                break
+            self._handle(message)
         self._pending = []
+        self._unconverted = []
         if self._arrow_schema is None:
             return pyarrow.table({})
         return pyarrow.Table.from_batches(self._arrow_batches, schema=self._arrow_schema)

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14shoal/v1/query.proto\x12\x08shoal.v1\"\x88\x01\n\x0e\x45xecuteRequest\x12\x11\n\tstatement\x18\x01 \x01(\t\x12\x13\n\x0bparams_json\x18\x02 \x01(\x0c\x12&\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x16.shoal.v1.ResultFormat\x12\x12\n\nbatch_rows\x18\x04 \x01(\r\x12\x12\n\ntimeout_ms\x18\x05 \x01(\r\"$\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"U\n\x0cResultHeader\x12!\n\x07\x63olumns\x18\x01 \x03(\x0b\x32\x10.shoal.v1.Column\x12\x14\n\x0c\x61rrow_schema\x18\x02 \x01(\x0c\x12\x0c\n\x04kind\x18\x03 \x01(\t\"^\n\rResultSummary\x12\x0c\n\x04rows\x18\x01 \x01(\x04\x12\x15\n\rrows_affected\x18\x02 \x01(\x04\x12\x12\n\nelapsed_us\x18\x03 \x01(\x04\x12\x14\n\x0crows_scanned\x18\x04 \x01(\x04\"\x9b\x01\n\x0f\x45xecuteResponse\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.shoal.v1.ResultHeaderH\x00\x12\x15\n\x0b\x61rrow_batch\x18\x02 \x01(\x0cH\x00\x12\x13\n\tjson_rows\x18\x03 \x01(\x0cH\x00\x12*\n\x07summary\x18\x04 \x01(\x0b\x32\x17.shoal.v1.ResultSummaryH\x00\x42\x06\n\x04part*B\n\x0cResultFormat\x12\x1d\n\x19RESULT_FORMAT_UNSPECIFIED\x10\x00\x12\t\n\x05\x41RROW\x10\x01\x12\x08\n\x04JSON\x10\x02\x32I\n\x05Query\x12@\n\x07\x45xecute\x12\x18.shoal.v1.ExecuteRequest\x1a\x19.shoal.v1.ExecuteResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14shoal/v1/query.proto\x12\x08shoal.v1\"\x88\x01\n\x0e\x45xecuteRequest\x12\x11\n\tstatement\x18\x01 \x01(\t\x12\x13\n\x0bparams_json\x18\x02 \x01(\x0c\x12&\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x16.shoal.v1.ResultFormat\x12\x12\n\nbatch_rows\x18\x04 \x01(\r\x12\x12\n\ntimeout_ms\x18\x05 \x01(\r\"$\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"U\n\x0cResultHeader\x12!\n\x07\x63olumns\x18\x01 \x03(\x0b\x32\x10.shoal.v1.Column\x12\x14\n\x0c\x61rrow_schema\x18\x02 \x01(\x0c\x12\x0c\n\x04kind\x18\x03 \x01(\t\"^\n\rResultSummary\x12\x0c\n\x04rows\x18\x01 \x01(\x04\x12\x15\n\rrows_affected\x18\x02 \x01(\x04\x12\x12\n\nelapsed_us\x18\x03 \x01(\x04\x12\x14\n\x0crows_scanned\x18\x04 \x01(\x04\"\x8d\x01\n\x0f\x45xecuteResponse\x12&\n\x06header\x18\x01 \x01(\x0b\x32\x16.shoal.v1.ResultHeader\x12\x15\n\rarrow_batches\x18\x02 \x03(\x0c\x12\x11\n\tjson_rows\x18\x03 \x03(\x0c\x12(\n\x07summary\x18\x04 \x01(\x0b\x32\x17.shoal.v1.ResultSummary*B\n\x0cResultFormat\x12\x1d\n\x19RESULT_FORMAT_UNSPECIFIED\x10\x00\x12\t\n\x05\x41RROW\x10\x01\x12\x08\n\x04JSON\x10\x02\x32I\n\x05Query\x12@\n\x07\x45xecute\x12\x18.shoal.v1.ExecuteRequest\x1a\x19.shoal.v1.ExecuteResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.v1.query_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESULTFORMAT']._serialized_start=552
-  _globals['_RESULTFORMAT']._serialized_end=618
+  _globals['_RESULTFORMAT']._serialized_start=538
+  _globals['_RESULTFORMAT']._serialized_end=604
   _globals['_EXECUTEREQUEST']._serialized_start=35
   _globals['_EXECUTEREQUEST']._serialized_end=171
   _globals['_COLUMN']._serialized_start=173
@@ -42,7 +42,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESULTSUMMARY']._serialized_start=298
   _globals['_RESULTSUMMARY']._serialized_end=392
   _globals['_EXECUTERESPONSE']._serialized_start=395
-  _globals['_EXECUTERESPONSE']._serialized_end=550
-  _globals['_QUERY']._serialized_start=620
-  _globals['_QUERY']._serialized_end=693
+  _globals['_EXECUTERESPONSE']._serialized_end=536
+  _globals['_QUERY']._serialized_start=606
+  _globals['_QUERY']._serialized_end=679
 # @@protoc_insertion_point(module_scope)

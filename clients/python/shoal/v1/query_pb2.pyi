@@ -61,13 +61,13 @@ class ResultSummary(_message.Message):
     def __init__(self, rows: _Optional[int] = ..., rows_affected: _Optional[int] = ..., elapsed_us: _Optional[int] = ..., rows_scanned: _Optional[int] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ("header", "arrow_batch", "json_rows", "summary")
+    __slots__ = ("header", "arrow_batches", "json_rows", "summary")
     HEADER_FIELD_NUMBER: _ClassVar[int]
-    ARROW_BATCH_FIELD_NUMBER: _ClassVar[int]
+    ARROW_BATCHES_FIELD_NUMBER: _ClassVar[int]
     JSON_ROWS_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     header: ResultHeader
-    arrow_batch: bytes
-    json_rows: bytes
+    arrow_batches: _containers.RepeatedScalarFieldContainer[bytes]
+    json_rows: _containers.RepeatedScalarFieldContainer[bytes]
     summary: ResultSummary
-    def __init__(self, header: _Optional[_Union[ResultHeader, _Mapping]] = ..., arrow_batch: _Optional[bytes] = ..., json_rows: _Optional[bytes] = ..., summary: _Optional[_Union[ResultSummary, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[ResultHeader, _Mapping]] = ..., arrow_batches: _Optional[_Iterable[bytes]] = ..., json_rows: _Optional[_Iterable[bytes]] = ..., summary: _Optional[_Union[ResultSummary, _Mapping]] = ...) -> None: ...
