@@ -1,0 +1,186 @@
+"""One suite over every grid backend: the contract of `grid.backend.Backend`.
+
+Each backend in BACKENDS declares how to open it on a fresh data location. Today the
+grid has the embedded memory backend; a shared backend joins by adding an entry here,
+and any gap it has is a strict expected failure with its reason, never a skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from grid.backend import Backend, ParticipantHooks
+from grid.catalog import Catalog
+from grid.entry import value_of, version_of
+from grid.errors import Conflict, FailedPrecondition
+from grid.memory.backend import MemoryBackend, MemoryBackendConfig
+from grid.memory.records import Op
+from grid.participant import (
+    ABORTED,
+    COMMITTED,
+    PENDING,
+    PRE_COMMITTED,
+    Abort,
+    Applied,
+    ApplyOnePhase,
+    CasStatus,
+    Commit,
+    Condition,
+    CreateStatus,
+    PreCommit,
+    Prepare,
+    Read,
+    ReadStatus,
+    StatusReply,
+    Vote,
+    Write,
+)
+
+pytestmark = pytest.mark.conformance
+
+PARTITIONS = 4
+
+
+def _memory(path: Path) -> MemoryBackend:
+    return MemoryBackend(MemoryBackendConfig(data_dir=path, partitions=PARTITIONS))
+
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {"memory": _memory}
+
+
+def _hooks(catalog: Catalog) -> ParticipantHooks:
+    def no_sketches(map_name: str, current: bytes | None, items: bytes) -> bytes:
+        raise AssertionError("no sketch maps in this suite")
+
+    return ParticipantHooks(
+        validators=catalog.validator, guarded_field=catalog.is_guarded, sketch_apply=no_sketches
+    )
+
+
+class Opened:
+    def __init__(self, factory: Callable[[Path], Backend], path: Path) -> None:
+        self.factory = factory
+        self.path = path
+        self.backend = factory(path)
+        self.catalog = Catalog(self.backend.catalog_store)
+        self.backend.open(_hooks(self.catalog))
+
+    def reopen(self) -> None:
+        self.backend.close()
+        self.backend = self.factory(self.path)
+        self.catalog = Catalog(self.backend.catalog_store)
+        self.backend.open(_hooks(self.catalog))
+
+    def step(self, partition: int, event: object) -> object:
+        return self.backend.partitions[partition].step(event)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opened]:
+    backend = Opened(BACKENDS[request.param], tmp_path / request.param)
+    try:
+        yield backend
+    finally:
+        backend.backend.close()
+
+
+def put(key: str, value: object, condition: Condition | None = None) -> Write:
+    return Write(Op.PUT, "m", key, orjson.dumps(value), condition)
+
+
+def test_one_phase_writes_are_read_back_with_increasing_versions(opened: Opened) -> None:
+    first = opened.step(0, ApplyOnePhase(b"r1", (), (put("a", {"n": 1}),)))
+    second = opened.step(0, ApplyOnePhase(b"r2", (), (put("a", {"n": 2}),)))
+    assert isinstance(first, Applied) and isinstance(second, Applied)
+    assert second.versions[0] > first.versions[0] > 0
+    entry = opened.backend.partitions[0].get("m", "a")
+    assert entry is not None
+    assert orjson.loads(value_of(entry)) == {"n": 2}
+    assert version_of(entry) == second.versions[0]
+    assert opened.backend.partitions[0].items("m") == [("a", entry)]
+
+
+def test_a_retried_request_applies_once(opened: Opened) -> None:
+    first = opened.step(1, ApplyOnePhase(b"same", (), (put("a", 1),)))
+    again = opened.step(1, ApplyOnePhase(b"same", (), (put("a", 1),)))
+    assert isinstance(first, Applied) and isinstance(again, Applied)
+    assert again.replayed and again.versions == first.versions
+
+
+def test_conditions_and_read_validation(opened: Opened) -> None:
+    applied = opened.step(0, ApplyOnePhase(b"r1", (), (put("a", 1),)))
+    assert isinstance(applied, Applied)
+    with pytest.raises(FailedPrecondition):
+        opened.step(0, ApplyOnePhase(b"r2", (), (put("a", 2, Condition("if_absent")),)))
+    with pytest.raises(Conflict):
+        opened.step(0, ApplyOnePhase(b"r3", (Read("m", "a", 999),), (put("a", 3),)))
+    swapped = opened.step(
+        0, ApplyOnePhase(b"r4", (), (put("a", 4, Condition("if_version", applied.versions[0])),))
+    )
+    assert isinstance(swapped, Applied)
+
+
+def test_prepare_locks_until_commit_and_commit_applies(opened: Opened) -> None:
+    vote = opened.step(2, Prepare(b"t1", (), (put("k", 1),), 10**13, 0))
+    assert isinstance(vote, Vote) and vote.yes
+    with pytest.raises(Conflict):
+        opened.step(2, ApplyOnePhase(b"r", (), (put("k", 2),)))
+    assert opened.backend.partitions[2].get("m", "k") is None, "staged writes stay invisible"
+    assert [view.txn_id for view in opened.backend.partitions[2].staged_transactions()] == [b"t1"]
+    opened.step(2, PreCommit(b"t1"))
+    opened.step(2, Commit(b"t1"))
+    assert opened.backend.partitions[2].get("m", "k") is not None
+    assert opened.backend.partitions[2].staged_transactions() == []
+
+
+def test_abort_releases_and_discards(opened: Opened) -> None:
+    opened.step(3, Prepare(b"t2", (), (put("k", 1),), 10**13, 0))
+    opened.step(3, Abort(b"t2"))
+    assert opened.backend.partitions[3].get("m", "k") is None
+    applied = opened.step(3, ApplyOnePhase(b"r", (), (put("k", 2),)))
+    assert isinstance(applied, Applied)
+    late = opened.step(3, Prepare(b"t2", (), (put("k", 9),), 10**13, 0))
+    assert isinstance(late, Vote) and not late.yes, "a decided transaction cannot be staged again"
+
+
+def test_status_records_change_only_by_compare_and_set(opened: Opened) -> None:
+    created = opened.step(0, CreateStatus(b"t3", (0, 1), 10**13, 1))
+    assert isinstance(created, StatusReply) and created.state == PENDING and created.swapped
+    lost = opened.step(0, CasStatus(b"t3", PRE_COMMITTED, COMMITTED, 2))
+    assert isinstance(lost, StatusReply) and not lost.swapped and lost.state == PENDING
+    won = opened.step(0, CasStatus(b"t3", PENDING, ABORTED, 3))
+    assert isinstance(won, StatusReply) and won.swapped and won.state == ABORTED
+    read = opened.step(0, ReadStatus(b"t3"))
+    assert isinstance(read, StatusReply) and read.state == ABORTED
+    assert [view.state for view in opened.backend.partitions[0].status_records()] == [ABORTED]
+
+
+def test_everything_survives_a_reopen(opened: Opened) -> None:
+    opened.step(0, ApplyOnePhase(b"r1", (), (put("a", {"n": 1}),)))
+    opened.step(1, Prepare(b"t4", (), (put("b", 2),), 10**13, 0))
+    opened.step(1, PreCommit(b"t4"))
+    opened.step(0, CreateStatus(b"t4", (1,), 10**13, 1))
+    opened.step(0, CasStatus(b"t4", PENDING, PRE_COMMITTED, 2))
+    opened.reopen()
+    entry = opened.backend.partitions[0].get("m", "a")
+    assert entry is not None and orjson.loads(value_of(entry)) == {"n": 1}
+    staged = opened.backend.partitions[1].staged_transactions()
+    assert [(view.txn_id, view.state) for view in staged] == [(b"t4", PRE_COMMITTED)]
+    assert [view.state for view in opened.backend.partitions[0].status_records()] == [PRE_COMMITTED]
+    opened.step(1, Commit(b"t4"))
+    assert opened.backend.partitions[1].get("m", "b") is not None
+    replay = opened.step(0, ApplyOnePhase(b"r1", (), (put("a", {"n": 1}),)))
+    assert isinstance(replay, Applied) and replay.replayed
+
+
+def test_catalog_persists_through_the_backend_store(opened: Opened) -> None:
+    from grid.schema import parse_schema
+
+    opened.catalog.create("accounts", parse_schema({"balance": "int"}), now_ms=1)
+    opened.reopen()
+    definition = opened.catalog.get("accounts")
+    assert definition.schema is not None and definition.schema.by_name["balance"].type == "int"
