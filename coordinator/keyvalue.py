@@ -14,9 +14,9 @@ from collections.abc import Iterator, Sequence
 
 from coordinator.limits import Limits
 from coordinator.transactions.manager import TransactionManager
-from coordinator.transactions.planning import Planner
+from coordinator.transactions.planning import Planner, raise_system_map
 from grid.backend import Backend, PartitionStore
-from grid.catalog import Catalog
+from grid.catalog import Catalog, is_system_map
 from grid.errors import InvalidArgument, ResourceExhausted
 from grid.memory.records import Op
 from grid.participant import Applied, ApplyOnePhase, Condition, Write
@@ -48,7 +48,12 @@ class KeyValue:
         return self.partitions[self.partitioner.partition_of(key)].get(map_name, key)
 
     def get_many(
-        self, map_name: str, keys: Sequence[str], *, consistent: bool = False
+        self,
+        map_name: str,
+        keys: Sequence[str],
+        *,
+        consistent: bool = False,
+        packed: bytes | None = None,
     ) -> list[bytes | None]:
         """The committed entry of each key (None where absent), in request order.
 
@@ -65,7 +70,10 @@ class KeyValue:
         ):
             for key in keys:
                 self.planner.check_key(key)
-        partitions = self.partitioner.partitions_of(keys)
+        if packed is not None:
+            partitions = self.partitioner.partitions_of_packed(packed)
+        else:
+            partitions = self.partitioner.partitions_of(keys)
         if consistent:
             return self.manager.gate.read_consistent(
                 lambda: self._lookup(map_name, keys, partitions)
@@ -127,6 +135,8 @@ class KeyValue:
             )
         self._check_batch(len(keys))
         definition = self.catalog.get(map_name)
+        if is_system_map(map_name):
+            raise_system_map(map_name)
         request_id = request_id or os.urandom(16)
         writes = [
             self.planner.checked_write(Write(Op.PUT, map_name, key, value), definition)

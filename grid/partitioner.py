@@ -51,6 +51,16 @@ class Partitioner:
             return list(map((count - 1).__and__, checksums))
         return list(map(count.__rmod__, checksums))
 
+    def partitions_of_packed(self, packed: bytes) -> list[int]:
+        """Partitions of NUL-separated UTF-8 keys, hashed without decoding them one by one."""
+        if b"{" in packed:
+            return self.partitions_of(packed.decode().split("\x00"))
+        count = self.partitions
+        checksums = map(zlib.crc32, packed.split(b"\x00"))
+        if count & (count - 1) == 0:
+            return list(map((count - 1).__and__, checksums))
+        return list(map(count.__rmod__, checksums))
+
     def group(self, keys: Iterable[str]) -> dict[int, list[int]]:
         """Positions of the keys grouped by partition, in input order."""
         groups: dict[int, list[int]] = {}

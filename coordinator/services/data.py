@@ -8,6 +8,7 @@ import grpc
 
 from coordinator.keyvalue import KeyValue
 from coordinator.services.errors import streaming, unary
+from coordinator.sketches.items import sketch_document
 from grid.entry import VERSION_BYTES
 from grid.errors import InvalidArgument
 from grid.participant import Condition
@@ -34,6 +35,13 @@ class DataService(data_pb2_grpc.DataServicer):
     def __init__(self, keyvalue: KeyValue) -> None:
         self.keyvalue = keyvalue
 
+    def _documents(self, map_name: str, entries: list[bytes]) -> list[bytes]:
+        """The JSON documents of stored entries; a sketch map's raw sketches as tagged bytes."""
+        definition = self.keyvalue.catalog.find(map_name)
+        if definition is not None and definition.sketch is not None:
+            return [sketch_document(entry[:-VERSION_BYTES]) for entry in entries]
+        return [entry[:-VERSION_BYTES] for entry in entries]
+
     @unary
     def Get(
         self, request: data_pb2.GetRequest, context: grpc.ServicerContext
@@ -43,7 +51,7 @@ class DataService(data_pb2_grpc.DataServicer):
             return data_pb2.GetResponse(found=False)
         return data_pb2.GetResponse(
             found=True,
-            value=entry[:-VERSION_BYTES],
+            value=self._documents(request.map, [entry])[0],
             version=int.from_bytes(entry[-VERSION_BYTES:], "little"),
         )
 
@@ -51,11 +59,14 @@ class DataService(data_pb2_grpc.DataServicer):
     def GetMany(
         self, request: data_pb2.GetManyRequest, context: grpc.ServicerContext
     ) -> data_pb2.GetManyResponse:
-        if request.packed_keys:
-            keys: Sequence[str] = request.packed_keys.decode().split("\x00")
+        packed = request.packed_keys or None
+        if packed is not None:
+            keys: Sequence[str] = packed.decode().split("\x00")
         else:
             keys = request.keys
-        entries = self.keyvalue.get_many(request.map, keys, consistent=request.consistent)
+        entries = self.keyvalue.get_many(
+            request.map, keys, consistent=request.consistent, packed=packed
+        )
         if None in entries:
             found_indexes = [index for index, entry in enumerate(entries) if entry is not None]
             found: list[bytes] = [entry for entry in entries if entry is not None]
@@ -64,7 +75,7 @@ class DataService(data_pb2_grpc.DataServicer):
             found = entries  # type: ignore[assignment]
         response = data_pb2.GetManyResponse(
             found_indexes=found_indexes,
-            values_json=b"[" + b",".join([entry[:-VERSION_BYTES] for entry in found]) + b"]",
+            values_json=b"[" + b",".join(self._documents(request.map, found)) + b"]",
         )
         if request.with_versions:
             response.versions.extend(
@@ -120,6 +131,6 @@ class DataService(data_pb2_grpc.DataServicer):
                 return
             yield data_pb2.ScanChunk(
                 keys=[key for key, _ in chunk],
-                values=[entry[:-VERSION_BYTES] for _, entry in chunk],
+                values=self._documents(request.map, [entry for _, entry in chunk]),
                 versions=[int.from_bytes(entry[-VERSION_BYTES:], "little") for _, entry in chunk],
             )

@@ -125,3 +125,15 @@ def test_group_accepts_any_iterable():
     keys = ["x", "y", "z"]
     assert partitioner.group(iter(keys)) == partitioner.group(keys)
     assert partitioner.group([]) == {}
+
+
+@pytest.mark.parametrize("partitions", [64, 10, 1])
+def test_packed_keys_hash_like_one_by_one(partitions: int) -> None:
+    partitioner = Partitioner(partitions)
+    keys = ["alice", "bob", "é-unicode", "x" * 300, "{user1}:a", "{user1}:b", "{}", "a{b"]
+    packed = "\x00".join(keys).encode()
+    assert partitioner.partitions_of_packed(packed) == partitioner.partitions_of(keys)
+    plain = keys[:4]
+    assert partitioner.partitions_of_packed("\x00".join(plain).encode()) == [
+        partitioner.partition_of(key) for key in plain
+    ]
