@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,16 +46,27 @@ class Row:
 class Report:
     rows: list[Row] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    # Suites that raised instead of finishing: name -> "ErrorType: message".
+    failed: dict[str, str] = field(default_factory=dict)
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
         print(f"  {format_row(row)}", flush=True)
         return row
 
-    def table(self) -> str:
+    def fail(self, suite: str, error: BaseException) -> None:
+        self.failed[suite] = f"{type(error).__name__}: {error}"
+        print(f"  {suite}: FAILED: {self.failed[suite]}", flush=True)
+
+    def table(self, previous: Mapping[tuple[str, str], float] | None = None) -> str:
+        """The figures as one table; with ``previous`` (see ``previous_figures``) a column
+        shows each figure of the last comparable run and the change since."""
         headers = ["suite", "figure", "shoal", "baseline", "base fig.", "ratio", "goal", "met"]
-        lines = [
-            [
+        if previous is not None:
+            headers.append("last run")
+        lines = []
+        for row in self.rows:
+            line = [
                 row.suite,
                 row.name,
                 f"{_number(row.ours)} {row.unit}",
@@ -66,24 +78,49 @@ class Report:
                 else ("≥" if row.higher_is_better else "≤") + f"{row.goal}x",
                 {True: "yes", False: "NO", None: "-"}[row.met],
             ]
-            for row in self.rows
-        ]
+            if previous is not None:
+                line.append(_change(previous.get((row.suite, row.name)), row.ours))
+            lines.append(line)
         widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
         out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
         out.append("  ".join("-" * w for w in widths))
         out.extend(
             "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines
         )
+        out.extend(f"{suite}: FAILED: {reason}" for suite, reason in self.failed.items())
         return "\n".join(out)
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, *, quick: bool = False, suites: Sequence[str] = ()) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         document = {
             "started": self.started,
             "machine": {"python": platform.python_version(), "node": platform.node()},
+            "quick": quick,
+            "suites": list(suites),
+            "failed_suites": self.failed,
             "rows": [{**asdict(row), "ratio": row.ratio, "met": row.met} for row in self.rows],
         }
         path.write_text(json.dumps(document, indent=2))
+
+
+def previous_figures(path: Path, *, quick: bool) -> dict[tuple[str, str], float] | None:
+    """Our figures of the run saved at ``path``, when it was of the same kind (quick or
+    full, whose figures are not comparable); None when there is none to compare with."""
+    try:
+        document = json.loads(path.read_text())
+        if bool(document.get("quick", False)) != quick:
+            return None
+        return {(row["suite"], row["name"]): float(row["ours"]) for row in document["rows"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _change(before: float | None, now: float) -> str:
+    if before is None:
+        return "-"
+    if before == 0:
+        return _number(before)
+    return f"{_number(before)} ({(now - before) / before:+.0%})"
 
 
 def format_row(row: Row) -> str:

@@ -18,6 +18,7 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import redis
 
@@ -42,7 +43,7 @@ def account_groups(count: int, spread: int) -> list[list[str]]:
     """Groups of `spread` accounts; spread 1 means pairs in one partition."""
     if spread == 1:
         return [[f"{{g{index}}}:a", f"{{g{index}}}:b"] for index in range(count)]
-    groups = []
+    groups: list[list[str]] = []
     index = 0
     while len(groups) < count:
         group: list[str] = []
@@ -194,7 +195,8 @@ def redis_transfers(port: int, groups: list[list[str]], seconds: float) -> tuple
             while True:
                 try:
                     pipe.watch(*keys)
-                    values = [json.loads(raw) for raw in pipe.mget(keys)]
+                    # Every key was loaded beforehand, so MGET answers bytes for each.
+                    values = [json.loads(cast(bytes, raw)) for raw in pipe.mget(keys)]
                     half = len(keys) // 2
                     for position in range(half):
                         values[position]["balance"] -= 1
