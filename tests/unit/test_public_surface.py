@@ -27,6 +27,7 @@ EXPORTED = [
     "TransactionRetry",
     "UnauthenticatedError",
     "UnavailableError",
+    "UnimplementedError",
     "Versioned",
 ]
 
@@ -74,6 +75,7 @@ def test_errors_mirror_status_codes() -> None:
         "ResourceExhaustedError": "RESOURCE_EXHAUSTED",
         "UnauthenticatedError": "UNAUTHENTICATED",
         "UnavailableError": "UNAVAILABLE",
+        "UnimplementedError": "UNIMPLEMENTED",
     }
     for name in codes:
         assert issubclass(getattr(shoal, name), shoal.ShoalError)

@@ -22,6 +22,7 @@ from shoal._errors import (
     ShoalError,
     UnauthenticatedError,
     UnavailableError,
+    UnimplementedError,
 )
 from shoal._model import ClusterInfo, MapInfo, Versioned
 from shoal._transaction import CommitResult, Transaction, TransactionRetry
@@ -51,5 +52,6 @@ __all__ = [
     "TransactionRetry",
     "UnauthenticatedError",
     "UnavailableError",
+    "UnimplementedError",
     "Versioned",
 ]

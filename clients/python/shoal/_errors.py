@@ -85,6 +85,12 @@ class InternalError(ShoalError):
     code = "INTERNAL"
 
 
+class UnimplementedError(ShoalError):
+    """The coordinator does not serve this call (an older version, or a service left out)."""
+
+    code = "UNIMPLEMENTED"
+
+
 _BY_CODE: dict[grpc.StatusCode, type[ShoalError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
@@ -97,6 +103,7 @@ _BY_CODE: dict[grpc.StatusCode, type[ShoalError]] = {
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
     grpc.StatusCode.CANCELLED: CancelledError,
+    grpc.StatusCode.UNIMPLEMENTED: UnimplementedError,
 }
 
 
