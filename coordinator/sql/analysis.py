@@ -144,19 +144,27 @@ def _check_allowed(tree: exp.Expression) -> None:
             )
         if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
             function = node.this
-            name = (function.name if isinstance(function, exp.Func) else "").lower()
+            name = _function_name(function) if isinstance(function, exp.Func) else ""
             if name not in ALLOWED_TABLE_FUNCTIONS:
                 raise InvalidArgument(
                     f"table function {function.sql(dialect='duckdb')[:40]!r} is not allowed: "
                     "queries read maps only",
                     field="statement",
                 )
-        if isinstance(node, exp.Anonymous | exp.Func):
-            name = (node.name or "").lower()
+        if isinstance(node, exp.Func):
+            name = _function_name(node)
             if name.startswith(FORBIDDEN_FUNCTION_PREFIXES):
                 raise InvalidArgument(
                     f"function {name} is not allowed: queries read maps only", field="statement"
                 )
+
+
+def _function_name(node: exp.Func) -> str:
+    """The SQL name of a function call (`name` of a parsed function is its first argument's:
+    `range(10)` would be '' and `max(read_at)` would be 'read_at')."""
+    if isinstance(node, exp.Anonymous):
+        return str(node.name or "").lower()
+    return str(node.sql_name()).lower()
 
 
 def _describe_scans(analysis: Analysis) -> None:
@@ -205,6 +213,9 @@ def _point_lookup(analysis: Analysis, key_columns: frozenset[str]) -> PointLooku
         or not isinstance(tree, exp.Select)
         or tree.args.get("joins")
         or tree.args.get("with")
+        # A subquery that reads the map again (scalar, IN, EXISTS) needs all its rows,
+        # not just the keys the outer WHERE pins.
+        or len(list(tree.find_all(exp.Table))) != 1
     ):
         return None
     where = tree.args.get("where")

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TypeAlias
 
 import duckdb
@@ -106,6 +107,24 @@ class Cancellation:
 REGISTERED_TABLES_MAX = 32
 
 
+class Interruptor:
+    """Interrupts one statement's connection, but only while that statement runs."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._active = True
+
+    def interrupt(self) -> None:
+        with self._lock:
+            if self._active:
+                self._connection.interrupt()
+
+    def finish(self) -> None:
+        with self._lock:
+            self._active = False
+
+
 class PooledConnection:
     """A DuckDB connection and the Arrow tables it has registered.
 
@@ -194,24 +213,32 @@ def _key_columns(definition: MapDefinition) -> frozenset[str]:
     return frozenset({KEY_COLUMN})
 
 
+def _sql_type_name(arrow_type: pa.DataType) -> str:
+    """The type name DuckDB would give the column (lists as `BIGINT[]`)."""
+    if pa.types.is_list(arrow_type):
+        return _sql_type_name(arrow_type.value_type) + "[]"
+    return ARROW_TYPE_NAMES.get(arrow_type, str(arrow_type).upper())
+
+
 def _project(image: pa.Table, projection: tuple[str, ...], started: float) -> Iterator[Event]:
     """A point lookup's plain columns, straight from the image: no DuckDB needed."""
     names: list[str] = []
+    # DuckDB matches column names without regard to case; so must the fast path.
+    by_lower_name = {column.lower(): column for column in reversed(image.column_names)}
     for name in projection:
         if name == "*":
             names.extend(image.column_names)
         elif name in image.column_names:
             names.append(name)
+        elif name.lower() in by_lower_name:
+            names.append(by_lower_name[name.lower()])
         else:
             raise InvalidArgument(
                 f'Binder Error: Referenced column "{name}" not found in FROM clause!',
                 field="statement",
             )
     table = image.select(names)
-    columns = [
-        (field.name, ARROW_TYPE_NAMES.get(field.type, str(field.type).upper()))
-        for field in table.schema
-    ]
+    columns = [(field.name, _sql_type_name(field.type)) for field in table.schema]
     yield Header(columns=columns, schema=table.schema, kind="select")
     yield from table.to_batches()
     yield Summary(
@@ -344,6 +371,11 @@ class SqlEngine:
                 raw = parameters[order[id(value)]]
             else:
                 raw = value.this if value.is_string else value.to_py()
+            if (isinstance(raw, float) and raw.is_integer()) or (
+                isinstance(raw, Decimal) and raw.is_finite() and raw == raw.to_integral_value()
+            ):
+                # `id = 2.0` pins the key '2', as DuckDB's comparison would find it.
+                raw = int(raw)
             keys.append(str(raw))
         return keys
 
@@ -369,16 +401,19 @@ class SqlEngine:
         connection = pooled.connection
         alarm: int | None = None
         timed_out = threading.Event()
+        reader: Any = None
+        interruptor = Interruptor(connection)
         try:
             pooled.bind(tables)
             if cancellation is not None:
-                cancellation.attach(connection.interrupt)
+                cancellation.attach(interruptor.interrupt)
 
             def on_timeout() -> None:
                 timed_out.set()
-                connection.interrupt()
+                interruptor.interrupt()
 
-            limit_ms = timeout_ms or self.config.timeout_ms
+            # The configured limit caps what a client asks for; a client may only ask for less.
+            limit_ms = min(timeout_ms or self.config.timeout_ms, self.config.timeout_ms)
             alarm = self.watchdog.arm(limit_ms / 1000, on_timeout)
             try:
                 relation = connection.sql(text, params=list(parameters) or None)
@@ -399,22 +434,36 @@ class SqlEngine:
                             field="statement",
                         )
                     yield batch
-            except duckdb.Error as error:
+            # DuckDB errors met while the result streams reach us through Arrow's reader,
+            # as OSError ("INTERRUPT Error: Interrupted!") or an ArrowException.
+            except (duckdb.Error, pa.ArrowException, OSError) as error:
                 if timed_out.is_set():
                     raise StatementTimeout(
                         f"the statement ran past its time limit of {limit_ms} ms"
                     ) from None
-                raise duckdb_error(error) from None
+                if isinstance(error, duckdb.Error):
+                    raise duckdb_error(error) from None
+                message = str(error).split("\n")[0]
+                if message.startswith("INTERRUPT"):
+                    raise StatementCancelled("the statement was interrupted") from None
+                raise InvalidArgument(message, field="statement") from None
             yield Summary(
                 rows=rows,
                 elapsed_us=int((time.perf_counter() - started) * 1_000_000),
                 rows_scanned=rows_scanned,
             )
         finally:
+            # After this, a late timeout or cancellation cannot interrupt the next
+            # statement that gets this connection from the pool.
+            interruptor.finish()
             if alarm is not None:
                 self.watchdog.disarm(alarm)
             if cancellation is not None:
                 cancellation.attach(None)
+            if reader is not None:
+                # A result left open (the client went away mid-stream) would make the
+                # connection refuse the next statement that gets it from the pool.
+                reader.close()
             self.pool.release(pooled)
 
     def _explain(

@@ -84,9 +84,11 @@ class Snapshots:
                     if isinstance(memo, tuple) and memo[0] == generation and memo[1] == tag:
                         captured.append(_Captured(segment, generation, memo[2], None))
                     else:
-                        captured.append(
-                            _Captured(segment, generation, None, list(segment.entries.items()))
-                        )
+                        # dict.copy() takes the entries in one step; iterating them here
+                        # could meet a commit that the optimistic read lets run meanwhile
+                        # ("dictionary changed size during iteration").
+                        entries = segment.entries.copy()
+                        captured.append(_Captured(segment, generation, None, list(entries.items())))
                 taken[definition.name] = captured
             return taken
 

@@ -144,7 +144,10 @@ class Statements:
                 raise InvalidArgument(
                     f"primary key '{key_field}' must be VARCHAR or an integer", field="statement"
                 )
-            fields[key_field]["required"] = True
+            # The key always gives the key field (the schema fills it in from the key), so
+            # it is not "required" in the value: an SDK put of {"name": ...} under key "bob"
+            # must store id = "bob", not fail for the missing id.
+            fields[key_field].pop("required", None)
         schema: dict[str, Any] = {
             "fields": [{"name": field_name, **spec} for field_name, spec in fields.items()]
         }
@@ -156,7 +159,11 @@ class Statements:
     def _drop(self, analysis: Analysis) -> Iterator[Event]:
         tree = analysis.tree
         assert isinstance(tree, exp.Drop)
-        name = tree.this.name
+        # sqlglot 30 keeps the dropped tables in `tables`; older versions in `this`.
+        targets = tree.args.get("tables") or ([tree.this] if tree.this is not None else [])
+        if len(targets) != 1:
+            raise InvalidArgument("DROP TABLE drops one table per statement", field="statement")
+        name = targets[0].name
         dropped = self.drop_map(name, bool(tree.args.get("exists")))
         yield from _affected("drop", int(dropped))
 
@@ -248,6 +255,10 @@ class Statements:
         try:
             self._commit(writes)
         except FailedPrecondition as error:
+            # Only the if_absent condition means a duplicate key; a missing referenced key
+            # (and any other precondition) stays FAILED_PRECONDITION.
+            if "condition if_absent" not in error.message:
+                raise
             raise AlreadyExists(f"duplicate key: {error.message}", field=error.field) from None
         yield from _affected("insert", len(writes))
 

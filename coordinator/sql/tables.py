@@ -159,7 +159,9 @@ def python_value(spec: FieldSpec | None, value: Any) -> Any:
             return value
     if isinstance(value, list):
         return [python_value(None, item) for item in value]
-    if hasattr(value, "is_integer") and spec is not None and spec.type == "int":
+    if isinstance(value, float) and value.is_integer() and spec is not None and spec.type == "int":
+        # 3.0 is the int 3; 2.5 stays a float, so the schema refuses it instead of it
+        # being truncated to 2.
         return int(value)
     if type(value).__name__ == "Decimal":
         return float(value)

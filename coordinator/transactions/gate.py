@@ -53,7 +53,11 @@ class CommitGate:
         for _ in range(OPTIMISTIC_ATTEMPTS):
             begun = self._begun
             if begun == self._ended:
-                result = read()
+                try:
+                    result = read()
+                except RuntimeError:
+                    # A commit changed a dict while the read walked it: the read is void.
+                    continue
                 if self._begun == begun:
                     return result
         with self.exclusive():

@@ -87,6 +87,10 @@ ROWID = "VARCHAR"
 
 
 def _translate(error: ShoalError) -> DatabaseError:
+    # A value that breaks a rule of the map's schema (required, type, min, ...) is a
+    # constraint violation, as NOT NULL and CHECK failures are in other drivers.
+    if isinstance(error, InvalidArgumentError) and error.rule:
+        return IntegrityError(str(error))
     if isinstance(error, InvalidArgumentError | NotFoundError):
         return ProgrammingError(str(error))
     if isinstance(error, AlreadyExistsError | FailedPreconditionError):
