@@ -49,7 +49,7 @@ run: proto
 lint: proto
 	$(VENV)/bin/ruff check grid coordinator clients/python tests loadtests
 	$(VENV)/bin/ruff format --check grid coordinator clients/python tests loadtests
-	$(VENV)/bin/mypy grid coordinator clients/python/shoal
+	$(VENV)/bin/mypy grid coordinator clients/python/shoal loadtests
 
 test: lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)

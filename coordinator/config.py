@@ -50,12 +50,32 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sql_scan_rows_max", int, 50_000_000, "most rows one SQL statement may scan"),
     Setting("sql_result_bytes_max", int, 512 * 1024 * 1024, "largest SQL result"),
     Setting("sql_batch_rows", int, 8192, "rows per streamed SQL result batch"),
+    Setting(
+        "sketch_accuracy_sample_rate",
+        float,
+        0.01,
+        "fraction of sketch keys whose exact answers are kept to measure error (0 turns it off)",
+    ),
+    Setting("sketch_accuracy_keys_max", int, 100, "most sketch keys with exact answers kept"),
+    Setting(
+        "sketch_accuracy_items_per_key_max", int, 10_000, "most exact entries kept per sketch key"
+    ),
+    Setting(
+        "pipelines",
+        str,
+        "",
+        "Kafka pipeline modules: directories, .py files or module names, comma-separated",
+    ),
+    Setting("kafka", str, "", "Kafka bootstrap servers of the pipelines (host:port,...)"),
+    Setting("kafka_session_timeout_ms", int, 10_000, "Kafka session timeout of pipeline consumers"),
+    Setting("seed", int, 0, "seed of the server's randomness (reservoir samples); 0 draws one"),
     Setting("key_bytes_max", int, 1024, "largest key, in UTF-8 bytes"),
     Setting("value_bytes_max", int, 1024 * 1024, "largest value, in JSON bytes"),
     Setting("batch_entries_max", int, 10_000, "most keys in one batch call"),
     Setting("transaction_keys_max", int, 10_000, "most keys one transaction reads and writes"),
     Setting("message_bytes_max", int, 64 * 1024 * 1024, "largest gRPC message"),
     Setting("concurrent_calls_max", int, 1024, "calls in progress before RESOURCE_EXHAUSTED"),
+    Setting("sketch_bytes_max", int, 16 * 1024 * 1024, "largest sketch a sketch map may hold"),
 )
 LIMIT_NAMES = {item.name for item in fields(Limits)}
 
@@ -82,6 +102,13 @@ class ServerConfig:
     sql_scan_rows_max: int = 50_000_000
     sql_result_bytes_max: int = 512 * 1024 * 1024
     sql_batch_rows: int = 8192
+    sketch_accuracy_sample_rate: float = 0.01
+    sketch_accuracy_keys_max: int = 100
+    sketch_accuracy_items_per_key_max: int = 10_000
+    seed: int = 0
+    pipelines: str = ""
+    kafka: str = ""
+    kafka_session_timeout_ms: int = 10_000
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -173,6 +200,14 @@ def load(
         raise ConfigError("workers must be at least 1")
     # A zero period would make the fsync flusher and the recovery sweeper spin.
     for name in ("fsync_interval_ms", "txn_sweep_interval_ms"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if not 0.0 <= config.sketch_accuracy_sample_rate <= 1.0:
+        raise ConfigError(
+            "sketch_accuracy_sample_rate must be within 0..1, "
+            f"got {config.sketch_accuracy_sample_rate}"
+        )
+    for name in ("sketch_accuracy_keys_max", "sketch_accuracy_items_per_key_max"):
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
     return config

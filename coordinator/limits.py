@@ -16,6 +16,8 @@ class Limits:
     scan_chunk_entries_max: int = 10_000
     # gRPC calls handled at once; more wait in the queue or get RESOURCE_EXHAUSTED.
     concurrent_calls_max: int = 1024
+    # The most bytes one sketch of a sketch map may take (checked against its spec).
+    sketch_bytes_max: int = 16 * 1024 * 1024
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

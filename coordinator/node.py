@@ -20,6 +20,8 @@ from coordinator.clock import Clock, SystemClock
 from coordinator.config import ServerConfig
 from coordinator.keyvalue import KeyValue
 from coordinator.limits import Limits
+from coordinator.metrics import Registry
+from coordinator.sketches import SketchMaps
 from coordinator.sql.engine import SqlConfig, SqlEngine
 from coordinator.sql.snapshot import Snapshots
 from coordinator.sql.statements import Statements
@@ -54,6 +56,7 @@ class Node:
     clock: Clock = field(default_factory=SystemClock)
     rng: random.Random = field(default_factory=random.Random)
     faults: FaultPoints = field(default_factory=FaultPoints)
+    metrics: Registry = field(default_factory=Registry)
 
     def __post_init__(self) -> None:
         config = self.config
@@ -93,6 +96,8 @@ class Node:
             faults=self.faults,
             stories=self.stories,
         )
+        # Before the recovery sweep: committing a recovered transaction may add to sketches.
+        self.sketches = SketchMaps(self)
         self.sweeper = RecoverySweeper(self.transactions)
         # This node is the only one using its data directory, so every transaction
         # left undecided by a previous run has lost its coordinator.
@@ -128,7 +133,7 @@ class Node:
         self.statements.engine = self.sql
 
     def _sketch_apply(self, map_name: str, current: bytes | None, items: bytes) -> bytes:
-        raise InvalidArgument(f"map '{map_name}' is not a sketch map", field="map")
+        return self.sketches.applier(map_name, current, items)
 
     def start_background(self) -> None:
         self.sweeper.start()

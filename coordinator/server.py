@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 import signal
 import sys
 import threading
@@ -26,9 +27,12 @@ from grpc_reflection.v1alpha import reflection
 from coordinator import config as config_module
 from coordinator.config import ConfigError, ServerConfig
 from coordinator.node import Node
+from coordinator.pipelines.host import PipelineHost
 from coordinator.services.admin import AdminService
 from coordinator.services.data import DataService
+from coordinator.services.pipelines import PipelinesService
 from coordinator.services.query import QueryService
+from coordinator.services.sketches import SketchesService
 from coordinator.services.transactions import TransactionsService
 from coordinator.telemetry import configure_logging
 from coordinator.transactions.faults import FaultPoints
@@ -38,8 +42,12 @@ from shoal.v1 import (
     admin_pb2_grpc,
     data_pb2,
     data_pb2_grpc,
+    pipelines_pb2,
+    pipelines_pb2_grpc,
     query_pb2,
     query_pb2_grpc,
+    sketches_pb2,
+    sketches_pb2_grpc,
     transactions_pb2,
     transactions_pb2_grpc,
 )
@@ -51,6 +59,8 @@ SERVICE_NAMES = (
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
     transactions_pb2.DESCRIPTOR.services_by_name["Transactions"].full_name,
     query_pb2.DESCRIPTOR.services_by_name["Query"].full_name,
+    sketches_pb2.DESCRIPTOR.services_by_name["Sketches"].full_name,
+    pipelines_pb2.DESCRIPTOR.services_by_name["Pipelines"].full_name,
 )
 
 
@@ -60,17 +70,28 @@ class RunningServer:
     server: grpc.Server
     health: health.HealthServicer
     port: int
+    pipelines: PipelineHost | None = None
 
     def stop(self, grace_s: float) -> None:
         """Stops taking calls, lets calls in flight finish, then closes the grid."""
         for name in ("", *SERVICE_NAMES):
             self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.pipelines is not None:
+            # Before the grid closes: each pipeline finishes the batch it is committing.
+            self.pipelines.stop(grace_s)
         self.server.stop(grace_s).wait()
         self.node.close()
 
 
 def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> RunningServer:
-    node = Node(config, faults=faults or FaultPoints.from_environment())
+    # A seed makes the server's random draws (reservoir samples) replay; 0 draws one.
+    rng = random.Random(config.seed or None)
+    node = Node(config, rng=rng, faults=faults or FaultPoints.from_environment())
+    try:
+        pipelines = PipelineHost.from_config(node, config)
+    except BaseException:
+        node.close()
+        raise
     limits = config.limits
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="grpc"),
@@ -85,6 +106,8 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node), server)
     transactions_pb2_grpc.add_TransactionsServicer_to_server(TransactionsService(node), server)
     query_pb2_grpc.add_QueryServicer_to_server(QueryService(node.sql), server)
+    sketches_pb2_grpc.add_SketchesServicer_to_server(SketchesService(node.sketches), server)
+    pipelines_pb2_grpc.add_PipelinesServicer_to_server(PipelinesService(pipelines), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -98,7 +121,11 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     node.start_background()
-    return RunningServer(node=node, server=server, health=health_servicer, port=port)
+    if pipelines is not None:
+        pipelines.start()
+    return RunningServer(
+        node=node, server=server, health=health_servicer, port=port, pipelines=pipelines
+    )
 
 
 def serve(config: ServerConfig) -> int:

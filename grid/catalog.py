@@ -19,6 +19,13 @@ from grid.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotF
 from grid.schema import Schema, Validator, check_compatible, parse_schema
 
 MAP_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+# Maps whose names start with this belong to the coordinator itself (for example the
+# pipelines' `__offsets`): clients may read them but not create, write or drop them.
+SYSTEM_MAP_PREFIX = "__"
+
+
+def is_system_map(name: str) -> bool:
+    return name.startswith(SYSTEM_MAP_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,22 @@ class Catalog:
             self._save()
             return definition, True
 
+    def create_system(self, name: str, *, now_ms: int) -> MapDefinition:
+        """Creates, or returns when it exists, a schemaless map reserved for the system.
+
+        The internal path around `check_map_name`, which refuses '__' names to clients.
+        """
+        if not is_system_map(name) or not MAP_NAME_PATTERN.match(name):
+            raise InvalidArgument(f"{name!r} is not a system map name", field="map")
+        with self._lock:
+            existing = self._maps.get(name)
+            if existing is not None:
+                return existing
+            definition = MapDefinition(name=name, schema=None, created_ms=now_ms)
+            self._install(definition)
+            self._save()
+            return definition
+
     def alter_schema(self, name: str, schema: Schema) -> MapDefinition:
         with self._lock:
             current = self.get(name)
@@ -202,6 +225,8 @@ class Catalog:
 
     def check_droppable(self, name: str) -> MapDefinition:
         definition = self.get(name)
+        if is_system_map(name):
+            raise FailedPrecondition(f"map '{name}' belongs to the system", field="map")
         for other in self._maps.values():
             if other.name == name or other.schema is None:
                 continue

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from grid.entry import pack, value_of, version_of
+from grid.entry import VERSION_BYTES, value_of, version_of
 from grid.errors import Conflict, FailedPrecondition, GridError, InvalidArgument
 from grid.memory.records import Entry, Op, Record, RecordKind
 from grid.memory.segment import Segment
@@ -563,8 +563,17 @@ class Participant:
         references: dict[tuple[str, str], int] = {}
         entries: list[Entry] = []
         versions: list[int] = []
+        put = Op.PUT
         for write in writes:
             target = (write.map, write.key)
+            if write.op == put and write.condition is None:
+                # An unconditional put needs nothing of the key's current state: the
+                # common case of a batch, kept short.
+                pending[target] = write.value
+                versions.append(lsn)
+                if not dry_run:
+                    entries.append(Entry(put, write.map, write.key, write.value))
+                continue
             if target in pending:
                 current_value = pending[target]
                 current_version = lsn if current_value is not None else 0
@@ -615,9 +624,15 @@ class Participant:
         return entries, tuple(versions)
 
     def _install(self, entries: list[Entry], lsn: int) -> None:
+        # Every entry of a record gets the record's version (see grid.entry.pack).
+        suffix = lsn.to_bytes(VERSION_BYTES, "little")
+        segments = self.segments
         for entry in entries:
             if entry.op == Op.PUT:
-                self.segment(entry.map).put(entry.key, pack(entry.value, lsn))
+                segment = segments.get(entry.map)
+                if segment is None:
+                    segment = self.segment(entry.map)
+                segment.put(entry.key, entry.value + suffix)
             elif entry.op == Op.DELETE:
                 self.segment(entry.map).delete(entry.key)
             elif entry.op == Op.REFERENCE:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.external_servers import ensure_kafka, kafka_running, stop_kafka
 from tests.support.server_process import ServerProcess
 
 _map_counter = itertools.count()
@@ -45,6 +47,20 @@ def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """The Kafka broker of the pipeline tests: deploy/local/kafka.sh starts it unless one
+    answers already (or SHOAL_TEST_KAFKA names one); a broker this session started is
+    stopped at its end."""
+    started_here = not os.environ.get("SHOAL_TEST_KAFKA") and not kafka_running()
+    bootstrap = ensure_kafka()
+    try:
+        yield bootstrap
+    finally:
+        if started_here:
+            stop_kafka()
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ import random
 import threading
 import zlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from coordinator.clock import Clock
 from coordinator.transactions import three_phase as tpc
@@ -64,6 +65,14 @@ class CommitResult:
     replayed: bool = False
 
 
+class CommitObserver(Protocol):
+    """Wraps each commit, seeing its requested writes before and its result after."""
+
+    def around_commit(
+        self, writes: Sequence[Write], commit: Callable[[], CommitResult]
+    ) -> CommitResult: ...
+
+
 @dataclass
 class InFlight:
     txn_id: bytes
@@ -96,6 +105,8 @@ class TransactionManager:
         self.gate = CommitGate()
         self._in_flight: dict[bytes, InFlight] = {}
         self._in_flight_lock = threading.Lock()
+        # Sees every commit's writes around it (the sketch accuracy monitor); None for none.
+        self.observer: CommitObserver | None = None
 
     def status_partition(self, txn_id: bytes) -> int:
         return zlib.crc32(txn_id) % len(self.partitions)
@@ -109,15 +120,39 @@ class TransactionManager:
         writes: Sequence[Write],
         *,
         plain: bool = False,
+        system: bool = False,
+        checked: bool = False,
     ) -> CommitResult:
         """Commits atomically or raises (Conflict for a serialization conflict).
 
         `plain` marks a single write outside a transaction: it waits a little for
-        locks held by transactions in flight instead of failing at once.
+        locks held by transactions in flight instead of failing at once. `system`
+        marks the coordinator's own transactions, which may write system maps;
+        `checked` says every write was already checked against its map.
         """
+        observer = self.observer
+        if observer is not None:
+            return observer.around_commit(
+                writes,
+                lambda: self._commit(
+                    txn_id, reads, writes, plain=plain, system=system, checked=checked
+                ),
+            )
+        return self._commit(txn_id, reads, writes, plain=plain, system=system, checked=checked)
+
+    def _commit(
+        self,
+        txn_id: bytes,
+        reads: Sequence[Read],
+        writes: Sequence[Write],
+        *,
+        plain: bool,
+        system: bool,
+        checked: bool = False,
+    ) -> CommitResult:
         if not txn_id:
             raise InvalidArgument("txn_id must be set", field="txn_id")
-        plan = self.planner.plan(reads, writes)
+        plan = self.planner.plan(reads, writes, system=system, checked=checked)
         if not plan.work:
             return CommitResult(())
         if not plain:

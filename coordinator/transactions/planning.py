@@ -19,7 +19,7 @@ import orjson
 from coordinator.limits import Limits
 from grid import values
 from grid.backend import PartitionStore
-from grid.catalog import Catalog, MapDefinition
+from grid.catalog import Catalog, MapDefinition, is_system_map
 from grid.entry import value_of, version_of
 from grid.errors import InvalidArgument, ResourceExhausted
 from grid.memory.records import Op
@@ -138,7 +138,17 @@ class Planner:
                     f"field '{name}' is {spec.type}; only list fields take appends", field=name
                 )
 
-    def plan(self, reads: Sequence[Read], writes: Sequence[Write]) -> Plan:
+    def plan(
+        self,
+        reads: Sequence[Read],
+        writes: Sequence[Write],
+        *,
+        system: bool = False,
+        checked: bool = False,
+    ) -> Plan:
+        """Checked per-partition work; only `system` callers (the coordinator itself)
+        may write to system maps. `checked` says the caller already ran `checked_write`
+        on every write (pipelines check each write as it is made), so it is not redone."""
         if len(reads) + len(writes) > self._limits.transaction_keys_max:
             raise ResourceExhausted(
                 f"transaction touches {len(reads) + len(writes)} keys; the limit is "
@@ -152,17 +162,32 @@ class Planner:
             self._catalog.get(read.map)
             self.check_key(read.key)
             work.setdefault(partition_of(read.key), PartitionWork()).reads.append(read)
+        # Each map is looked up once per plan; most transactions write few maps.
+        definitions: dict[str, MapDefinition] = {}
+        referencing: set[str] = set()
+        planned: list[Write] = []
+        for write in writes:
+            definition = definitions.get(write.map)
+            if definition is None:
+                definition = definitions[write.map] = self._catalog.get(write.map)
+                if not system and is_system_map(write.map):
+                    raise_system_map(write.map)
+                if definition.schema is not None and definition.schema.references():
+                    referencing.add(write.map)
+            planned.append(write if checked else self.checked_write(write, definition))
         references: list[Write] = []
         requested: list[tuple[int, int]] = []
-        for write in writes:
-            definition = self._catalog.get(write.map)
-            checked = self.checked_write(write, definition)
-            partition = partition_of(write.key)
-            target = work.setdefault(partition, PartitionWork())
+        partitions = self._partitioner.partitions_of([write.key for write in planned])
+        for write, partition in zip(planned, partitions, strict=True):
+            target = work.get(partition)
+            if target is None:
+                target = work[partition] = PartitionWork()
             requested.append((partition, len(target.writes)))
-            target.writes.append(checked)
-            if definition.schema is not None and definition.schema.references():
-                references.extend(self._reference_changes(definition, checked, read_targets, work))
+            target.writes.append(write)
+            if write.map in referencing:
+                references.extend(
+                    self._reference_changes(definitions[write.map], write, read_targets, work)
+                )
         for reference in references:
             work.setdefault(partition_of(reference.key), PartitionWork()).writes.append(reference)
         return Plan(work=work, requested=requested)
@@ -200,6 +225,13 @@ class Planner:
                 self.check_key(new_target)
                 changes.append(Write(Op.REFERENCE, spec.ref, new_target, b"1"))
         return changes
+
+
+def raise_system_map(map_name: str) -> None:
+    raise InvalidArgument(
+        f"map '{map_name}' belongs to the system: clients may read it, not write it",
+        field="map",
+    )
 
 
 def _reference_of(document: Any, field_name: str) -> str | None:

@@ -61,14 +61,20 @@ class Record:
 
 def encode_entries(entries: list[Entry]) -> bytes:
     parts: list[bytes] = []
+    append = parts.append
     pack = ENTRY_HEADER.pack
+    # A record's entries name few maps: each name is encoded once.
+    maps: dict[str, bytes] = {}
     for entry in entries:
-        map_bytes = entry.map.encode()
+        map_bytes = maps.get(entry.map)
+        if map_bytes is None:
+            map_bytes = maps[entry.map] = entry.map.encode()
         key_bytes = entry.key.encode()
-        parts.append(pack(entry.op, len(map_bytes), len(key_bytes), len(entry.value)))
-        parts.append(map_bytes)
-        parts.append(key_bytes)
-        parts.append(entry.value)
+        value = entry.value
+        append(pack(entry.op, len(map_bytes), len(key_bytes), len(value)))
+        append(map_bytes)
+        append(key_bytes)
+        append(value)
     return b"".join(parts)
 
 

@@ -5,7 +5,8 @@ Six kinds, each named in a map's ``SketchSpec``:
 ========= ============================== ===============================================
 kind      answers                        implementation
 ========= ============================== ===============================================
-hll       distinct count                 Apache DataSketches ``hll_sketch`` (HLL_4)
+hll       distinct count                 Apache DataSketches ``hll_sketch`` (HLL_4); packed
+                                         batches hashed with numpy (``_hyperloglog_packed``)
 cms       frequency of an item           Apache DataSketches ``count_min_sketch``
 kll       quantiles and ranks of numbers Apache DataSketches ``kll_doubles_sketch``
 topk      the heaviest items             Apache DataSketches ``frequent_strings_sketch``

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Sequence
+
 from datasketches import hll_sketch, hll_union, tgt_hll_type
 
 from grid.sketches._base import Items, Sketch
-from grid.sketches._errors import SketchFormatError
+from grid.sketches._errors import SketchFormatError, SketchItemError
+from grid.sketches._hyperloglog_packed import hll_8_image, packed_registers
 from grid.sketches._items import item_texts
 from grid.sketches._results import DistinctCount, Interval
 from grid.sketches._spec import SketchKind, SketchSpec
@@ -53,13 +57,38 @@ class HyperLogLogSketch(Sketch):
             sketch = union.get_result(_TARGET)
         return cls(spec, sketch)
 
+    @classmethod
+    def of_packed_texts(cls, spec: SketchSpec, packed: bytes) -> HyperLogLogSketch:
+        """A sketch of UTF-8 texts separated by NUL bytes: the registers update_many sets.
+
+        A large batch of short texts is hashed with numpy (see _hyperloglog_packed) into
+        a sketch whose estimate comes from its registers alone, as a union's does; any
+        other batch is added item by item. Bytes that are not UTF-8 raise SketchItemError.
+        """
+        try:
+            text = packed.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise SketchItemError(cls.kind.value, None, f"not UTF-8 text: {error}") from None
+        lg_k = int(spec.params["lg_k"])
+        registers = packed_registers(packed, lg_k)
+        if registers is None:
+            sketch = cls(spec)
+            sketch.update_texts(text.split("\x00"))
+            return sketch
+        return cls.deserialize(spec, hll_8_image(registers, lg_k))
+
     def update_many(self, items: Items) -> None:
-        texts = item_texts(items, self.kind.value)
-        # DataSketches' Python binding has no batch update for hll; a bound method in a
-        # bare loop is the cheapest call there is.
-        update = self._sketch.update
-        for text in texts:
-            update(text)
+        self.update_texts(item_texts(items, self.kind.value))
+
+    def update_texts(self, texts: Sequence[str]) -> None:
+        """Add canonical item texts already known to be valid (strings decoded from UTF-8).
+
+        This skips the check update_many makes, for batches that cannot fail it.
+        """
+        # DataSketches' Python binding has no batch update for hll. Mapping the bound
+        # method over the batch and draining it in C (a zero-length deque) skips the
+        # loop's bytecode.
+        deque(map(self._sketch.update, texts), maxlen=0)
 
     def merge(self, other: Sketch) -> None:
         source = self._mergeable(other)

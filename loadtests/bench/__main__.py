@@ -1,7 +1,10 @@
 """`make bench`: runs every benchmark and prints one table (ours, baseline, ratio, goal).
 
 Options: ``--quick`` for short runs and smaller data sets; ``--only kv,txn`` to pick
-suites. Results are also written to ``reports/bench.json`` to compare runs.
+suites. Results are also written to ``reports/bench.json`` to compare runs: the table
+shows each figure of the last run of the same kind (the previous file is kept as
+``bench.previous.json``). A suite that raises is reported and the others still run;
+the exit code is then 1.
 """
 
 from __future__ import annotations
@@ -11,14 +14,21 @@ import os
 import subprocess
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
-from loadtests.bench import kv, sql, txn
-from loadtests.bench.report import Report
+from loadtests.bench import kv, pipelines, sketches, sql, txn
+from loadtests.bench.report import Report, previous_figures
 from tests.support.server_process import REPO_ROOT
 
 REDIS_PORT = 6390
-SUITES = {"kv": kv.main, "txn": txn.main, "sql": sql.main}
+SUITES = {
+    "kv": kv.main,
+    "txn": txn.main,
+    "sql": sql.main,
+    "sketches": sketches.main,
+    "pipelines": pipelines.main,
+}
 
 
 def main() -> int:
@@ -39,17 +49,26 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="shoal-bench-") as work:
             for name in chosen:
                 print(f"== {name}", flush=True)
-                SUITES[name](report, REDIS_PORT, Path(work), arguments.quick)
+                try:
+                    SUITES[name](report, REDIS_PORT, Path(work), arguments.quick)
+                except Exception as error:
+                    # One broken suite must not cost the figures of the others.
+                    traceback.print_exc()
+                    report.fail(name, error)
     finally:
         subprocess.run([str(redis_script), "down"], check=False, env=environment)
+    output = Path(arguments.output)
+    previous = previous_figures(output, quick=arguments.quick)
     print()
-    print(report.table())
-    report.save(Path(arguments.output))
-    print(f"\nsaved {arguments.output}")
+    print(report.table(previous))
+    if output.exists():
+        output.replace(output.with_name(f"{output.stem}.previous{output.suffix}"))
+    report.save(output, quick=arguments.quick, suites=chosen)
+    print(f"\nsaved {output}")
     missed = [row for row in report.rows if row.met is False]
     if missed:
         print(f"{len(missed)} goal(s) not met: " + "; ".join(row.name for row in missed))
-    return 0
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ __all__ = [
     "UnmanagedServerError",
     "ensure_kafka",
     "ensure_redis",
+    "kafka_running",
     "restart_kafka",
     "stop_kafka",
     "stop_redis",
@@ -139,6 +140,17 @@ def ensure_kafka() -> str:
         KAFKA_SCRIPT, "up", timeout_s=KAFKA_UP_TIMEOUT_S, extra_env={"KAFKA_PORT": str(port)}
     )
     return f"127.0.0.1:{port}"
+
+
+def kafka_running() -> bool:
+    """Whether a broker answers on the local Kafka port (``kafka.sh status``)."""
+    if _external(KAFKA_ENV) is not None:
+        return True
+    try:
+        _run_script(KAFKA_SCRIPT, "status", timeout_s=60)
+    except ExternalServerError:
+        return False
+    return True
 
 
 def restart_kafka() -> None:

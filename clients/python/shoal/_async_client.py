@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -14,6 +15,7 @@ from shoal import _codec, _requests
 from shoal._connection import AsyncConnection, RetryPolicy, parse_targets
 from shoal._errors import ConflictError, from_rpc_error
 from shoal._model import ClusterInfo, MapInfo, Versioned
+from shoal._sketches import AsyncSketches
 from shoal._transaction import CommitResult, TransactionRetry
 from shoal._transaction_state import APPEND, INCREMENT, TransactionState, increment_changes
 from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
@@ -39,6 +41,11 @@ class AsyncClient:
 
     async def close(self) -> None:
         await self._connection.close()
+
+    @functools.cached_property
+    def sketches(self) -> AsyncSketches:
+        """Sketch maps, as `Client.sketches` with every call awaited."""
+        return AsyncSketches(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -11,6 +12,7 @@ from shoal import _codec, _requests
 from shoal._connection import Connection, RetryPolicy, parse_targets
 from shoal._errors import ConflictError
 from shoal._model import ClusterInfo, MapInfo, Versioned
+from shoal._sketches import Sketches
 from shoal._sql import Cursor
 from shoal._transaction import Transaction, TransactionRetry
 from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
@@ -62,6 +64,12 @@ class Client:
             idempotent=idempotent,
             metadata=self._metadata,
         )
+
+    @functools.cached_property
+    def sketches(self) -> Sketches:
+        """Sketch maps: ``client.sketches.create(map, kind="hll", lg_k=12)``, ``add``,
+        ``estimate``, ``merge_estimate`` and the kind-specific queries."""
+        return Sketches(self)
 
     # Maps ------------------------------------------------------------------------
 

@@ -16,7 +16,13 @@ import grpc
 import tenacity
 
 from shoal._errors import ShoalError, UnavailableError, from_rpc_error
-from shoal.v1 import admin_pb2_grpc, data_pb2_grpc, query_pb2_grpc, transactions_pb2_grpc
+from shoal.v1 import (
+    admin_pb2_grpc,
+    data_pb2_grpc,
+    query_pb2_grpc,
+    sketches_pb2_grpc,
+    transactions_pb2_grpc,
+)
 
 Reply = TypeVar("Reply")
 
@@ -75,6 +81,7 @@ class Stubs:
         self.admin = admin_pb2_grpc.AdminStub(channel)
         self.transactions = transactions_pb2_grpc.TransactionsStub(channel)
         self.query = query_pb2_grpc.QueryStub(channel)
+        self.sketches = sketches_pb2_grpc.SketchesStub(channel)
         self.extra: dict[str, Any] = {}
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from shoal import _sql_shell
+from shoal import _pipelines_cli, _sketch_cli, _sql_shell
 from shoal._client import Client
 from shoal._errors import ShoalError
 from shoal.v1 import transactions_pb2
@@ -296,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     maps.set_defaults(handler=command_maps)
 
     _sql_shell.add_parser(commands)
+    _sketch_cli.add_parser(commands)
+    _pipelines_cli.add_parser(commands)
 
     status = commands.add_parser("status", help="show the node and the grid")
     status.set_defaults(handler=command_status)

@@ -1,0 +1,68 @@
+"""Where a pipeline's progress lives in the grid: one offsets record per Kafka partition.
+
+The record ``__offsets/<group>/<topic>/<partition>`` holds the next offset to consume and
+what else belongs to the partition's committed state: the ids of its dedup window's
+segments (``__dedup/<group>/<topic>/<partition>/<first offset>``), the source offsets of
+rejected events still in the dead-letter outbox, and how far the dead-letter topic is
+known to hold them. Every batch rewrites it in the batch's transaction, conditional on
+the version it last saw, so a consumer that lost the partition cannot commit again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+OFFSETS_MAP = "__offsets"
+DEDUP_MAP = "__dedup"
+SYSTEM_MAPS = (OFFSETS_MAP, DEDUP_MAP, "__deadletters")
+
+
+def offsets_key(group: str, topic: str, partition: int) -> str:
+    return f"{group}/{topic}/{partition}"
+
+
+def dedup_segment_key(group: str, topic: str, partition: int, segment_id: int) -> str:
+    return f"{group}/{topic}/{partition}/{segment_id:020d}"
+
+
+@dataclass
+class OffsetsRecord:
+    # The next offset to consume (one past the last one the batch covered).
+    offset: int
+    dedup_segments: list[int] = field(default_factory=list)
+    # Source offsets of rejected events whose outbox entries are still in the grid.
+    outbox: list[int] = field(default_factory=list)
+    # In the dead-letter topic's partition for this source partition, every record of
+    # this partition before this position is accounted for (None: scan from the start).
+    dead_letter_floor: int | None = None
+    batch: str = ""
+    owner: str = ""
+    committed_ms: int = 0
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "offset": self.offset,
+                "dedup": self.dedup_segments,
+                "outbox": self.outbox,
+                "dlq_floor": self.dead_letter_floor,
+                "batch": self.batch,
+                "owner": self.owner,
+                "committed_ms": self.committed_ms,
+            }
+        )
+
+    @staticmethod
+    def from_json(document: Any) -> OffsetsRecord:
+        return OffsetsRecord(
+            offset=int(document["offset"]),
+            dedup_segments=[int(item) for item in document.get("dedup", [])],
+            outbox=[int(item) for item in document.get("outbox", [])],
+            dead_letter_floor=document.get("dlq_floor"),
+            batch=str(document.get("batch", "")),
+            owner=str(document.get("owner", "")),
+            committed_ms=int(document.get("committed_ms", 0)),
+        )
