@@ -141,7 +141,8 @@ class LogFile:
                 return
             target = self._written_bytes
             try:
-                os.fsync(self._fd)
+                # fdatasync: the data and the size, not the timestamps; half the cost.
+                os.fdatasync(self._fd)
             except OSError as error:
                 self.failed = error
                 raise StorageFailure(f"cannot fsync the log {self.path}: {error}") from error
