@@ -206,13 +206,13 @@ def test_reopened_log_appends_after_existing_data(tmp_path):
 
 def counting_fsync(monkeypatch) -> list[int]:
     calls: list[int] = []
-    real = os.fsync
+    real = os.fdatasync
 
     def fsync(descriptor: int) -> None:
         calls.append(descriptor)
         real(descriptor)
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fsync)
     return calls
 
 
@@ -305,7 +305,7 @@ def test_failed_fsync_raises_storage_failure(tmp_path, monkeypatch):
     def broken_fsync(descriptor: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(os, "fsync", broken_fsync)
+    monkeypatch.setattr(os, "fdatasync", broken_fsync)
     with pytest.raises(StorageFailure, match="cannot fsync"):
         log_file.sync_to(end)
     assert log_file.failed is not None
