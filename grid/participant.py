@@ -24,191 +24,102 @@ import orjson
 
 from grid.entry import VERSION_BYTES, value_of, version_of
 from grid.errors import Conflict, FailedPrecondition, GridError, InvalidArgument
+from grid.field_updates import apply_field_update
+from grid.locks import (
+    COMMUTATIVE,
+    COMMUTATIVE_OPS,
+    COMPATIBLE,
+    EXCLUSIVE,
+    REFERENCING,
+    SHARED,
+    NumericGuard,
+    combine_modes,
+    lock_modes,
+)
 from grid.memory.records import Entry, Op, Record, RecordKind
 from grid.memory.segment import Segment
+from grid.protocol import (
+    ABORTED,
+    COMMITTED,
+    FINAL_STATES,
+    PENDING,
+    PRE_COMMITTED,
+    STATUS_ORDER,
+    Abort,
+    Ack,
+    Action,
+    Applied,
+    ApplyOnePhase,
+    CasStatus,
+    Commit,
+    Condition,
+    CreateStatus,
+    DropMap,
+    Event,
+    Failed,
+    ForgetStatus,
+    Persist,
+    PreCommit,
+    Prepare,
+    Read,
+    ReadStatus,
+    Reply,
+    Send,
+    StatusReply,
+    Vote,
+    Write,
+)
 from grid.schema import Validator
 
-SHARED = "S"
-EXCLUSIVE = "X"
-COMMUTATIVE = "I"
-REFERENCING = "R"
-COMPATIBLE = {
-    SHARED: frozenset({SHARED, REFERENCING}),
-    COMMUTATIVE: frozenset({COMMUTATIVE, REFERENCING}),
-    REFERENCING: frozenset({SHARED, COMMUTATIVE, REFERENCING}),
-    EXCLUSIVE: frozenset(),
-}
-COMMUTATIVE_OPS = (Op.INCREMENT, Op.APPEND, Op.SKETCH_ADD)
+# Names of the protocol and the locks, re-exported: callers import them from here.
+__all__ = [
+    "ABORTED",
+    "COMMITTED",
+    "COMMUTATIVE",
+    "COMMUTATIVE_OPS",
+    "COMPATIBLE",
+    "EXCLUSIVE",
+    "FINAL_STATES",
+    "OUTCOMES_MAX_DEFAULT",
+    "PENDING",
+    "PRE_COMMITTED",
+    "REFERENCING",
+    "SHARED",
+    "STATUS_ORDER",
+    "Abort",
+    "Ack",
+    "Action",
+    "Applied",
+    "ApplyOnePhase",
+    "CasStatus",
+    "Commit",
+    "Condition",
+    "CreateStatus",
+    "DropMap",
+    "Event",
+    "Failed",
+    "ForgetStatus",
+    "NumericGuard",
+    "Participant",
+    "Persist",
+    "PreCommit",
+    "Prepare",
+    "Read",
+    "ReadStatus",
+    "Reply",
+    "Send",
+    "SketchApply",
+    "StagedTransaction",
+    "StatusRecord",
+    "StatusReply",
+    "ValidatorLookup",
+    "Vote",
+    "Write",
+    "combine_modes",
+    "write_entry",
+]
+
 OUTCOMES_MAX_DEFAULT = 4096
-
-# Transaction status values, in the order a committing transaction passes them.
-PENDING = "pending"
-PRE_COMMITTED = "pre_committed"
-COMMITTED = "committed"
-ABORTED = "aborted"
-FINAL_STATES = (COMMITTED, ABORTED)
-STATUS_ORDER = {PENDING: 0, PRE_COMMITTED: 1, COMMITTED: 2, ABORTED: 2}
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """A precondition on a write: 'if_version' (with version), 'if_absent' or 'if_exists'."""
-
-    kind: str
-    version: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Read:
-    map: str
-    key: str
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    op: Op
-    map: str
-    key: str
-    value: bytes = b""
-    condition: Condition | None = None
-
-
-# Events -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyOnePhase:
-    """Validate and apply at once: a plain write or a transaction on one partition."""
-
-    request_id: bytes
-    reads: tuple[Read, ...]
-    writes: tuple[Write, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Prepare:
-    """CanCommit: stage the writes under locks and vote."""
-
-    txn_id: bytes
-    reads: tuple[Read, ...]
-    writes: tuple[Write, ...]
-    lease_expires_ms: int
-    status_partition: int
-    # A read-only validation keeps its locks in memory only: there is nothing to recover.
-    durable: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class PreCommit:
-    txn_id: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    txn_id: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Abort:
-    txn_id: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class CreateStatus:
-    txn_id: bytes
-    participants: tuple[int, ...]
-    lease_expires_ms: int
-    now_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class CasStatus:
-    txn_id: bytes
-    expected: str
-    new: str
-    now_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class ReadStatus:
-    txn_id: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ForgetStatus:
-    """Drops a final status record once every participant has applied the decision."""
-
-    txn_id: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class DropMap:
-    map: str
-
-
-Event = (
-    ApplyOnePhase
-    | Prepare
-    | PreCommit
-    | Commit
-    | Abort
-    | CreateStatus
-    | CasStatus
-    | ReadStatus
-    | ForgetStatus
-    | DropMap
-)
-
-# Actions and replies ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Persist:
-    record: Record
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    versions: tuple[int, ...]
-    replayed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Vote:
-    yes: bool
-    reason: str = ""
-    error: GridError | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    known: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class StatusReply:
-    state: str | None
-    participants: tuple[int, ...] = ()
-    lease_expires_ms: int = 0
-    swapped: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    error: GridError
-
-
-Reply = Applied | Vote | Ack | StatusReply | Failed
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    reply: Reply
-
-
-Action = Persist | Send
-
 
 # State --------------------------------------------------------------------------
 
@@ -232,20 +143,8 @@ class StatusRecord:
     updated_ms: int
 
 
-def combine_modes(held: str, wanted: str) -> str:
-    """One lock mode that grants both: the one whose compatible set is the smaller."""
-    if held == wanted:
-        return held
-    if {held, wanted} == {SHARED, REFERENCING}:
-        return SHARED
-    if {held, wanted} == {COMMUTATIVE, REFERENCING}:
-        return COMMUTATIVE
-    return EXCLUSIVE
-
-
 ValidatorLookup = Callable[[str], Validator | None]
 SketchApply = Callable[[str, bytes | None, bytes], bytes]
-NumericGuard = Callable[[str, str], bool]
 
 
 def _no_validator(map_name: str) -> Validator | None:
@@ -340,7 +239,7 @@ class Participant:
                 return [Send(Applied(previous, replayed=True))]
         for read in event.reads:
             self._check_read(read, None)
-        wanted = _lock_modes(event.reads, event.writes, self._guarded_field)
+        wanted = lock_modes(event.reads, event.writes, self._guarded_field)
         for target, mode in wanted.items():
             self._check_lock_free(target, mode, None)
         lsn = self.lsn + 1
@@ -361,7 +260,7 @@ class Participant:
         decided = self.decided.get(event.txn_id)
         if decided is not None:
             return [Send(Vote(False, f"the transaction was already {decided} here"))]
-        wanted = _lock_modes(event.reads, event.writes, self._guarded_field)
+        wanted = lock_modes(event.reads, event.writes, self._guarded_field)
         try:
             for target, mode in wanted.items():
                 self._check_lock_free(target, mode, event.txn_id)
@@ -610,7 +509,7 @@ class Participant:
             elif op == Op.SKETCH_ADD:
                 new_value = self._sketch_apply(write.map, current_value, write.value)
             else:
-                new_value = _apply_field_update(write, current_value)
+                new_value = apply_field_update(write, current_value)
                 validator = self._validators(write.map) if check else None
                 if validator is not None:
                     validator.validate(orjson.loads(new_value), write.key)
@@ -803,87 +702,3 @@ def _check_condition(write: Write, current_version: int) -> None:
             "(condition if_version)",
             field=where,
         )
-
-
-def _lock_modes(
-    reads: Iterable[Read], writes: Iterable[Write], guarded_field: NumericGuard
-) -> dict[tuple[str, str], str]:
-    """The lock each key needs, combining everything the transaction does to it."""
-    modes: dict[tuple[str, str], str] = {}
-    for read in reads:
-        modes[(read.map, read.key)] = SHARED
-    for write in writes:
-        target = (write.map, write.key)
-        if write.op == Op.REFERENCE:
-            wanted = REFERENCING
-        elif write.op in COMMUTATIVE_OPS and not _needs_exclusive(write, guarded_field):
-            wanted = COMMUTATIVE
-        else:
-            wanted = EXCLUSIVE
-        if write.condition is not None:
-            wanted = EXCLUSIVE
-        held = modes.get(target)
-        modes[target] = wanted if held is None else combine_modes(held, wanted)
-    return modes
-
-
-def _needs_exclusive(write: Write, guarded_field: NumericGuard) -> bool:
-    """An update of a field with range or length rules cannot commute: order decides."""
-    if write.op == Op.SKETCH_ADD:
-        return False
-    try:
-        fields = orjson.loads(write.value)
-    except orjson.JSONDecodeError:
-        return True
-    if not isinstance(fields, dict):
-        return True
-    return any(guarded_field(write.map, name) for name in fields)
-
-
-def _apply_field_update(write: Write, current: bytes | None) -> bytes:
-    """Adds numbers to fields (INCREMENT) or items to list fields (APPEND)."""
-    where = f"{write.map}/{write.key}"
-    try:
-        changes = orjson.loads(write.value)
-    except orjson.JSONDecodeError as error:
-        raise InvalidArgument(f"update of '{where}' is not valid JSON: {error}") from None
-    if not isinstance(changes, dict) or not changes:
-        raise InvalidArgument(
-            f"update of '{where}' must be a non-empty object of field to change", field=where
-        )
-    document: Any = {} if current is None else orjson.loads(current)
-    if not isinstance(document, dict):
-        raise InvalidArgument(
-            f"'{where}' holds a {type(document).__name__}, not an object with fields",
-            field=where,
-        )
-    document = dict(document)
-    for name, change in changes.items():
-        present = document.get(name)
-        if write.op == Op.INCREMENT:
-            if isinstance(change, bool) or not isinstance(change, int | float):
-                raise InvalidArgument(
-                    f"increment of '{where}' field '{name}' must be a number", field=name
-                )
-            if present is None:
-                present = 0
-            if isinstance(present, bool) or not isinstance(present, int | float):
-                raise InvalidArgument(
-                    f"cannot increment '{where}' field '{name}': it holds {type(present).__name__}",
-                    field=name,
-                )
-            document[name] = present + change
-        else:
-            if not isinstance(change, list):
-                raise InvalidArgument(
-                    f"append to '{where}' field '{name}' must be a list of items", field=name
-                )
-            if present is None:
-                present = []
-            if not isinstance(present, list):
-                raise InvalidArgument(
-                    f"cannot append to '{where}' field '{name}': it holds {type(present).__name__}",
-                    field=name,
-                )
-            document[name] = [*present, *change]
-    return orjson.dumps(document)

@@ -274,7 +274,7 @@ def test_views_of_items_statuses_and_staged(partition):
 @pytest.fixture
 def fsyncs(monkeypatch) -> list[int]:
     calls: list[int] = []
-    monkeypatch.setattr(os, "fsync", calls.append)
+    monkeypatch.setattr(os, "fdatasync", calls.append)
     return calls
 
 
