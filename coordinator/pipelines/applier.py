@@ -30,15 +30,20 @@ from opentelemetry import trace
 from coordinator.clock import Clock
 from coordinator.node import Node
 from coordinator.pipelines.batching import Batch, TopicPartitionKey
-from coordinator.pipelines.deadletter import DEAD_LETTERS_MAP, DeadLetter, outbox_key
-from coordinator.pipelines.dedup import DedupWindow
+from coordinator.pipelines.deadletter import DeadLetter
 from coordinator.pipelines.metrics import PipelineMetrics
 from coordinator.pipelines.offsets import (
-    DEDUP_MAP,
     OFFSETS_MAP,
     OffsetsRecord,
-    dedup_segment_key,
     offsets_key,
+)
+from coordinator.pipelines.progress import (
+    BLOCKED,
+    PartitionState,
+    Share,
+    SyncResult,
+    bookkeeping_writes,
+    load_state,
 )
 from coordinator.pipelines.registry import Pipeline
 from coordinator.pipelines.tracing import batch_context, carrier_of, trace_id_hex
@@ -55,14 +60,11 @@ from coordinator.pipelines.validation import (
 from coordinator.telemetry import current_trace_id
 from grid.entry import value_of, version_of
 from grid.errors import Conflict, FailedPrecondition, GridError, NotFound
-from grid.memory.records import Op
-from grid.participant import Applied, ApplyOnePhase, Condition, Read, Write
+from grid.participant import Applied, ApplyOnePhase, Read, Write
 from shoal.pipelines import AT_LEAST_ONCE, EXACTLY_ONCE, Event
 
 log = logging.getLogger(__name__)
 
-# A partition whose batch was fenced takes no records until the loop syncs it again.
-BLOCKED = -1
 # Keys kept free in a transaction for the next event's writes before the batch is cut.
 EVENT_KEYS_MARGIN = 32
 CONFLICT_BACKOFF_MAX_S = 0.5
@@ -70,40 +72,6 @@ OFFSETS_FIELD_PREFIX = OFFSETS_MAP + "/"
 MISSING_MAP_RETRY_S = 5.0
 DECODE_FAILED = Rejection("decode", "json", "$", "the value is not JSON")
 _loads = orjson.loads
-
-
-@dataclass
-class PartitionState:
-    """What the applier knows of one Kafka partition's committed state in the grid."""
-
-    topic: str
-    partition: int
-    epoch: int
-    # The next offset to apply; None when nothing was ever committed for the partition.
-    next_offset: int | None
-    # Version of the offsets record (0: it does not exist yet).
-    version: int
-    dedup: DedupWindow
-    outbox: list[int] = field(default_factory=list)
-    # Outbox entries known to be in the dead-letter topic, to delete at the next commit.
-    confirmed: set[int] = field(default_factory=set)
-    dead_letter_floor: int | None = None
-    new_floor: int | None = None
-    key: TopicPartitionKey = ("", 0)
-
-    def __post_init__(self) -> None:
-        self.key = (self.topic, self.partition)
-
-
-@dataclass
-class SyncResult:
-    topic: str
-    partition: int
-    # Where to seek: the grid's next offset, or None for the pipeline's start policy.
-    next_offset: int | None
-    # Outbox entries not known to be published (the dead-letter publisher checks them).
-    pending: list[DeadLetter]
-    dead_letter_floor: int | None
 
 
 @dataclass
@@ -133,41 +101,10 @@ class PipelineStopped(Exception):
         self.retry_after_s = retry_after_s
 
 
-class _Progress:
-    """One partition's share of a transaction being built."""
-
-    __slots__ = (
-        "dead_letters",
-        "first_offset",
-        "keys",
-        "next_offset",
-        "processed",
-        "seen",
-        "state",
-        "timestamps",
-    )
-
-    def __init__(self, state: PartitionState) -> None:
-        self.state = state
-        self.first_offset = -1
-        self.next_offset = -1
-        self.processed = 0
-        self.keys: list[str] = []
-        self.seen: set[str] = set()
-        self.dead_letters: list[DeadLetter] = []
-        self.timestamps: list[int] = []
-
-    def bookkeeping_keys(self) -> int:
-        """A bound on the bookkeeping writes of the share before its dead letters: the
-        offsets record, the dedup segment, a few expired segments, confirmed outbox
-        entries."""
-        return 4 + len(self.state.confirmed)
-
-
 @dataclass
 class _Attempt:
     transaction: BatchTransaction
-    progress: dict[TopicPartitionKey, _Progress]
+    progress: dict[TopicPartitionKey, Share]
     end: int
     carriers: list[dict[str, str]]
     events: int = 0
@@ -223,46 +160,9 @@ class BatchApplier:
         """Loads the grid's committed state of partitions (with the epoch the loop gave
         them) and says where to seek; a consumer does this on every assignment."""
         results = []
-        spec = self.spec
         for (topic, partition), epoch in partitions.items():
-            entry = self._entry(OFFSETS_MAP, offsets_key(spec.group, topic, partition))
-            window = DedupWindow(spec.dedup_window)
-            if entry is None:
-                state = PartitionState(topic, partition, epoch, None, 0, window)
-            else:
-                record = OffsetsRecord.from_json(orjson.loads(value_of(entry)))
-                for segment_id in record.dedup_segments:
-                    segment = self._entry(
-                        DEDUP_MAP, dedup_segment_key(spec.group, topic, partition, segment_id)
-                    )
-                    if segment is None:
-                        log.warning(
-                            "pipeline %s: dedup segment %d of %s/%d is missing",
-                            spec.name,
-                            segment_id,
-                            topic,
-                            partition,
-                        )
-                        continue
-                    window.add_segment(segment_id, orjson.loads(value_of(segment)))
-                state = PartitionState(
-                    topic,
-                    partition,
-                    epoch,
-                    record.offset,
-                    version_of(entry),
-                    window,
-                    outbox=list(record.outbox),
-                    dead_letter_floor=record.dead_letter_floor,
-                )
-            self.states[(topic, partition)] = state
-            pending = []
-            for source_offset in state.outbox:
-                stored = self._entry(
-                    DEAD_LETTERS_MAP, outbox_key(spec.group, topic, partition, source_offset)
-                )
-                if stored is not None:
-                    pending.append(DeadLetter.from_json(orjson.loads(value_of(stored))))
+            state, pending = load_state(self._entry, self.spec, topic, partition, epoch)
+            self.states[state.key] = state
             results.append(
                 SyncResult(topic, partition, state.next_offset, pending, state.dead_letter_floor)
             )
@@ -379,7 +279,7 @@ class BatchApplier:
         result: BatchResult,
     ) -> _Attempt:
         transaction = BatchTransaction(self.node)
-        progress: dict[TopicPartitionKey, _Progress] = {}
+        progress: dict[TopicPartitionKey, Share] = {}
         carriers: list[dict[str, str]] = []
         position = start
         limit = self.keys_max - EVENT_KEYS_MARGIN
@@ -404,7 +304,7 @@ class BatchApplier:
             key = state.key
             share = progress.get(key)
             if share is None:
-                share = progress[key] = _Progress(state)
+                share = progress[key] = Share(state)
                 share.first_offset = offset
                 bookkeeping += share.bookkeeping_keys()
             elif share.next_offset > offset:
@@ -432,7 +332,7 @@ class BatchApplier:
     def _process(
         self,
         transaction: BatchTransaction,
-        share: _Progress,
+        share: Share,
         record: Any,
         forced: Rejection | None,
     ) -> None:
@@ -506,7 +406,7 @@ class BatchApplier:
         transaction.end_event(True)
         share.timestamps.append(record.timestamp)
 
-    def _reject(self, share: _Progress, record: Any, rejection: Rejection) -> None:
+    def _reject(self, share: Share, record: Any, rejection: Rejection) -> None:
         share.dead_letters.append(
             DeadLetter(
                 pipeline=self.spec.name,
@@ -523,86 +423,14 @@ class BatchApplier:
 
     # Commit ------------------------------------------------------------------------
 
-    def _bookkeeping(
-        self, attempt: _Attempt, batch_tag: str
-    ) -> tuple[list[Write], dict[TopicPartitionKey, int], dict[TopicPartitionKey, list[int]]]:
-        """The writes that record the attempt's progress, the position of each offsets
-        write among them, and the dedup segments each partition drops."""
-        spec = self.spec
-        group = spec.group
-        writes: list[Write] = []
-        positions: dict[TopicPartitionKey, int] = {}
-        expired_by_key: dict[TopicPartitionKey, list[int]] = {}
-        now_ms = self.clock.now_ms()
-        for key, share in attempt.progress.items():
-            state = share.state
-            topic, partition = key
-            segments = state.dedup.segment_ids
-            expired: list[int] = []
-            if share.keys:
-                expired = state.dedup.expired(incoming=len(share.keys))
-                writes.append(
-                    Write(
-                        Op.PUT,
-                        DEDUP_MAP,
-                        dedup_segment_key(group, topic, partition, share.first_offset),
-                        orjson.dumps(share.keys),
-                    )
-                )
-                segments = [item for item in segments if item not in expired]
-                segments.append(share.first_offset)
-                for segment_id in expired:
-                    writes.append(
-                        Write(
-                            Op.DELETE,
-                            DEDUP_MAP,
-                            dedup_segment_key(group, topic, partition, segment_id),
-                        )
-                    )
-            expired_by_key[key] = expired
-            outbox = [offset for offset in state.outbox if offset not in state.confirmed]
-            for offset in sorted(state.confirmed):
-                writes.append(
-                    Write(Op.DELETE, DEAD_LETTERS_MAP, outbox_key(group, topic, partition, offset))
-                )
-            for letter in share.dead_letters:
-                outbox.append(letter.offset)
-                writes.append(
-                    Write(
-                        Op.PUT,
-                        DEAD_LETTERS_MAP,
-                        outbox_key(group, topic, partition, letter.offset),
-                        letter.to_json(),
-                    )
-                )
-            floor = state.new_floor if state.new_floor is not None else state.dead_letter_floor
-            record = OffsetsRecord(
-                offset=share.next_offset,
-                dedup_segments=segments,
-                outbox=outbox,
-                dead_letter_floor=floor,
-                batch=batch_tag,
-                owner=self.owner,
-                committed_ms=now_ms,
-            )
-            positions[key] = len(writes)
-            writes.append(
-                Write(
-                    Op.PUT,
-                    OFFSETS_MAP,
-                    offsets_key(group, topic, partition),
-                    record.to_json(),
-                    Condition("if_version", state.version),
-                )
-            )
-        return writes, positions, expired_by_key
-
     def _commit(self, attempt: _Attempt, batch_id: int) -> tuple[str, GridError | None]:
         txn_id = os.urandom(16)
         tag = txn_id.hex()
         reads = attempt.transaction.reads()
         effects = attempt.transaction.writes()
-        bookkeeping, positions, expired = self._bookkeeping(attempt, tag)
+        bookkeeping, positions, expired = bookkeeping_writes(
+            self.spec.group, self.owner, attempt.progress, tag, self.clock.now_ms()
+        )
         parent, links = batch_context(attempt.carriers)
         with self.tracer.start_as_current_span(
             "shoal.pipeline.batch",

@@ -32,10 +32,11 @@ from opentelemetry import trace
 
 from coordinator.clock import Clock
 from coordinator.node import Node
-from coordinator.pipelines.applier import BatchApplier, BatchResult, SyncResult
+from coordinator.pipelines.applier import BatchApplier, BatchResult
 from coordinator.pipelines.batching import Batch, Batcher, Chunk, TopicPartitionKey, should_fetch
 from coordinator.pipelines.metrics import PipelineMetrics
 from coordinator.pipelines.offsets import OFFSETS_MAP, OffsetsRecord, offsets_key
+from coordinator.pipelines.progress import SyncResult
 from coordinator.pipelines.publisher import DeadLetterPublisher
 from coordinator.pipelines.registry import Pipeline
 from grid.entry import value_of

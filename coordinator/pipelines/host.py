@@ -15,6 +15,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 
 from coordinator.clock import Clock, SystemClock
 from coordinator.config import ServerConfig
@@ -36,6 +37,16 @@ Result = TypeVar("Result")
 COMMAND_TIMEOUT_S = 30.0
 
 
+def _tracer() -> trace.Tracer:
+    """The batch spans' tracer: from the process's SDK tracer provider when one is set
+    (an exporter configured by telemetry), else from a provider of the pipelines' own, so
+    spans are still real spans (with ids, children of the records' trace context)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+    return provider.get_tracer("shoal.pipelines")
+
+
 class PipelineHost:
     def __init__(
         self,
@@ -50,7 +61,7 @@ class PipelineHost:
         self.node = node
         self.registry = PipelineRegistry(pipelines)
         self.kafka = kafka
-        self.tracer = tracer or trace.get_tracer("shoal.pipelines")
+        self.tracer = tracer or _tracer()
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.owner = f"{node.node_id}/{os.getpid()}/{os.urandom(4).hex()}"

@@ -13,9 +13,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from coordinator.pipelines.applier import BLOCKED
 from coordinator.pipelines.deadletter import DEAD_LETTERS_MAP, outbox_key
 from coordinator.pipelines.offsets import OFFSETS_MAP, OffsetsRecord, offsets_key
+from coordinator.pipelines.progress import BLOCKED
 from grid.entry import value_of, version_of
 from tests.support.pipelines import (
     Record,
