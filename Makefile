@@ -41,7 +41,10 @@ proto: $(PROTO_STAMP)
 proto-check: $(INSTALL_STAMP)
 	rm -f $(PROTO_STAMP)
 	$(MAKE) proto
-	git diff --exit-code -- $(PROTO_OUT)
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		git diff --exit-code --stat -- $(PROTO_OUT) || \
+		{ echo "generated code in $(PROTO_OUT) is stale: run make proto and commit it"; exit 1; }; \
+	fi
 
 run: proto
 	$(VENV)/bin/shoal serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --fsync $(FSYNC)
@@ -51,7 +54,7 @@ lint: proto
 	$(VENV)/bin/ruff format --check grid coordinator clients/python tests loadtests
 	$(VENV)/bin/mypy grid coordinator clients/python/shoal loadtests
 
-test: lint
+test: lint proto-check
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 unit: proto
