@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import cast
 
 import grpc
 
@@ -72,7 +73,8 @@ class DataService(data_pb2_grpc.DataServicer):
             found: list[bytes] = [entry for entry in entries if entry is not None]
         else:
             found_indexes = list(range(len(entries)))
-            found = entries  # type: ignore[assignment]
+            # No None among them, checked just above.
+            found = cast(list[bytes], entries)
         response = data_pb2.GetManyResponse(
             found_indexes=found_indexes,
             values_json=b"[" + b",".join(self._documents(request.map, found)) + b"]",

@@ -304,8 +304,9 @@ class TransactionManager:
                 # Every partition's commit happens inside one hold of the gate, so a
                 # snapshot sees the transaction on all of its partitions or none.
                 batch = [action.partition]
-                while queue and isinstance(queue[0], tpc.SendCommit):
-                    batch.append(queue.popleft().partition)  # type: ignore[union-attr]
+                while queue and isinstance(following := queue[0], tpc.SendCommit):
+                    queue.popleft()
+                    batch.append(following.partition)
                 with self.gate.shared():
                     for partition in batch:
                         versions[partition] = self._commit_on(txn_id, partition)
