@@ -22,6 +22,24 @@ EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN(\s+ANALYZE)?\s+", re.IGNORECASE)
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
 FORBIDDEN_FUNCTION_PREFIXES = ("read_", "glob", "parquet_", "sniff_", "duckdb_", "pragma_")
 KEY_COLUMN = "__key"
+# Statement kinds that parse but may not run; anything else that is not a query is a
+# bare expression, reported as a syntax error.
+STATEMENT_TYPES = (
+    exp.Command,
+    exp.Pragma,
+    exp.Copy,
+    exp.Set,
+    exp.Attach,
+    exp.Detach,
+    exp.Use,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.Describe,
+    exp.Merge,
+    exp.Alter,
+    exp.Install,
+)
 
 
 @dataclass
@@ -128,6 +146,14 @@ def _kind(tree: exp.Expression) -> str:
         if (tree.args.get("kind") or "").upper() != "TABLE":
             raise InvalidArgument("only DROP TABLE is supported", field="statement")
         return "drop"
+    if not isinstance(tree, STATEMENT_TYPES):
+        # A bare expression ("SELEC x" reads as an alias): not a statement at all.
+        first = tree.sql(dialect="duckdb").split()[0] if tree.sql(dialect="duckdb") else ""
+        raise InvalidArgument(
+            f"syntax error at line 1, column 1 near {first!r}: expected a statement "
+            "(SELECT, INSERT, UPDATE, DELETE, CREATE TABLE, DROP TABLE or EXPLAIN)",
+            field="statement",
+        )
     name = type(tree).__name__.upper()
     raise InvalidArgument(
         f"{name} statements are not allowed: SELECT, INSERT, UPDATE, DELETE, CREATE TABLE, "

@@ -180,3 +180,61 @@ def test_serve_help() -> None:
         assert flag in done.stdout
     assert "always" in done.stdout
     assert "batch" in done.stdout
+
+
+def test_sql_one_statement_in_each_format(shoal_server: str, map_name: str) -> None:
+    ok(
+        "sql",
+        "-e",
+        f"CREATE TABLE {map_name} (id VARCHAR PRIMARY KEY, region VARCHAR, amount DOUBLE)",
+        target=shoal_server,
+    )
+    inserted = ok(
+        "sql",
+        "-e",
+        f"INSERT INTO {map_name} VALUES (?, ?, ?), ('b', 'us', 20)",
+        "-p",
+        "a",
+        "-p",
+        "eu",
+        "-p",
+        "1.5",
+        target=shoal_server,
+    )
+    assert inserted.startswith("INSERT 2")
+    query = f"SELECT id, amount FROM {map_name} ORDER BY id"
+    table = ok("sql", "-e", query, target=shoal_server)
+    assert table.splitlines()[0].split() == ["id", "|", "amount"]
+    assert "(2 rows," in table
+    assert ok("sql", "-e", query, "--format", "csv", target=shoal_server).splitlines() == [
+        "id,amount",
+        "a,1.5",
+        "b,20.0",
+    ]
+    rows = [
+        json.loads(line)
+        for line in ok("sql", "-e", query, "--format", "json", target=shoal_server).splitlines()
+    ]
+    assert rows == [{"id": "a", "amount": 1.5}, {"id": "b", "amount": 20.0}]
+    failed = run_cli("sql", "-e", f"SELEC 1 FROM {map_name}", target=shoal_server)
+    assert "line 1, column" in assert_one_line_failure(failed, "INVALID_ARGUMENT")
+
+
+def test_sql_shell_reads_statements_over_lines_and_survives_errors(
+    shoal_server: str, map_name: str
+) -> None:
+    ok("maps", "create", map_name, target=shoal_server)
+    ok("put", map_name, "k", '{"n": 7}', target=shoal_server)
+    script = f"SELECT count(*) AS n\nFROM {map_name};\nSELEC oops;\nSELECT 40 + 2 AS answer;\n"
+    done = subprocess.run(
+        [str(SHOAL), "--target", shoal_server, "sql"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "syntax error" in done.stderr
+    assert "answer" in done.stdout and "42" in done.stdout
+    assert "(1 row," in done.stdout
