@@ -12,9 +12,8 @@ serializable like any other transaction.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -36,10 +35,9 @@ def _default(value: Any) -> Any:
     if isinstance(value, Event):
         return value.value
     if isinstance(value, bytes | bytearray | memoryview):
-        return {values.BYTES_TAG: base64.b64encode(bytes(value)).decode("ascii")}
+        return values.bytes_document(bytes(value))
     if isinstance(value, datetime):
-        instant = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return {values.TIMESTAMP_TAG: instant.astimezone(UTC).isoformat()}
+        return values.timestamp_document(value)
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, set | frozenset):

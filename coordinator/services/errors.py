@@ -19,7 +19,7 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 def abort_with(context: grpc.ServicerContext, error: GridError) -> None:
-    trace_id = trace_id_from(context.invocation_metadata()) or os.urandom(16).hex()
+    trace_id = _trace_id(context)
     metadata: list[tuple[str, str]] = [("shoal-trace-id", trace_id)]
     if error.field:
         metadata.append(("shoal-field", error.field))
@@ -29,6 +29,18 @@ def abort_with(context: grpc.ServicerContext, error: GridError) -> None:
     context.set_trailing_metadata(tuple(metadata))
     log.info("%s: %s", error.status, error.message, extra={"trace_id": trace_id})
     context.abort(grpc.StatusCode[error.status], error.message)
+
+
+def abort_internal(context: grpc.ServicerContext, handler_name: str) -> None:
+    """Answers an unexpected error as INTERNAL, logged with the call's trace id."""
+    trace_id = _trace_id(context)
+    log.exception("internal error in %s", handler_name, extra={"trace_id": trace_id})
+    context.set_trailing_metadata((("shoal-trace-id", trace_id),))
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error (trace id {trace_id})")
+
+
+def _trace_id(context: grpc.ServicerContext) -> str:
+    return trace_id_from(context.invocation_metadata()) or os.urandom(16).hex()
 
 
 def unary(handler: Handler) -> Handler:
@@ -41,10 +53,7 @@ def unary(handler: Handler) -> Handler:
         except GridError as error:
             abort_with(context, error)
         except Exception:
-            trace_id = trace_id_from(context.invocation_metadata()) or os.urandom(16).hex()
-            log.exception("internal error in %s", handler.__name__, extra={"trace_id": trace_id})
-            context.set_trailing_metadata((("shoal-trace-id", trace_id),))
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error (trace id {trace_id})")
+            abort_internal(context, handler.__name__)
 
     return wrapper  # type: ignore[return-value]
 
@@ -59,9 +68,6 @@ def streaming(handler: Handler) -> Handler:
         except GridError as error:
             abort_with(context, error)
         except Exception:
-            trace_id = trace_id_from(context.invocation_metadata()) or os.urandom(16).hex()
-            log.exception("internal error in %s", handler.__name__, extra={"trace_id": trace_id})
-            context.set_trailing_metadata((("shoal-trace-id", trace_id),))
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error (trace id {trace_id})")
+            abort_internal(context, handler.__name__)
 
     return wrapper  # type: ignore[return-value]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,21 +13,16 @@ import pyarrow as pa
 
 from coordinator.services.errors import streaming
 from coordinator.sql.engine import Cancellation, Header, SqlEngine, Summary
+from grid import values
 from grid.errors import InvalidArgument
 from shoal.v1 import query_pb2, query_pb2_grpc
 
 
 def _json_default(value: Any) -> Any:
-    import base64
-    import datetime
-    import decimal
-
     if isinstance(value, bytes):
-        return {"$bytes": base64.b64encode(value).decode()}
+        return values.bytes_document(value)
     if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            return {"$ts": value.isoformat()}
-        return {"$ts": value.astimezone(datetime.UTC).isoformat()}
+        return values.timestamp_document(value)
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):

@@ -282,14 +282,11 @@ class Statements:
                     f"table '{mapping.name}' has no column '{name}'", field="statement"
                 )
             assignments[name] = assignment.right
-        select = exp.select(
-            exp.column(KEY_COLUMN),
-            exp.column(VERSION_COLUMN),
-            *[exp.alias_(assignments.get(name, exp.column(name)), name) for name in fields],
-        ).from_(exp.to_table(mapping.name) if "." not in mapping.name else _quoted(mapping.name))
-        where = tree.args.get("where")
-        if where is not None:
-            select = select.where(where.this)
+        select = _selecting(
+            mapping,
+            tree,
+            [exp.alias_(assignments.get(name, exp.column(name)), name) for name in fields],
+        )
         rows = self._rows(select, parameters, definition)
         writes = []
         for row in rows:
@@ -314,13 +311,7 @@ class Statements:
         tree = number_parameters(analysis.tree)
         assert isinstance(tree, exp.Delete)
         mapping = definition(tree.this.name)
-        select = exp.select(exp.column(KEY_COLUMN), exp.column(VERSION_COLUMN)).from_(
-            exp.to_table(mapping.name) if "." not in mapping.name else _quoted(mapping.name)
-        )
-        where = tree.args.get("where")
-        if where is not None:
-            select = select.where(where.this)
-        rows = self._rows(select, parameters, definition)
+        rows = self._rows(_selecting(mapping, tree, []), parameters, definition)
         writes = [
             Write(
                 Op.DELETE,
@@ -348,6 +339,16 @@ class Statements:
                     field=error.field,
                 ) from None
             raise
+
+
+def _selecting(mapping: MapDefinition, statement: exp.Expression, columns: list[Any]) -> Any:
+    """The SELECT of the rows an UPDATE or DELETE changes: each row's key and version
+    (for the write's condition), then `columns`, under the statement's WHERE."""
+    select = exp.select(exp.column(KEY_COLUMN), exp.column(VERSION_COLUMN), *columns).from_(
+        _quoted(mapping.name)
+    )
+    where = statement.args.get("where")
+    return select if where is None else select.where(where.this)
 
 
 def _quoted(name: str) -> exp.Table:

@@ -9,14 +9,14 @@ per column.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
+from grid import values
 from grid.catalog import MapDefinition
 from grid.entry import VERSION_BYTES
 from grid.schema import FieldSpec
@@ -33,17 +33,6 @@ SCALAR_ARROW_TYPES: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
     "bytes": pa.binary(),
     "timestamp": pa.timestamp("us", tz="UTC"),
-}
-SQL_TYPE_NAMES = {
-    "string": "VARCHAR",
-    "int": "BIGINT",
-    "float": "DOUBLE",
-    "bool": "BOOLEAN",
-    "bytes": "BLOB",
-    "timestamp": "TIMESTAMPTZ",
-    "list": "LIST",
-    "map": "JSON",
-    "json": "JSON",
 }
 
 
@@ -72,23 +61,6 @@ def table_schema(definition: MapDefinition) -> pa.Schema:
     return pa.schema(columns)
 
 
-def _timestamp(value: Any) -> datetime | None:
-    if type(value) is dict:
-        text = value.get("$ts")
-        if isinstance(text, str):
-            instant = datetime.fromisoformat(text)
-            return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
-    return None
-
-
-def _bytes(value: Any) -> bytes | None:
-    if type(value) is dict:
-        text = value.get("$bytes")
-        if isinstance(text, str):
-            return base64.b64decode(text)
-    return None
-
-
 def _json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
@@ -98,14 +70,16 @@ def _column(spec: FieldSpec, documents: list[Any]) -> pa.Array:
     raw = [document.get(name) if type(document) is dict else None for document in documents]
     arrow_type = field_arrow_type(spec)
     if spec.type == "timestamp":
-        return pa.array([_timestamp(item) for item in raw], arrow_type)
+        return pa.array([values.tagged_timestamp(item) for item in raw], arrow_type)
     if spec.type == "bytes":
-        return pa.array([_bytes(item) for item in raw], arrow_type)
+        return pa.array([values.tagged_bytes(item) for item in raw], arrow_type)
     if spec.type == "list" and spec.items is not None:
         if spec.items == "timestamp":
-            raw = [None if item is None else [_timestamp(x) for x in item] for item in raw]
+            raw = [
+                None if item is None else [values.tagged_timestamp(x) for x in item] for item in raw
+            ]
         elif spec.items == "bytes":
-            raw = [None if item is None else [_bytes(x) for x in item] for item in raw]
+            raw = [None if item is None else [values.tagged_bytes(x) for x in item] for item in raw]
         return pa.array(raw, arrow_type)
     if spec.type in ("list", "map", "json"):
         return pa.array([_json_text(item) for item in raw], pa.string())
@@ -142,11 +116,9 @@ def python_value(spec: FieldSpec | None, value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return {"$ts": value.astimezone(UTC).isoformat()}
+        return values.timestamp_document(value)
     if isinstance(value, bytes | bytearray | memoryview):
-        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+        return values.bytes_document(bytes(value))
     if spec is not None and spec.type in ("map", "json") and isinstance(value, str):
         try:
             return orjson.loads(value)

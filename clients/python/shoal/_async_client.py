@@ -16,8 +16,7 @@ from shoal._connection import AsyncConnection, RetryPolicy, parse_targets
 from shoal._errors import ConflictError, from_rpc_error
 from shoal._model import ClusterInfo, MapInfo, Versioned
 from shoal._sketches import AsyncSketches
-from shoal._transaction import CommitResult, TransactionRetry
-from shoal._transaction_state import APPEND, INCREMENT, TransactionState, increment_changes
+from shoal._transaction import CommitResult, TransactionRetry, TransactionWrites
 from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
 
 
@@ -206,89 +205,37 @@ class AsyncClient:
         return reply
 
 
-class AsyncTransaction:
-    """The asyncio form of `Transaction`: reads are awaited, writes are buffered."""
+class AsyncTransaction(TransactionWrites):
+    """The asyncio form of `Transaction`: reads and commit are awaited, writes are buffered."""
 
     def __init__(self, client: AsyncClient) -> None:
+        super().__init__()
         self._client = client
-        self._state = TransactionState()
-        self.result: CommitResult | None = None
-
-    @property
-    def txn_id(self) -> str:
-        return self._state.txn_id.hex()
 
     async def get(self, map_name: str, key: str) -> Any:
-        self._state.check_open()
-        target = (map_name, _requests.check_key(key))
-        known, value = self._state.local(target)
+        target, known, value = self._known(map_name, key)
         if known:
             return value
         reply = await self._client._call(
             lambda s: s.data.Get, data_pb2.GetRequest(map=map_name, key=key), idempotent=True
         )
-        self._state.note_read_call(consistent=False)
-        stored = _codec.decode(reply.value) if reply.found else None
-        return self._state.record_read(target, stored, reply.version)
+        return self._got(target, reply)
 
     async def get_many(self, map_name: str, keys: Iterable[str]) -> dict[str, Any]:
         """The values of the keys that exist, as this transaction sees them; the keys
         not yet known are read in one consistent batch."""
-        self._state.check_open()
-        key_list = [_requests.check_key(key) for key in keys]
-        missing = [key for key in key_list if not self._state.local((map_name, key))[0]]
-        if missing:
-            reply = await self._client._call(
-                lambda s: s.data.GetMany,
-                _requests.get_many_request(map_name, missing, with_versions=True, consistent=True),
-                idempotent=True,
-            )
+        key_list, missing, request = self._batch_request(map_name, keys)
+        if request is not None:
+            reply = await self._client._call(lambda s: s.data.GetMany, request, idempotent=True)
             self._state.record_batch(map_name, missing, reply)
         return self._state.visible(map_name, key_list)
 
-    def put(
-        self,
-        map_name: str,
-        key: str,
-        value: Any,
-        *,
-        if_version: int | None = None,
-        if_absent: bool = False,
-        if_exists: bool = False,
-    ) -> None:
-        self._state.put(
-            (map_name, key), value, _requests.condition(if_version, if_absent, if_exists)
-        )
-
-    def delete(
-        self, map_name: str, key: str, *, if_version: int | None = None, if_exists: bool = False
-    ) -> None:
-        self._state.delete((map_name, key), _requests.condition(if_version, False, if_exists))
-
-    def increment(
-        self, map_name: str, key: str, field: str | dict[str, Any], amount: int | float = 1
-    ) -> None:
-        self._state.update((map_name, key), INCREMENT, increment_changes(field, amount))
-
-    def append(self, map_name: str, key: str, field: str, items: Iterable[Any]) -> None:
-        self._state.update((map_name, key), APPEND, {field: list(items)})
-
-    def sketch_add(self, map_name: str, key: str, items: Any) -> None:
-        self._state.sketch_add((map_name, key), items if isinstance(items, list) else [items])
-
     async def commit(self) -> CommitResult:
-        state = self._state
-        state.check_open()
-        state.finished = True
-        if not state.needs_commit_call:
-            self.result = CommitResult(state.txn_id.hex(), (), False)
+        request = self._commit_request()
+        if request is None:
+            assert self.result is not None
             return self.result
-        reply = await self._client._commit(state.commit_request())
-        self.result = CommitResult(state.txn_id.hex(), tuple(reply.versions), reply.replayed)
-        return self.result
-
-    def rollback(self) -> None:
-        self._state.finished = True
+        return self._committed(await self._client._commit(request))
 
     async def __aenter__(self) -> AsyncTransaction:
         return self

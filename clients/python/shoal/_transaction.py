@@ -14,7 +14,7 @@ from shoal._transaction_state import (
     TransactionState,
     increment_changes,
 )
-from shoal.v1 import data_pb2
+from shoal.v1 import data_pb2, transactions_pb2
 
 if TYPE_CHECKING:
     from shoal._client import Client
@@ -38,47 +38,17 @@ class CommitResult:
     replayed: bool
 
 
-class Transaction:
-    """A serializable transaction: reads record versions, writes are buffered, and
-    ``commit`` sends everything in one call."""
+class TransactionWrites:
+    """What the sync and asyncio transactions share: the buffered writes, and the steps
+    of reads and commit that need no call to the server."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    def __init__(self) -> None:
         self._state = TransactionState()
         self.result: CommitResult | None = None
 
     @property
     def txn_id(self) -> str:
         return self._state.txn_id.hex()
-
-    def get(self, map_name: str, key: str) -> Any:
-        """The value as this transaction sees it (its own writes included), or None."""
-        self._state.check_open()
-        target = (map_name, _requests.check_key(key))
-        known, value = self._state.local(target)
-        if known:
-            return value
-        reply = self._client._call(
-            lambda s: s.data.Get, data_pb2.GetRequest(map=map_name, key=key), idempotent=True
-        )
-        self._state.note_read_call(consistent=False)
-        stored = _codec.decode(reply.value) if reply.found else None
-        return self._state.record_read(target, stored, reply.version)
-
-    def get_many(self, map_name: str, keys: Iterable[str]) -> dict[str, Any]:
-        """The values of the keys that exist, as this transaction sees them; the keys
-        not yet known are read in one consistent batch."""
-        self._state.check_open()
-        key_list = [_requests.check_key(key) for key in keys]
-        missing = [key for key in key_list if not self._state.local((map_name, key))[0]]
-        if missing:
-            reply = self._client._call(
-                lambda s: s.data.GetMany,
-                _requests.get_many_request(map_name, missing, with_versions=True, consistent=True),
-                idempotent=True,
-            )
-            self._state.record_batch(map_name, missing, reply)
-        return self._state.visible(map_name, key_list)
 
     def put(
         self,
@@ -113,21 +83,83 @@ class Transaction:
         """Adds one item, or a list of items, to the sketch at the key."""
         self._state.sketch_add((map_name, key), items if isinstance(items, list) else [items])
 
-    def commit(self) -> CommitResult:
-        """Commits; raises ConflictError when the transaction must be retried."""
-        state = self._state
-        state.check_open()
-        state.finished = True
-        if not state.needs_commit_call:
-            self.result = CommitResult(state.txn_id.hex(), (), False)
-            return self.result
-        reply = self._client._commit(state.commit_request())
-        self.result = CommitResult(state.txn_id.hex(), tuple(reply.versions), reply.replayed)
-        return self.result
-
     def rollback(self) -> None:
         """Forgets the buffered writes; nothing was sent, so nothing needs undoing."""
         self._state.finished = True
+
+    def _known(self, map_name: str, key: str) -> tuple[tuple[str, str], bool, Any]:
+        """The key's target, and its value when known without asking the server."""
+        self._state.check_open()
+        target = (map_name, _requests.check_key(key))
+        known, value = self._state.local(target)
+        return target, known, value
+
+    def _got(self, target: tuple[str, str], reply: data_pb2.GetResponse) -> Any:
+        self._state.note_read_call(consistent=False)
+        stored = _codec.decode(reply.value) if reply.found else None
+        return self._state.record_read(target, stored, reply.version)
+
+    def _batch_request(
+        self, map_name: str, keys: Iterable[str]
+    ) -> tuple[list[str], list[str], data_pb2.GetManyRequest | None]:
+        """The keys asked for, those the server must be asked about, and that request."""
+        self._state.check_open()
+        key_list = [_requests.check_key(key) for key in keys]
+        missing = [key for key in key_list if not self._state.local((map_name, key))[0]]
+        if not missing:
+            return key_list, missing, None
+        request = _requests.get_many_request(map_name, missing, with_versions=True, consistent=True)
+        return key_list, missing, request
+
+    def _commit_request(self) -> transactions_pb2.CommitRequest | None:
+        """The commit call to make, or None when the transaction needs none."""
+        state = self._state
+        state.check_open()
+        state.finished = True
+        if state.needs_commit_call:
+            return state.commit_request()
+        self.result = CommitResult(state.txn_id.hex(), (), False)
+        return None
+
+    def _committed(self, reply: transactions_pb2.CommitResponse) -> CommitResult:
+        self.result = CommitResult(self.txn_id, tuple(reply.versions), reply.replayed)
+        return self.result
+
+
+class Transaction(TransactionWrites):
+    """A serializable transaction: reads record versions, writes are buffered, and
+    ``commit`` sends everything in one call."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__()
+        self._client = client
+
+    def get(self, map_name: str, key: str) -> Any:
+        """The value as this transaction sees it (its own writes included), or None."""
+        target, known, value = self._known(map_name, key)
+        if known:
+            return value
+        reply = self._client._call(
+            lambda s: s.data.Get, data_pb2.GetRequest(map=map_name, key=key), idempotent=True
+        )
+        return self._got(target, reply)
+
+    def get_many(self, map_name: str, keys: Iterable[str]) -> dict[str, Any]:
+        """The values of the keys that exist, as this transaction sees them; the keys
+        not yet known are read in one consistent batch."""
+        key_list, missing, request = self._batch_request(map_name, keys)
+        if request is not None:
+            reply = self._client._call(lambda s: s.data.GetMany, request, idempotent=True)
+            self._state.record_batch(map_name, missing, reply)
+        return self._state.visible(map_name, key_list)
+
+    def commit(self) -> CommitResult:
+        """Commits; raises ConflictError when the transaction must be retried."""
+        request = self._commit_request()
+        if request is None:
+            assert self.result is not None
+            return self.result
+        return self._committed(self._client._commit(request))
 
     def __enter__(self) -> Transaction:
         return self
