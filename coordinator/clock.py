@@ -15,19 +15,12 @@ class Clock(Protocol):
         """Wall-clock milliseconds since the epoch (leases are compared across processes)."""
         ...
 
-    def monotonic_s(self) -> float:
-        """Seconds from an arbitrary start, never going back (durations and deadlines)."""
-        ...
-
     def sleep_s(self, seconds: float) -> None: ...
 
 
 class SystemClock:
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
-
-    def monotonic_s(self) -> float:
-        return time.monotonic()
 
     def sleep_s(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -42,9 +35,6 @@ class ManualClock:
 
     def now_ms(self) -> int:
         return self._now_ms
-
-    def monotonic_s(self) -> float:
-        return self._now_ms / 1000
 
     def sleep_s(self, seconds: float) -> None:
         self.advance_ms(int(seconds * 1000))

@@ -87,7 +87,6 @@ class Node:
             self.backend.partitions,
             self.planner,
             clock=self.clock,
-            rng=self.rng,
             config=TransactionConfig(
                 lease_ms=config.txn_lease_ms,
                 sweep_interval_ms=config.txn_sweep_interval_ms,

@@ -1,10 +1,10 @@
 """The gRPC server: serves the node's services, health checking and reflection.
 
 grpcio's threaded server is used rather than grpc.aio: measured on this project's
-2-core machines for trivial unary calls it answers about 1.5x as many calls a second
-(sequential and with 64 in flight). The grid's work is short and CPU-bound under
-the GIL, so threads lose nothing; asyncio parts (Kafka pipelines) run on their own
-event loop thread.
+2-core machine for trivial unary calls, it answered 2,436 calls a second against 1,615
+sequentially, and 4,936 against 3,527 with 64 in flight. The grid's work is short and
+CPU-bound under the GIL, so threads lose nothing; asyncio parts (Kafka pipelines) run
+on their own event loop thread.
 """
 
 from __future__ import annotations

@@ -185,13 +185,6 @@ class BatchApplier:
         if floor is not None:
             state.new_floor = max(floor, state.new_floor or 0, state.dead_letter_floor or 0)
 
-    def committed_offsets(self) -> dict[TopicPartitionKey, int]:
-        return {
-            key: state.next_offset
-            for key, state in list(self.states.items())
-            if state.next_offset is not None
-        }
-
     # Batches -----------------------------------------------------------------------
 
     def _abandoned(self) -> bool:

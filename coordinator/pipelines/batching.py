@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 TopicPartitionKey = tuple[str, int]
 
@@ -46,7 +46,7 @@ class Chunk:
     topic: str
     partition: int
     epoch: int
-    records: list[Any]
+    records: list[SourceRecord]
 
     @property
     def key(self) -> TopicPartitionKey:

@@ -10,7 +10,6 @@ every partition at once, then release: nothing is written, so nothing is logged.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import zlib
 from collections import deque
@@ -90,7 +89,6 @@ class TransactionManager:
         planner: Planner,
         *,
         clock: Clock,
-        rng: random.Random,
         config: TransactionConfig,
         faults: FaultPoints,
         stories: Stories,
@@ -98,7 +96,6 @@ class TransactionManager:
         self.partitions = partitions
         self.planner = planner
         self.clock = clock
-        self.rng = rng
         self.config = config
         self.faults = faults
         self.stories = stories

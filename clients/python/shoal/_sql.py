@@ -51,7 +51,6 @@ class Cursor:
         self._client = client
         self._stream: Any = None
         self._pending: list[tuple[Any, ...]] = []
-        self._batches_seen = False
         self._arrow_schema: Any = None
         self._arrow_batches: list[Any] = []
         self._unconverted: list[Any] = []
