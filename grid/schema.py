@@ -17,6 +17,7 @@ from typing import Any
 
 from grid import values
 from grid.errors import InvalidArgument, ValidationError
+from grid.patterns import compile_pattern
 
 FIELD_TYPES = ("string", "int", "float", "bool", "bytes", "timestamp", "list", "map", "json")
 SCALAR_TYPES = ("string", "int", "float", "bool", "bytes", "timestamp")
@@ -196,12 +197,7 @@ def _parse_field(name: Any, item: Any) -> FieldSpec:
             raise InvalidArgument(
                 f"{where}.pattern must be a string on a string field", field=where
             )
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise InvalidArgument(
-                f"{where}.pattern is not a valid regex: {error}", field=where
-            ) from None
+        compile_pattern(pattern, where)
     enum = item.get("enum")
     if enum is not None:
         if not isinstance(enum, list) or not enum or field_type not in ("string", "int"):
@@ -398,7 +394,7 @@ def _field_checker(spec: FieldSpec) -> Checker:
 
         checks.append(check_max_length)
     if spec.pattern is not None:
-        compiled = re.compile(spec.pattern)
+        compiled = compile_pattern(spec.pattern, f"schema.{name}")
 
         def check_pattern(value: Any) -> None:
             if compiled.fullmatch(value) is None:

@@ -136,3 +136,14 @@ def test_unknown_or_invalid_schemas_and_duplicates_are_refused(tmp_path, node):
     )
     with pytest.raises(PipelineLoadError, match="share the consumer group"):
         resolve(load_definitions(str(same_group)), node.catalog)
+
+
+def test_an_event_schema_pattern_that_needs_backtracking_is_refused(tmp_path, node):
+    # Event patterns run on every event: like map patterns they must match in linear time.
+    source = ORDERS.replace(
+        'schema="discovery_order"',
+        'schema={"order_id": {"type": "string", "pattern": "(?!x)o-[0-9]+"}}',
+    )
+    folder = write(tmp_path / "lookahead", {"lookahead.py": source})
+    with pytest.raises(PipelineLoadError, match=r"order_id\.pattern is not a regular expression"):
+        resolve(load_definitions(str(folder)), node.catalog)
