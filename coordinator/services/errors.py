@@ -18,15 +18,29 @@ log = logging.getLogger(__name__)
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
+def error_metadata(trace_id: str, field: str | None, rule: str | None) -> list[tuple[str, Any]]:
+    """The trailing metadata of an error answer.
+
+    gRPC refuses text metadata that is not printable ASCII, and answers the whole call
+    with INTERNAL "Invalid metadata" instead. A field or rule may name any key or field
+    (non-ASCII, newline, NUL), so each travels as binary metadata (`-bin`, UTF-8), which
+    takes any bytes; the text form is added as well when it is printable ASCII, for
+    clients that read only that.
+    """
+    metadata: list[tuple[str, Any]] = [("shoal-trace-id", trace_id)]
+    for name, text in (("shoal-field", field), ("shoal-rule", rule)):
+        if not text:
+            continue
+        metadata.append((f"{name}-bin", text.encode("utf-8", "surrogatepass")))
+        if text.isascii() and text.isprintable():
+            metadata.append((name, text))
+    return metadata
+
+
 def abort_with(context: grpc.ServicerContext, error: GridError) -> None:
     trace_id = _trace_id(context)
-    metadata: list[tuple[str, str]] = [("shoal-trace-id", trace_id)]
-    if error.field:
-        metadata.append(("shoal-field", error.field))
     rule = getattr(error, "rule", None)
-    if rule:
-        metadata.append(("shoal-rule", rule))
-    context.set_trailing_metadata(tuple(metadata))
+    context.set_trailing_metadata(tuple(error_metadata(trace_id, error.field, rule)))
     log.info("%s: %s", error.status, error.message, extra={"trace_id": trace_id})
     context.abort(grpc.StatusCode[error.status], error.message)
 

@@ -333,7 +333,7 @@ def test_unknown_map(acknowledged: Acknowledged, map_name: str) -> None:
         ([{"name": "x", "type": "int"}, 1], "schema", "JSON object"),
         ({}, "schema", "at least one field"),
         ({"x": {"type": "int", "bogus": 1}}, "schema.x", "bogus"),
-        ({"x": {"type": "string", "pattern": "("}}, "schema.x", "regex"),
+        ({"x": {"type": "string", "pattern": "("}}, "schema.x", "regular expression"),
         ({"x": {"type": "string", "min": 1}}, "schema.x", "min/max"),
         ({"x": {"type": "int", "default": "s"}}, "schema.x", "default"),
         ({"x": {"type": "int", "required": "yes"}}, "schema.x", "required"),

@@ -116,7 +116,17 @@ def from_rpc_error(error: grpc.RpcError) -> ShoalError:
     kind = _BY_CODE.get(code, InternalError)
     return kind(
         details or code.name,
-        field=found.get("shoal-field"),
-        rule=found.get("shoal-rule"),
-        trace_id=found.get("shoal-trace-id"),
+        field=_text(found, "shoal-field"),
+        rule=_text(found, "shoal-rule"),
+        trace_id=_text(found, "shoal-trace-id"),
     )
+
+
+def _text(metadata: dict[str, Any], name: str) -> str | None:
+    """A metadata entry the server may send binary (`name-bin`, UTF-8: any key or field
+    name fits) or as text (printable ASCII only)."""
+    binary = metadata.get(f"{name}-bin")
+    if isinstance(binary, bytes):
+        return binary.decode("utf-8", "replace")
+    text = metadata.get(name)
+    return text if isinstance(text, str) else None

@@ -1,0 +1,98 @@
+"""Hostile input through the SDK and raw gRPC: each gets its documented status naming the
+field at fault (never INTERNAL), and the server keeps serving."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from shoal import (
+    Client,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    Transaction,
+)
+
+pytestmark = pytest.mark.integration
+
+AWKWARD_KEYS = ["ключ", "line\nbreak", "nul\x00inside", "tab\tand ünïcödé 🐟"]
+
+
+@pytest.fixture
+def channel(shoal_server: str) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(shoal_server) as opened:
+        yield opened
+
+
+def assert_serving(channel: grpc.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    reply = health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_backtracking_pattern_cannot_hang_the_server(
+    client: Client, map_name: str, channel: grpc.Channel
+) -> None:
+    client.create_map(map_name, schema={"a": {"type": "string", "pattern": "(a+)+$"}})
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.put(map_name, "k", {"a": "a" * 40 + "!"})
+    assert (raised.value.field, raised.value.rule) == ("a", "pattern")
+    assert_serving(channel)
+    with pytest.raises(InvalidArgumentError) as refused:
+        client.create_map(f"{map_name}_2", schema={"a": {"type": "string", "pattern": "(?=a)a"}})
+    assert refused.value.field == "schema.a"
+
+
+@pytest.mark.parametrize("key", [key for key in AWKWARD_KEYS if "\x00" not in key])
+def test_errors_naming_any_key_reach_the_client(client: Client, map_name: str, key: str) -> None:
+    client.create_map(map_name)
+    client.put(map_name, key, 1)
+    with pytest.raises(FailedPreconditionError) as exists:
+        client.put(map_name, key, 2, if_absent=True)
+    assert key in exists.value.message
+    with pytest.raises(FailedPreconditionError) as stale:
+        client.delete(map_name, key, if_version=12345)
+    assert key in stale.value.message
+    assert client.get(map_name, key) == 1
+
+
+def test_a_missing_reference_and_a_field_name_with_nul_are_reported(
+    client: Client, map_name: str
+) -> None:
+    target = f"{map_name}_target"
+    client.create_map(target)
+    client.create_map(map_name, schema={"owner": {"type": "string", "ref": target}})
+    with pytest.raises(FailedPreconditionError) as missing:
+        client.put(map_name, "k", {"owner": "ключ\n"})
+    assert "ключ" in missing.value.message
+    with pytest.raises(InvalidArgumentError) as unknown:
+        client.put(map_name, "k", {"a\x00": 1})
+    assert unknown.value.field == "a\x00"
+    assert unknown.value.rule == "unknown_field"
+    with pytest.raises(InvalidArgumentError) as bad_field:
+        client.create_map(f"{map_name}_2", schema={"ключ": "string"})
+    assert bad_field.value.field == "schema.ключ"
+
+
+def test_transact_retries_a_conflict_on_a_non_ascii_key(
+    client: Client, shoal_server: str, map_name: str
+) -> None:
+    key = "ключ\n"
+    client.create_map(map_name)
+    client.put(map_name, key, {"n": 1})
+    attempts: list[int] = []
+    with Client(shoal_server) as other:
+
+        def add_one(transaction: Transaction) -> int:
+            current: int = transaction.get(map_name, key)["n"]
+            attempts.append(current)
+            if len(attempts) == 1:
+                other.put(map_name, key, {"n": 100})
+            transaction.put(map_name, key, {"n": current + 1})
+            return current + 1
+
+        assert client.transact(add_one) == 101
+    assert attempts == [1, 100]
