@@ -19,7 +19,7 @@ from grid.backend import Backend, PartitionStore
 from grid.catalog import Catalog, is_system_map
 from grid.errors import InvalidArgument, ResourceExhausted
 from grid.memory.records import Op
-from grid.participant import Applied, ApplyOnePhase, Condition, Write
+from grid.participant import ApplyOnePhase, Condition, Write
 from grid.partitioner import Partitioner
 
 
@@ -75,7 +75,7 @@ class KeyValue:
         else:
             partitions = self.partitioner.partitions_of(keys)
         if consistent:
-            return self.manager.gate.read_consistent(
+            return self.manager.sequence.read_consistent(
                 lambda: self._lookup(map_name, keys, partitions)
             )
         return self._lookup(map_name, keys, partitions)
@@ -149,14 +149,21 @@ class KeyValue:
         for position, partition in enumerate(self.partitioner.partitions_of(keys)):
             groups.setdefault(partition, []).append(position)
         versions = [0] * len(keys)
-        for partition, positions in groups.items():
-            batch = tuple(writes[position] for position in positions)
-            # Each partition's share is its own one-phase commit, with its own
-            # idempotency key derived from the batch's.
-            event = ApplyOnePhase(request_id + partition.to_bytes(2, "big"), (), batch)
-            with self.manager.gate.shared():
-                reply = self.partitions[partition].step(event)
-            assert isinstance(reply, Applied)
+        # Each partition's share is its own one-phase commit, with its own idempotency
+        # key derived from the batch's; all of them at one place in the commit order.
+        shares = [
+            (
+                partition,
+                ApplyOnePhase(
+                    request_id + partition.to_bytes(2, "big"),
+                    (),
+                    tuple(writes[position] for position in positions),
+                ),
+            )
+            for partition, positions in groups.items()
+        ]
+        replies = self.manager.apply_shares(shares)
+        for positions, reply in zip(groups.values(), replies, strict=True):
             for position, version in zip(positions, reply.versions, strict=True):
                 versions[position] = version
         return versions

@@ -120,7 +120,7 @@ class Node:
         self.sql = SqlEngine(
             self.catalog,
             self.keyvalue,
-            Snapshots(self.backend.partitions, self.transactions.gate),
+            Snapshots(self.backend.partitions, self.transactions.sequence),
             SqlConfig(
                 timeout_ms=config.sql_timeout_ms,
                 scan_rows_max=config.sql_scan_rows_max,
@@ -201,11 +201,12 @@ class Node:
             by_partition.setdefault(self.partitioner.partition_of(key), []).append(
                 Write(Op.REFERENCE, target_map, key, str(-count).encode())
             )
-        for partition, writes in by_partition.items():
-            with self.transactions.gate.shared():
-                self.backend.partitions[partition].step(
-                    ApplyOnePhase(os.urandom(16), (), tuple(writes))
-                )
+        self.transactions.apply_shares(
+            [
+                (partition, ApplyOnePhase(os.urandom(16), (), tuple(writes)))
+                for partition, writes in by_partition.items()
+            ]
+        )
 
     def alter_schema(self, name: str, schema_json: bytes) -> MapDefinition:
         try:

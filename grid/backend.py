@@ -7,7 +7,7 @@ of the shared store.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,6 +51,14 @@ class PartitionStore(Protocol):
     index: int
 
     def step(self, event: Event) -> Reply: ...
+
+    def apply(self, event: Event) -> tuple[Reply, Callable[[], None]]:
+        """`step`, but returns at once with a call that waits until the step is durable."""
+        ...
+
+    def commit_version(self) -> int:
+        """The highest commit version applied in this partition."""
+        ...
 
     def get(self, map_name: str, key: str) -> bytes | None:
         """The committed entry (see grid.entry) of a key, or None."""

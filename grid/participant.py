@@ -173,6 +173,8 @@ class Participant:
     ) -> None:
         self.partition = partition
         self.lsn = 0
+        # The highest commit version applied here (see coordinator.transactions.sequence).
+        self.version = 0
         self.segments: dict[str, Segment] = {}
         # Holders of each locked key: transaction id to lock mode.
         self.locks: dict[tuple[str, str], dict[bytes, str]] = {}
@@ -243,10 +245,12 @@ class Participant:
         for target, mode in wanted.items():
             self._check_lock_free(target, mode, None)
         lsn = self.lsn + 1
-        entries, versions = self._resolve(event.writes, lsn)
+        version = event.version or lsn
+        entries, versions = self._resolve(event.writes, version)
         self.lsn = lsn
-        self._install(entries, lsn)
-        meta: dict[str, Any] = {}
+        self._install(entries, version)
+        # A version other than the log position is logged, so replay installs the same.
+        meta: dict[str, Any] = {"version": version} if event.version else {}
         if event.request_id:
             meta["request"] = event.request_id.hex()
             self._remember(event.request_id, versions)
@@ -318,10 +322,14 @@ class Participant:
         if not staged.durable:
             return [Send(Ack())]
         lsn = self.lsn + 1
-        entries, versions = self._resolve(staged.writes, lsn, check=False)
+        version = event.version or lsn
+        entries, versions = self._resolve(staged.writes, version, check=False)
         self.lsn = lsn
-        self._install(entries, lsn)
-        record = Record(RecordKind.COMMITTED, lsn, {"txn": event.txn_id.hex()}, entries)
+        self._install(entries, version)
+        meta: dict[str, Any] = {"txn": event.txn_id.hex()}
+        if event.version:
+            meta["version"] = version
+        record = Record(RecordKind.COMMITTED, lsn, meta, entries)
         return [Persist(record), Send(Applied(versions))]
 
     def _abort(self, event: Abort) -> list[Action]:
@@ -450,7 +458,7 @@ class Participant:
                 del self.locks[target]
 
     def _resolve(
-        self, writes: Iterable[Write], lsn: int, *, dry_run: bool = False, check: bool = True
+        self, writes: Iterable[Write], version: int, *, dry_run: bool = False, check: bool = True
     ) -> tuple[list[Entry], tuple[int, ...]]:
         """The final PUT/DELETE entries the writes make, checking conditions and schemas.
 
@@ -469,13 +477,13 @@ class Participant:
                 # An unconditional put needs nothing of the key's current state: the
                 # common case of a batch, kept short.
                 pending[target] = write.value
-                versions.append(lsn)
+                versions.append(version)
                 if not dry_run:
                     entries.append(Entry(put, write.map, write.key, write.value))
                 continue
             if target in pending:
                 current_value = pending[target]
-                current_version = lsn if current_value is not None else 0
+                current_version = version if current_value is not None else 0
             else:
                 stored = self.get(write.map, write.key)
                 current_value = None if stored is None else value_of(stored)
@@ -514,7 +522,7 @@ class Participant:
                 if validator is not None:
                     validator.validate(orjson.loads(new_value), write.key)
             pending[target] = new_value
-            versions.append(0 if new_value is None else lsn)
+            versions.append(0 if new_value is None else version)
             if not dry_run:
                 if new_value is None:
                     entries.append(Entry(Op.DELETE, write.map, write.key))
@@ -522,9 +530,10 @@ class Participant:
                     entries.append(Entry(Op.PUT, write.map, write.key, new_value))
         return entries, tuple(versions)
 
-    def _install(self, entries: list[Entry], lsn: int) -> None:
-        # Every entry of a record gets the record's version (see grid.entry.pack).
-        suffix = lsn.to_bytes(VERSION_BYTES, "little")
+    def _install(self, entries: list[Entry], version: int) -> None:
+        # Every entry of a record gets the commit's version (see grid.entry.pack).
+        self.version = max(self.version, version)
+        suffix = version.to_bytes(VERSION_BYTES, "little")
         segments = self.segments
         for entry in entries:
             if entry.op == Op.PUT:
@@ -555,7 +564,7 @@ class Participant:
             if kind == RecordKind.APPLIED and "request" in record.meta:
                 versions = self._applied_versions(record)
                 self._remember(bytes.fromhex(record.meta["request"]), versions)
-            self._install(record.entries, record.lsn)
+            self._install(record.entries, record.meta.get("version", record.lsn))
             if kind == RecordKind.COMMITTED:
                 txn_id = bytes.fromhex(record.meta["txn"])
                 staged = self.staged.pop(txn_id, None)
@@ -604,9 +613,10 @@ class Participant:
     def _applied_versions(self, record: Record) -> tuple[int, ...]:
         """The versions the first answer gave for an applied record, before it installs.
 
-        As in `_resolve`: a PUT reports the record's LSN and a DELETE 0; a REFERENCE
-        reports the version its key had at that point of the batch.
+        As in `_resolve`: a PUT reports the record's version and a DELETE 0; a
+        REFERENCE reports the version its key had at that point of the batch.
         """
+        record_version = record.meta.get("version", record.lsn)
         written: dict[tuple[str, str], int] = {}
         versions: list[int] = []
         for entry in record.entries:
@@ -617,7 +627,7 @@ class Participant:
                     stored = self.get(entry.map, entry.key)
                     version = 0 if stored is None else version_of(stored)
             else:
-                version = 0 if entry.op == Op.DELETE else record.lsn
+                version = 0 if entry.op == Op.DELETE else record_version
                 written[target] = version
             versions.append(version)
         return tuple(versions)
@@ -627,6 +637,7 @@ class Participant:
         return {
             "partition": self.partition,
             "lsn": self.lsn,
+            "version": self.version,
             "staged": [
                 {
                     "txn": staged.txn_id.hex(),
@@ -651,6 +662,8 @@ class Participant:
 
     def restore_meta(self, meta: dict[str, Any]) -> None:
         self.lsn = meta["lsn"]
+        # Before commit versions, an entry's version was its record's log position.
+        self.version = max(self.version, meta.get("version", meta["lsn"]))
         for item in meta["staged"]:
             txn_id = bytes.fromhex(item["txn"])
             conditions = {int(i): Condition(c, v) for i, c, v in item["conditions"]}

@@ -54,6 +54,9 @@ class ApplyOnePhase:
     request_id: bytes
     reads: tuple[Read, ...]
     writes: tuple[Write, ...]
+    # The commit's place in the commit sequence, which becomes the version of every
+    # key it writes; 0 (tests only) takes the record's log position instead.
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,8 @@ class PreCommit:
 @dataclass(frozen=True, slots=True)
 class Commit:
     txn_id: bytes
+    # As in ApplyOnePhase: the commit's place in the commit sequence.
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,7 @@ from coordinator.pipelines.validation import (
 from coordinator.telemetry import current_trace_id
 from grid.entry import value_of, version_of
 from grid.errors import Conflict, FailedPrecondition, GridError, NotFound
-from grid.participant import Applied, ApplyOnePhase, Read, Write
+from grid.participant import ApplyOnePhase, Read, Write
 from shoal.pipelines import AT_LEAST_ONCE, EXACTLY_ONCE, Event
 
 log = logging.getLogger(__name__)
@@ -491,13 +491,19 @@ class BatchApplier:
         """At-least-once: each grid partition's share of the effects in one phase."""
         manager = self.node.transactions
         plan = self.node.planner.plan(reads, effects, checked=True)
-        for partition, work in sorted(plan.work.items()):
-            event = ApplyOnePhase(
-                txn_id + partition.to_bytes(2, "big"), tuple(work.reads), tuple(work.writes)
-            )
-            with manager.gate.shared():
-                reply = self._stores[partition].step(event)
-            assert isinstance(reply, Applied)
+        manager.apply_shares(
+            [
+                (
+                    partition,
+                    ApplyOnePhase(
+                        txn_id + partition.to_bytes(2, "big"),
+                        tuple(work.reads),
+                        tuple(work.writes),
+                    ),
+                )
+                for partition, work in sorted(plan.work.items())
+            ]
+        )
 
     def _version_after(self, state: PartitionState, tag: str) -> int:
         """The offsets record's version when the commit did not report it."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from coordinator.sql.tables import build_image, table_schema
-from coordinator.transactions.gate import CommitGate
+from coordinator.transactions.sequence import CommitSequence
 from grid.catalog import MapDefinition
 from grid.memory.partition import MemoryPartition
 from grid.memory.segment import Segment
@@ -48,9 +48,9 @@ def _schema_tag(definition: MapDefinition) -> int:
 
 
 class Snapshots:
-    def __init__(self, partitions: Sequence[MemoryPartition], gate: CommitGate) -> None:
+    def __init__(self, partitions: Sequence[MemoryPartition], sequence: CommitSequence) -> None:
         self.partitions = partitions
-        self.gate = gate
+        self.sequence = sequence
         # The last whole table of each map, with what it was made of: an unchanged map
         # gives the same table object, which DuckDB connections need not register again.
         self._tables: dict[str, tuple[tuple[tuple[int, int, int], ...], pa.Table]] = {}
@@ -92,7 +92,7 @@ class Snapshots:
                 taken[definition.name] = captured
             return taken
 
-        taken = self.gate.read_consistent(grab)
+        taken = self.sequence.read_consistent(grab)
         capture_ms = (time.perf_counter() - started) * 1000
         snapshots = {}
         for definition in definitions:

@@ -14,14 +14,14 @@ import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from coordinator.clock import Clock
 from coordinator.transactions import three_phase as tpc
 from coordinator.transactions.faults import FaultPoints
-from coordinator.transactions.gate import CommitGate
 from coordinator.transactions.planning import PartitionWork, Plan, Planner
+from coordinator.transactions.sequence import CommitSequence
 from coordinator.transactions.story import Stories
 from grid.backend import PartitionStore
 from grid.errors import Conflict, FailedPrecondition, GridError, InvalidArgument
@@ -56,6 +56,8 @@ class TransactionConfig:
     # How long final status records are kept to answer retried commits.
     status_retention_ms: int = 10 * 60 * 1000
     sweep_interval_ms: int = 1000
+    # How long overwritten versions stay readable (snapshot reads at an older version).
+    mvcc_window_ms: int = 5000
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,12 @@ class TransactionManager:
         self.config = config
         self.faults = faults
         self.stories = stories
-        self.gate = CommitGate()
+        # One order of all commits; its numbers are the versions of what they write.
+        self.sequence = CommitSequence(
+            max((partition.commit_version() for partition in partitions), default=0),
+            clock,
+            window_ms=config.mvcc_window_ms,
+        )
         self._in_flight: dict[bytes, InFlight] = {}
         self._in_flight_lock = threading.Lock()
         # Sees every commit's writes around it (the sketch accuracy monitor); None for none.
@@ -165,13 +172,14 @@ class TransactionManager:
         self, txn_id: bytes, partition: int, work: PartitionWork, plan: Plan, *, plain: bool
     ) -> CommitResult:
         store = self.partitions[partition]
-        event = ApplyOnePhase(txn_id, tuple(work.reads), tuple(work.writes))
+        reads, writes = tuple(work.reads), tuple(work.writes)
         waited_ms = 0.0
         backoff_ms = 1.0
         while True:
             try:
-                with self.gate.shared():
-                    reply = store.step(event)
+                with self.sequence.commit() as version:
+                    reply, wait_durable = store.apply(ApplyOnePhase(txn_id, reads, writes, version))
+                wait_durable()
                 break
             except Conflict as conflict:
                 if not plain or waited_ms >= self.config.plain_write_wait_ms:
@@ -298,17 +306,24 @@ class TransactionManager:
                 self.faults.reached("after_some_pre_commits")
                 events.append(tpc.Acknowledged(action.partition))
             elif isinstance(action, tpc.SendCommit):
-                # Every partition's commit happens inside one hold of the gate, so a
-                # snapshot sees the transaction on all of its partitions or none.
+                # Every partition's commit happens inside one hold of the commit
+                # sequence, at one version: a read at a version sees the transaction on
+                # all of its partitions or none, and every partition orders it alike.
                 batch = [action.partition]
                 while queue and isinstance(following := queue[0], tpc.SendCommit):
                     queue.popleft()
                     batch.append(following.partition)
-                with self.gate.shared():
+                waits = []
+                with self.sequence.commit() as version:
                     for partition in batch:
-                        versions[partition] = self._commit_on(txn_id, partition)
+                        versions[partition], wait_durable = self._commit_on(
+                            txn_id, partition, version
+                        )
+                        waits.append(wait_durable)
                         self.stories.record(txn_id, "committed", f"partition {partition}")
                         self.faults.reached("after_some_commits")
+                for wait_durable in waits:
+                    wait_durable()
                 self.faults.reached("after_commits")
                 events.extend(tpc.Acknowledged(partition) for partition in batch)
             elif isinstance(action, tpc.SendAbort):
@@ -326,12 +341,34 @@ class TransactionManager:
                 queue.extend(machine.handle(event))
         raise AssertionError("the commit protocol ended without a decision")
 
-    def _commit_on(self, txn_id: bytes, partition: int) -> tuple[int, ...]:
-        reply = self.partitions[partition].step(Commit(txn_id))
+    def _commit_on(
+        self, txn_id: bytes, partition: int, version: int
+    ) -> tuple[tuple[int, ...], Callable[[], None]]:
+        reply, wait_durable = self.partitions[partition].apply(Commit(txn_id, version))
         if isinstance(reply, Applied):
-            return reply.versions
+            return reply.versions, wait_durable
         # Committed before (a retried or recovered commit): the versions are not kept.
-        return ()
+        return (), wait_durable
+
+    def apply_shares(self, shares: Sequence[tuple[int, ApplyOnePhase]]) -> list[Applied]:
+        """Applies one-phase events on their partitions at one commit version.
+
+        For batches that commit each partition's share on its own (a plain batch, an
+        at-least-once pipeline): the shares still take one place in the commit order.
+        """
+        replies: list[Applied] = []
+        waits = []
+        with self.sequence.commit() as version:
+            for partition, event in shares:
+                reply, wait_durable = self.partitions[partition].apply(
+                    replace(event, version=version)
+                )
+                assert isinstance(reply, Applied)
+                replies.append(reply)
+                waits.append(wait_durable)
+        for wait_durable in waits:
+            wait_durable()
+        return replies
 
     def _outcome_of(self, txn_id: bytes) -> CommitResult:
         reply = self.partitions[self.status_partition(txn_id)].step(ReadStatus(txn_id))

@@ -125,10 +125,17 @@ class RecoverySweeper:
 
     def _finish(self, txn_id: bytes, outcome: str, partitions: list[int]) -> None:
         manager = self.manager
-        with manager.gate.shared():
+        if outcome == COMMITTED:
+            # A recovered commit takes its place in the commit order like any other.
+            waits = []
+            with manager.sequence.commit() as version:
+                for index in partitions:
+                    waits.append(manager.partitions[index].apply(Commit(txn_id, version))[1])
+            for wait_durable in waits:
+                wait_durable()
+        else:
             for index in partitions:
-                event = Commit(txn_id) if outcome == COMMITTED else Abort(txn_id)
-                manager.partitions[index].step(event)
+                manager.partitions[index].step(Abort(txn_id))
         manager.stories.record(
             txn_id, f"recovered: {outcome} on partitions", ", ".join(map(str, partitions))
         )

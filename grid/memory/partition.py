@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 from grid.backend import StagedView, StatusView
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 LOG_PATTERN = re.compile(r"^wal-(\d{20})\.log$")
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d{20})\.arrow$")
 CHECKPOINT_WAL_BYTES_DEFAULT = 64 * 1024 * 1024
+
+
+def _durable() -> None:
+    """Nothing to wait for: the step wrote nothing, or the policy does not wait."""
 
 
 def log_name(after_lsn: int) -> str:
@@ -101,9 +106,16 @@ class MemoryPartition:
 
     def step(self, event: Event) -> Reply:
         """Runs one participant event durably and returns its reply."""
+        reply, wait_durable = self.apply(event)
+        wait_durable()
+        return reply
+
+    def apply(self, event: Event) -> tuple[Reply, Callable[[], None]]:
+        """Runs one participant event; returns its reply and a call that waits until
+        the event's records are durable (so a caller holding the commit sequence can
+        wait after releasing it, and concurrent commits share one fsync)."""
         reply: Reply | None = None
         end_bytes = 0
-        log_file = self._log
         with self.lock:
             log_file = self._log
             if log_file is None:
@@ -116,12 +128,16 @@ class MemoryPartition:
             if end_bytes and log_file.size_bytes >= self.checkpoint_wal_bytes:
                 self._checkpoint_locked()
                 end_bytes = 0
-        if end_bytes and self.policy is FsyncPolicy.ALWAYS:
-            log_file.sync_to(end_bytes)
         assert reply is not None, "every participant event sends a reply"
         if isinstance(reply, Failed):
             raise reply.error
-        return reply
+        if end_bytes and self.policy is FsyncPolicy.ALWAYS:
+            return reply, partial(log_file.sync_to, end_bytes)
+        return reply, _durable
+
+    def commit_version(self) -> int:
+        """The highest commit version applied in this partition."""
+        return self.participant.version
 
     def checkpoint(self) -> None:
         with self.lock:

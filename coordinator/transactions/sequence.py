@@ -1,0 +1,108 @@
+"""The commit sequence: one total order of commits, the same on every partition.
+
+Every commit (one phase or three, a plain put, a batch, a pipeline's batch, a
+recovered transaction) takes the next number of the sequence and applies to all
+of its partitions while it holds that number; the number is the version of every
+key it writes. Holding the sequence while applying makes two things true at once:
+a commit's partitions apply commits in sequence order (so appends, whose order is
+visible, end in the same order on every partition), and a number is *visible* (a
+read version, see `read_version`) only once its commit is applied everywhere, so a
+read at a version sees each transaction on all of its partitions or on none.
+
+Only the in-memory steps run inside; waiting for the log to reach the disk happens
+after, so commits still share their fsyncs. With several coordinators on a shared
+store the number comes from a counter in the store instead (see docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from coordinator.clock import Clock
+
+Result = TypeVar("Result")
+OPTIMISTIC_ATTEMPTS = 3
+# How many (time, version) samples the horizon keeps; one per sample interval.
+SAMPLES_MAX = 4096
+
+
+class CommitSequence:
+    def __init__(self, start: int, clock: Clock, *, window_ms: int = 5000) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self.window_ms = window_ms
+        # The last number handed out, and the last whose commit is applied everywhere.
+        self._last = start
+        self._visible = start
+        # (time, visible version) samples, oldest first: the horizon is the newest
+        # version that was already visible `window_ms` ago.
+        self._samples: deque[tuple[int, int]] = deque()
+        self._samples_lock = threading.Lock()
+        self._sample_interval_ms = max(1, window_ms // 64)
+        self._horizon = start
+
+    @contextmanager
+    def commit(self) -> Iterator[int]:
+        """Holds the next number of the sequence while the caller applies its commit."""
+        with self._lock:
+            version = self._last + 1
+            self._last = version
+            try:
+                yield version
+            finally:
+                # A commit that failed (a conflict) leaves a gap: numbers need not be dense.
+                self._visible = version
+                self._note()
+
+    def read_version(self) -> int:
+        """The newest version whose commits are all applied: a consistent point to read at."""
+        return self._visible
+
+    def horizon(self) -> int:
+        """The oldest version reads may still use: what was visible `window_ms` ago."""
+        self._note()
+        return self._horizon
+
+    def read_consistent(self, read: Callable[[], Result]) -> Result:
+        """Runs a read of latest values that must see no commit half-applied.
+
+        Optimistically first (no commit was applying when it began and none began
+        before it ended: a seqlock); under a stream of commits, holding the sequence.
+        """
+        for _ in range(OPTIMISTIC_ATTEMPTS):
+            last = self._last
+            if last == self._visible:
+                try:
+                    result = read()
+                except RuntimeError:
+                    # A commit changed a dict while the read walked it: the read is void.
+                    continue
+                if self._last == last:
+                    return result
+        with self._lock:
+            return read()
+
+    def _note(self) -> None:
+        """Samples the visible version now, and moves the horizon to what was visible
+        `window_ms` ago (a sample is taken at most every window/64, so the horizon
+        trails by at most that much: versions are kept a little longer, never less)."""
+        now_ms = self._clock.now_ms()
+        visible = self._visible
+        with self._samples_lock:
+            samples = self._samples
+            if not samples or now_ms - samples[-1][0] >= self._sample_interval_ms:
+                samples.append((now_ms, visible))
+                if len(samples) > SAMPLES_MAX:
+                    self._horizon = max(self._horizon, samples.popleft()[1])
+            elif samples[-1][0] == now_ms:
+                samples[-1] = (now_ms, visible)
+            cutoff = now_ms - self.window_ms
+            # A version sampled at or before the cutoff was visible then; the newest wins.
+            while samples and samples[0][0] <= cutoff:
+                self._horizon = max(self._horizon, samples.popleft()[1])
+            if self.window_ms == 0:
+                self._horizon = visible
