@@ -238,3 +238,34 @@ def test_sql_shell_reads_statements_over_lines_and_survives_errors(
     assert "syntax error" in done.stderr
     assert "answer" in done.stdout and "42" in done.stdout
     assert "(1 row," in done.stdout
+
+
+# Modules a `shoal get` must never load: each costs a noticeable part of a second at
+# start-up (pyarrow alone about a tenth), and a key read needs none of them.
+HEAVY_MODULES = ("pyarrow", "pandas", "numpy", "duckdb", "datasketches", "coordinator", "grid")
+
+REPORT_IMPORTS = """
+import json, sys
+from shoal.cli import main
+code = main(sys.argv[1:])
+loaded = sorted({name.split(".")[0] for name in sys.modules} & set(json.loads(sys.stdin.read())))
+print(json.dumps({"code": code, "loaded": loaded}))
+"""
+
+
+def test_get_imports_nothing_heavy(shoal_server: str, map_name: str) -> None:
+    ok("maps", "create", map_name, target=shoal_server)
+    ok("put", map_name, "k", '{"n": 1}', target=shoal_server)
+    # The entry point's own code path (shoal.cli.main) in a fresh interpreter.
+    done = subprocess.run(
+        [sys.executable, "-c", REPORT_IMPORTS, "--target", shoal_server, "get", map_name, "k"],
+        input=json.dumps(HEAVY_MODULES),
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report == {"code": 0, "loaded": []}
+    assert '"n": 1' in done.stdout

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
-
-import tenacity
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shoal import _codec, _requests
 from shoal._connection import Connection, RetryPolicy, parse_targets
 from shoal._errors import ConflictError
 from shoal._model import ClusterInfo, MapInfo, Versioned
-from shoal._sketches import Sketches
-from shoal._sql import Cursor
 from shoal._transaction import Transaction, TransactionRetry
 from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
+
+if TYPE_CHECKING:
+    # Imported where used: a short-lived process (the `shoal` command) that only reads a
+    # key should not pay for the sketch, SQL and retry machinery.
+    from shoal._sketches import Sketches
+    from shoal._sql import Cursor
 
 Result = TypeVar("Result")
 
@@ -69,6 +71,8 @@ class Client:
     def sketches(self) -> Sketches:
         """Sketch maps: ``client.sketches.create(map, kind="hll", lg_k=12)``, ``add``,
         ``estimate``, ``merge_estimate`` and the kind-specific queries."""
+        from shoal._sketches import Sketches
+
         return Sketches(self)
 
     # Maps ------------------------------------------------------------------------
@@ -215,6 +219,8 @@ class Client:
     ) -> Cursor:
         """Runs one SQL statement; `?` placeholders bind `params` in order. Returns a cursor
         (fetchall, fetchone, description, to_arrow, to_pandas) over the streamed result."""
+        from shoal._sql import Cursor
+
         return Cursor(self).execute(statement, params, timeout_s=timeout_s, batch_rows=batch_rows)
 
     # Transactions ----------------------------------------------------------------
@@ -227,6 +233,8 @@ class Client:
     def transact(self, function: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
         """Runs ``function(tx, *args, **kwargs)`` in a transaction and commits it, retrying
         the whole function with backoff when the commit conflicts. Returns its result."""
+        import tenacity
+
         policy = self.transaction_retry
         for attempt in tenacity.Retrying(
             stop=tenacity.stop_after_attempt(policy.attempts),

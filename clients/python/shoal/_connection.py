@@ -10,10 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
-import tenacity
 
 from shoal._errors import ShoalError, UnavailableError, from_rpc_error
 from shoal.v1 import (
@@ -23,6 +22,9 @@ from shoal.v1 import (
     sketches_pb2_grpc,
     transactions_pb2_grpc,
 )
+
+if TYPE_CHECKING:
+    import tenacity
 
 Reply = TypeVar("Reply")
 
@@ -54,6 +56,10 @@ class RetryPolicy:
     max_backoff_s: float = 2.0
 
     def retrying(self) -> tenacity.Retrying:
+        # Imported on the first retry: most processes never retry, and a short-lived one
+        # (the `shoal` command) should not pay for it at start-up.
+        import tenacity
+
         return tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
             wait=tenacity.wait_random_exponential(
@@ -64,6 +70,8 @@ class RetryPolicy:
         )
 
     def async_retrying(self) -> tenacity.AsyncRetrying:
+        import tenacity
+
         return tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(self.attempts),
             wait=tenacity.wait_random_exponential(

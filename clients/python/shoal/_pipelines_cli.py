@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoal._client import Client
 from shoal._errors import InvalidArgumentError
-from shoal.v1 import pipelines_pb2, pipelines_pb2_grpc
+
+if TYPE_CHECKING:
+    from shoal._client import Client
 
 ACTIONS = ["list", "pause", "resume", "lag"]
 SHOWN_COUNTERS = ("received", "applied", "duplicates", "dead_lettered")
@@ -28,6 +29,8 @@ def add_parser(commands: Any) -> None:
 
 
 def _stub(stubs: Any) -> Any:
+    from shoal.v1 import pipelines_pb2_grpc
+
     stub = stubs.extra.get("pipelines")
     if stub is None:
         stub = stubs.extra["pipelines"] = pipelines_pb2_grpc.PipelinesStub(stubs.channel)
@@ -100,6 +103,8 @@ def _describe(info: dict[str, Any]) -> str:
 
 
 def command_pipelines(client: Client, arguments: argparse.Namespace) -> int:
+    from shoal.v1 import pipelines_pb2
+
     action = arguments.action
     if action in ("pause", "resume") and not arguments.name:
         raise InvalidArgumentError(f"shoal pipelines {action} needs a pipeline name", field="name")

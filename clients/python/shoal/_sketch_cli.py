@@ -14,19 +14,13 @@ import argparse
 import dataclasses
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoal._client import Client
 from shoal._errors import InvalidArgumentError
-from shoal._sketch_results import (
-    BloomSummary,
-    CountMinSummary,
-    DistinctCount,
-    Estimate,
-    QuantileSummary,
-    ReservoirSample,
-    TopItems,
-)
+
+if TYPE_CHECKING:
+    from shoal._client import Client
+    from shoal._sketch_results import Estimate
 
 ACTIONS = ["list", "create", "add", "estimate", "accuracy", "export"]
 
@@ -189,6 +183,8 @@ def command_sketches(client: Client, arguments: argparse.Namespace) -> int:
 
 def estimate_document(answer: Estimate) -> dict[str, Any]:
     """An estimate as JSON-ready data."""
+    from shoal._sketch_results import DistinctCount
+
     if isinstance(answer, DistinctCount):
         return {
             "kind": "hll",
@@ -205,6 +201,15 @@ def estimate_document(answer: Estimate) -> dict[str, Any]:
 
 def describe(answer: Estimate) -> str:
     """An estimate for people: the figure, then its error bound."""
+    from shoal._sketch_results import (
+        BloomSummary,
+        CountMinSummary,
+        DistinctCount,
+        QuantileSummary,
+        ReservoirSample,
+        TopItems,
+    )
+
     if isinstance(answer, DistinctCount):
         lower, upper = answer.interval(2)
         return (

@@ -8,6 +8,7 @@ large result is never held whole unless asked for.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +21,16 @@ from shoal.v1 import query_pb2
 if TYPE_CHECKING:
     from shoal._client import Client
 
-try:
-    import pyarrow
+# pyarrow is imported on the first result that carries Arrow data, not with the SDK: it
+# costs about a tenth of a second, which every `shoal get` would otherwise pay.
+HAVE_ARROW = importlib.util.find_spec("pyarrow") is not None
 
-    HAVE_ARROW = True
-except ImportError:  # pragma: no cover - depends on the environment
-    HAVE_ARROW = False
+
+def _arrow() -> Any:
+    import pyarrow
+    import pyarrow.ipc
+
+    return pyarrow
 
 
 CHANGE_KINDS = ("insert", "update", "delete", "create", "drop")
@@ -131,9 +136,11 @@ class Cursor:
                 for column in header.columns
             ]
             if header.arrow_schema and HAVE_ARROW:
-                self._arrow_schema = pyarrow.ipc.read_schema(pyarrow.py_buffer(header.arrow_schema))
+                arrow = _arrow()
+                self._arrow_schema = arrow.ipc.read_schema(arrow.py_buffer(header.arrow_schema))
         for data in message.arrow_batches:
-            batch = pyarrow.ipc.read_record_batch(pyarrow.py_buffer(data), self._arrow_schema)
+            arrow = _arrow()
+            batch = arrow.ipc.read_record_batch(arrow.py_buffer(data), self._arrow_schema)
             self._arrow_batches.append(batch)
             # Rows are made from the batch only when fetched: to_arrow() needs none.
             self._unconverted.append(batch)
@@ -195,8 +202,8 @@ class Cursor:
         self._pending = []
         self._unconverted = []
         if self._arrow_schema is None:
-            return pyarrow.table({})
-        return pyarrow.Table.from_batches(self._arrow_batches, schema=self._arrow_schema)
+            return _arrow().table({})
+        return _arrow().Table.from_batches(self._arrow_batches, schema=self._arrow_schema)
 
     def to_pandas(self) -> Any:
         """The whole result as a pandas.DataFrame (needs pyarrow and pandas)."""

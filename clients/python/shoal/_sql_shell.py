@@ -15,10 +15,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shoal._client import Client
 from shoal._errors import ShoalError
+
+if TYPE_CHECKING:
+    from shoal._client import Client
 
 HISTORY_FILE = os.path.expanduser("~/.shoal_sql_history")
 CELL_WIDTH_MAX = 60

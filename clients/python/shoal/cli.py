@@ -12,12 +12,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoal import _pipelines_cli, _sketch_cli, _sql_shell
-from shoal._client import Client
 from shoal._errors import ShoalError
-from shoal.v1 import transactions_pb2
+
+if TYPE_CHECKING:
+    from shoal._client import Client
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -174,6 +175,8 @@ def command_status(client: Client, arguments: argparse.Namespace) -> int:
 
 
 def command_txn(client: Client, arguments: argparse.Namespace) -> int:
+    from shoal.v1 import transactions_pb2
+
     if arguments.action == "list":
         reply = client._call(
             lambda s: s.transactions.ListTransactions,
@@ -323,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_main(arguments_list[1:])
     parser = build_parser()
     arguments = parser.parse_args(arguments_list)
+    from shoal._client import Client
+
     client = Client(arguments.target, timeout_s=arguments.timeout)
     try:
         handler: Callable[[Client, argparse.Namespace], int] = arguments.handler
