@@ -324,8 +324,27 @@ stop_pid() {
   done
 }
 
+# kcat (librdkafka) is the second, independent producer the pipeline tests use and the
+# documented way to read a dead-letter topic; Debian packages it.
+ensure_kcat() {
+  command -v kcat >/dev/null 2>&1 && return 0
+  local -a sudo=()
+  if [[ "$(id -u)" -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "kcat is missing; install it: apt-get install kcat"
+    sudo=(sudo -n)
+  fi
+  log "installing Debian's kcat package ..."
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends kcat >/dev/null 2>&1; then
+    "${sudo[@]}" apt-get update -q >/dev/null
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends kcat >/dev/null
+  fi
+  command -v kcat >/dev/null 2>&1 || die "kcat is still not on PATH after apt-get"
+}
+
 cmd_up() {
   local pid
+  ensure_kcat
   if pid="$(our_pid)"; then
     if healthy; then
       echo "kafka ${KAFKA_VERSION} already up at ${BOOTSTRAP} (pid ${pid})"
