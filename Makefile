@@ -9,11 +9,15 @@ DATA_DIR ?= ./data
 FSYNC ?= batch
 PYTEST_ARGS ?=
 INSTALL_STAMP := $(VENV)/.stamp-installed
+SERVE_STAMP := $(VENV)/.stamp-serve
+PIP_FLAGS := --progress-bar on
+PIP_INSTALL := $(PIP) install $(PIP_FLAGS) -c constraints.txt --no-build-isolation \
+	--config-settings editable_mode=compat
 PROTO_SRC := $(wildcard proto/shoal/v1/*.proto)
 PROTO_OUT := clients/python/shoal/v1
 PROTO_STAMP := $(PROTO_OUT)/.stamp-generated
 
-.PHONY: help venv install proto proto-check run test lint unit integration fault conformance \
+.PHONY: help venv install install-serve proto proto-check run test lint unit integration fault conformance \
         bench load kafka-up kafka-down redis-up redis-down servers-down clean
 
 help:
@@ -21,11 +25,23 @@ help:
 
 $(PY):
 	$(PYTHON_SYSTEM) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
+	$(PIP) install $(PIP_FLAGS) 'pip>=23.1' 'setuptools>=68'
+
+# Serving needs the two packages and their run-time dependencies only; `make test` adds
+# the dev extra (generator, test, lint and load tools). Both install editable packages as
+# plain .pth paths (compat mode) in the venv itself (no isolated build environment to
+# download), and show pip's progress.
+$(SERVE_STAMP): $(PY) pyproject.toml clients/python/pyproject.toml constraints.txt
+	@echo "Installing what serving needs into $(VENV) (make test adds the dev tools)"
+	$(PIP_INSTALL) -e ./clients/python -e .
+	touch $@
 
 $(INSTALL_STAMP): $(PY) pyproject.toml clients/python/pyproject.toml constraints.txt
-	$(PIP) install --quiet -c constraints.txt -e ./clients/python -e '.[dev]'
-	touch $@
+	@echo "Installing the server, the SDK and the dev tools into $(VENV)"
+	$(PIP_INSTALL) -e ./clients/python -e '.[dev]'
+	touch $(SERVE_STAMP) $@
+
+install-serve: $(SERVE_STAMP)
 
 venv install: $(INSTALL_STAMP)
 
@@ -46,7 +62,8 @@ proto-check: $(INSTALL_STAMP)
 		{ echo "generated code in $(PROTO_OUT) is stale: run make proto and commit it"; exit 1; }; \
 	fi
 
-run: proto
+# Serves the committed generated code (make proto regenerates it after a .proto change).
+run: $(SERVE_STAMP)
 	$(VENV)/bin/shoal serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --fsync $(FSYNC)
 
 lint: proto
@@ -75,7 +92,7 @@ bench: proto
 load: proto
 	$(PY) -m loadtests.run_load $(LOAD_ARGS)
 
-kafka-up: $(INSTALL_STAMP)
+kafka-up: $(SERVE_STAMP)
 	deploy/local/kafka.sh up
 
 kafka-down:
