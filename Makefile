@@ -11,6 +11,9 @@ PYTEST_ARGS ?=
 INSTALL_STAMP := $(VENV)/.stamp-installed
 SERVE_STAMP := $(VENV)/.stamp-serve
 PIP_FLAGS := --progress-bar on
+# Installed in the venv itself, which then builds the two editable packages (no isolated
+# build environments to download); a no-op once they are there.
+BUILD_TOOLS := 'pip>=23.1' 'setuptools>=68'
 PIP_INSTALL := $(PIP) install $(PIP_FLAGS) -c constraints.txt --no-build-isolation \
 	--config-settings editable_mode=compat
 PROTO_SRC := $(wildcard proto/shoal/v1/*.proto)
@@ -25,19 +28,19 @@ help:
 
 $(PY):
 	$(PYTHON_SYSTEM) -m venv $(VENV)
-	$(PIP) install $(PIP_FLAGS) 'pip>=23.1' 'setuptools>=68'
 
 # Serving needs the two packages and their run-time dependencies only; `make test` adds
-# the dev extra (generator, test, lint and load tools). Both install editable packages as
-# plain .pth paths (compat mode) in the venv itself (no isolated build environment to
-# download), and show pip's progress.
+# the dev extra (generator, test, lint, benchmark and load tools). Editable packages are
+# plain .pth paths (compat mode), and pip shows its progress.
 $(SERVE_STAMP): $(PY) pyproject.toml clients/python/pyproject.toml constraints.txt
 	@echo "Installing what serving needs into $(VENV) (make test adds the dev tools)"
+	$(PIP) install $(PIP_FLAGS) $(BUILD_TOOLS)
 	$(PIP_INSTALL) -e ./clients/python -e .
 	touch $@
 
 $(INSTALL_STAMP): $(PY) pyproject.toml clients/python/pyproject.toml constraints.txt
 	@echo "Installing the server, the SDK and the dev tools into $(VENV)"
+	$(PIP) install $(PIP_FLAGS) $(BUILD_TOOLS)
 	$(PIP_INSTALL) -e ./clients/python -e '.[dev]'
 	touch $(SERVE_STAMP) $@
 
