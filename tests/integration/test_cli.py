@@ -162,15 +162,39 @@ def test_usage_errors_exit_non_zero(shoal_server: str, map_name: str) -> None:
     assert no_command.returncode != 0
 
 
-def test_unreachable_coordinator(tmp_path: Path) -> None:
+def _unused_port() -> int:
     # A port nothing listens on: bind one, learn its number, and close it again.
     import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    done = run_cli("--timeout", "1", "status", target=f"127.0.0.1:{port}")
-    assert_one_line_failure(done, "UNAVAILABLE")
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("command", [["status"], ["get", "m", "k"], ["sql", "-e", "SELECT 1"]])
+def test_unreachable_coordinator(command: list[str]) -> None:
+    target = f"127.0.0.1:{_unused_port()}"
+    # A call deadline far beyond the subprocess's own timeout: the CLI must give up on
+    # the refused connection, not wait out deadlines and retries.
+    done = subprocess.run(
+        [str(SHOAL), "--target", target, "--timeout", "600", *command],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"shoal: UNAVAILABLE: no coordinator at {target} (is shoal serve running?)\n"
+    )
+
+
+def test_the_first_coordinator_that_answers_serves(shoal_server: str, map_name: str) -> None:
+    down = f"127.0.0.1:{_unused_port()}"
+    ok("maps", "create", map_name, target=shoal_server)
+    assert ok_json("get", map_name, "k", target=f"{down},{shoal_server}") is None
 
 
 def test_serve_help() -> None:

@@ -8,6 +8,7 @@ client-chosen request or transaction id, which makes their retries idempotent to
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -82,6 +83,31 @@ class RetryPolicy:
         )
 
 
+def _wait_ready(channel: grpc.Channel, timeout_s: float) -> bool:
+    """True once the channel is READY; False on its first failure to connect, or when
+    ``timeout_s`` passes first."""
+    settled = threading.Event()
+    ready = False
+
+    def watch(state: grpc.ChannelConnectivity) -> None:
+        nonlocal ready
+        if state is grpc.ChannelConnectivity.READY:
+            ready = True
+            settled.set()
+        elif state in (
+            grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+            grpc.ChannelConnectivity.SHUTDOWN,
+        ):
+            settled.set()
+
+    channel.subscribe(watch, try_to_connect=True)
+    try:
+        settled.wait(max(timeout_s, 0.0))
+    finally:
+        channel.unsubscribe(watch)
+    return ready
+
+
 class Stubs:
     def __init__(self, channel: Any) -> None:
         self.channel = channel
@@ -110,6 +136,24 @@ class Connection:
             stubs = Stubs(grpc.insecure_channel(self.targets[index], options=CHANNEL_OPTIONS))
             self._stubs[index] = stubs
         return stubs
+
+    def connect(self, timeout_s: float) -> bool:
+        """Waits until a coordinator accepts a connection and makes it the current one;
+        False when none did within ``timeout_s``.
+
+        A refused connection is known at once (the channel reports TRANSIENT_FAILURE),
+        so this answers fast when nothing listens, and within ``timeout_s`` when the
+        address swallows packets, instead of after a call's whole deadline and retries.
+        """
+        deadline = time.monotonic() + timeout_s
+        for offset in range(len(self.targets)):
+            index = (self._index + offset) % len(self.targets)
+            if _wait_ready(self._open(index).channel, deadline - time.monotonic()):
+                with self._lock:
+                    self._index = index
+                    self.current = self._open(index)
+                return True
+        return False
 
     def fail_over(self, failed: Stubs) -> None:
         with self._lock:

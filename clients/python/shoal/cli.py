@@ -15,7 +15,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from shoal import _pipelines_cli, _sketch_cli, _sql_shell
-from shoal._errors import ShoalError
+from shoal._errors import ShoalError, UnavailableError
 
 if TYPE_CHECKING:
     from shoal._client import Client
@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 DEFAULT_TARGET = "127.0.0.1:50051"
+CONNECT_TIMEOUT_S = 1.0
+
+
+def _no_coordinator(targets: Sequence[str]) -> str:
+    return f"no coordinator at {', '.join(targets)} (is shoal serve running?)"
 
 
 def _print(arguments: argparse.Namespace, value: Any, human: Callable[[], str]) -> None:
@@ -259,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline of each call (s)")
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=CONNECT_TIMEOUT_S,
+        help="give up when no coordinator accepts a connection within this time (s)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     commands.add_parser("serve", help="run a coordinator (see shoal serve --help)", add_help=False)
@@ -330,11 +341,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     client = Client(arguments.target, timeout_s=arguments.timeout)
     try:
+        # Connect before the command: without a coordinator, this fails at once with a
+        # line a person understands, not after the call's deadline and retries with
+        # gRPC's text.
+        if not client._connection.connect(min(arguments.connect_timeout, arguments.timeout)):
+            raise UnavailableError(_no_coordinator(client.targets))
         handler: Callable[[Client, argparse.Namespace], int] = arguments.handler
         return handler(client, arguments)
     except UsageError as error:
         print(f"shoal: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except UnavailableError as error:
+        # The coordinator went away during the command: say so in the same words.
+        message = error.message
+        if "failed to connect" in message or "Socket closed" in message:
+            message = _no_coordinator(client.targets)
+        print(f"shoal: {error.code}: {message}", file=sys.stderr)
+        return EXIT_FAILURE
     except ShoalError as error:
         where = f" (field {error.field})" if error.field else ""
         print(f"shoal: {error.code}: {error.message}{where}", file=sys.stderr)
