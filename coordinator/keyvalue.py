@@ -5,6 +5,10 @@ it respects locks of transactions in flight, schemas and references exactly as a
 transaction does. A batch write applies each partition's share atomically, in one
 log record per partition; all values are validated before anything is written, so
 bad input writes nothing. (For all-or-nothing across partitions, use a transaction.)
+
+Every answer (a put's version, a delete's "existed", a batch's versions) comes from the
+commit itself, never from a read beside it, so it is true under concurrent writers, and
+a write retried with its request id gets the first attempt's answer back.
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ import os
 from collections.abc import Iterator, Sequence
 
 from coordinator.limits import Limits
-from coordinator.transactions.manager import TransactionManager
+from coordinator.transactions.manager import CommitResult, TransactionManager
 from coordinator.transactions.planning import Planner, raise_system_map
 from grid.backend import Backend, PartitionStore
 from grid.catalog import Catalog, is_system_map
-from grid.errors import InvalidArgument, ResourceExhausted
+from grid.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from grid.memory.records import Op
 from grid.participant import ApplyOnePhase, Condition, Write
 from grid.partitioner import Partitioner
@@ -104,7 +108,7 @@ class KeyValue:
     ) -> int:
         write = Write(Op.PUT, map_name, key, value, condition)
         result = self.manager.commit(request_id or os.urandom(16), (), [write], plain=True)
-        return result.versions[0]
+        return _answered(result).versions[0]
 
     def delete(
         self,
@@ -114,12 +118,9 @@ class KeyValue:
         request_id: bytes = b"",
         condition: Condition | None = None,
     ) -> bool:
-        self.catalog.get(map_name)
-        self.planner.check_key(key)
-        existed = self.partitions[self.partitioner.partition_of(key)].get(map_name, key)
         write = Write(Op.DELETE, map_name, key, b"", condition)
-        self.manager.commit(request_id or os.urandom(16), (), [write], plain=True)
-        return existed is not None
+        result = self.manager.commit(request_id or os.urandom(16), (), [write], plain=True)
+        return 0 in _answered(result).removed
 
     def put_many(
         self,
@@ -144,7 +145,8 @@ class KeyValue:
         ]
         if definition.schema is not None and definition.schema.references():
             # References span partitions: keep the batch one transaction.
-            return list(self.manager.commit(request_id, (), writes, plain=True).versions)
+            result = self.manager.commit(request_id, (), writes, plain=True)
+            return list(_answered(result).versions)
         groups: dict[int, list[int]] = {}
         for position, partition in enumerate(self.partitioner.partitions_of(keys)):
             groups.setdefault(partition, []).append(position)
@@ -198,3 +200,18 @@ class KeyValue:
                 f"batch of {size} entries exceeds the limit of {self.limits.batch_entries_max}",
                 field="keys",
             )
+
+
+def _answered(result: CommitResult) -> CommitResult:
+    """The result, unless it is a retry whose first answer is no longer remembered.
+
+    Then the write did happen, but its versions (or whether a delete removed a value)
+    are lost: saying so beats a made-up answer.
+    """
+    if not result.answered:
+        raise FailedPrecondition(
+            "this request was applied by an earlier attempt, but its answer is no longer "
+            "remembered (too many writes to its partitions since); read the key instead",
+            field="request_id",
+        )
+    return result

@@ -62,6 +62,7 @@ from grid.protocol import (
     PreCommit,
     Prepare,
     Read,
+    ReadOutcome,
     ReadStatus,
     Reply,
     Send,
@@ -105,6 +106,7 @@ __all__ = [
     "PreCommit",
     "Prepare",
     "Read",
+    "ReadOutcome",
     "ReadStatus",
     "Reply",
     "Send",
@@ -182,9 +184,10 @@ class Participant:
         self.refcounts: dict[tuple[str, str], int] = {}
         self.staged: dict[bytes, StagedTransaction] = {}
         self.statuses: dict[bytes, StatusRecord] = {}
-        # Answers of recent one-phase commits by request id, so a retry after a lost
-        # reply returns the first answer instead of applying twice.
-        self.outcomes: OrderedDict[bytes, tuple[int, ...]] = OrderedDict()
+        # Answers of recent one-phase commits by request id, and of recent three-phase
+        # commits by transaction id, so a retry after a lost reply gets the first answer
+        # (and a one-phase retry never applies twice).
+        self.outcomes: OrderedDict[bytes, Applied] = OrderedDict()
         self.outcomes_max = outcomes_max
         # Transactions decided here lately, so a prepare that arrives late (duplicated or
         # reordered by the network) cannot stage a decided transaction again.
@@ -201,6 +204,7 @@ class Participant:
             CreateStatus: self._create_status,
             CasStatus: self._cas_status,
             ReadStatus: self._read_status,
+            ReadOutcome: self._read_outcome,
             ForgetStatus: self._forget_status,
             DropMap: self._drop_map,
         }
@@ -230,6 +234,12 @@ class Participant:
     def _read_status(self, event: ReadStatus) -> list[Action]:
         return [Send(self._status_reply(event.txn_id))]
 
+    def _read_outcome(self, event: ReadOutcome) -> list[Action]:
+        previous = self.outcomes.get(event.request_id)
+        if previous is None:
+            return [Send(Ack(known=False))]
+        return [Send(Applied(previous.versions, True, previous.removed))]
+
     def _next_lsn(self) -> int:
         self.lsn += 1
         return self.lsn
@@ -238,7 +248,7 @@ class Participant:
         if event.request_id:
             previous = self.outcomes.get(event.request_id)
             if previous is not None:
-                return [Send(Applied(previous, replayed=True))]
+                return [Send(Applied(previous.versions, True, previous.removed))]
         for read in event.reads:
             self._check_read(read, None)
         wanted = lock_modes(event.reads, event.writes, self._guarded_field)
@@ -246,16 +256,16 @@ class Participant:
             self._check_lock_free(target, mode, None)
         lsn = self.lsn + 1
         version = event.version or lsn
-        entries, versions = self._resolve(event.writes, version)
+        entries, answer = self._resolve(event.writes, version)
         self.lsn = lsn
         self._install(entries, version)
         # A version other than the log position is logged, so replay installs the same.
         meta: dict[str, Any] = {"version": version} if event.version else {}
         if event.request_id:
             meta["request"] = event.request_id.hex()
-            self._remember(event.request_id, versions)
+            self._remember(event.request_id, answer)
         record = Record(RecordKind.APPLIED, lsn, meta, entries)
-        return [Persist(record), Send(Applied(versions))]
+        return [Persist(record), Send(answer)]
 
     def _prepare(self, event: Prepare) -> list[Action]:
         if event.txn_id in self.staged:
@@ -323,14 +333,16 @@ class Participant:
             return [Send(Ack())]
         lsn = self.lsn + 1
         version = event.version or lsn
-        entries, versions = self._resolve(staged.writes, version, check=False)
+        entries, answer = self._resolve(staged.writes, version, check=False)
         self.lsn = lsn
         self._install(entries, version)
+        # Kept so a commit retried after a lost reply can still answer with versions.
+        self._remember(event.txn_id, answer)
         meta: dict[str, Any] = {"txn": event.txn_id.hex()}
         if event.version:
             meta["version"] = version
         record = Record(RecordKind.COMMITTED, lsn, meta, entries)
-        return [Persist(record), Send(Applied(versions))]
+        return [Persist(record), Send(answer)]
 
     def _abort(self, event: Abort) -> list[Action]:
         staged = self.staged.pop(event.txn_id, None)
@@ -414,8 +426,8 @@ class Participant:
         while len(self.decided) > self.outcomes_max:
             self.decided.popitem(last=False)
 
-    def _remember(self, request_id: bytes, versions: tuple[int, ...]) -> None:
-        self.outcomes[request_id] = versions
+    def _remember(self, request_id: bytes, answer: Applied) -> None:
+        self.outcomes[request_id] = answer
         while len(self.outcomes) > self.outcomes_max:
             self.outcomes.popitem(last=False)
 
@@ -459,8 +471,9 @@ class Participant:
 
     def _resolve(
         self, writes: Iterable[Write], version: int, *, dry_run: bool = False, check: bool = True
-    ) -> tuple[list[Entry], tuple[int, ...]]:
-        """The final PUT/DELETE entries the writes make, checking conditions and schemas.
+    ) -> tuple[list[Entry], Applied]:
+        """The final PUT/DELETE entries the writes make, checking conditions and schemas,
+        and the answer: each write's version and which deletes removed a value.
 
         Writes to one key apply in order, each seeing the ones before it. A commit
         resolves with `check` off: prepare checked everything, and the locks held
@@ -470,8 +483,9 @@ class Participant:
         references: dict[tuple[str, str], int] = {}
         entries: list[Entry] = []
         versions: list[int] = []
+        removed: list[int] = []
         put = Op.PUT
-        for write in writes:
+        for position, write in enumerate(writes):
             target = (write.map, write.key)
             if write.op == put and write.condition is None:
                 # An unconditional put needs nothing of the key's current state: the
@@ -495,6 +509,8 @@ class Participant:
                 new_value: bytes | None = write.value
             elif op == Op.DELETE:
                 new_value = None
+                if current_value is not None:
+                    removed.append(position)
                 count = self.refcounts.get(target, 0) + references.get(target, 0)
                 if check and count > 0 and current_value is not None:
                     raise FailedPrecondition(
@@ -528,7 +544,7 @@ class Participant:
                     entries.append(Entry(Op.DELETE, write.map, write.key))
                 else:
                     entries.append(Entry(Op.PUT, write.map, write.key, new_value))
-        return entries, tuple(versions)
+        return entries, Applied(tuple(versions), removed=tuple(removed))
 
     def _install(self, entries: list[Entry], version: int) -> None:
         # Every entry of a record gets the commit's version (see grid.entry.pack).
@@ -562,8 +578,9 @@ class Participant:
         kind = record.kind
         if kind in (RecordKind.APPLIED, RecordKind.COMMITTED):
             if kind == RecordKind.APPLIED and "request" in record.meta:
-                versions = self._applied_versions(record)
-                self._remember(bytes.fromhex(record.meta["request"]), versions)
+                self._remember(bytes.fromhex(record.meta["request"]), self._applied_answer(record))
+            elif kind == RecordKind.COMMITTED:
+                self._remember(bytes.fromhex(record.meta["txn"]), self._applied_answer(record))
             self._install(record.entries, record.meta.get("version", record.lsn))
             if kind == RecordKind.COMMITTED:
                 txn_id = bytes.fromhex(record.meta["txn"])
@@ -610,27 +627,32 @@ class Participant:
             self.segments.pop(record.meta["map"], None)
         self.lsn = max(self.lsn, record.lsn)
 
-    def _applied_versions(self, record: Record) -> tuple[int, ...]:
-        """The versions the first answer gave for an applied record, before it installs.
+    def _applied_answer(self, record: Record) -> Applied:
+        """The answer the first attempt gave for a logged write record, before it installs.
 
-        As in `_resolve`: a PUT reports the record's version and a DELETE 0; a
-        REFERENCE reports the version its key had at that point of the batch.
+        As in `_resolve` (one entry per write, in order): a PUT reports the record's
+        version and a DELETE 0, and removed a value if the key held one at that point of
+        the batch; a REFERENCE reports the version its key had at that point.
         """
         record_version = record.meta.get("version", record.lsn)
         written: dict[tuple[str, str], int] = {}
         versions: list[int] = []
-        for entry in record.entries:
+        removed: list[int] = []
+        for position, entry in enumerate(record.entries):
             target = (entry.map, entry.key)
+            before = written.get(target)
+            if before is None:
+                stored = self.get(entry.map, entry.key)
+                before = 0 if stored is None else version_of(stored)
             if entry.op == Op.REFERENCE:
-                version = written.get(target)
-                if version is None:
-                    stored = self.get(entry.map, entry.key)
-                    version = 0 if stored is None else version_of(stored)
+                version = before
             else:
+                if entry.op == Op.DELETE and before:
+                    removed.append(position)
                 version = 0 if entry.op == Op.DELETE else record_version
                 written[target] = version
             versions.append(version)
-        return tuple(versions)
+        return Applied(tuple(versions), removed=tuple(removed))
 
     def state_meta(self) -> dict[str, Any]:
         """Everything but the entries, for a checkpoint."""
@@ -655,7 +677,10 @@ class Participant:
                 [txn.hex(), s.state, list(s.participants), s.lease_expires_ms, s.updated_ms]
                 for txn, s in self.statuses.items()
             ],
-            "outcomes": [[request.hex(), list(v)] for request, v in self.outcomes.items()],
+            "outcomes": [
+                [request.hex(), list(answer.versions), list(answer.removed)]
+                for request, answer in self.outcomes.items()
+            ],
             "refcounts": [[m, k, count] for (m, k), count in self.refcounts.items()],
             "decided": [[txn.hex(), outcome] for txn, outcome in self.decided.items()],
         }
@@ -681,8 +706,11 @@ class Participant:
             self.statuses[bytes.fromhex(txn)] = StatusRecord(
                 state, tuple(participants), lease, updated
             )
-        for request, versions in meta["outcomes"]:
-            self.outcomes[bytes.fromhex(request)] = tuple(versions)
+        for request, versions, *removed in meta["outcomes"]:
+            # Checkpoints written before answers kept removed deletes hold two items.
+            self.outcomes[bytes.fromhex(request)] = Applied(
+                tuple(versions), removed=tuple(removed[0]) if removed else ()
+            )
         for map_name, key, count in meta.get("refcounts", []):
             self.refcounts[(map_name, key)] = count
         for txn, outcome in meta.get("decided", []):

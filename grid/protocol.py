@@ -111,6 +111,13 @@ class ReadStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadOutcome:
+    """Asks for the remembered answer of a write step (a request id or a committed txn)."""
+
+    request_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ForgetStatus:
     """Drops a final status record once every participant has applied the decision."""
 
@@ -131,6 +138,7 @@ Event = (
     | CreateStatus
     | CasStatus
     | ReadStatus
+    | ReadOutcome
     | ForgetStatus
     | DropMap
 )
@@ -145,8 +153,13 @@ class Persist:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
+    """A write step's answer: each write's new version (0 where it left no value), and
+    the positions of the DELETE writes that removed a value (so a delete's "existed"
+    comes from the step itself, and a retry gets it from the remembered answer)."""
+
     versions: tuple[int, ...]
     replayed: bool = False
+    removed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

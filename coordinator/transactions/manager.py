@@ -39,6 +39,7 @@ from grid.participant import (
     PreCommit,
     Prepare,
     Read,
+    ReadOutcome,
     ReadStatus,
     StatusReply,
     Vote,
@@ -62,8 +63,18 @@ class TransactionConfig:
 
 @dataclass(frozen=True)
 class CommitResult:
+    """A commit's answer: each requested write's version, in order (empty when a retry
+    finds the first attempt's answer no longer remembered), and which requested deletes
+    removed a value."""
+
     versions: tuple[int, ...]
     replayed: bool = False
+    removed: frozenset[int] = frozenset()
+
+    @property
+    def answered(self) -> bool:
+        """False for a retry whose first answer was forgotten (it still committed)."""
+        return not self.replayed or bool(self.versions)
 
 
 class CommitObserver(Protocol):
@@ -193,7 +204,7 @@ class TransactionManager:
         assert isinstance(reply, Applied)
         if not plain:
             self.stories.record(txn_id, "committed", "one phase" + (" (replay)" * reply.replayed))
-        return CommitResult(_requested_versions(plan, {partition: reply.versions}), reply.replayed)
+        return _requested_answer(plan, {partition: reply}, reply.replayed)
 
     def _validate_reads(self, txn_id: bytes, plan: Plan) -> CommitResult:
         """Locks every read on every partition at once, checks versions, releases."""
@@ -229,7 +240,7 @@ class TransactionManager:
             # The same transaction is being committed by an earlier attempt here.
             assert other.done is not None
             other.done.wait(self.config.lease_ms * 2 / 1000)
-            return self._outcome_of(txn_id)
+            return self._outcome_of(txn_id, plan)
         try:
             machine = tpc.ThreePhaseCommit(participants)
             return self._drive(machine, txn_id, plan, status_partition, lease, flight)
@@ -251,7 +262,7 @@ class TransactionManager:
         participants = machine.participants
         status_store = self.partitions[status_partition]
         queue: deque[tpc.Action] = deque(machine.start())
-        versions: dict[int, tuple[int, ...]] = {}
+        answers: dict[int, Applied] = {}
         first_error: GridError | None = None
         while queue:
             action = queue.popleft()
@@ -264,7 +275,7 @@ class TransactionManager:
                 assert isinstance(reply, StatusReply) and reply.state is not None
                 if not reply.swapped and reply.state in FINAL_STATES:
                     # A retry of a transaction an earlier attempt decided: its answer.
-                    return self._outcome_of(txn_id)
+                    return self._outcome_of(txn_id, plan)
                 self.stories.record(txn_id, "status created", f"partition {status_partition}")
                 self.faults.reached("after_status_created")
                 events.append(tpc.StatusCreated(PENDING if reply.swapped else reply.state))
@@ -316,7 +327,7 @@ class TransactionManager:
                 waits = []
                 with self.sequence.commit() as version:
                     for partition in batch:
-                        versions[partition], wait_durable = self._commit_on(
+                        answers[partition], wait_durable = self._commit_on(
                             txn_id, partition, version
                         )
                         waits.append(wait_durable)
@@ -333,7 +344,7 @@ class TransactionManager:
             else:
                 assert isinstance(action, tpc.Finish)
                 if action.outcome == COMMITTED:
-                    return CommitResult(_requested_versions(plan, versions))
+                    return _requested_answer(plan, answers)
                 if first_error is not None and not isinstance(first_error, Conflict):
                     raise first_error
                 raise Conflict(action.reason or "the transaction was aborted")
@@ -343,12 +354,13 @@ class TransactionManager:
 
     def _commit_on(
         self, txn_id: bytes, partition: int, version: int
-    ) -> tuple[tuple[int, ...], Callable[[], None]]:
+    ) -> tuple[Applied, Callable[[], None]]:
         reply, wait_durable = self.partitions[partition].apply(Commit(txn_id, version))
         if isinstance(reply, Applied):
-            return reply.versions, wait_durable
-        # Committed before (a retried or recovered commit): the versions are not kept.
-        return (), wait_durable
+            return reply, wait_durable
+        # Committed before (a recovery sweep got there first): its remembered answer.
+        remembered = self.partitions[partition].step(ReadOutcome(txn_id))
+        return (remembered if isinstance(remembered, Applied) else Applied(())), wait_durable
 
     def apply_shares(self, shares: Sequence[tuple[int, ApplyOnePhase]]) -> list[Applied]:
         """Applies one-phase events on their partitions at one commit version.
@@ -370,11 +382,19 @@ class TransactionManager:
             wait_durable()
         return replies
 
-    def _outcome_of(self, txn_id: bytes) -> CommitResult:
+    def _outcome_of(self, txn_id: bytes, plan: Plan) -> CommitResult:
         reply = self.partitions[self.status_partition(txn_id)].step(ReadStatus(txn_id))
         assert isinstance(reply, StatusReply)
         if reply.state == COMMITTED:
-            return CommitResult((), replayed=True)
+            # Each partition remembers its share's answer for its last `outcomes_max`
+            # write steps; past that the retry learns only that the commit happened.
+            answers: dict[int, Applied] = {}
+            for partition in plan.work:
+                remembered = self.partitions[partition].step(ReadOutcome(txn_id))
+                if not isinstance(remembered, Applied):
+                    return CommitResult((), replayed=True)
+                answers[partition] = remembered
+            return _requested_answer(plan, answers, replayed=True)
         if reply.state == ABORTED:
             raise Conflict("the transaction was aborted by an earlier attempt")
         raise FailedPrecondition(
@@ -393,12 +413,19 @@ class TransactionManager:
             return txn_id in self._in_flight
 
 
-def _requested_versions(plan: Plan, versions: dict[int, tuple[int, ...]]) -> tuple[int, ...]:
-    found = []
-    for partition, position in plan.requested:
-        partition_versions = versions.get(partition, ())
-        found.append(partition_versions[position] if position < len(partition_versions) else 0)
-    return tuple(found)
+def _requested_answer(
+    plan: Plan, answers: dict[int, Applied], replayed: bool = False
+) -> CommitResult:
+    """The answer to the requested writes, from each partition's answer to its share."""
+    versions = []
+    removed = set()
+    for index, (partition, position) in enumerate(plan.requested):
+        answer = answers.get(partition)
+        partition_versions = answer.versions if answer is not None else ()
+        versions.append(partition_versions[position] if position < len(partition_versions) else 0)
+        if answer is not None and position in answer.removed:
+            removed.add(index)
+    return CommitResult(tuple(versions), replayed, frozenset(removed))
 
 
 def _describe(plan: Plan) -> str:

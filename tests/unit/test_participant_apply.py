@@ -59,7 +59,7 @@ def test_delete_reports_version_zero_and_removes_the_key():
     harness = Harness()
     harness.step(apply(put("a")))
     step = harness.step(apply(delete("a")))
-    assert step.reply == Applied((0,))
+    assert step.reply == Applied((0,), removed=(0,))
     assert step.records[0].entries == [Entry(Op.DELETE, "m", "a")]
     assert harness.participant.get("m", "a") is None
     assert harness.participant.lsn == 2
@@ -73,8 +73,15 @@ def test_delete_of_a_missing_key_still_succeeds():
 def test_writes_to_one_key_apply_in_order():
     harness = Harness()
     step = harness.step(apply(put("a", {"v": 1}), delete("a"), put("a", {"v": 3})))
-    assert step.reply == Applied((1, 0, 1))
+    assert step.reply == Applied((1, 0, 1), removed=(1,))
     assert harness.value("a") == {"v": 3}
+
+
+def test_removed_names_only_deletes_that_found_a_value():
+    harness = Harness()
+    harness.step(apply(put("a"), put("b")))
+    step = harness.step(apply(delete("ghost"), delete("b"), delete("b"), put("c"), delete("a")))
+    assert step.reply == Applied((0, 0, 0, 2, 0), removed=(1, 4))
 
 
 # Request ids ------------------------------------------------------------------------
@@ -135,7 +142,9 @@ def test_if_exists():
     assert "does not exist (condition if_exists)" in str(error)
     assert harness.participant.get("m", "a") is None
     harness.step(apply(put("a")))
-    assert harness.reply(apply(delete("a", condition=Condition("if_exists")))) == Applied((0,))
+    assert harness.reply(apply(delete("a", condition=Condition("if_exists")))) == Applied(
+        (0,), removed=(0,)
+    )
 
 
 def test_if_version():
@@ -322,7 +331,7 @@ def test_referenced_key_cannot_be_deleted_until_released():
     harness.error(apply(delete("p1", map_name="people")))
     harness.step(apply(reference("p1", -1)))
     assert harness.participant.refcounts == {}
-    assert harness.reply(apply(delete("p1", map_name="people"))) == Applied((0,))
+    assert harness.reply(apply(delete("p1", map_name="people"))) == Applied((0,), removed=(0,))
 
 
 def test_overwriting_a_referenced_key_is_allowed():
@@ -352,6 +361,6 @@ def test_release_and_delete_in_one_batch():
     harness.step(apply(put("p1", map_name="people")))
     harness.step(apply(reference("p1", 1)))
     step = harness.step(apply(reference("p1", -1), delete("p1", map_name="people")))
-    assert step.reply == Applied((1, 0))
+    assert step.reply == Applied((1, 0), removed=(1,))
     assert harness.participant.refcounts == {}
     assert harness.participant.get("people", "p1") is None

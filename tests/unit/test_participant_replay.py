@@ -9,6 +9,7 @@ from grid.participant import (
     PENDING,
     PRE_COMMITTED,
     Abort,
+    Ack,
     Applied,
     CasStatus,
     Commit,
@@ -19,6 +20,7 @@ from grid.participant import (
     ForgetStatus,
     Participant,
     PreCommit,
+    ReadOutcome,
     Vote,
 )
 from tests.unit.participant_support import (
@@ -40,7 +42,7 @@ def busy_harness() -> Harness:
     harness = Harness()
     steps: list[Event] = [
         apply(put("a"), put("b"), request_id=b"r1"),
-        apply(delete("b")),
+        apply(delete("b"), delete("ghost"), request_id=b"r-delete"),
         apply(increment("x", {"n": 2}), append("y", {"items": [1]}), request_id=b"r2"),
         apply(put("p1", map_name="people"), put("p2", map_name="people")),
         apply(put("rex", {"owner": "p1"}, map_name="pets"), reference("p1", 1), request_id=b"r3"),
@@ -111,6 +113,43 @@ def test_replayed_reference_outcomes_match_the_first_answer():
     assert first == Applied((2, 1))
     replayed = Harness(harness.replayed())
     assert replayed.reply(apply(request_id=b"r")) == Applied((2, 1), replayed=True)
+
+
+def test_replayed_delete_answers_keep_which_deletes_removed_a_value():
+    harness = Harness()
+    harness.step(apply(put("a")))
+    first = harness.reply(apply(delete("ghost"), delete("a"), request_id=b"r"))
+    assert first == Applied((0, 0), removed=(1,))
+    for recovered in (harness.replayed(), restored(harness.participant)):
+        assert Harness(recovered).reply(apply(delete("a"), request_id=b"r")) == Applied(
+            (0, 0), replayed=True, removed=(1,)
+        )
+
+
+def test_a_commit_answer_is_remembered_by_transaction_id():
+    harness = Harness()
+    harness.step(apply(put("a"), put("b")))
+    harness.step(prepare(b"t1", put("a", {"v": 2}), delete("b"), delete("ghost")))
+    committed = harness.reply(Commit(b"t1"))
+    assert committed == Applied((3, 0, 0), removed=(1,))
+    assert harness.reply(ReadOutcome(b"t1")) == Applied((3, 0, 0), replayed=True, removed=(1,))
+    assert harness.reply(ReadOutcome(b"unknown")) == Ack(known=False)
+    for recovered in (harness.replayed(), restored(harness.participant)):
+        assert Harness(recovered).reply(ReadOutcome(b"t1")) == Applied(
+            (3, 0, 0), replayed=True, removed=(1,)
+        )
+
+
+def test_checkpoints_from_before_removed_deletes_still_restore():
+    harness = Harness()
+    harness.step(apply(put("a"), request_id=b"r"))
+    meta = harness.participant.state_meta()
+    meta["outcomes"] = [[request, versions] for request, versions, _ in meta["outcomes"]]
+    recovered = Participant(0)
+    recovered.restore_meta(meta)
+    assert Harness(recovered).reply(apply(put("a"), request_id=b"r")) == Applied(
+        (1,), replayed=True
+    )
 
 
 def test_replaying_twice_changes_nothing():

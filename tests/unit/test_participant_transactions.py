@@ -305,7 +305,7 @@ def test_commit_applies_staged_writes_and_releases_locks():
 
     commit = harness.step(Commit(b"t1"))
     lsn = harness.participant.lsn
-    assert commit.reply == Applied((lsn, 0))
+    assert commit.reply == Applied((lsn, 0), removed=(1,))
     [record] = commit.records
     assert record.kind == RecordKind.COMMITTED
     assert record.lsn == lsn

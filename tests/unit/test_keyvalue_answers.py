@@ -1,0 +1,85 @@
+"""A plain write's answer comes from its own commit: a delete that waited for a
+transaction's lock answers for the state it found when it committed, not before."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from coordinator.clock import SystemClock
+from coordinator.config import load
+from coordinator.node import Node
+from coordinator.pipelines.offsets import SYSTEM_MAPS
+from grid.memory.records import Op
+from grid.participant import Commit, Prepare, Write
+
+TXN = b"concurrent-txn-01"
+
+
+class WaitingClock(SystemClock):
+    """The system clock, telling when a plain write starts waiting for a lock."""
+
+    def __init__(self) -> None:
+        self.waiting = threading.Event()
+
+    def sleep_s(self, seconds: float) -> None:
+        self.waiting.set()
+        time.sleep(seconds)
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    config = replace(load(environment={}), data_dir=tmp_path, partitions=4, fsync="off")
+    opened = Node(config, clock=WaitingClock())
+    for name in SYSTEM_MAPS:
+        opened.catalog.create_system(name, now_ms=opened.clock.now_ms())
+    # Long enough that the delete below is still waiting when the transaction commits.
+    opened.transactions.config = replace(opened.transactions.config, plain_write_wait_ms=60_000)
+    opened.create_map("m")
+    yield opened
+    opened.close()
+
+
+def delete_behind_a_transaction(node: Node, transaction_write: Write) -> bool:
+    """Deletes `m/k` while a prepared transaction holds its lock; commits the transaction
+    once the delete waits, and returns the delete's answer."""
+    partition = node.backend.partitions[node.partitioner.partition_of("k")]
+    lease_ms = node.clock.now_ms() + 60_000
+    partition.step(Prepare(TXN, (), (transaction_write,), lease_ms, partition.index))
+    answers: list[bool] = []
+    deleting = threading.Thread(target=lambda: answers.append(node.keyvalue.delete("m", "k")))
+    deleting.start()
+    clock = node.clock
+    assert isinstance(clock, WaitingClock)
+    assert clock.waiting.wait(30), "the delete must wait for the transaction's lock"
+    partition.step(Commit(TXN))
+    deleting.join(30)
+    [answer] = answers
+    return answer
+
+
+def test_a_delete_answers_false_when_a_transaction_removed_the_key_first(node: Node) -> None:
+    node.keyvalue.put("m", "k", b'{"v":1}')
+    assert delete_behind_a_transaction(node, Write(Op.DELETE, "m", "k")) is False
+    assert node.keyvalue.get("m", "k") is None
+
+
+def test_a_delete_answers_true_when_a_transaction_created_the_key_first(node: Node) -> None:
+    assert delete_behind_a_transaction(node, Write(Op.PUT, "m", "k", b'{"v":2}')) is True
+    assert node.keyvalue.get("m", "k") is None
+
+
+def test_a_retried_delete_returns_the_first_answer(node: Node) -> None:
+    node.keyvalue.put("m", "k", b'{"v":1}')
+    assert node.keyvalue.delete("m", "k", request_id=b"delete-request-1") is True
+    node.keyvalue.put("m", "k", b'{"v":2}')
+    # The retry applies nothing: the key written since stays.
+    assert node.keyvalue.delete("m", "k", request_id=b"delete-request-1") is True
+    assert node.keyvalue.get("m", "k") is not None
+    assert node.keyvalue.delete("m", "k", request_id=b"delete-request-2") is True
+    assert node.keyvalue.delete("m", "k", request_id=b"delete-request-3") is False
