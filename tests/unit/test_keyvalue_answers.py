@@ -57,7 +57,8 @@ def delete_behind_a_transaction(node: Node, transaction_write: Write) -> bool:
     clock = node.clock
     assert isinstance(clock, WaitingClock)
     assert clock.waiting.wait(30), "the delete must wait for the transaction's lock"
-    partition.step(Commit(TXN))
+    with node.transactions.sequence.commit() as version:
+        partition.step(Commit(TXN, version))
     deleting.join(30)
     [answer] = answers
     return answer
