@@ -293,3 +293,54 @@ def test_get_imports_nothing_heavy(shoal_server: str, map_name: str) -> None:
     report = json.loads(done.stdout.splitlines()[-1])
     assert report == {"code": 0, "loaded": []}
     assert '"n": 1' in done.stdout
+
+
+def test_json_before_or_after_the_command(shoal_server: str, map_name: str) -> None:
+    # --json (like --target) is accepted before the command, after it, and after its
+    # arguments, and means the same in each place.
+    ok("--json", "maps", "create", map_name, target=shoal_server)
+    for place in ("before", "after command", "at the end"):
+        put = ["put", map_name, "k", '{"n": 1}']
+        get = ["get", map_name, "k"]
+        if place == "before":
+            put, get = ["--json", *put], ["--json", *get]
+        elif place == "after command":
+            put, get = [put[0], "--json", *put[1:]], [get[0], "--json", *get[1:]]
+        else:
+            put, get = [*put, "--json"], [*get, "--json"]
+        assert set(json.loads(ok(*put, target=shoal_server))) == {"version"}
+        assert json.loads(ok(*get, target=shoal_server))["value"] == {"n": 1}
+    assert map_name in {
+        item["name"] for item in json.loads(ok("maps", "list", "--json", target=shoal_server))
+    }
+    assert json.loads(ok("status", "--json", target=shoal_server))["backend"] == "memory"
+    assert json.loads(ok("sketches", "list", "--json", target=shoal_server)) is not None
+    scanned = ok("scan", map_name, "--json", target=shoal_server).splitlines()
+    assert [json.loads(line)["key"] for line in scanned] == ["k"]
+    # The common options after the command do not reset those given before it.
+    assert json.loads(ok("--json", "get", map_name, "k", "--timeout", "5", target=shoal_server))
+
+
+def test_json_is_honoured_by_sql(shoal_server: str, map_name: str) -> None:
+    table = f"{map_name}_t"
+    created = ok(
+        "--json",
+        "sql",
+        "-e",
+        f"CREATE TABLE {table} (id VARCHAR PRIMARY KEY, n INT)",
+        target=shoal_server,
+    )
+    assert json.loads(created)["kind"] == "create"
+    inserted = ok(
+        "sql", "--json", "-e", f"INSERT INTO {table} VALUES ('a', 1), ('b', 2)", target=shoal_server
+    )
+    assert json.loads(inserted) == {"kind": "insert", "rowcount": 2}
+    query = f"SELECT id, n FROM {table} ORDER BY id"
+    for arguments in (["--json", "sql", "-e", query], ["sql", "-e", query, "--json"]):
+        rows = [json.loads(line) for line in ok(*arguments, target=shoal_server).splitlines()]
+        assert rows == [{"id": "a", "n": 1}, {"id": "b", "n": 2}]
+    # An explicit --format still wins.
+    assert (
+        ok("--json", "sql", "-e", query, "--format", "csv", target=shoal_server).splitlines()[0]
+        == "id,n"
+    )

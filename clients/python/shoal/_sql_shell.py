@@ -32,7 +32,11 @@ def add_parser(commands: Any) -> None:
     sql.add_argument(
         "-p", "--param", action="append", default=[], help="a parameter for ? (JSON or text)"
     )
-    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sql.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        help="table for people (the default), csv, or json: one object a row (as --json)",
+    )
     sql.set_defaults(handler=command_sql)
 
 
@@ -91,7 +95,10 @@ def run_statement(client: Client, statement: str, parameters: list[Any], output_
     elapsed_ms = (time.perf_counter() - started) * 1000
     columns = [column[0] for column in cursor.description or []]
     if cursor.kind in ("insert", "update", "delete", "create", "drop"):
-        text = f"{cursor.kind.upper()} {max(cursor.rowcount, 0)}"
+        count = max(cursor.rowcount, 0)
+        if output_format == "json":
+            return json.dumps({"kind": cursor.kind, "rowcount": count})
+        text = f"{cursor.kind.upper()} {count}"
         return text if output_format != "table" else f"{text} ({elapsed_ms:.1f} ms)"
     body = render(columns, rows, output_format)
     if output_format == "table":
@@ -101,10 +108,11 @@ def run_statement(client: Client, statement: str, parameters: list[Any], output_
 
 def command_sql(client: Client, arguments: argparse.Namespace) -> int:
     parameters = [_parameter(text) for text in arguments.param]
+    output_format = arguments.format or ("json" if arguments.json else "table")
     if arguments.execute is not None:
-        print(run_statement(client, arguments.execute, parameters, arguments.format))
+        print(run_statement(client, arguments.execute, parameters, output_format))
         return 0
-    return shell(client, arguments.format)
+    return shell(client, output_format)
 
 
 def _read_statement(prompt: str, continuation: str) -> str | None:

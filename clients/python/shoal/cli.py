@@ -257,19 +257,7 @@ def _bytes(count: int) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoal", description="The Shoal data grid.")
-    parser.add_argument(
-        "--target",
-        default=os.environ.get("SHOAL_TARGET", DEFAULT_TARGET),
-        help="coordinator address(es), comma-separated (or SHOAL_TARGET)",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
-    parser.add_argument("--timeout", type=float, default=10.0, help="deadline of each call (s)")
-    parser.add_argument(
-        "--connect-timeout",
-        type=float,
-        default=CONNECT_TIMEOUT_S,
-        help="give up when no coordinator accepts a connection within this time (s)",
-    )
+    _add_common_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     commands.add_parser("serve", help="run a coordinator (see shoal serve --help)", add_help=False)
@@ -320,7 +308,49 @@ def build_parser() -> argparse.ArgumentParser:
     txn.add_argument("action", choices=["list", "story"])
     txn.add_argument("txn_id", nargs="?")
     txn.set_defaults(handler=command_txn)
+    for name, command in commands.choices.items():
+        if name != "serve":
+            _accept_common_options(command)
     return parser
+
+
+def _add_common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options every command takes, before or after the command's name.
+
+    The top-level parser holds the defaults; a subcommand's copy is SUPPRESSed so that
+    it sets a value only when given after the command, and never resets one given
+    before it (`shoal --json get m k` and `shoal get m k --json` mean the same).
+    """
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--target",
+        default=default(os.environ.get("SHOAL_TARGET", DEFAULT_TARGET)),
+        help="coordinator address(es), comma-separated (or SHOAL_TARGET)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="print JSON for scripts"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=default(10.0), help="deadline of each call (s)"
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=default(CONNECT_TIMEOUT_S),
+        help="give up when no coordinator accepts a connection within this time (s)",
+    )
+
+
+def _accept_common_options(parser: argparse.ArgumentParser) -> None:
+    """Adds the common options to a command and to each of its own subcommands."""
+    _add_common_options(parser, defaults=False)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subcommand in action.choices.values():
+                _accept_common_options(subcommand)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
