@@ -24,7 +24,7 @@ import orjson
 
 from grid.entry import VERSION_BYTES, value_of, version_of
 from grid.errors import Conflict, FailedPrecondition, GridError, InvalidArgument
-from grid.field_updates import apply_field_update
+from grid.field_updates import apply_field_update, increments_in_flight
 from grid.locks import (
     COMMUTATIVE,
     COMMUTATIVE_OPS,
@@ -533,7 +533,10 @@ class Participant:
             elif op == Op.SKETCH_ADD:
                 new_value = self._sketch_apply(write.map, current_value, write.value)
             else:
-                new_value = apply_field_update(write, current_value)
+                in_flight = (
+                    self._increments_in_flight(target) if check and op == Op.INCREMENT else None
+                )
+                new_value = apply_field_update(write, current_value, in_flight=in_flight)
                 validator = self._validators(write.map) if check else None
                 if validator is not None:
                     validator.validate(orjson.loads(new_value), write.key)
@@ -545,6 +548,20 @@ class Participant:
                 else:
                     entries.append(Entry(Op.PUT, write.map, write.key, new_value))
         return entries, Applied(tuple(versions), removed=tuple(removed))
+
+    def _increments_in_flight(self, target: tuple[str, str]) -> dict[str, tuple[int, int]]:
+        """The increments of the key by transactions prepared here (they hold its lock)."""
+        holders = self.locks.get(target)
+        if not holders:
+            return {}
+        writes = [
+            write
+            for txn_id in holders
+            if (staged := self.staged.get(txn_id)) is not None
+            for write in staged.writes
+            if (write.map, write.key) == target
+        ]
+        return increments_in_flight(writes)
 
     def _install(self, entries: list[Entry], version: int) -> None:
         # Every entry of a record gets the commit's version (see grid.entry.pack).

@@ -39,8 +39,8 @@ FIELD_KEYS = frozenset(
         "doc",
     }
 )
-INT_MIN = -(2**63)
-INT_MAX = 2**63 - 1
+INT_MIN = values.INT_MIN
+INT_MAX = values.INT_MAX
 
 Checker = Callable[[Any], None]
 

@@ -3,12 +3,18 @@
 A value is any JSON document. Two types JSON lacks travel tagged:
 ``{"$bytes": "<base64>"}`` and ``{"$ts": "<ISO 8601 with offset>"}``. The grid
 stores the document as received (after validation), so reads return the same bytes.
+
+`check_document` guards what is stored, so that every stored value reads back as it
+was written: a one-key object whose key is a tag must be a well-formed tag, and an
+integer must fit in 64 signed bits (JSON parsers, the SDK's included, turn larger
+integers into floats, silently changing them).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +24,14 @@ from grid.errors import InvalidArgument
 
 BYTES_TAG = "$bytes"
 TIMESTAMP_TAG = "$ts"
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+# Every integer of 18 digits or fewer fits in 64 bits: only a value holding a longer run
+# of digits needs its numbers looked at.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+# Strings (skipped whole, so digits inside them are not numbers) or numbers; group 1 is
+# the integer part, group 2 the fraction and exponent (empty for an integer).
+_STRING_OR_NUMBER = re.compile(rb'"(?:[^"\\]|\\.)*"|(-?\d+)((?:\.\d+)?(?:[eE][+-]?\d+)?)')
 
 
 def decode(data: bytes, *, what: str = "value") -> Any:
@@ -26,6 +40,57 @@ def decode(data: bytes, *, what: str = "value") -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as error:
         raise InvalidArgument(f"{what} is not valid JSON: {error}", field=what) from None
+
+
+def check_document(data: bytes, document: Any, *, what: str = "value") -> None:
+    """Raises InvalidArgument naming `what` unless the document (parsed from `data`) holds
+    only well-formed tags and integers that fit in 64 signed bits."""
+    if _LONG_DIGITS.search(data) is not None:
+        for match in _STRING_OR_NUMBER.finditer(data):
+            literal = match.group(1)
+            if literal is None or match.group(2):
+                continue
+            # A literal longer than 20 characters is out of range; not converted, since
+            # int() refuses (and would be slow on) thousands of digits.
+            if len(literal) > 20 or not INT_MIN <= int(literal) <= INT_MAX:
+                shown = literal if len(literal) <= 40 else literal[:37] + b"..."
+                raise InvalidArgument(
+                    f"{what} holds the integer {shown.decode()}, outside the 64-bit range "
+                    f"[{INT_MIN}, {INT_MAX}]; send it as a string or a float",
+                    field=what,
+                )
+    if b'"$' in data:
+        _check_tags(document, what)
+
+
+def _check_tags(document: Any, what: str) -> None:
+    # Iterative: a document may nest as deep as the JSON parser allows.
+    pending: list[tuple[str, Any]] = [(what, document)]
+    while pending:
+        path, item = pending.pop()
+        if type(item) is dict:
+            if len(item) == 1 and (BYTES_TAG in item or TIMESTAMP_TAG in item):
+                _check_tag(path, item)
+                continue
+            pending.extend((f"{path}.{name}", child) for name, child in item.items())
+        elif type(item) is list:
+            pending.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
+
+
+def _check_tag(path: str, item: dict[str, Any]) -> None:
+    if BYTES_TAG in item:
+        if tagged_bytes(item) is None:
+            raise InvalidArgument(
+                f'{path} is a malformed bytes tag: {{"$bytes": ...}} must hold base64 text, '
+                f"got {item[BYTES_TAG]!r}",
+                field=path,
+            )
+    elif tagged_timestamp(item) is None:
+        raise InvalidArgument(
+            f'{path} is a malformed timestamp tag: {{"$ts": ...}} must hold ISO 8601 text, '
+            f"got {item[TIMESTAMP_TAG]!r}",
+            field=path,
+        )
 
 
 def encode(value: Any) -> bytes:

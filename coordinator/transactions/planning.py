@@ -97,13 +97,17 @@ class Planner:
             document = values.decode(write.value)
             validator = self._catalog.validator(definition.name)
             if validator is None:
+                values.check_document(write.value, document)
                 return write
+            # The schema's rules first: they name the field and rule at fault.
             checked = validator.validate(document, write.key)
+            values.check_document(write.value, document)
             if checked is document:
                 return write
             return Write(op, write.map, write.key, orjson.dumps(checked), write.condition)
         if op in (Op.INCREMENT, Op.APPEND):
             changes = values.decode(write.value, what="update")
+            values.check_document(write.value, changes, what="update")
             if not isinstance(changes, dict) or not changes:
                 raise InvalidArgument(
                     "an update must be a non-empty object of field to change", field="value"

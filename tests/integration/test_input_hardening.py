@@ -96,3 +96,43 @@ def test_transact_retries_a_conflict_on_a_non_ascii_key(
 
         assert client.transact(add_one) == 101
     assert attempts == [1, 100]
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ({"$ts": "yesterday"}, "value"),
+        ({"a": {"$bytes": "abc"}}, "value.a"),
+        ({"a": [{"$bytes": "!!!!"}]}, "value.a[0]"),
+        ({"n": 2**64}, "value"),
+        (10**30, "value"),
+    ],
+)
+def test_values_that_would_not_read_back_are_refused(
+    client: Client, map_name: str, value: object, field: str
+) -> None:
+    client.create_map(map_name)
+    client.put(map_name, "fine", {"n": 2**63 - 1, "t": {"$ts": "2026-11-01T00:00:00+00:00"}})
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.put(map_name, "bad", value)
+    assert raised.value.field == field
+    with pytest.raises(InvalidArgumentError):
+        client.put_many(map_name, {"other": 1, "bad": value})
+    assert client.get(map_name, "bad") is None
+    assert client.get_many(map_name, ["fine", "bad"])["fine"]["n"] == 2**63 - 1
+    assert [key for key, _ in client.scan(map_name)] == ["fine"]
+
+
+def test_an_increment_past_64_bits_is_refused(client: Client, map_name: str) -> None:
+    client.create_map(map_name)
+    client.put(map_name, "k", {"n": 2**63 - 2})
+
+    def bump(transaction: Transaction, amount: int) -> None:
+        transaction.increment(map_name, "k", "n", amount)
+
+    client.transact(bump, 1)
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.transact(bump, 1)
+    assert raised.value.field == "n"
+    assert "64-bit integer range" in raised.value.message
+    assert client.get(map_name, "k") == {"n": 2**63 - 1}

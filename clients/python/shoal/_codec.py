@@ -55,10 +55,18 @@ def encode(value: Any, *, what: str = "value") -> bytes:
 def _untag(value: Any) -> Any:
     if type(value) is dict:
         if len(value) == 1:
+            # The server refuses malformed tags, but a value stored before it did must
+            # still read: a tag that does not decode comes back as the plain object.
             if BYTES_TAG in value and isinstance(value[BYTES_TAG], str):
-                return base64.b64decode(value[BYTES_TAG])
+                try:
+                    return base64.b64decode(value[BYTES_TAG], validate=True)
+                except ValueError:
+                    return value
             if TIMESTAMP_TAG in value and isinstance(value[TIMESTAMP_TAG], str):
-                instant = datetime.fromisoformat(value[TIMESTAMP_TAG])
+                try:
+                    instant = datetime.fromisoformat(value[TIMESTAMP_TAG])
+                except ValueError:
+                    return value
                 return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
         return {key: _untag(item) for key, item in value.items()}
     if type(value) is list:
