@@ -472,6 +472,12 @@ class Validator:
                         raise ValidationError(
                             key_field, "type", f"the key {key!r} is not an int"
                         ) from None
+                    if str(filled) != key:
+                        # One integer, one key: '05' beside '5' would hold the same
+                        # primary key twice (and SQL's `id = 5` must find one row).
+                        raise ValidationError(
+                            key_field, "type", f"the key {key!r} is not written as {filled}"
+                        )
                 checks[key_field](filled)
                 value = {**value, key_field: filled}
             elif str(stated) != key:

@@ -26,6 +26,10 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
+        # A HUGEINT (`sum()` of a BIGINT column) arrives as a decimal of scale 0: an int.
+        exponent = value.as_tuple().exponent
+        if value.is_finite() and isinstance(exponent, int) and exponent >= 0:
+            return int(value)
         return float(value)
     if isinstance(value, datetime.timedelta):
         return value.total_seconds()

@@ -1,27 +1,41 @@
 """Parsing and checking a statement with sqlglot before anything runs.
 
 It classifies the statement, names the maps it reads, refuses what may not run (file
-access, configuration, extensions, table functions), finds point lookups on the key,
-and reports a syntax error with its line and column.
+access, configuration, extensions, table functions), numbers its `?` parameters, and
+reports a syntax error with its line and column in the statement as sent.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokenizer_core import TokenType
 
+from coordinator.sql.point_lookup import PointLookup
 from grid.errors import InvalidArgument
 
 EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN(\s+ANALYZE)?\s+", re.IGNORECASE)
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
 FORBIDDEN_FUNCTION_PREFIXES = ("read_", "glob", "parquet_", "sniff_", "duckdb_", "pragma_")
 KEY_COLUMN = "__key"
+# sqlglot's recursive-descent parser takes about twenty Python frames per level of
+# nesting; NESTING_MAX levels need more than Python's default limit of 1,000 frames.
+# Deeper statements are refused from the token count before the parser runs.
+NESTING_MAX = 64
+RECURSION_LIMIT = 4000
+if sys.getrecursionlimit() < RECURSION_LIMIT:
+    sys.setrecursionlimit(RECURSION_LIMIT)
+Tokenizer = DuckDB.Tokenizer
+OPENING_TOKENS = frozenset({TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE})
+CLOSING_TOKENS = frozenset({TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE})
 # Statement kinds that parse but may not run; anything else that is not a query is a
 # bare expression, reported as a syntax error.
 STATEMENT_TYPES = (
@@ -53,20 +67,56 @@ class Analysis:
     filters: list[str] = field(default_factory=list)
     parameters: int = 0
     # Derived once per statement text and reused (the analysis is cached): the SQL that
-    # DuckDB runs, and the point lookup found for a set of key columns.
+    # DuckDB runs, and the point lookup found for a map's key columns.
     duckdb_text: str = ""
-    point_lookups: dict[frozenset[str], PointLookup | None] = field(default_factory=dict)
+    point_lookups: dict[tuple[tuple[str, str], ...], PointLookup | None] = field(
+        default_factory=dict
+    )
 
 
-@dataclass(frozen=True)
-class PointLookup:
-    """A one-table SELECT that pins its key with `=` or `IN`: only those keys are read."""
+def _position(statement: str, offset: int) -> tuple[int, int]:
+    """The 1-based line and column of a character offset in the statement."""
+    before = statement[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
-    keys: tuple[Any, ...]
-    column: str
-    # The plain columns it returns (["*"] for all) when nothing else needs DuckDB:
-    # no expressions, no ordering, no other condition. None otherwise.
-    projection: tuple[str, ...] | None
+
+def _unterminated(statement: str) -> tuple[int, str] | None:
+    """Where a quoted string, quoted name, dollar-quoted string or block comment opens and
+    never closes (what makes the tokenizer fail), and what it is."""
+    index = 0
+    length = len(statement)
+    while index < length:
+        char = statement[index]
+        if statement.startswith("--", index):
+            end = statement.find("\n", index)
+            index = length if end < 0 else end + 1
+            continue
+        if statement.startswith("/*", index):
+            end = statement.find("*/", index + 2)
+            if end < 0:
+                return index, "comment"
+            index = end + 2
+            continue
+        if statement.startswith("$$", index):
+            end = statement.find("$$", index + 2)
+            if end < 0:
+                return index, "string"
+            index = end + 2
+            continue
+        if char in "'\"":
+            cursor = index + 1
+            while True:
+                end = statement.find(char, cursor)
+                if end < 0:
+                    return index, "string" if char == "'" else "quoted name"
+                if statement.startswith(char * 2, end):
+                    cursor = end + 2  # A doubled quote stands for itself.
+                    continue
+                break
+            index = end + 1
+            continue
+        index += 1
+    return None
 
 
 def _syntax_error(error: ParseError | TokenError, statement: str) -> InvalidArgument:
@@ -79,24 +129,92 @@ def _syntax_error(error: ParseError | TokenError, statement: str) -> InvalidArgu
             f"{first.get('description')}",
             field="statement",
         )
+    opened = _unterminated(statement)
+    if opened is not None:
+        offset, what = opened
+        line, column = _position(statement, offset)
+        return InvalidArgument(
+            f"syntax error at line {line}, column {column} near "
+            f"{statement[offset : offset + 20]!r}: unterminated {what}",
+            field="statement",
+        )
     return InvalidArgument(f"syntax error: {error}", field="statement")
+
+
+def _too_deep() -> InvalidArgument:
+    return InvalidArgument(
+        f"the statement nests too deeply: at most {NESTING_MAX} levels of parentheses",
+        field="statement",
+    )
+
+
+def _numbered(text: str) -> tuple[str, int]:
+    """The statement with each `?` replaced by `$n` (n in the order of the text), and how
+    many there were. Numbering before anything rearranges the statement keeps each
+    parameter bound to its own place (sqlglot writes `OFFSET ? LIMIT ?` back as
+    `LIMIT .. OFFSET ..`). Also refuses nesting deeper than NESTING_MAX, before the
+    recursive parser meets it."""
+    tokens = Tokenizer().tokenize(text)
+    depth = 0
+    for token in tokens:
+        if token.token_type in OPENING_TOKENS:
+            depth += 1
+            if depth > NESTING_MAX:
+                raise _too_deep()
+        elif token.token_type in CLOSING_TOKENS:
+            depth -= 1
+    placeholders = [
+        token for token in tokens if token.token_type == TokenType.PLACEHOLDER and token.text == "?"
+    ]
+    if not placeholders:
+        return text, 0
+    pieces = []
+    last = 0
+    for number, token in enumerate(placeholders, 1):
+        pieces.append(text[last : token.start])
+        pieces.append(f"${number}")
+        last = token.end + 1
+    pieces.append(text[last:])
+    return "".join(pieces), len(placeholders)
+
+
+def _parameter_count(tree: exp.Expression, numbered: int) -> int:
+    if numbered:
+        return numbered
+    # A statement may number its own parameters ($1, $2, ...) instead of using `?`.
+    numbers = [
+        int(str(node.this))
+        for node in tree.find_all(exp.Placeholder)
+        if str(node.this or "").isdigit()
+    ]
+    return max(numbers, default=0)
 
 
 @functools.lru_cache(maxsize=1024)
 def parse(statement: str) -> Analysis:
     """The analysis of a statement; cached by its text, so callers must not change it."""
+    try:
+        return _parse(statement)
+    except RecursionError:
+        # A nesting the token count does not see (NOT NOT NOT ..., CASE in CASE).
+        raise _too_deep() from None
+
+
+def _parse(statement: str) -> Analysis:
     if not statement or not statement.strip():
         raise InvalidArgument("the statement is empty", field="statement")
     explain = False
-    text = statement.strip().rstrip(";").strip()
+    # Blanks stand in for what is cut off, so sqlglot's lines and columns are the user's.
+    text = statement.rstrip().rstrip(";").rstrip()
     match = EXPLAIN_PREFIX.match(text)
     if match:
         explain = True
-        text = text[match.end() :]
+        text = re.sub(r"[^\n]", " ", match.group()) + text[match.end() :]
     try:
-        trees = sqlglot.parse(text, read="duckdb")
+        numbered, count = _numbered(text)
+        trees = sqlglot.parse(numbered, read="duckdb")
     except (ParseError, TokenError) as error:
-        raise _syntax_error(error, statement) from None
+        raise _syntax_error(_error_in_original(text, error), text) from None
     found = [tree for tree in trees if tree is not None]
     if len(found) != 1:
         raise InvalidArgument("send one statement per call", field="statement")
@@ -122,11 +240,23 @@ def parse(statement: str) -> Analysis:
         tree=tree,
         explain=explain,
         tables=tables,
-        parameters=len(list(tree.find_all(exp.Placeholder))),
+        parameters=_parameter_count(tree, count),
     )
     if kind == "select":
         _describe_scans(analysis)
     return analysis
+
+
+def _error_in_original(text: str, error: ParseError | TokenError) -> ParseError | TokenError:
+    """The syntax error as the user's text gives it: the numbered text's positions are
+    shifted by every `?` that became `$n` before the error."""
+    if "?" not in text:
+        return error
+    try:
+        sqlglot.parse(text, read="duckdb")
+    except (ParseError, TokenError) as original:
+        return original
+    return error
 
 
 def _kind(tree: exp.Expression) -> str:
@@ -222,76 +352,3 @@ def _conjuncts(condition: Any) -> list[Any]:
     if isinstance(condition, exp.Paren):
         return _conjuncts(condition.this)
     return [condition]
-
-
-def find_point_lookup(analysis: Analysis, key_columns: frozenset[str]) -> PointLookup | None:
-    """The point lookup of a one-table SELECT that pins its key with = or IN, if it is one."""
-    if key_columns not in analysis.point_lookups:
-        analysis.point_lookups[key_columns] = _point_lookup(analysis, key_columns)
-    return analysis.point_lookups[key_columns]
-
-
-def _point_lookup(analysis: Analysis, key_columns: frozenset[str]) -> PointLookup | None:
-    tree = analysis.tree
-    if (
-        analysis.kind != "select"
-        or len(analysis.tables) != 1
-        or not isinstance(tree, exp.Select)
-        or tree.args.get("joins")
-        or tree.args.get("with")
-        # A subquery that reads the map again (scalar, IN, EXISTS) needs all its rows,
-        # not just the keys the outer WHERE pins.
-        or len(list(tree.find_all(exp.Table))) != 1
-    ):
-        return None
-    where = tree.args.get("where")
-    if where is None:
-        return None
-    conditions = _conjuncts(where.this)
-    for condition in conditions:
-        keys: list[Any] = []
-        column_name = ""
-        if isinstance(condition, exp.EQ):
-            column, value = condition.left, condition.right
-            if isinstance(value, exp.Column) and not isinstance(column, exp.Column):
-                column, value = value, column
-            if (
-                isinstance(column, exp.Column)
-                and column.name in key_columns
-                and isinstance(value, exp.Literal | exp.Placeholder)
-            ):
-                keys, column_name = [value], column.name
-        elif isinstance(condition, exp.In) and isinstance(condition.this, exp.Column):
-            values = condition.expressions
-            if (
-                condition.this.name in key_columns
-                and values
-                and all(isinstance(value, exp.Literal | exp.Placeholder) for value in values)
-            ):
-                keys, column_name = list(values), condition.this.name
-        if keys:
-            return PointLookup(
-                tuple(keys), column_name, _plain_projection(tree) if len(conditions) == 1 else None
-            )
-    return None
-
-
-def _plain_projection(tree: exp.Select) -> tuple[str, ...] | None:
-    """The selected column names when the SELECT is only plain columns (or *)."""
-    blockers = ("group", "having", "order", "limit", "offset", "distinct", "qualify")
-    if any(tree.args.get(name) for name in blockers):
-        return None
-    names: list[str] = []
-    for item in tree.expressions:
-        if isinstance(item, exp.Star):
-            names.append("*")
-        elif isinstance(item, exp.Column) and isinstance(item.this, exp.Identifier):
-            names.append(item.name)
-        else:
-            return None
-    return tuple(names)
-
-
-def placeholders_in_order(tree: exp.Expression) -> list[exp.Placeholder]:
-    """The `?` placeholders in the order they bind parameters (depth first, left to right)."""
-    return list(tree.find_all(exp.Placeholder, bfs=False))

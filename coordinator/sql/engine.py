@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, TypeAlias
 
 import duckdb
@@ -24,8 +23,9 @@ from sqlglot import exp
 
 from coordinator.keyvalue import KeyValue
 from coordinator.sql import analysis as analysis_module
-from coordinator.sql import functions
-from coordinator.sql.analysis import Analysis, PointLookup
+from coordinator.sql import functions, point_lookup
+from coordinator.sql.analysis import Analysis
+from coordinator.sql.point_lookup import PointLookup
 from coordinator.sql.snapshot import Snapshots
 from coordinator.sql.tables import KEY_COLUMN, build_image
 from coordinator.sql.watchdog import Watchdog
@@ -207,10 +207,24 @@ ARROW_TYPE_NAMES = {
 }
 
 
-def _key_columns(definition: MapDefinition) -> frozenset[str]:
-    if definition.schema is not None and definition.schema.key_field:
-        return frozenset({KEY_COLUMN, definition.schema.key_field})
-    return frozenset({KEY_COLUMN})
+def _key_columns(definition: MapDefinition) -> dict[str, str]:
+    """The columns that hold a map's key (lower-case, as DuckDB matches names) and their
+    field types: `__key` is always text; a key field is text or an integer."""
+    columns = {KEY_COLUMN: "string"}
+    schema = definition.schema
+    if schema is not None and schema.key_field:
+        columns[schema.key_field.lower()] = schema.by_name[schema.key_field].type
+    return columns
+
+
+def _find_point_lookup(analysis: Analysis, definition: MapDefinition) -> PointLookup | None:
+    key_columns = _key_columns(definition)
+    cache_key = tuple(sorted(key_columns.items()))
+    if cache_key not in analysis.point_lookups:
+        analysis.point_lookups[cache_key] = point_lookup.find(
+            analysis.tree, analysis.tables, key_columns
+        )
+    return analysis.point_lookups[cache_key]
 
 
 def _sql_type_name(arrow_type: pa.DataType) -> str:
@@ -295,12 +309,12 @@ class SqlEngine:
             yield from self._modify(analysis, list(parameters), self.definition)
             return
         definitions = [self.definition(name) for name in analysis.tables]
-        lookup = None
-        if len(definitions) == 1:
-            lookup = analysis_module.find_point_lookup(analysis, _key_columns(definitions[0]))
-        if lookup is not None:
+        lookup = _find_point_lookup(analysis, definitions[0]) if len(definitions) == 1 else None
+        keys = point_lookup.keys(lookup, parameters) if lookup is not None else None
+        if keys is not None:
+            keys = self._storable(keys)
+        if lookup is not None and keys is not None:
             definition = definitions[0]
-            keys = self._point_keys(analysis, lookup, parameters)
             entries = self.keyvalue.get_many(definition.name, keys, consistent=True)
             found = [(key, entry) for key, entry in zip(keys, entries, strict=True) if entry]
             image = build_image(definition, found)
@@ -358,26 +372,19 @@ class SqlEngine:
             plan.append("filters pushed into the scan: " + " AND ".join(analysis.filters))
         return {name: snapshot.table for name, snapshot in snapshots.items()}, scanned, plan
 
-    def _point_keys(
-        self, analysis: Analysis, lookup: PointLookup, parameters: Sequence[Any]
-    ) -> list[str]:
-        order = {
-            id(node): index
-            for index, node in enumerate(analysis_module.placeholders_in_order(analysis.tree))
-        }
-        keys = []
-        for value in lookup.keys:
-            if isinstance(value, exp.Placeholder):
-                raw = parameters[order[id(value)]]
-            else:
-                raw = value.this if value.is_string else value.to_py()
-            if (isinstance(raw, float) and raw.is_integer()) or (
-                isinstance(raw, Decimal) and raw.is_finite() and raw == raw.to_integral_value()
-            ):
-                # `id = 2.0` pins the key '2', as DuckDB's comparison would find it.
-                raw = int(raw)
-            keys.append(str(raw))
-        return keys
+    def _storable(self, keys: list[str]) -> list[str] | None:
+        """The keys that could exist (an empty or oversized key matches no row, it is not
+        an error); None when there are more than one batch read takes."""
+        if len(keys) > self.keyvalue.limits.batch_entries_max:
+            return None
+        storable = []
+        for key in keys:
+            try:
+                self.keyvalue.planner.check_key(key)
+            except InvalidArgument:
+                continue
+            storable.append(key)
+        return storable
 
     def run_query(
         self,

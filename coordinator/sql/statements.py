@@ -18,6 +18,7 @@ import orjson
 import pyarrow as pa
 from sqlglot import exp
 
+from coordinator.sql import casts
 from coordinator.sql.analysis import Analysis
 from coordinator.sql.tables import KEY_COLUMN, VALUE_COLUMN, VERSION_COLUMN, python_value
 from coordinator.transactions.manager import TransactionManager
@@ -25,6 +26,7 @@ from grid.catalog import MapDefinition
 from grid.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument
 from grid.memory.records import Op
 from grid.participant import Condition, Write
+from grid.schema import FieldSpec
 
 if TYPE_CHECKING:
     from coordinator.sql.engine import Event, SqlEngine
@@ -58,23 +60,14 @@ SQL_FIELD_TYPES = {
     "JSON": "json",
 }
 
+# How many values of a VALUES list one query computes (see Statements._values).
+VALUES_CELLS_MAX = 2048
+
+# The key column as an assignment target: text.
+KEY_SPEC = FieldSpec(name=KEY_COLUMN, type="string")
+
 CreateMap = Callable[[str, bytes, bool], MapDefinition]
 DropMap = Callable[[str, bool], bool]
-
-
-def number_parameters(tree: exp.Expression) -> exp.Expression:
-    """Each `?` becomes `$n` (n in statement order), so parts of the statement can be
-    rearranged and still bind the right parameter."""
-    counter = [0]
-
-    def replace(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Placeholder):
-            counter[0] += 1
-            return exp.Parameter(this=exp.Literal.number(counter[0]))
-        return node
-
-    # transform() walks depth first, which is the order the `?` appear in the text.
-    return tree.copy().transform(replace)
 
 
 class Statements:
@@ -171,44 +164,48 @@ class Statements:
 
     def _rows(
         self,
-        tree: exp.Expression,
+        queries: list[Any],
         parameters: list[Any],
         definition: Callable[[str], MapDefinition],
-    ) -> list[dict[str, Any]]:
-        """Runs a SELECT at one snapshot of the maps it names; its rows as dicts."""
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Runs SELECTs at one snapshot of the maps they name: the column names (of the
+        first) and the rows of all, in order."""
         from coordinator.sql.engine import Header
 
         assert self.engine is not None
-        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
         names: list[str] = []
-        for table in tree.find_all(exp.Table):
-            if table.name and table.name not in names and table.name not in ctes:
-                names.append(table.name)
+        for tree in queries:
+            ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+            for table in tree.find_all(exp.Table):
+                if table.name and table.name not in names and table.name not in ctes:
+                    names.append(table.name)
         definitions = [definition(name) for name in names]
         snapshots = self.engine.snapshots.capture(definitions) if definitions else {}
         tables = {name: snapshot.table for name, snapshot in snapshots.items()}
-        batches: list[pa.RecordBatch] = []
-        schema: pa.Schema | None = None
-        for event in self.engine.run_query(tree, tables, parameters):
-            if isinstance(event, pa.RecordBatch):
-                batches.append(event)
-            elif isinstance(event, Header):
-                schema = event.schema
-        if not batches:
-            return []
-        rows: list[dict[str, Any]] = pa.Table.from_batches(batches, schema=schema).to_pylist()
-        if len(rows) > self.transaction_keys_max:
-            raise InvalidArgument(
-                f"the statement changes {len(rows)} rows; one statement may change at most "
-                f"{self.transaction_keys_max}",
-                field="statement",
-            )
-        return rows
+        columns: list[str] = []
+        rows: list[tuple[Any, ...]] = []
+        for index, tree in enumerate(queries):
+            batches: list[pa.RecordBatch] = []
+            for event in self.engine.run_query(tree, tables, parameters):
+                if isinstance(event, pa.RecordBatch):
+                    batches.append(event)
+                elif isinstance(event, Header) and index == 0:
+                    columns = [name for name, _ in event.columns]
+            for batch in batches:
+                values = [column.to_pylist() for column in batch.columns]
+                rows.extend(zip(*values, strict=True))
+            if len(rows) > self.transaction_keys_max:
+                raise InvalidArgument(
+                    f"the statement changes {len(rows)} rows; one statement may change at most "
+                    f"{self.transaction_keys_max}",
+                    field="statement",
+                )
+        return columns, rows
 
     def _insert(
         self, analysis: Analysis, parameters: list[Any], definition: Callable[[str], MapDefinition]
     ) -> Iterator[Event]:
-        tree = number_parameters(analysis.tree)
+        tree = analysis.tree.copy()
         assert isinstance(tree, exp.Insert)
         target = tree.this
         if isinstance(target, exp.Schema):
@@ -221,31 +218,23 @@ class Statements:
         if mapping.sketch is not None:
             raise InvalidArgument(f"'{mapping.name}' holds sketches; add items through the SDK")
         columns = columns or _default_columns(mapping)
+        repeated = sorted({name for name in columns if columns.count(name) > 1})
+        if repeated:
+            raise InvalidArgument(
+                f"column '{repeated[0]}' is named twice in the INSERT", field="statement"
+            )
         source = tree.expression
         if isinstance(source, exp.Values):
-            aliased = exp.Subquery(
-                this=source,
-                alias=exp.TableAlias(
-                    this=exp.to_identifier("__values"),
-                    columns=[exp.to_identifier(name) for name in columns],
-                ),
-            )
-            query: Any = exp.select("*").from_(aliased)
+            rows = self._values(source, columns, parameters, definition)
         elif isinstance(source, exp.Query):
-            query = source
+            names, rows = self._rows([source], parameters, definition)
+            _check_arity(len(names), columns)
         else:
             raise InvalidArgument("INSERT takes VALUES or a SELECT", field="statement")
-        rows = self._rows(query, parameters, definition)
         writes = []
         seen: set[str] = set()
         for row in rows:
-            values = list(row.values())
-            if len(values) != len(columns):
-                raise InvalidArgument(
-                    f"INSERT gives {len(values)} values for {len(columns)} columns",
-                    field="statement",
-                )
-            key, document = _document(mapping, dict(zip(columns, values, strict=True)))
+            key, document = _document(mapping, dict(zip(columns, row, strict=True)))
             if key in seen:
                 raise AlreadyExists(f"the statement inserts key '{key}' twice", field="__key")
             seen.add(key)
@@ -262,24 +251,70 @@ class Statements:
             raise AlreadyExists(f"duplicate key: {error.message}", field=error.field) from None
         yield from _affected("insert", len(writes))
 
+    def _values(
+        self,
+        source: exp.Values,
+        columns: list[str],
+        parameters: list[Any],
+        definition: Callable[[str], MapDefinition],
+    ) -> list[tuple[Any, ...]]:
+        """The rows of a VALUES list, each value computed on its own.
+
+        DuckDB gives each column of a VALUES list one type, combining the rows' types,
+        which fails on `('a', 1), ('b', 'x')` and turns `true` into 1 beside an integer.
+        Computing the values as the columns of one-row SELECTs keeps each value's own
+        type, so each meets its column's assignment cast alone, as a single-row INSERT
+        would."""
+        tuples: list[list[exp.Expression]] = []
+        for item in source.expressions:
+            cells = list(item.expressions) if isinstance(item, exp.Tuple) else [item]
+            _check_arity(len(cells), columns)
+            tuples.append(cells)
+        if not tuples:
+            return []
+        width = len(columns)
+        rows_per_query = max(1, VALUES_CELLS_MAX // width)
+        queries: list[Any] = []
+        for first in range(0, len(tuples), rows_per_query):
+            chunk = [cell for cells in tuples[first : first + rows_per_query] for cell in cells]
+            queries.append(
+                exp.select(*(exp.alias_(cell, f"v{index}") for index, cell in enumerate(chunk)))
+            )
+        _, wide = self._rows(queries, parameters, definition)
+        flat = [value for row in wide for value in row]
+        return [tuple(flat[index : index + width]) for index in range(0, len(flat), width)]
+
     def _update(
         self, analysis: Analysis, parameters: list[Any], definition: Callable[[str], MapDefinition]
     ) -> Iterator[Event]:
-        tree = number_parameters(analysis.tree)
+        tree = analysis.tree.copy()
         assert isinstance(tree, exp.Update)
         mapping = definition(tree.this.name)
         fields = _value_columns(mapping)
         assignments: dict[str, exp.Expression] = {}
         for assignment in tree.expressions:
-            column = assignment.left
-            name = column.name
-            if name in (KEY_COLUMN, VERSION_COLUMN) or (
+            name = assignment.left.name
+            if name == VERSION_COLUMN:
+                raise InvalidArgument(
+                    f"column '{VERSION_COLUMN}' is the row's version, which the grid keeps: "
+                    "it cannot be set",
+                    field="statement",
+                )
+            if name == KEY_COLUMN or (
                 mapping.schema is not None and name == mapping.schema.key_field
             ):
-                raise InvalidArgument(f"column '{name}' is the key: it cannot be updated")
+                raise InvalidArgument(
+                    f"column '{name}' is the key: it cannot be updated (DELETE the row and "
+                    "INSERT it under the new key)",
+                    field="statement",
+                )
             if name not in fields:
                 raise InvalidArgument(
                     f"table '{mapping.name}' has no column '{name}'", field="statement"
+                )
+            if name in assignments:
+                raise InvalidArgument(
+                    f"column '{name}' is assigned twice in the UPDATE", field="statement"
                 )
             assignments[name] = assignment.right
         select = _selecting(
@@ -287,9 +322,10 @@ class Statements:
             tree,
             [exp.alias_(assignments.get(name, exp.column(name)), name) for name in fields],
         )
-        rows = self._rows(select, parameters, definition)
+        names, rows = self._rows([select], parameters, definition)
         writes = []
-        for row in rows:
+        for values in rows:
+            row = dict(zip(names, values, strict=True))
             key, document = _document(
                 mapping, {name: row[name] for name in fields}, row[KEY_COLUMN]
             )
@@ -308,19 +344,13 @@ class Statements:
     def _delete(
         self, analysis: Analysis, parameters: list[Any], definition: Callable[[str], MapDefinition]
     ) -> Iterator[Event]:
-        tree = number_parameters(analysis.tree)
+        tree = analysis.tree.copy()
         assert isinstance(tree, exp.Delete)
         mapping = definition(tree.this.name)
-        rows = self._rows(_selecting(mapping, tree, []), parameters, definition)
+        _, rows = self._rows([_selecting(mapping, tree, [])], parameters, definition)
         writes = [
-            Write(
-                Op.DELETE,
-                mapping.name,
-                row[KEY_COLUMN],
-                b"",
-                Condition("if_version", row[VERSION_COLUMN]),
-            )
-            for row in rows
+            Write(Op.DELETE, mapping.name, key, b"", Condition("if_version", version))
+            for key, version in rows
         ]
         self._commit_versioned(writes)
         yield from _affected("delete", len(writes))
@@ -376,12 +406,42 @@ def _default_columns(mapping: MapDefinition) -> list[str]:
     return [KEY_COLUMN, *_value_columns(mapping)]
 
 
+def _check_arity(given: int, columns: list[str]) -> None:
+    if given != len(columns):
+        raise InvalidArgument(
+            f"INSERT gives {given} values for {len(columns)} columns ({', '.join(columns)})",
+            field="statement",
+        )
+
+
 def _document(mapping: MapDefinition, row: dict[str, Any], key: Any = None) -> tuple[str, Any]:
-    """The key and the stored JSON document of one row."""
+    """The key and the stored JSON document of one row, each value cast to its column's
+    type (see casts.py). A NULL stays NULL: a DEFAULT does not replace it."""
+    unknown = [name for name in row if name not in (KEY_COLUMN, *_value_columns(mapping))]
+    if unknown:
+        raise InvalidArgument(
+            f"table '{mapping.name}' has no column '{unknown[0]}'", field=unknown[0]
+        )
+    document: Any
+    if mapping.schema is None:
+        text = row.get(VALUE_COLUMN)
+        try:
+            document = orjson.loads(text) if isinstance(text, str) else python_value(None, text)
+        except orjson.JSONDecodeError:
+            document = text
+    else:
+        specs = mapping.schema.by_name
+        # A NULL is stored only where it differs from leaving the field out: beside a
+        # DEFAULT, which would otherwise replace it.
+        document = {
+            name: python_value(specs[name], casts.assign(specs[name], value))
+            for name, value in row.items()
+            if name != KEY_COLUMN and (value is not None or specs[name].has_default)
+        }
     if key is None:
         key = row.get(KEY_COLUMN)
     if key is None and mapping.schema is not None and mapping.schema.key_field:
-        key = row.get(mapping.schema.key_field)
+        key = document.get(mapping.schema.key_field)
     if key is None:
         raise InvalidArgument(
             f"a row of '{mapping.name}' has no key: give __key"
@@ -392,25 +452,12 @@ def _document(mapping: MapDefinition, row: dict[str, Any], key: Any = None) -> t
             ),
             field=KEY_COLUMN,
         )
-    unknown = [name for name in row if name not in (KEY_COLUMN, *_value_columns(mapping))]
-    if unknown:
-        raise InvalidArgument(
-            f"table '{mapping.name}' has no column '{unknown[0]}'", field=unknown[0]
-        )
-    if mapping.schema is None:
-        text = row.get(VALUE_COLUMN)
+    if not isinstance(key, str):
         try:
-            document = orjson.loads(text) if isinstance(text, str) else python_value(None, text)
-        except orjson.JSONDecodeError:
-            document = text
-        return str(key), document
-    specs = mapping.schema.by_name
-    document = {
-        name: python_value(specs[name], value)
-        for name, value in row.items()
-        if name != KEY_COLUMN and value is not None
-    }
-    return str(key), document
+            key = casts.assign(KEY_SPEC, key)
+        except InvalidArgument as error:
+            raise InvalidArgument(error.message, field=KEY_COLUMN) from None
+    return key, document
 
 
 def _column_field(column: exp.ColumnDef) -> tuple[dict[str, Any], bool]:

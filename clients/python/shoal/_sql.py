@@ -34,6 +34,9 @@ def _arrow() -> Any:
 
 
 CHANGE_KINDS = ("insert", "update", "delete", "create", "drop")
+# Integers wider than 64 bits (`sum()` of a BIGINT column is a HUGEINT) travel in Arrow as
+# 38-digit decimals; rows give them as Python ints, as DuckDB's own Python API does.
+INTEGER_DECIMAL_TYPES = frozenset({"HUGEINT", "UHUGEINT"})
 
 
 def encode_parameters(parameters: Sequence[Any] | None) -> bytes:
@@ -59,6 +62,7 @@ class Cursor:
         self._arrow_schema: Any = None
         self._arrow_batches: list[Any] = []
         self._unconverted: list[Any] = []
+        self._integer_columns: list[int] = []
         self._done = True
         self.description: list[tuple[str, str, None, None, None, None, None]] | None = None
         self.rowcount = -1
@@ -135,6 +139,11 @@ class Cursor:
                 (column.name, column.type, None, None, None, None, None)
                 for column in header.columns
             ]
+            self._integer_columns = [
+                index
+                for index, column in enumerate(header.columns)
+                if column.type in INTEGER_DECIMAL_TYPES
+            ]
             if header.arrow_schema and HAVE_ARROW:
                 arrow = _arrow()
                 self._arrow_schema = arrow.ipc.read_schema(arrow.py_buffer(header.arrow_schema))
@@ -158,6 +167,8 @@ class Cursor:
             while self._unconverted and (wanted is None or len(self._pending) < wanted):
                 batch = self._unconverted.pop(0)
                 columns = [column.to_pylist() for column in batch.columns]
+                for index in self._integer_columns:
+                    columns[index] = [None if v is None else int(v) for v in columns[index]]
                 self._pending.extend(zip(*columns, strict=True))
             if (wanted is not None and len(self._pending) >= wanted) or self._done:
                 return
