@@ -62,7 +62,13 @@ class DataService(data_pb2_grpc.DataServicer):
     ) -> data_pb2.GetManyResponse:
         packed = request.packed_keys or None
         if packed is not None:
-            keys: Sequence[str] = packed.decode().split("\x00")
+            try:
+                keys: Sequence[str] = packed.decode("utf-8").split("\x00")
+            except UnicodeDecodeError as error:
+                raise InvalidArgument(
+                    f"packed_keys must be UTF-8 keys separated by NUL bytes: {error}",
+                    field="packed_keys",
+                ) from None
         else:
             keys = request.keys
         entries = self.keyvalue.get_many(

@@ -15,6 +15,8 @@ from shoal import (
     InvalidArgumentError,
     Transaction,
 )
+from shoal.v1 import data_pb2, data_pb2_grpc
+from tests.support.server_process import ServerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -136,3 +138,44 @@ def test_an_increment_past_64_bits_is_refused(client: Client, map_name: str) -> 
     assert raised.value.field == "n"
     assert "64-bit integer range" in raised.value.message
     assert client.get(map_name, "k") == {"n": 2**63 - 1}
+
+
+def test_get_many_with_packed_keys_that_are_not_utf8(
+    client: Client, map_name: str, channel: grpc.Channel
+) -> None:
+    client.create_map(map_name)
+    stub = data_pb2_grpc.DataStub(channel)
+    for packed in (b"a\x00\xff\xfe", b"\xc3", b"ok\x00\xed\xa0\x80"):
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.GetMany(data_pb2.GetManyRequest(map=map_name, packed_keys=packed), timeout=10)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "packed_keys" in (raised.value.details() or "")
+    assert_serving(channel)
+
+
+def test_undecodable_bodies_are_invalid_argument_with_one_log_line(
+    fresh_server: ServerProcess,
+) -> None:
+    fresh_server.start()
+    bodies = [b"\xff\xff\xff\xff", b"\x0a\x02\xff\xfe", b"\x0a\x05ab"]
+    methods = ["/shoal.v1.Data/Get", "/shoal.v1.Data/Scan", "/shoal.v1.Query/Execute"]
+    with grpc.insecure_channel(fresh_server.target) as opened:
+        for method in methods:
+            call = (
+                opened.unary_stream(method)
+                if method.endswith(("Scan", "Execute"))
+                else opened.unary_unary(method)
+            )
+            for body in bodies:
+                with pytest.raises(grpc.RpcError) as raised:
+                    reply = call(body, timeout=10)
+                    if not isinstance(reply, bytes):
+                        list(reply)
+                assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+                assert "not a valid message" in (raised.value.details() or "")
+        assert_serving(opened)
+    log = fresh_server.log_tail(lines=10_000)
+    assert "Traceback" not in log
+    assert "deserializing" not in log
+    refused = [line for line in log.splitlines() if "not a valid message" in line]
+    assert len(refused) == len(bodies) * len(methods)

@@ -1,0 +1,110 @@
+"""Requests whose bytes do not parse as their message: INVALID_ARGUMENT, one log line.
+
+grpcio answers a request it cannot deserialize with INTERNAL and logs an ERROR with a
+traceback, so random bytes sent to any method flood the log and look like a server
+fault. This interceptor gives every unary-request method a deserializer that never
+raises: an undecodable body becomes an `Undecodable` request, which the method's
+behaviour, wrapped here too, answers with INVALID_ARGUMENT before the servicer sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from coordinator.services.errors import abort_with
+from grid.errors import InvalidArgument
+
+log = logging.getLogger(__name__)
+
+Behaviour = Callable[[Any, grpc.ServicerContext], Any]
+
+
+class Undecodable:
+    """Stands in for a request whose bytes did not parse."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as error:
+            return Undecodable(f"{type(error).__name__}: {error}")
+
+    return deserialize
+
+
+def _refusing(method: str, behaviour: Behaviour, streaming: bool) -> Behaviour:
+    """The behaviour, answering an Undecodable request with INVALID_ARGUMENT."""
+
+    def refuse(request: Undecodable, context: grpc.ServicerContext) -> None:
+        abort_with(
+            context,
+            InvalidArgument(
+                f"the request body is not a valid message for {method} ({request.reason})",
+                field="request",
+            ),
+        )
+
+    if streaming:
+
+        def stream(request: Any, context: grpc.ServicerContext) -> Any:
+            if isinstance(request, Undecodable):
+                refuse(request, context)
+                return
+            yield from behaviour(request, context)
+
+        return stream
+
+    def unary(request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, Undecodable):
+            refuse(request, context)
+        return behaviour(request, context)
+
+    return unary
+
+
+class UndecodableRequests(grpc.ServerInterceptor):
+    """Wraps every unary-request method so that an undecodable body is a client error."""
+
+    def __init__(self) -> None:
+        # Wrapped handlers by method: each call's lookup returns the same handler, so it
+        # is wrapped once rather than on every call.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_streaming:
+            return handler
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Any) -> Any:
+        deserializer = _tolerant(handler.request_deserializer)
+        if handler.response_streaming:
+            return handler._replace(
+                request_deserializer=deserializer,
+                unary_stream=_refusing(method, handler.unary_stream, streaming=True),
+            )
+        return handler._replace(
+            request_deserializer=deserializer,
+            unary_unary=_refusing(method, handler.unary_unary, streaming=False),
+        )
