@@ -114,8 +114,6 @@ def add_batch(sketch: Sketch, items: Items) -> None:
 
 def merge_batch(sketch: Sketch, batch: Sketch) -> None:
     """Merge a batch's own sketch into the stored one, leaving the result a union."""
-    if sketch.is_empty():
-        # The first merge copies the batch, HIP state included; a second merge of the
-        # same registers changes no register and marks the result a union.
-        sketch.merge(batch)
+    # HyperLogLogSketch.merge leaves a union that answers from its registers, whatever
+    # mode the stored sketch was in (empty, a coupon list or dense).
     sketch.merge(batch)

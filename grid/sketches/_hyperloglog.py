@@ -16,6 +16,8 @@ from grid.sketches._spec import SketchKind, SketchSpec
 
 # Four bits a register keeps lg_k=12 under 3 KB; the 6- and 8-bit modes only buy speed.
 _TARGET = tgt_hll_type.HLL_4
+_MODE_BYTE = 7
+_DENSE_MODE = 2
 
 
 class HyperLogLogSketch(Sketch):
@@ -91,11 +93,24 @@ class HyperLogLogSketch(Sketch):
         deque(map(self._sketch.update, texts), maxlen=0)
 
     def merge(self, other: Sketch) -> None:
+        """Union in another sketch; the result answers from its registers alone."""
         source = self._mergeable(other)
         union = hll_union(self._lg_k)
         union.update(self._sketch)
         union.update(source._sketch)
+        if not self._is_dense():
+            # A union that starts sparse (a coupon list, or empty) and meets a dense
+            # sketch copies it, HIP accumulator and all, and counts the coupons into that
+            # order-dependent estimator. Meeting the dense sketch again once dense
+            # changes no register and makes the result a true union.
+            union.update(source._sketch)
         self._sketch = union.get_result(_TARGET)
+
+    def _is_dense(self) -> bool:
+        # The image's mode byte (offset 7) holds the current mode in its low two bits:
+        # 0 a coupon list, 1 a coupon set, 2 the register array.
+        image: bytes = self._sketch.serialize_compact()
+        return (image[_MODE_BYTE] & 3) == _DENSE_MODE
 
     def serialize(self) -> bytes:
         return bytes(self._sketch.serialize_compact())
