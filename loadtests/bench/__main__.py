@@ -17,7 +17,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from loadtests.bench import kv, pipelines, sketches, sql, txn
+from loadtests.bench import hll_memory, kv, pipelines, sketches, sql, txn
 from loadtests.bench.report import Report, previous_figures
 from tests.support.server_process import REPO_ROOT
 
@@ -27,6 +27,7 @@ SUITES = {
     "txn": txn.main,
     "sql": sql.main,
     "sketches": sketches.main,
+    "hll_memory": hll_memory.main,
     "pipelines": pipelines.main,
 }
 
