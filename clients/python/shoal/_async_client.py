@@ -64,41 +64,52 @@ class AsyncClient:
     async def create_map(
         self, name: str, schema: Mapping[str, Any] | None = None, *, if_not_exists: bool = False
     ) -> MapInfo:
-        request = admin_pb2.CreateMapRequest(
-            name=name, schema_json=_requests.schema_bytes(schema), if_not_exists=if_not_exists
+        request = _requests.build(
+            admin_pb2.CreateMapRequest,
+            name=name,
+            schema_json=_requests.schema_bytes(schema),
+            if_not_exists=if_not_exists,
         )
         return MapInfo.from_message(
             await self._call(lambda s: s.admin.CreateMap, request, idempotent=False)
         )
 
     async def drop_map(self, name: str, *, if_exists: bool = False) -> bool:
-        request = admin_pb2.DropMapRequest(name=name, if_exists=if_exists)
+        request = _requests.build(admin_pb2.DropMapRequest, name=name, if_exists=if_exists)
         return bool(
             (await self._call(lambda s: s.admin.DropMap, request, idempotent=False)).dropped
         )
 
     async def list_maps(self) -> list[MapInfo]:
         reply = await self._call(
-            lambda s: s.admin.ListMaps, admin_pb2.ListMapsRequest(), idempotent=True
+            lambda s: s.admin.ListMaps,
+            _requests.build(
+                admin_pb2.ListMapsRequest,
+            ),
+            idempotent=True,
         )
         return [MapInfo.from_message(item) for item in reply.maps]
 
     async def describe_map(self, name: str) -> MapInfo:
-        request = admin_pb2.DescribeMapRequest(name=name)
+        request = _requests.build(admin_pb2.DescribeMapRequest, name=name)
         return MapInfo.from_message(
             await self._call(lambda s: s.admin.DescribeMap, request, idempotent=True)
         )
 
     async def cluster_info(self) -> ClusterInfo:
         reply = await self._call(
-            lambda s: s.admin.ClusterInfo, admin_pb2.ClusterInfoRequest(), idempotent=True
+            lambda s: s.admin.ClusterInfo,
+            _requests.build(
+                admin_pb2.ClusterInfoRequest,
+            ),
+            idempotent=True,
         )
         return ClusterInfo.from_message(reply)
 
     async def get(self, map_name: str, key: str) -> Any:
         reply = await self._call(
             lambda s: s.data.Get,
-            data_pb2.GetRequest(map=map_name, key=_requests.check_key(key)),
+            _requests.build(data_pb2.GetRequest, map=map_name, key=_requests.check_key(key)),
             idempotent=True,
         )
         return _codec.decode(reply.value) if reply.found else None
@@ -106,7 +117,7 @@ class AsyncClient:
     async def get_versioned(self, map_name: str, key: str) -> Versioned | None:
         reply = await self._call(
             lambda s: s.data.Get,
-            data_pb2.GetRequest(map=map_name, key=_requests.check_key(key)),
+            _requests.build(data_pb2.GetRequest, map=map_name, key=_requests.check_key(key)),
             idempotent=True,
         )
         return Versioned(_codec.decode(reply.value), reply.version) if reply.found else None
@@ -130,7 +141,8 @@ class AsyncClient:
         if_absent: bool = False,
         if_exists: bool = False,
     ) -> int:
-        request = data_pb2.PutRequest(
+        request = _requests.build(
+            data_pb2.PutRequest,
             map=map_name,
             key=_requests.check_key(key),
             value=_codec.encode(value),
@@ -148,7 +160,8 @@ class AsyncClient:
     async def delete(
         self, map_name: str, key: str, *, if_version: int | None = None, if_exists: bool = False
     ) -> bool:
-        request = data_pb2.DeleteRequest(
+        request = _requests.build(
+            data_pb2.DeleteRequest,
             map=map_name,
             key=_requests.check_key(key),
             request_id=_requests.new_id(),
@@ -159,8 +172,12 @@ class AsyncClient:
     async def scan(
         self, map_name: str, *, prefix: str = "", limit: int = 0, chunk_entries: int = 0
     ) -> AsyncIterator[tuple[str, Any]]:
-        request = data_pb2.ScanRequest(
-            map=map_name, prefix=prefix, limit=limit, chunk_entries=chunk_entries
+        request = _requests.build(
+            data_pb2.ScanRequest,
+            map=map_name,
+            prefix=prefix,
+            limit=limit,
+            chunk_entries=chunk_entries,
         )
         stream = self._connection.current.data.Scan(request, metadata=self._metadata)
         try:
@@ -217,7 +234,9 @@ class AsyncTransaction(TransactionWrites):
         if known:
             return value
         reply = await self._client._call(
-            lambda s: s.data.Get, data_pb2.GetRequest(map=map_name, key=key), idempotent=True
+            lambda s: s.data.Get,
+            _requests.build(data_pb2.GetRequest, map=map_name, key=key),
+            idempotent=True,
         )
         return self._got(target, reply)
 

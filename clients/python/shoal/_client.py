@@ -85,32 +85,41 @@ class Client:
         if_not_exists: bool = False,
     ) -> MapInfo:
         """Creates a map; with a schema its values are validated (see the README)."""
-        request = admin_pb2.CreateMapRequest(
-            name=name, schema_json=_requests.schema_bytes(schema), if_not_exists=if_not_exists
+        request = _requests.build(
+            admin_pb2.CreateMapRequest,
+            name=name,
+            schema_json=_requests.schema_bytes(schema),
+            if_not_exists=if_not_exists,
         )
         return MapInfo.from_message(
             self._call(lambda s: s.admin.CreateMap, request, idempotent=False)
         )
 
     def drop_map(self, name: str, *, if_exists: bool = False) -> bool:
-        request = admin_pb2.DropMapRequest(name=name, if_exists=if_exists)
+        request = _requests.build(admin_pb2.DropMapRequest, name=name, if_exists=if_exists)
         reply = self._call(lambda s: s.admin.DropMap, request, idempotent=False)
         return bool(reply.dropped)
 
     def list_maps(self) -> list[MapInfo]:
-        reply = self._call(lambda s: s.admin.ListMaps, admin_pb2.ListMapsRequest(), idempotent=True)
+        reply = self._call(
+            lambda s: s.admin.ListMaps,
+            _requests.build(
+                admin_pb2.ListMapsRequest,
+            ),
+            idempotent=True,
+        )
         return [MapInfo.from_message(item) for item in reply.maps]
 
     def describe_map(self, name: str) -> MapInfo:
-        request = admin_pb2.DescribeMapRequest(name=name)
+        request = _requests.build(admin_pb2.DescribeMapRequest, name=name)
         return MapInfo.from_message(
             self._call(lambda s: s.admin.DescribeMap, request, idempotent=True)
         )
 
     def alter_schema(self, name: str, schema: Mapping[str, Any]) -> MapInfo:
         """Replaces a map's schema with a compatible new version."""
-        request = admin_pb2.AlterMapSchemaRequest(
-            name=name, schema_json=_requests.schema_bytes(schema)
+        request = _requests.build(
+            admin_pb2.AlterMapSchemaRequest, name=name, schema_json=_requests.schema_bytes(schema)
         )
         return MapInfo.from_message(
             self._call(lambda s: s.admin.AlterMapSchema, request, idempotent=False)
@@ -118,7 +127,11 @@ class Client:
 
     def cluster_info(self) -> ClusterInfo:
         reply = self._call(
-            lambda s: s.admin.ClusterInfo, admin_pb2.ClusterInfoRequest(), idempotent=True
+            lambda s: s.admin.ClusterInfo,
+            _requests.build(
+                admin_pb2.ClusterInfoRequest,
+            ),
+            idempotent=True,
         )
         return ClusterInfo.from_message(reply)
 
@@ -127,14 +140,18 @@ class Client:
     def get(self, map_name: str, key: str) -> Any:
         """The value of a key, or None when it does not exist."""
         reply = self._call(
-            _get, data_pb2.GetRequest(map=map_name, key=_requests.check_key(key)), idempotent=True
+            _get,
+            _requests.build(data_pb2.GetRequest, map=map_name, key=_requests.check_key(key)),
+            idempotent=True,
         )
         return _codec.decode(reply.value) if reply.found else None
 
     def get_versioned(self, map_name: str, key: str) -> Versioned | None:
         """The value and its version, or None when the key does not exist."""
         reply = self._call(
-            _get, data_pb2.GetRequest(map=map_name, key=_requests.check_key(key)), idempotent=True
+            _get,
+            _requests.build(data_pb2.GetRequest, map=map_name, key=_requests.check_key(key)),
+            idempotent=True,
         )
         return Versioned(_codec.decode(reply.value), reply.version) if reply.found else None
 
@@ -157,7 +174,8 @@ class Client:
         if_exists: bool = False,
     ) -> int:
         """Stores a value; returns its new version. Conditions make it a compare-and-set."""
-        request = data_pb2.PutRequest(
+        request = _requests.build(
+            data_pb2.PutRequest,
             map=map_name,
             key=_requests.check_key(key),
             value=_codec.encode(value),
@@ -185,7 +203,8 @@ class Client:
         if_exists: bool = False,
     ) -> bool:
         """Deletes a key; returns whether it existed."""
-        request = data_pb2.DeleteRequest(
+        request = _requests.build(
+            data_pb2.DeleteRequest,
             map=map_name,
             key=_requests.check_key(key),
             request_id=_requests.new_id(),
@@ -197,8 +216,12 @@ class Client:
         self, map_name: str, *, prefix: str = "", limit: int = 0, chunk_entries: int = 0
     ) -> Iterator[tuple[str, Any]]:
         """Every (key, value) of a map, streamed in chunks; each partition at one point."""
-        request = data_pb2.ScanRequest(
-            map=map_name, prefix=prefix, limit=limit, chunk_entries=chunk_entries
+        request = _requests.build(
+            data_pb2.ScanRequest,
+            map=map_name,
+            prefix=prefix,
+            limit=limit,
+            chunk_entries=chunk_entries,
         )
         stream = self._connection.current.data.Scan(request, timeout=None, metadata=self._metadata)
         try:

@@ -50,6 +50,8 @@ def encode(value: Any, *, what: str = "value") -> bytes:
         return _tagging_encoder.encode(value).encode()
     except (TypeError, ValueError) as error:
         raise InvalidArgumentError(f"{what} cannot be sent: {error}", field=what) from None
+    except RecursionError:
+        raise InvalidArgumentError(f"{what} is nested too deeply to send", field=what) from None
 
 
 def _untag(value: Any) -> Any:

@@ -5,11 +5,67 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from shoal import _codec
 from shoal._errors import InvalidArgumentError
 from shoal.v1 import common_pb2, data_pb2
+
+Message = TypeVar("Message")
+
+# The range of each protobuf integer type, to say what a field takes.
+_INTEGER_RANGES = {
+    "int32": (-(2**31), 2**31 - 1),
+    "sint32": (-(2**31), 2**31 - 1),
+    "sfixed32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "sint64": (-(2**63), 2**63 - 1),
+    "sfixed64": (-(2**63), 2**63 - 1),
+    "uint32": (0, 2**32 - 1),
+    "fixed32": (0, 2**32 - 1),
+    "uint64": (0, 2**64 - 1),
+    "fixed64": (0, 2**64 - 1),
+}
+
+
+def build(message_type: type[Message], /, **fields: Any) -> Message:
+    """The request message, or InvalidArgumentError naming the argument protobuf refused
+    (a negative count, a version past 64 bits, text with a lone surrogate, a wrong type),
+    instead of the raw ValueError, TypeError or UnicodeEncodeError from deep inside it."""
+    try:
+        return message_type(**fields)
+    except (ValueError, TypeError) as error:  # UnicodeEncodeError is a ValueError
+        for name, value in fields.items():
+            try:
+                message_type(**{name: value})
+            except (ValueError, TypeError) as culprit:
+                raise InvalidArgumentError(
+                    _refusal(message_type, name, value, culprit), field=name
+                ) from None
+        raise error
+
+
+def _refusal(message_type: Any, name: str, value: Any, error: Exception) -> str:
+    if isinstance(error, UnicodeEncodeError):
+        return f"{name} is not valid Unicode text ({error.reason} at position {error.start})"
+    descriptor = message_type.DESCRIPTOR.fields_by_name.get(name)
+    type_name = _type_name(descriptor)
+    if type_name in _INTEGER_RANGES and isinstance(value, int) and not isinstance(value, bool):
+        low, high = _INTEGER_RANGES[type_name]
+        return f"{name} must be between {low} and {high}, got {value}"
+    shown = type(value).__name__
+    if type_name is not None:
+        return f"{name} must be {type_name}, got {shown}"
+    return f"{name} was refused ({shown}): {error}"
+
+
+def _type_name(descriptor: Any) -> str | None:
+    if descriptor is None:
+        return None
+    for type_name in (*_INTEGER_RANGES, "string", "bytes", "bool", "double", "float"):
+        if descriptor.type == getattr(descriptor, f"TYPE_{type_name.upper()}", None):
+            return type_name
+    return None
 
 
 def new_id() -> bytes:
@@ -24,6 +80,8 @@ def schema_bytes(schema: Mapping[str, Any] | None) -> bytes:
         return json.dumps(schema).encode()
     except (TypeError, ValueError) as error:
         raise InvalidArgumentError(f"schema is not JSON: {error}", field="schema") from None
+    except RecursionError:
+        raise InvalidArgumentError("schema is nested too deeply to send", field="schema") from None
 
 
 def condition(
@@ -41,10 +99,10 @@ def condition(
             raise InvalidArgumentError(
                 "if_version must be a positive version number", field="if_version"
             )
-        return common_pb2.Condition(if_version=if_version)
+        return build(common_pb2.Condition, if_version=if_version)
     if if_absent:
-        return common_pb2.Condition(if_absent=True)
-    return common_pb2.Condition(if_exists=True)
+        return build(common_pb2.Condition, if_absent=True)
+    return build(common_pb2.Condition, if_exists=True)
 
 
 def check_key(key: Any, what: str = "key") -> str:
@@ -69,7 +127,9 @@ def put_many_request(
     for key, value in pairs:
         keys.append(check_key(key))
         values.append(_codec.encode(value))
-    return data_pb2.PutManyRequest(map=map_name, keys=keys, values=values, request_id=new_id())
+    return build(
+        data_pb2.PutManyRequest, map=map_name, keys=keys, values=values, request_id=new_id()
+    )
 
 
 def get_many_request(
@@ -78,7 +138,8 @@ def get_many_request(
     packed = "\x00".join(keys)
     # Packing is safe only when the separators are the only NULs (and no key is empty).
     if packed.count("\x00") == len(keys) - 1 and all(keys):
-        return data_pb2.GetManyRequest(
+        return build(
+            data_pb2.GetManyRequest,
             map=map_name,
             packed_keys=packed.encode(),
             with_versions=with_versions,
@@ -86,8 +147,12 @@ def get_many_request(
         )
     # A key holding NUL (refused by the server) or an empty key travels unpacked, so the
     # server can name it in its error.
-    return data_pb2.GetManyRequest(
-        map=map_name, keys=keys, with_versions=with_versions, consistent=consistent
+    return build(
+        data_pb2.GetManyRequest,
+        map=map_name,
+        keys=keys,
+        with_versions=with_versions,
+        consistent=consistent,
     )
 
 

@@ -43,7 +43,7 @@ def item_batch(items: Any, kind: str | None) -> sketches_pb2.ItemBatch:
     if dtype is not None and hasattr(items, "astype"):
         # A numpy array (the SDK does not import numpy; the caller has it).
         if kind == "kll" and dtype.kind in "fiub":
-            return sketches_pb2.ItemBatch(float64_le=items.astype("<f8").tobytes())
+            return _requests.build(sketches_pb2.ItemBatch, float64_le=items.astype("<f8").tobytes())
         items = items.tolist()
     batch = items if type(items) is list else list(items)
     try:
@@ -52,7 +52,7 @@ def item_batch(items: Any, kind: str | None) -> sketches_pb2.ItemBatch:
         joined = None
     if joined is not None and batch and joined.count("\x00") == len(batch) - 1:
         try:
-            return sketches_pb2.ItemBatch(nul_separated=joined.encode("utf-8"))
+            return _requests.build(sketches_pb2.ItemBatch, nul_separated=joined.encode("utf-8"))
         except UnicodeEncodeError:
             raise InvalidArgumentError(
                 "items: a string holds a lone surrogate, which is not UTF-8", field="items"
@@ -65,8 +65,8 @@ def item_batch(items: Any, kind: str | None) -> sketches_pb2.ItemBatch:
         else:
             if sys.byteorder == "big":
                 numbers.byteswap()
-            return sketches_pb2.ItemBatch(float64_le=numbers.tobytes())
-    return sketches_pb2.ItemBatch(json=_codec.encode(batch, what="items"))
+            return _requests.build(sketches_pb2.ItemBatch, float64_le=numbers.tobytes())
+    return _requests.build(sketches_pb2.ItemBatch, json=_codec.encode(batch, what="items"))
 
 
 def _is_numeric_batch(items: Any) -> bool:
@@ -80,8 +80,8 @@ def target(map_name: str, keys: Keys) -> sketches_pb2.SketchTarget:
     names = [keys] if isinstance(keys, str) else list(keys)
     if not names:
         raise InvalidArgumentError("keys: name at least one key", field="keys")
-    return sketches_pb2.SketchTarget(
-        map=map_name, keys=[_requests.check_key(name) for name in names]
+    return _requests.build(
+        sketches_pb2.SketchTarget, map=map_name, keys=[_requests.check_key(name) for name in names]
     )
 
 
@@ -102,7 +102,8 @@ def chunks(items: Any, size: int) -> list[Any]:
 def create_request(
     map_name: str, kind: str, if_not_exists: bool, params: dict[str, Any]
 ) -> sketches_pb2.CreateSketchMapRequest:
-    return sketches_pb2.CreateSketchMapRequest(
+    return _requests.build(
+        sketches_pb2.CreateSketchMapRequest,
         name=map_name,
         kind=kind,
         params_json=_codec.encode(params, what="params"),
@@ -136,7 +137,7 @@ class Sketches:
         if map_name not in self._kinds:
             info = self._client._call(
                 lambda stubs: stubs.admin.DescribeMap,
-                admin_pb2.DescribeMapRequest(name=map_name),
+                _requests.build(admin_pb2.DescribeMapRequest, name=map_name),
                 idempotent=True,
             )
             self._kinds[map_name] = _sketch_kind(info)
@@ -155,7 +156,12 @@ class Sketches:
         return info
 
     def list(self) -> builtins.list[results.SketchMapInfo]:
-        reply = self._call("List", sketches_pb2.ListSketchMapsRequest())
+        reply = self._call(
+            "List",
+            _requests.build(
+                sketches_pb2.ListSketchMapsRequest,
+            ),
+        )
         return [replies.map_info(item) for item in reply.maps]
 
     def add(
@@ -171,7 +177,8 @@ class Sketches:
             if not len(chunk):
                 continue
             kind = self._kind(map_name) if _is_numeric_batch(chunk) else None
-            request = sketches_pb2.AddRequest(
+            request = _requests.build(
+                sketches_pb2.AddRequest,
                 map=map_name,
                 key=_requests.check_key(key),
                 items=item_batch(chunk, kind),
@@ -182,13 +189,17 @@ class Sketches:
 
     def estimate(self, map_name: str, key: str) -> results.Estimate:
         """The kind's main answer for one key, with error bounds (an absent key is empty)."""
-        request = sketches_pb2.EstimateRequest(map=map_name, key=_requests.check_key(key))
+        request = _requests.build(
+            sketches_pb2.EstimateRequest, map=map_name, key=_requests.check_key(key)
+        )
         return replies.estimate(self._call("Estimate", request))
 
     def merge_estimate(self, map_name: str, keys: Sequence[str]) -> results.Estimate:
         """The same answer for the union of several keys' sketches, merged on the server."""
         checked = target(map_name, keys)
-        request = sketches_pb2.MergeEstimateRequest(map=map_name, keys=checked.keys)
+        request = _requests.build(
+            sketches_pb2.MergeEstimateRequest, map=map_name, keys=checked.keys
+        )
         return replies.estimate(self._call("MergeEstimate", request))
 
     def frequency(self, map_name: str, keys: Keys, item: Any) -> results.Frequency:
@@ -198,8 +209,10 @@ class Sketches:
     def frequencies(
         self, map_name: str, keys: Keys, items: Any
     ) -> builtins.list[results.Frequency]:
-        request = sketches_pb2.FrequencyRequest(
-            target=target(map_name, keys), items=item_batch(items, None)
+        request = _requests.build(
+            sketches_pb2.FrequencyRequest,
+            target=target(map_name, keys),
+            items=item_batch(items, None),
         )
         return replies.frequencies(self._call("Frequency", request))
 
@@ -208,8 +221,10 @@ class Sketches:
         return self.contains_many(map_name, keys, [item])[0]
 
     def contains_many(self, map_name: str, keys: Keys, items: Any) -> builtins.list[bool]:
-        request = sketches_pb2.ContainsRequest(
-            target=target(map_name, keys), items=item_batch(items, None)
+        request = _requests.build(
+            sketches_pb2.ContainsRequest,
+            target=target(map_name, keys),
+            items=item_batch(items, None),
         )
         return list(self._call("Contains", request).present)
 
@@ -217,7 +232,9 @@ class Sketches:
         self, map_name: str, keys: Keys, ranks: Sequence[float] | None = None
     ) -> results.QuantileSummary:
         """kll: the values at normalized ranks (default: the summary ranks)."""
-        request = sketches_pb2.QuantilesRequest(target=target(map_name, keys), ranks=ranks or ())
+        request = _requests.build(
+            sketches_pb2.QuantilesRequest, target=target(map_name, keys), ranks=ranks or ()
+        )
         reply = self._call("Quantiles", request)
         return replies.quantiles(reply.answer, len(request.target.keys), 0)
 
@@ -228,7 +245,9 @@ class Sketches:
         self, map_name: str, keys: Keys, values: Sequence[float]
     ) -> builtins.list[results.Rank]:
         """kll: the fraction of items at or below each value."""
-        request = sketches_pb2.RanksRequest(target=target(map_name, keys), values=values)
+        request = _requests.build(
+            sketches_pb2.RanksRequest, target=target(map_name, keys), values=values
+        )
         return replies.ranks(self._call("Ranks", request))
 
     def rank(self, map_name: str, keys: Keys, value: float) -> results.Rank:
@@ -236,23 +255,32 @@ class Sketches:
 
     def top(self, map_name: str, keys: Keys, k: int | None = None) -> results.TopItems:
         """topk: the k heaviest items (the map's k by default)."""
-        request = sketches_pb2.TopRequest(target=target(map_name, keys), k=k or 0)
+        request = _requests.build(sketches_pb2.TopRequest, target=target(map_name, keys), k=k or 0)
         return replies.top(self._call("Top", request).answer, 1, 0)
 
     def sample(self, map_name: str, keys: Keys) -> results.ReservoirSample:
         """reservoir: the uniform sample (of the union, for several keys)."""
-        request = sketches_pb2.SampleRequest(target=target(map_name, keys))
+        request = _requests.build(sketches_pb2.SampleRequest, target=target(map_name, keys))
         return replies.sample(self._call("Sample", request).answer, 1, 0)
 
     def export(self, map_name: str, key: str) -> bytes | None:
         """The portable bytes of a key's sketch (DataSketches' format where it has one)."""
-        request = sketches_pb2.ExportRequest(map=map_name, key=_requests.check_key(key))
+        request = _requests.build(
+            sketches_pb2.ExportRequest, map=map_name, key=_requests.check_key(key)
+        )
         reply = self._call("Export", request)
         return bytes(reply.data) if reply.found else None
 
     def accuracy(self) -> results.AccuracyReport:
         """Observed error of each kind on the monitored keys, measured now."""
-        return replies.accuracy(self._call("Accuracy", sketches_pb2.AccuracyRequest()))
+        return replies.accuracy(
+            self._call(
+                "Accuracy",
+                _requests.build(
+                    sketches_pb2.AccuracyRequest,
+                ),
+            )
+        )
 
 
 class AsyncSketches:
@@ -271,7 +299,7 @@ class AsyncSketches:
         if map_name not in self._kinds:
             info = await self._client._call(
                 lambda stubs: stubs.admin.DescribeMap,
-                admin_pb2.DescribeMapRequest(name=map_name),
+                _requests.build(admin_pb2.DescribeMapRequest, name=map_name),
                 idempotent=True,
             )
             self._kinds[map_name] = _sketch_kind(info)
@@ -288,7 +316,12 @@ class AsyncSketches:
         return info
 
     async def list(self) -> builtins.list[results.SketchMapInfo]:
-        reply = await self._call("List", sketches_pb2.ListSketchMapsRequest())
+        reply = await self._call(
+            "List",
+            _requests.build(
+                sketches_pb2.ListSketchMapsRequest,
+            ),
+        )
         return [replies.map_info(item) for item in reply.maps]
 
     async def add(
@@ -299,7 +332,8 @@ class AsyncSketches:
             if not len(chunk):
                 continue
             kind = await self._kind(map_name) if _is_numeric_batch(chunk) else None
-            request = sketches_pb2.AddRequest(
+            request = _requests.build(
+                sketches_pb2.AddRequest,
                 map=map_name,
                 key=_requests.check_key(key),
                 items=item_batch(chunk, kind),
@@ -309,12 +343,16 @@ class AsyncSketches:
         return version
 
     async def estimate(self, map_name: str, key: str) -> results.Estimate:
-        request = sketches_pb2.EstimateRequest(map=map_name, key=_requests.check_key(key))
+        request = _requests.build(
+            sketches_pb2.EstimateRequest, map=map_name, key=_requests.check_key(key)
+        )
         return replies.estimate(await self._call("Estimate", request))
 
     async def merge_estimate(self, map_name: str, keys: Sequence[str]) -> results.Estimate:
         checked = target(map_name, keys)
-        request = sketches_pb2.MergeEstimateRequest(map=map_name, keys=checked.keys)
+        request = _requests.build(
+            sketches_pb2.MergeEstimateRequest, map=map_name, keys=checked.keys
+        )
         return replies.estimate(await self._call("MergeEstimate", request))
 
     async def frequency(self, map_name: str, keys: Keys, item: Any) -> results.Frequency:
@@ -323,8 +361,10 @@ class AsyncSketches:
     async def frequencies(
         self, map_name: str, keys: Keys, items: Any
     ) -> builtins.list[results.Frequency]:
-        request = sketches_pb2.FrequencyRequest(
-            target=target(map_name, keys), items=item_batch(items, None)
+        request = _requests.build(
+            sketches_pb2.FrequencyRequest,
+            target=target(map_name, keys),
+            items=item_batch(items, None),
         )
         return replies.frequencies(await self._call("Frequency", request))
 
@@ -332,15 +372,19 @@ class AsyncSketches:
         return (await self.contains_many(map_name, keys, [item]))[0]
 
     async def contains_many(self, map_name: str, keys: Keys, items: Any) -> builtins.list[bool]:
-        request = sketches_pb2.ContainsRequest(
-            target=target(map_name, keys), items=item_batch(items, None)
+        request = _requests.build(
+            sketches_pb2.ContainsRequest,
+            target=target(map_name, keys),
+            items=item_batch(items, None),
         )
         return list((await self._call("Contains", request)).present)
 
     async def quantiles(
         self, map_name: str, keys: Keys, ranks: Sequence[float] | None = None
     ) -> results.QuantileSummary:
-        request = sketches_pb2.QuantilesRequest(target=target(map_name, keys), ranks=ranks or ())
+        request = _requests.build(
+            sketches_pb2.QuantilesRequest, target=target(map_name, keys), ranks=ranks or ()
+        )
         reply = await self._call("Quantiles", request)
         return replies.quantiles(reply.answer, len(request.target.keys), 0)
 
@@ -350,24 +394,35 @@ class AsyncSketches:
     async def ranks(
         self, map_name: str, keys: Keys, values: Sequence[float]
     ) -> builtins.list[results.Rank]:
-        request = sketches_pb2.RanksRequest(target=target(map_name, keys), values=values)
+        request = _requests.build(
+            sketches_pb2.RanksRequest, target=target(map_name, keys), values=values
+        )
         return replies.ranks(await self._call("Ranks", request))
 
     async def rank(self, map_name: str, keys: Keys, value: float) -> results.Rank:
         return (await self.ranks(map_name, keys, [value]))[0]
 
     async def top(self, map_name: str, keys: Keys, k: int | None = None) -> results.TopItems:
-        request = sketches_pb2.TopRequest(target=target(map_name, keys), k=k or 0)
+        request = _requests.build(sketches_pb2.TopRequest, target=target(map_name, keys), k=k or 0)
         return replies.top((await self._call("Top", request)).answer, 1, 0)
 
     async def sample(self, map_name: str, keys: Keys) -> results.ReservoirSample:
-        request = sketches_pb2.SampleRequest(target=target(map_name, keys))
+        request = _requests.build(sketches_pb2.SampleRequest, target=target(map_name, keys))
         return replies.sample((await self._call("Sample", request)).answer, 1, 0)
 
     async def export(self, map_name: str, key: str) -> bytes | None:
-        request = sketches_pb2.ExportRequest(map=map_name, key=_requests.check_key(key))
+        request = _requests.build(
+            sketches_pb2.ExportRequest, map=map_name, key=_requests.check_key(key)
+        )
         reply = await self._call("Export", request)
         return bytes(reply.data) if reply.found else None
 
     async def accuracy(self) -> results.AccuracyReport:
-        return replies.accuracy(await self._call("Accuracy", sketches_pb2.AccuracyRequest()))
+        return replies.accuracy(
+            await self._call(
+                "Accuracy",
+                _requests.build(
+                    sketches_pb2.AccuracyRequest,
+                ),
+            )
+        )

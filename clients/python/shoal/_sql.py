@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from shoal import _codec
+from shoal import _codec, _requests
 from shoal._errors import InvalidArgumentError, from_rpc_error
 from shoal.v1 import query_pb2
 
@@ -79,7 +79,8 @@ class Cursor:
         batch_rows: int = 0,
     ) -> Cursor:
         self.close()
-        request = query_pb2.ExecuteRequest(
+        request = _requests.build(
+            query_pb2.ExecuteRequest,
             statement=statement,
             params_json=encode_parameters(params),
             format=query_pb2.ARROW if HAVE_ARROW else query_pb2.JSON,

@@ -140,7 +140,9 @@ class Transaction(TransactionWrites):
         if known:
             return value
         reply = self._client._call(
-            lambda s: s.data.Get, data_pb2.GetRequest(map=map_name, key=key), idempotent=True
+            lambda s: s.data.Get,
+            _requests.build(data_pb2.GetRequest, map=map_name, key=key),
+            idempotent=True,
         )
         return self._got(target, reply)
 

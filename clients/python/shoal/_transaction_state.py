@@ -114,7 +114,8 @@ class TransactionState:
         self.check_open()
         encoded = _codec.encode(value)
         self.writes.append(
-            transactions_pb2.WriteOp(
+            _requests.build(
+                transactions_pb2.WriteOp,
                 map=target[0],
                 key=_requests.check_key(target[1]),
                 kind=PUT,
@@ -128,7 +129,8 @@ class TransactionState:
     def delete(self, target: Target, condition: Any = None) -> None:
         self.check_open()
         self.writes.append(
-            transactions_pb2.WriteOp(
+            _requests.build(
+                transactions_pb2.WriteOp,
                 map=target[0],
                 key=_requests.check_key(target[1]),
                 kind=DELETE,
@@ -140,7 +142,8 @@ class TransactionState:
     def update(self, target: Target, kind: Any, changes: dict[str, Any]) -> None:
         self.check_open()
         self.writes.append(
-            transactions_pb2.WriteOp(
+            _requests.build(
+                transactions_pb2.WriteOp,
                 map=target[0],
                 key=_requests.check_key(target[1]),
                 kind=kind,
@@ -152,7 +155,8 @@ class TransactionState:
     def sketch_add(self, target: Target, items: list[Any]) -> None:
         self.check_open()
         self.writes.append(
-            transactions_pb2.WriteOp(
+            _requests.build(
+                transactions_pb2.WriteOp,
                 map=target[0],
                 key=_requests.check_key(target[1]),
                 kind=SKETCH_ADD,
@@ -161,10 +165,11 @@ class TransactionState:
         )
 
     def commit_request(self) -> transactions_pb2.CommitRequest:
-        return transactions_pb2.CommitRequest(
+        return _requests.build(
+            transactions_pb2.CommitRequest,
             txn_id=self.txn_id,
             reads=[
-                transactions_pb2.ReadEntry(map=m, key=k, version=version)
+                _requests.build(transactions_pb2.ReadEntry, map=m, key=k, version=version)
                 for (m, k), version in self.read_versions.items()
             ],
             writes=self.writes,

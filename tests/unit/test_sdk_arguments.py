@@ -1,0 +1,77 @@
+"""The SDK refuses arguments that cannot travel with InvalidArgumentError naming the
+argument, before sending anything: never a raw RecursionError, UnicodeEncodeError or
+protobuf ValueError. No server is needed: the client points at a closed port."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from shoal import AsyncClient, Client, InvalidArgumentError
+
+NOWHERE = "127.0.0.1:9"
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+CALLS: list[tuple[str, Callable[[Client], Any], str]] = [
+    ("deep-value", lambda c: c.put("m", "k", nested(5000)), "value"),
+    ("deep-schema", lambda c: c.create_map("m", schema={"a": nested(5000)}), "schema"),
+    ("surrogate-map-put", lambda c: c.put("m\ud800", "k", 1), "map"),
+    ("surrogate-map-get", lambda c: c.get("m\ud800", "k"), "map"),
+    ("surrogate-map-create", lambda c: c.create_map("m\ud800"), "name"),
+    ("surrogate-prefix", lambda c: list(c.scan("m", prefix="\ud800")), "prefix"),
+    ("surrogate-statement", lambda c: c.sql("SELECT '\ud800'"), "statement"),
+    ("negative-limit", lambda c: list(c.scan("m", limit=-1)), "limit"),
+    ("negative-chunk", lambda c: list(c.scan("m", chunk_entries=-1)), "chunk_entries"),
+    ("huge-if-version", lambda c: c.put("m", "k", 1, if_version=2**64), "if_version"),
+    ("huge-if-version-delete", lambda c: c.delete("m", "k", if_version=2**64), "if_version"),
+    ("negative-k", lambda c: c.sketches.top("m", "k", k=-1), "k"),
+    ("map-not-text", lambda c: c.get(5, "k"), "map"),  # type: ignore[arg-type]
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "field"), [(c, f) for _, c, f in CALLS], ids=[i for i, _, _ in CALLS]
+)
+def test_bad_arguments_name_the_argument(call: Callable[[Client], Any], field: str) -> None:
+    with Client(NOWHERE, timeout_s=1) as client, pytest.raises(InvalidArgumentError) as raised:
+        call(client)
+    assert raised.value.field == field
+    assert field in raised.value.message
+
+
+def test_the_asyncio_client_names_the_argument_too() -> None:
+    async def run() -> list[str | None]:
+        fields = []
+        async with AsyncClient(NOWHERE, timeout_s=1) as client:
+            for call in (
+                lambda: client.put("m\ud800", "k", 1),
+                lambda: client.put("m", "k", nested(5000)),
+                lambda: client.put("m", "k", 1, if_version=2**64),
+            ):
+                with pytest.raises(InvalidArgumentError) as raised:
+                    await call()
+                fields.append(raised.value.field)
+        return fields
+
+    assert asyncio.run(run()) == ["map", "value", "if_version"]
+
+
+def test_a_transaction_names_the_argument_at_the_call() -> None:
+    with Client(NOWHERE, timeout_s=1) as client:
+        transaction = client.transaction()
+        with pytest.raises(InvalidArgumentError) as raised:
+            transaction.put("m\ud800", "k", 1)
+        assert raised.value.field == "map"
+        with pytest.raises(InvalidArgumentError) as deep:
+            transaction.put("m", "k", nested(5000))
+        assert deep.value.field == "value"
