@@ -21,6 +21,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="use a running coordinator (host:port) instead of starting one",
     )
+    parser.addoption(
+        "--queries",
+        type=int,
+        default=300,
+        help="statements the SQL differential tester runs (a few hundred in make test)",
+    )
+    parser.addoption(
+        "--sql-seed",
+        type=int,
+        default=17,
+        help="seed of the SQL differential tester (its failures print the seed)",
+    )
 
 
 @pytest.fixture(scope="session")
