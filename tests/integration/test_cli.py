@@ -258,10 +258,21 @@ def test_sql_shell_reads_statements_over_lines_and_survives_errors(
         timeout=CLI_TIMEOUT_S,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
+    # The script runs to its end, and its caller learns that a statement failed.
+    assert done.returncode == 1, done.stderr
     assert "syntax error" in done.stderr
     assert "answer" in done.stdout and "42" in done.stdout
     assert "(1 row," in done.stdout
+    passing = subprocess.run(
+        [str(SHOAL), "--target", shoal_server, "sql"],
+        input="SELECT 1 AS one;\nSELECT 2 AS two;\n",
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+    assert passing.returncode == 0, passing.stderr
+    assert passing.stderr == ""
 
 
 # Modules a `shoal get` must never load: each costs a noticeable part of a second at

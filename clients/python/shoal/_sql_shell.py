@@ -2,7 +2,10 @@
 
 The shell keeps history (~/.shoal_sql_history), reads a statement over several lines
 until a `;`, prints aligned tables with the row count and time, and keeps going after
-an error. `-e "..." --format table|csv|json` runs one statement for scripts.
+an error. Ctrl-C cancels the running statement (the server interrupts it) and keeps the
+shell; at the prompt it discards the statement being typed; `\\q` or Ctrl-D quits. A
+script piped in runs to its end and exits 1 when any statement failed.
+`-e "..." --format table|csv|json` runs one statement for scripts.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shoal._errors import ShoalError
+from shoal._progress import Progress
 
 if TYPE_CHECKING:
     from shoal._client import Client
@@ -47,16 +50,28 @@ def _parameter(text: str) -> Any:
         return text
 
 
-def _cell(value: Any) -> str:
+class StatementCancelled(Exception):
+    """The person pressed Ctrl-C while a statement ran; the call was cancelled."""
+
+
+def _cell(value: Any, width_max: int | None) -> str:
     if value is None:
         return "NULL"
     if isinstance(value, bytes):
         return "0x" + value.hex()
     text = str(value)
-    return text if len(text) <= CELL_WIDTH_MAX else text[: CELL_WIDTH_MAX - 1] + "…"
+    if width_max is None or len(text) <= width_max:
+        return text
+    return text[: width_max - 1] + "…"
 
 
-def render(columns: list[str], rows: list[tuple[Any, ...]], output_format: str) -> str:
+def render(
+    columns: list[str],
+    rows: list[tuple[Any, ...]],
+    output_format: str,
+    *,
+    cell_width_max: int | None = CELL_WIDTH_MAX,
+) -> str:
     if output_format == "json":
         return "\n".join(
             json.dumps(dict(zip(columns, row, strict=True)), default=str, ensure_ascii=False)
@@ -68,7 +83,7 @@ def render(columns: list[str], rows: list[tuple[Any, ...]], output_format: str) 
         writer.writerow(columns)
         writer.writerows(["" if value is None else value for value in row] for row in rows)
         return buffer.getvalue().rstrip("\n")
-    cells = [[_cell(value) for value in row] for row in rows]
+    cells = [[_cell(value, cell_width_max) for value in row] for row in rows]
     widths = [
         max([len(name), *(len(row[index]) for row in cells)]) for index, name in enumerate(columns)
     ]
@@ -85,13 +100,23 @@ def render(columns: list[str], rows: list[tuple[Any, ...]], output_format: str) 
 
     out = [line(columns), "-+-".join("-" * width for width in widths)]
     out.extend(line(row) for row in cells)
-    return "\n".join(out)
+    return "\n".join(text.rstrip() for text in out)
 
 
 def run_statement(client: Client, statement: str, parameters: list[Any], output_format: str) -> str:
+    """Runs one statement and renders its result. Ctrl-C (KeyboardInterrupt) cancels the
+    call, which interrupts the statement on the server, and raises StatementCancelled."""
+    from shoal._sql import Cursor
+
     started = time.perf_counter()
-    cursor = client.sql(statement, parameters or None)
-    rows = cursor.fetchall()
+    cursor = Cursor(client)
+    try:
+        with Progress("running"):
+            cursor.execute(statement, parameters or None)
+            rows = cursor.fetchall()
+    except KeyboardInterrupt:
+        cursor.close()
+        raise StatementCancelled from None
     elapsed_ms = (time.perf_counter() - started) * 1000
     columns = [column[0] for column in cursor.description or []]
     if cursor.kind in ("insert", "update", "delete", "create", "drop"):
@@ -100,7 +125,10 @@ def run_statement(client: Client, statement: str, parameters: list[Any], output_
             return json.dumps({"kind": cursor.kind, "rowcount": count})
         text = f"{cursor.kind.upper()} {count}"
         return text if output_format != "table" else f"{text} ({elapsed_ms:.1f} ms)"
-    body = render(columns, rows, output_format)
+    # A plan's lines are read whole; other long values are cut to keep a table readable
+    # on a terminal, and never when the output goes to a file or a pipe.
+    cut = cursor.kind != "explain" and sys.stdout.isatty()
+    body = render(columns, rows, output_format, cell_width_max=CELL_WIDTH_MAX if cut else None)
     if output_format == "table":
         return f"{body}\n({len(rows)} row{'s' * (len(rows) != 1)}, {elapsed_ms:.1f} ms)"
     return body
@@ -110,18 +138,29 @@ def command_sql(client: Client, arguments: argparse.Namespace) -> int:
     parameters = [_parameter(text) for text in arguments.param]
     output_format = arguments.format or ("json" if arguments.json else "table")
     if arguments.execute is not None:
-        print(run_statement(client, arguments.execute, parameters, output_format))
+        # Ctrl-C here cancels the statement and ends the command (KeyboardInterrupt is
+        # answered by the CLI's main with the usual exit status 130).
+        try:
+            print(run_statement(client, arguments.execute, parameters, output_format))
+        except StatementCancelled:
+            raise KeyboardInterrupt from None
         return 0
     return shell(client, output_format)
 
 
 def _read_statement(prompt: str, continuation: str) -> str | None:
+    """The next statement, None at the end of input or on a quit command. Ctrl-C while
+    typing discards what was typed and starts a new statement."""
     lines: list[str] = []
     while True:
         try:
             line = input(continuation if lines else prompt)
         except EOFError:
-            return None if not lines else " ".join(lines)
+            return None if not lines else "\n".join(lines)
+        except KeyboardInterrupt:
+            print()
+            lines = []
+            continue
         if not lines and line.strip().lower() in ("\\q", "quit", "exit"):
             return None
         lines.append(line)
@@ -129,7 +168,7 @@ def _read_statement(prompt: str, continuation: str) -> str | None:
             return "\n".join(lines)
 
 
-def shell(client: Client, output_format: str, stdin: Sequence[str] | None = None) -> int:
+def shell(client: Client, output_format: str) -> int:
     try:
         import readline
 
@@ -140,25 +179,35 @@ def shell(client: Client, output_format: str, stdin: Sequence[str] | None = None
     interactive = sys.stdin.isatty()
     prompt, continuation = ("shoal> ", "   ...> ") if interactive else ("", "")
     if interactive:
-        print(f"shoal sql on {', '.join(client.targets)}: end statements with ; and quit with \\q")
+        print(
+            f"shoal sql on {', '.join(client.targets)}: end statements with ;, "
+            "Ctrl-C cancels one, \\q quits"
+        )
+    failures = 0
     try:
         while True:
-            statement = _read_statement(prompt, continuation)
-            if statement is None:
-                break
-            if not statement.strip().rstrip(";").strip():
-                continue
             try:
-                print(run_statement(client, statement, [], output_format))
+                statement = _read_statement(prompt, continuation)
+                if statement is None:
+                    break
+                if not statement.strip().rstrip(";").strip():
+                    continue
+                print(run_statement(client, statement, [], output_format), flush=True)
+            except StatementCancelled:
+                failures += 1
+                print("cancelled", file=sys.stderr, flush=True)
             except ShoalError as error:
+                failures += 1
                 where = f" (field {error.field})" if error.field else ""
-                print(f"error: {error.code}: {error.message}{where}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print()
+                print(f"error: {error.code}: {error.message}{where}", file=sys.stderr, flush=True)
+            except KeyboardInterrupt:
+                # Ctrl-C between statements (as a result prints, say): the shell stays.
+                print(file=sys.stderr, flush=True)
     finally:
         if readline is not None:
             try:
                 readline.write_history_file(HISTORY_FILE)
             except OSError:
                 pass
-    return 0
+    # A person at the prompt saw each error; a script's caller learns of them this way.
+    return 1 if failures and not interactive else 0

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 DEFAULT_TARGET = "127.0.0.1:50051"
 CONNECT_TIMEOUT_S = 1.0
 
@@ -395,6 +396,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"shoal: {error}", file=sys.stderr)
         return EXIT_FAILURE
+    except KeyboardInterrupt:
+        # Ctrl-C: the call in flight is cancelled when the client closes below.
+        print("shoal: CANCELLED: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         client.close()
 
