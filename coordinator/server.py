@@ -10,9 +10,11 @@ on their own event loop thread.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import random
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -84,7 +86,31 @@ class RunningServer:
         self.node.close()
 
 
+def bind_failure(host: str, port: int) -> str | None:
+    """Why the address cannot be bound, in the operating system's words, or None.
+
+    grpcio only logs a C-level line and says that binding failed, so the same bind is
+    tried first with a plain socket: a port in use is then reported in one line before
+    the data directory is opened."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, protocol) as probe:
+            # As gRPC does: a port whose old connections linger in TIME_WAIT is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            return f"port {port} is already in use (is another shoal serve running?)"
+        return error.strerror or str(error)
+    return None
+
+
 def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> RunningServer:
+    refused = bind_failure(config.host, config.port)
+    if refused is not None:
+        raise ConfigError(f"cannot listen on {config.address}: {refused}")
     # A seed makes the server's random draws (reservoir samples) replay; 0 draws one.
     rng = random.Random(config.seed or None)
     node = Node(config, rng=rng, faults=faults or FaultPoints.from_environment())
@@ -115,10 +141,14 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(config.address)
+    try:
+        port = server.add_insecure_port(config.address)
+    except RuntimeError:
+        port = 0
     if port == 0:
         node.close()
-        raise ConfigError(f"cannot listen on {config.address}")
+        refused = bind_failure(config.host, config.port) or "gRPC could not bind it"
+        raise ConfigError(f"cannot listen on {config.address}: {refused}")
     server.start()
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
