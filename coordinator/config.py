@@ -76,6 +76,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("message_bytes_max", int, 64 * 1024 * 1024, "largest gRPC message"),
     Setting("concurrent_calls_max", int, 1024, "calls in progress before RESOURCE_EXHAUSTED"),
     Setting("sketch_bytes_max", int, 16 * 1024 * 1024, "largest sketch a sketch map may hold"),
+    Setting("schema_fields_max", int, 1000, "most fields one schema may have"),
+    Setting("scan_chunk_entries_max", int, 10_000, "most entries in one streamed scan chunk"),
 )
 LIMIT_NAMES = {item.name for item in fields(Limits)}
 

@@ -18,6 +18,8 @@ class Limits:
     concurrent_calls_max: int = 1024
     # The most bytes one sketch of a sketch map may take (checked against its spec).
     sketch_bytes_max: int = 16 * 1024 * 1024
+    # The most fields one schema (of a map or a SQL table) may have.
+    schema_fields_max: int = 1000
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -160,7 +160,7 @@ class Node:
                     f"schema is not valid JSON: {error}", field="schema"
                 ) from None
             if described is not None:
-                schema = parse_schema(described)
+                schema = parse_schema(described, fields_max=self.config.limits.schema_fields_max)
         definition, _ = self.catalog.create(
             name, schema, now_ms=self.clock.now_ms(), sketch=sketch, if_not_exists=if_not_exists
         )
@@ -213,7 +213,9 @@ class Node:
             described = orjson.loads(schema_json)
         except orjson.JSONDecodeError as error:
             raise InvalidArgument(f"schema is not valid JSON: {error}", field="schema") from None
-        return self.catalog.alter_schema(name, parse_schema(described))
+        return self.catalog.alter_schema(
+            name, parse_schema(described, fields_max=self.config.limits.schema_fields_max)
+        )
 
     def map_stats(self, name: str) -> MapStats:
         stats = MapStats()

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from grid import values
-from grid.errors import InvalidArgument, ValidationError
+from grid.errors import InvalidArgument, ResourceExhausted, ValidationError
 from grid.patterns import compile_pattern
 
 FIELD_TYPES = ("string", "int", "float", "bool", "bytes", "timestamp", "list", "map", "json")
@@ -115,8 +116,11 @@ class Schema:
         return Schema(fields=self.fields, key_field=self.key_field, version=version)
 
 
-def parse_schema(described: Any) -> Schema:
-    """Builds a Schema from its JSON description, or raises InvalidArgument naming the fault."""
+def parse_schema(described: Any, *, fields_max: int | None = None) -> Schema:
+    """Builds a Schema from its JSON description, or raises InvalidArgument naming the fault.
+
+    `fields_max` bounds the number of fields (ResourceExhausted past it), checked before
+    any field is parsed; a stored schema is loaded without it."""
     if not isinstance(described, Mapping):
         raise InvalidArgument("schema must be a JSON object", field="schema")
     key_field = None
@@ -139,9 +143,15 @@ def parse_schema(described: Any) -> Schema:
         raw_fields = list(described.items())
     if not raw_fields:
         raise InvalidArgument("schema must name at least one field", field="schema")
+    if fields_max is not None and len(raw_fields) > fields_max:
+        raise ResourceExhausted(
+            f"schema has {len(raw_fields)} fields; the limit is {fields_max} "
+            "(setting schema_fields_max)",
+            field="schema",
+        )
     specs = tuple(_parse_field(name, item) for name, item in raw_fields)
     names = [spec.name for spec in specs]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
     if duplicates:
         raise InvalidArgument(f"schema names field '{duplicates[0]}' twice", field="schema")
     if key_field is not None and key_field not in names:

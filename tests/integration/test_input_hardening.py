@@ -13,6 +13,7 @@ from shoal import (
     Client,
     FailedPreconditionError,
     InvalidArgumentError,
+    ResourceExhaustedError,
     Transaction,
 )
 from shoal.v1 import data_pb2, data_pb2_grpc
@@ -179,3 +180,33 @@ def test_undecodable_bodies_are_invalid_argument_with_one_log_line(
     assert "deserializing" not in log
     refused = [line for line in log.splitlines() if "not a valid message" in line]
     assert len(refused) == len(bodies) * len(methods)
+
+
+def test_a_schema_with_too_many_fields_is_refused_on_arrival(
+    client: Client, map_name: str
+) -> None:
+    with pytest.raises(ResourceExhaustedError) as refused:
+        client.create_map(map_name, schema={f"f{index}": "string" for index in range(10_000)})
+    assert refused.value.field == "schema"
+    assert "schema_fields_max" in refused.value.message
+    assert map_name not in {info.name for info in client.list_maps()}
+
+
+def test_a_transaction_past_the_key_limit_is_refused_at_the_read_that_passes_it(
+    client: Client, map_name: str
+) -> None:
+    keys_max = client.cluster_info().limits["transaction_keys_max"]
+    client.create_map(map_name)
+    transaction = client.transaction()
+    # Writes are buffered locally, so the limit is reached without thousands of calls;
+    # the last step is a read, which is a call.
+    for index in range(keys_max - 1):
+        transaction.put(map_name, f"k{index}", index)
+    assert transaction.get(map_name, "last-read") is None
+    with pytest.raises(ResourceExhaustedError) as refused:
+        transaction.get(map_name, "one-too-many")
+    assert refused.value.field == "transaction"
+    assert "transaction_keys_max" in refused.value.message
+    with pytest.raises(InvalidArgumentError):
+        transaction.commit()
+    assert client.get(map_name, "k0") is None

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from grid.errors import InvalidArgument, ValidationError
+from grid.errors import InvalidArgument, ResourceExhausted, ValidationError
 from grid.schema import FIELD_TYPES, FieldSpec, Schema, Validator, check_compatible, parse_schema
 
 
@@ -586,3 +586,22 @@ def test_changing_the_key_field_is_refused():
     with pytest.raises(InvalidArgument) as caught:
         check_compatible(old, new)
     assert caught.value.field == "key_field"
+
+
+def test_a_schema_past_fields_max_is_refused_before_parsing():
+    described = {f"f{index}": "string" for index in range(10_000)}
+    with pytest.raises(ResourceExhausted) as refused:
+        parse_schema(described, fields_max=1000)
+    assert refused.value.field == "schema"
+    assert "10000 fields; the limit is 1000" in refused.value.message
+    assert len(parse_schema(described, fields_max=10_000).fields) == 10_000
+
+
+@pytest.mark.timeout(60)
+def test_parsing_is_linear_in_the_number_of_fields():
+    # Duplicates were found by counting each name in the whole list: 50,000 fields took
+    # minutes. The per-test timeout is the guard.
+    described = {"fields": [{"name": f"f{index}", "type": "int"} for index in range(50_000)]}
+    assert len(parse_schema(described).fields) == 50_000
+    described["fields"].append({"name": "f7", "type": "int"})
+    assert "names field 'f7' twice" in str(refusal(described))

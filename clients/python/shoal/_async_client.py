@@ -17,6 +17,7 @@ from shoal._errors import ConflictError, from_rpc_error
 from shoal._model import ClusterInfo, MapInfo, Versioned
 from shoal._sketches import AsyncSketches
 from shoal._transaction import CommitResult, TransactionRetry, TransactionWrites
+from shoal._transaction_state import SIZE_CHECKED_FROM
 from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
 
 
@@ -37,6 +38,9 @@ class AsyncClient:
         self.transaction_retry = transaction_retry or TransactionRetry()
         self._metadata = tuple(metadata) if metadata else None
         self._connection = AsyncConnection(self.targets, retry or RetryPolicy())
+        # The server's transaction_keys_max, asked for once by the first transaction
+        # that grows large (see _transaction_state.SIZE_CHECKED_FROM).
+        self._keys_max: int | None = None
 
     async def close(self) -> None:
         await self._connection.close()
@@ -83,9 +87,7 @@ class AsyncClient:
     async def list_maps(self) -> list[MapInfo]:
         reply = await self._call(
             lambda s: s.admin.ListMaps,
-            _requests.build(
-                admin_pb2.ListMapsRequest,
-            ),
+            _requests.build(admin_pb2.ListMapsRequest),
             idempotent=True,
         )
         return [MapInfo.from_message(item) for item in reply.maps]
@@ -99,9 +101,7 @@ class AsyncClient:
     async def cluster_info(self) -> ClusterInfo:
         reply = await self._call(
             lambda s: s.admin.ClusterInfo,
-            _requests.build(
-                admin_pb2.ClusterInfoRequest,
-            ),
+            _requests.build(admin_pb2.ClusterInfoRequest),
             idempotent=True,
         )
         return ClusterInfo.from_message(reply)
@@ -213,6 +213,14 @@ class AsyncClient:
                 return result
         raise AssertionError("unreachable: tenacity reraises the last error")
 
+    def _transaction_keys_max(self) -> int:
+        return self._keys_max or 0
+
+    async def _learn_limits(self) -> None:
+        if self._keys_max is None:
+            info = await self.cluster_info()
+            self._keys_max = int(info.limits.get("transaction_keys_max", 0))
+
     async def _commit(
         self, request: transactions_pb2.CommitRequest
     ) -> transactions_pb2.CommitResponse:
@@ -226,13 +234,19 @@ class AsyncTransaction(TransactionWrites):
     """The asyncio form of `Transaction`: reads and commit are awaited, writes are buffered."""
 
     def __init__(self, client: AsyncClient) -> None:
-        super().__init__()
+        super().__init__(client._transaction_keys_max)
         self._client = client
+
+    async def _learn_limits(self) -> None:
+        # The limit is asked for by an awaited read; buffered writes use what is known.
+        if self._state.size >= SIZE_CHECKED_FROM:
+            await self._client._learn_limits()
 
     async def get(self, map_name: str, key: str) -> Any:
         target, known, value = self._known(map_name, key)
         if known:
             return value
+        await self._learn_limits()
         reply = await self._client._call(
             lambda s: s.data.Get,
             _requests.build(data_pb2.GetRequest, map=map_name, key=key),
@@ -245,6 +259,7 @@ class AsyncTransaction(TransactionWrites):
         not yet known are read in one consistent batch."""
         key_list, missing, request = self._batch_request(map_name, keys)
         if request is not None:
+            await self._learn_limits()
             reply = await self._client._call(lambda s: s.data.GetMany, request, idempotent=True)
             self._state.record_batch(map_name, missing, reply)
         return self._state.visible(map_name, key_list)

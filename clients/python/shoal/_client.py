@@ -44,6 +44,9 @@ class Client:
         self.transaction_retry = transaction_retry or TransactionRetry()
         self._metadata = tuple(metadata) if metadata else None
         self._connection = Connection(self.targets, retry or RetryPolicy())
+        # The server's transaction_keys_max, asked for once by the first transaction
+        # that grows large (see _transaction_state.SIZE_CHECKED_FROM).
+        self._keys_max: int | None = None
 
     # Lifecycle -------------------------------------------------------------------
 
@@ -103,9 +106,7 @@ class Client:
     def list_maps(self) -> list[MapInfo]:
         reply = self._call(
             lambda s: s.admin.ListMaps,
-            _requests.build(
-                admin_pb2.ListMapsRequest,
-            ),
+            _requests.build(admin_pb2.ListMapsRequest),
             idempotent=True,
         )
         return [MapInfo.from_message(item) for item in reply.maps]
@@ -128,9 +129,7 @@ class Client:
     def cluster_info(self) -> ClusterInfo:
         reply = self._call(
             lambda s: s.admin.ClusterInfo,
-            _requests.build(
-                admin_pb2.ClusterInfoRequest,
-            ),
+            _requests.build(admin_pb2.ClusterInfoRequest),
             idempotent=True,
         )
         return ClusterInfo.from_message(reply)
@@ -273,6 +272,11 @@ class Client:
                 transaction.commit()
                 return result
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _transaction_keys_max(self) -> int:
+        if self._keys_max is None:
+            self._keys_max = int(self.cluster_info().limits.get("transaction_keys_max", 0))
+        return self._keys_max
 
     def _commit(self, request: transactions_pb2.CommitRequest) -> transactions_pb2.CommitResponse:
         reply: transactions_pb2.CommitResponse = self._call(_commit, request, idempotent=True)

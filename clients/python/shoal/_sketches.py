@@ -158,9 +158,7 @@ class Sketches:
     def list(self) -> builtins.list[results.SketchMapInfo]:
         reply = self._call(
             "List",
-            _requests.build(
-                sketches_pb2.ListSketchMapsRequest,
-            ),
+            _requests.build(sketches_pb2.ListSketchMapsRequest),
         )
         return [replies.map_info(item) for item in reply.maps]
 
@@ -276,9 +274,7 @@ class Sketches:
         return replies.accuracy(
             self._call(
                 "Accuracy",
-                _requests.build(
-                    sketches_pb2.AccuracyRequest,
-                ),
+                _requests.build(sketches_pb2.AccuracyRequest),
             )
         )
 
@@ -318,9 +314,7 @@ class AsyncSketches:
     async def list(self) -> builtins.list[results.SketchMapInfo]:
         reply = await self._call(
             "List",
-            _requests.build(
-                sketches_pb2.ListSketchMapsRequest,
-            ),
+            _requests.build(sketches_pb2.ListSketchMapsRequest),
         )
         return [replies.map_info(item) for item in reply.maps]
 
@@ -421,8 +415,6 @@ class AsyncSketches:
         return replies.accuracy(
             await self._call(
                 "Accuracy",
-                _requests.build(
-                    sketches_pb2.AccuracyRequest,
-                ),
+                _requests.build(sketches_pb2.AccuracyRequest),
             )
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -42,8 +42,8 @@ class TransactionWrites:
     """What the sync and asyncio transactions share: the buffered writes, and the steps
     of reads and commit that need no call to the server."""
 
-    def __init__(self) -> None:
-        self._state = TransactionState()
+    def __init__(self, keys_max: Callable[[], int] | None = None) -> None:
+        self._state = TransactionState(keys_max)
         self.result: CommitResult | None = None
 
     @property
@@ -131,7 +131,7 @@ class Transaction(TransactionWrites):
     ``commit`` sends everything in one call."""
 
     def __init__(self, client: Client) -> None:
-        super().__init__()
+        super().__init__(client._transaction_keys_max)
         self._client = client
 
     def get(self, map_name: str, key: str) -> Any:

@@ -7,11 +7,12 @@ transaction's own writes, including increments and appends applied to the value 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from shoal import _codec, _requests
-from shoal._errors import InvalidArgumentError
+from shoal._errors import InvalidArgumentError, ResourceExhaustedError
 from shoal.v1 import transactions_pb2
 
 Target = tuple[str, str]
@@ -20,6 +21,9 @@ DELETE = transactions_pb2.WriteOp.DELETE
 INCREMENT = transactions_pb2.WriteOp.INCREMENT
 APPEND = transactions_pb2.WriteOp.APPEND
 SKETCH_ADD = transactions_pb2.WriteOp.SKETCH_ADD
+# A transaction smaller than this is far below any sensible server limit, so the client
+# asks the server for its limit (once) only when a transaction grows past it.
+SIZE_CHECKED_FROM = 1000
 
 
 @dataclass
@@ -47,7 +51,12 @@ def _apply_updates(value: Any, updates: list[tuple[int, dict[str, Any]]]) -> Any
 
 
 class TransactionState:
-    def __init__(self) -> None:
+    """`keys_max` gives the server's transaction_keys_max (0 when it has none): the
+    transaction is refused when it passes it, at the read or write that does, rather than
+    at commit after every read was made."""
+
+    def __init__(self, keys_max: Callable[[], int] | None = None) -> None:
+        self._keys_max = keys_max
         self.txn_id = _requests.new_id()
         self.read_versions: dict[Target, int] = {}
         self.read_values: dict[Target, Any] = {}
@@ -74,6 +83,24 @@ class TransactionState:
                 "the transaction is finished; start a new one", field="transaction"
             )
 
+    @property
+    def size(self) -> int:
+        """Keys read and writes made: what the server counts against its limit."""
+        return len(self.read_versions) + len(self.writes)
+
+    def check_size(self) -> None:
+        size = self.size
+        if size <= SIZE_CHECKED_FROM or self._keys_max is None:
+            return
+        keys_max = self._keys_max()
+        if keys_max and size > keys_max:
+            self.finished = True
+            raise ResourceExhaustedError(
+                f"the transaction reads and writes {size} keys; the server's limit is "
+                f"{keys_max} (transaction_keys_max)",
+                field="transaction",
+            )
+
     def local(self, target: Target) -> tuple[bool, Any]:
         """(True, value) when the value is known without asking the server."""
         overlay = self.overlays.get(target)
@@ -88,6 +115,7 @@ class TransactionState:
         """Remembers a server read and returns what the transaction sees for the key."""
         self.read_versions[target] = version
         self.read_values[target] = value
+        self.check_size()
         return self.local(target)[1]
 
     def record_batch(self, map_name: str, keys: list[str], reply: Any) -> None:
@@ -125,6 +153,7 @@ class TransactionState:
         )
         # Keep what the server will store: the decoded form of what was sent.
         self.overlays[target] = _Overlay(replaced=True, value=_codec.decode(encoded))
+        self.check_size()
 
     def delete(self, target: Target, condition: Any = None) -> None:
         self.check_open()
@@ -138,6 +167,7 @@ class TransactionState:
             )
         )
         self.overlays[target] = _Overlay(replaced=True, value=None)
+        self.check_size()
 
     def update(self, target: Target, kind: Any, changes: dict[str, Any]) -> None:
         self.check_open()
@@ -151,6 +181,7 @@ class TransactionState:
             )
         )
         self.overlays.setdefault(target, _Overlay()).updates.append((kind, changes))
+        self.check_size()
 
     def sketch_add(self, target: Target, items: list[Any]) -> None:
         self.check_open()
@@ -163,6 +194,7 @@ class TransactionState:
                 value=_codec.encode(items),
             )
         )
+        self.check_size()
 
     def commit_request(self) -> transactions_pb2.CommitRequest:
         return _requests.build(
