@@ -182,9 +182,7 @@ def test_undecodable_bodies_are_invalid_argument_with_one_log_line(
     assert len(refused) == len(bodies) * len(methods)
 
 
-def test_a_schema_with_too_many_fields_is_refused_on_arrival(
-    client: Client, map_name: str
-) -> None:
+def test_a_schema_with_too_many_fields_is_refused_on_arrival(client: Client, map_name: str) -> None:
     with pytest.raises(ResourceExhaustedError) as refused:
         client.create_map(map_name, schema={f"f{index}": "string" for index in range(10_000)})
     assert refused.value.field == "schema"
