@@ -21,10 +21,12 @@ PROTO_OUT := clients/python/shoal/v1
 PROTO_STAMP := $(PROTO_OUT)/.stamp-generated
 
 .PHONY: help venv install install-serve proto proto-check run test lint unit integration fault conformance \
-        bench load kafka-up kafka-down redis-up redis-down servers-down clean
+        bench load kafka-up kafka-down redis-up redis-down hazelcast-up hazelcast-down \
+        ignite-up ignite-down servers-down clean
 
 help:
 	@echo "make run | test | lint | proto | bench | load | kafka-up | kafka-down | redis-up | redis-down"
+	@echo "     hazelcast-up | hazelcast-down | ignite-up | ignite-down | servers-down"
 
 $(PY):
 	$(PYTHON_SYSTEM) -m venv $(VENV)
@@ -107,7 +109,20 @@ redis-up:
 redis-down:
 	deploy/local/redis.sh down
 
-servers-down: kafka-down redis-down
+# The JVM members' health checks use the venv's hazelcast-python-client and pyignite.
+hazelcast-up: $(INSTALL_STAMP)
+	deploy/local/hazelcast.sh up
+
+hazelcast-down:
+	deploy/local/hazelcast.sh down
+
+ignite-up: $(INSTALL_STAMP)
+	deploy/local/ignite.sh up
+
+ignite-down:
+	deploy/local/ignite.sh down
+
+servers-down: kafka-down redis-down hazelcast-down ignite-down
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache reports

@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.external_servers import ensure_kafka, kafka_running, stop_kafka
+from tests.support.external_servers import (
+    ensure_hazelcast,
+    ensure_ignite,
+    ensure_kafka,
+    hazelcast_running,
+    ignite_running,
+    kafka_running,
+    stop_hazelcast,
+    stop_ignite,
+    stop_kafka,
+)
 from tests.support.server_process import ServerProcess
 
 _map_counter = itertools.count()
@@ -73,6 +83,33 @@ def kafka_bootstrap() -> Iterator[str]:
     finally:
         if started_here:
             stop_kafka()
+
+
+@pytest.fixture(scope="session")
+def hazelcast_address() -> Iterator[str]:
+    """A Hazelcast member (cluster ``shoal-dev``): deploy/local/hazelcast.sh starts it unless one
+    answers already (or SHOAL_TEST_HAZELCAST names one); one this session started is stopped at
+    its end, so a JVM never outlives the tests that needed it."""
+    started_here = not os.environ.get("SHOAL_TEST_HAZELCAST") and not hazelcast_running()
+    address = ensure_hazelcast()
+    try:
+        yield address
+    finally:
+        if started_here:
+            stop_hazelcast()
+
+
+@pytest.fixture(scope="session")
+def ignite_address() -> Iterator[str]:
+    """An Ignite 2.x node's thin-client address, started and stopped like ``hazelcast_address``
+    (deploy/local/ignite.sh, SHOAL_TEST_IGNITE)."""
+    started_here = not os.environ.get("SHOAL_TEST_IGNITE") and not ignite_running()
+    address = ensure_ignite()
+    try:
+        yield address
+    finally:
+        if started_here:
+            stop_ignite()
 
 
 @pytest.fixture

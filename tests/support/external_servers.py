@@ -1,13 +1,15 @@
-"""Start, stop and locate the real Kafka broker and redis-server that tests run against.
+"""Start, stop and locate the real Kafka, Redis, Hazelcast and Ignite servers tests run against.
 
-The servers themselves are managed by ``deploy/local/kafka.sh`` and ``deploy/local/redis.sh``
-(fetched, cached and started on 127.0.0.1); these helpers call those scripts so that pytest
-fixtures and a developer's shell share one broker and one redis.
+The servers themselves are managed by ``deploy/local/kafka.sh``, ``redis.sh``, ``hazelcast.sh``
+and ``ignite.sh`` (fetched, cached and started on 127.0.0.1); these helpers call those scripts
+so that pytest fixtures and a developer's shell share one server of each kind.
 
 Environment:
 
 * ``SHOAL_TEST_KAFKA=host:port`` - use that broker; nothing is started or restarted.
 * ``SHOAL_TEST_REDIS=host:port`` (or ``redis://...``) - use that redis; nothing is started.
+* ``SHOAL_TEST_HAZELCAST=host:port`` - use that Hazelcast member (cluster ``shoal-dev``).
+* ``SHOAL_TEST_IGNITE=host:port`` - use that Ignite node's thin-client port.
 * ``KAFKA_PORT``, ``SHOAL_CACHE_DIR``, ... - passed through to the scripts unchanged.
 """
 
@@ -20,15 +22,24 @@ from pathlib import Path
 from typing import Final
 
 __all__ = [
+    "HAZELCAST_CLUSTER_NAME",
+    "HAZELCAST_SCRIPT",
+    "IGNITE_SCRIPT",
     "KAFKA_SCRIPT",
     "REDIS_SCRIPT",
     "REPO_ROOT",
     "ExternalServerError",
     "UnmanagedServerError",
+    "ensure_hazelcast",
+    "ensure_ignite",
     "ensure_kafka",
     "ensure_redis",
+    "hazelcast_running",
+    "ignite_running",
     "kafka_running",
     "restart_kafka",
+    "stop_hazelcast",
+    "stop_ignite",
     "stop_kafka",
     "stop_redis",
 ]
@@ -36,11 +47,19 @@ __all__ = [
 REPO_ROOT: Final[Path] = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT: Final[Path] = REPO_ROOT / "deploy" / "local" / "kafka.sh"
 REDIS_SCRIPT: Final[Path] = REPO_ROOT / "deploy" / "local" / "redis.sh"
+HAZELCAST_SCRIPT: Final[Path] = REPO_ROOT / "deploy" / "local" / "hazelcast.sh"
+IGNITE_SCRIPT: Final[Path] = REPO_ROOT / "deploy" / "local" / "ignite.sh"
 
 KAFKA_ENV: Final[str] = "SHOAL_TEST_KAFKA"
 REDIS_ENV: Final[str] = "SHOAL_TEST_REDIS"
 DEFAULT_KAFKA_PORT: Final[int] = 9092
 DEFAULT_REDIS_PORT: Final[int] = 6379
+HAZELCAST_ENV: Final[str] = "SHOAL_TEST_HAZELCAST"
+IGNITE_ENV: Final[str] = "SHOAL_TEST_IGNITE"
+DEFAULT_HAZELCAST_PORT: Final[int] = 5701
+DEFAULT_IGNITE_PORT: Final[int] = 10800
+# The cluster name deploy/local/hazelcast.sh gives its member; clients must present it.
+HAZELCAST_CLUSTER_NAME: Final[str] = "shoal-dev"
 
 # The first `kafka.sh up` on a clean machine downloads ~45 MB of jars with Maven.
 KAFKA_UP_TIMEOUT_S: Final[float] = 600.0
@@ -48,6 +67,10 @@ KAFKA_DOWN_TIMEOUT_S: Final[float] = 120.0
 # redis.sh may run apt-get when redis-server is missing.
 REDIS_UP_TIMEOUT_S: Final[float] = 300.0
 REDIS_DOWN_TIMEOUT_S: Final[float] = 60.0
+# The first hazelcast.sh / ignite.sh up downloads 21 / 27 MB of jars with Maven; a JVM member on
+# a busy 2-core machine then takes 5-30 s to serve.
+MEMBER_UP_TIMEOUT_S: Final[float] = 600.0
+MEMBER_DOWN_TIMEOUT_S: Final[float] = 90.0
 
 
 class ExternalServerError(RuntimeError):
@@ -195,3 +218,68 @@ def stop_redis(port: int = DEFAULT_REDIS_PORT) -> None:
     _run_script(
         REDIS_SCRIPT, "down", timeout_s=REDIS_DOWN_TIMEOUT_S, extra_env={"REDIS_PORT": str(port)}
     )
+
+
+def _ensure_member(script: Path, env_name: str, port_variable: str, default_port: int) -> str:
+    external = _external(env_name)
+    if external is not None:
+        host, port = _host_port(external, env_name)
+        return f"{host}:{port}"
+    port = _env_port(port_variable, default_port)
+    _run_script(script, "up", timeout_s=MEMBER_UP_TIMEOUT_S, extra_env={port_variable: str(port)})
+    return f"127.0.0.1:{port}"
+
+
+def _member_running(script: Path, env_name: str) -> bool:
+    if _external(env_name) is not None:
+        return True
+    try:
+        _run_script(script, "status", timeout_s=60)
+    except ExternalServerError:
+        return False
+    return True
+
+
+def _stop_member(script: Path, env_name: str, what: str) -> None:
+    if _external(env_name) is not None:
+        raise UnmanagedServerError(f"{env_name} is set: the external {what} cannot be stopped")
+    _run_script(script, "down", timeout_s=MEMBER_DOWN_TIMEOUT_S)
+
+
+def ensure_hazelcast() -> str:
+    """Makes sure a Hazelcast member of cluster ``shoal-dev`` is up; returns ``host:port``.
+
+    With ``SHOAL_TEST_HAZELCAST=host:port`` that member is used as it is. Otherwise
+    ``deploy/local/hazelcast.sh up`` starts (and on first use downloads) the local member.
+    """
+    return _ensure_member(HAZELCAST_SCRIPT, HAZELCAST_ENV, "HAZELCAST_PORT", DEFAULT_HAZELCAST_PORT)
+
+
+def hazelcast_running() -> bool:
+    """Whether a member answers on the local Hazelcast port (``hazelcast.sh status``)."""
+    return _member_running(HAZELCAST_SCRIPT, HAZELCAST_ENV)
+
+
+def stop_hazelcast() -> None:
+    """Stops the local member (``hazelcast.sh down``); its data is gone."""
+    _stop_member(HAZELCAST_SCRIPT, HAZELCAST_ENV, "Hazelcast member")
+
+
+def ensure_ignite() -> str:
+    """Makes sure an Ignite 2.x node answers thin clients; returns ``host:port``.
+
+    With ``SHOAL_TEST_IGNITE=host:port`` that node is used as it is. Otherwise
+    ``deploy/local/ignite.sh up`` starts (and on first use downloads) the local node, whose
+    caches named ``shoal*`` are TRANSACTIONAL.
+    """
+    return _ensure_member(IGNITE_SCRIPT, IGNITE_ENV, "IGNITE_PORT", DEFAULT_IGNITE_PORT)
+
+
+def ignite_running() -> bool:
+    """Whether a node answers on the local Ignite thin-client port (``ignite.sh status``)."""
+    return _member_running(IGNITE_SCRIPT, IGNITE_ENV)
+
+
+def stop_ignite() -> None:
+    """Stops the local node (``ignite.sh down``); its data is gone."""
+    _stop_member(IGNITE_SCRIPT, IGNITE_ENV, "Ignite node")
