@@ -25,6 +25,9 @@ class ServerProcess:
     port: int = 0
     process: subprocess.Popen[str] | None = None
     log_path: Path | None = None
+    # What runs the server, and where: the README test runs `shoal serve` in a reader's folder.
+    program: list[str] = field(default_factory=lambda: [sys.executable, "-m", "coordinator.server"])
+    cwd: Path = REPO_ROOT
 
     @property
     def target(self) -> str:
@@ -34,9 +37,7 @@ class ServerProcess:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         log_file = self.log_path.open("a")
         command = [
-            sys.executable,
-            "-m",
-            "coordinator.server",
+            *self.program,
             "--host",
             "127.0.0.1",
             "--port",
@@ -48,7 +49,7 @@ class ServerProcess:
         environment = {**os.environ, "PYTHONUNBUFFERED": "1", **self.environment}
         self.process = subprocess.Popen(
             command,
-            cwd=REPO_ROOT,
+            cwd=self.cwd,
             stdout=subprocess.PIPE,
             stderr=log_file,
             text=True,
