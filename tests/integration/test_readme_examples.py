@@ -20,6 +20,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ SHOAL = BIN / "shoal"
 README_TARGET = "127.0.0.1:50051"
 README_KAFKA = "127.0.0.1:9092"
 BLOCK_TIMEOUT_S = 180.0
+EVENTUALLY_S = 60.0
 _SERVE_LINE = re.compile(r"^\s*shoal\s+serve(\s|$)")
 _SHELL_WANT = re.compile(r"^(?P<command>.*?)\s+# -> (?P<want>.*)$")
 _SERVER_FLAGS_WITH_VALUE = {"--host", "--port", "--data-dir"}
@@ -234,6 +236,22 @@ def _where(block: Block, line: int) -> str:
     return f"README.md:{line} (in the {block.language} block at line {block.first_line})"
 
 
+def _expected_output_after(blocks: list[Block], index: int) -> str | None:
+    following = blocks[index + 1] if index + 1 < len(blocks) else None
+    if following is not None and following.is_expected_output:
+        return following.code.rstrip("\n")
+    return None
+
+
+def _check(reader: Reader, block: Block, expected: str | None) -> Outcome:
+    """Runs the block; a mismatch with its output block is a failure of the block."""
+    outcome = reader.run(block)
+    if outcome.ok and expected is not None and not matches(expected, outcome.stdout):
+        error = f"printed\n{outcome.stdout}\nbut the output block after it says\n{expected}"
+        return Outcome(False, outcome.stdout, block.first_line, error)
+    return outcome
+
+
 def test_readme_examples_run_in_order(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     blocks = blocks_of(README)
     runnable = [block for block in blocks if block.runnable]
@@ -243,28 +261,27 @@ def test_readme_examples_run_in_order(tmp_path: Path, request: pytest.FixtureReq
     folder = tmp_path / "reader"
     folder.mkdir()
     reader = Reader(folder, kafka)
-    previous: tuple[Block, Outcome] | None = None
     try:
-        for block in blocks:
+        for index, block in enumerate(blocks):
             if block.is_expected_output:
-                assert previous is not None, f"README.md:{block.first_line}: output of nothing"
-                ran, outcome = previous
-                if not matches(block.code.rstrip("\n"), outcome.stdout):
-                    pytest.fail(
-                        f"{_where(ran, ran.first_line)} printed\n{outcome.stdout}\n"
-                        f"but README.md:{block.first_line} says\n{block.code}",
-                        pytrace=False,
-                    )
+                ran = blocks[index - 1] if index else None
+                assert ran is not None and ran.runnable, (
+                    f"README.md:{block.first_line}: an output block must follow a block that runs"
+                )
                 continue
             if not block.runnable:
                 continue
-            outcome = reader.run(block)
+            expected = _expected_output_after(blocks, index)
+            outcome = _check(reader, block, expected)
+            deadline = time.monotonic() + EVENTUALLY_S
+            while block.eventually and not outcome.ok and time.monotonic() < deadline:
+                time.sleep(0.5)
+                outcome = _check(reader, block, expected)
             if not outcome.ok:
                 pytest.fail(
                     f"{_where(block, outcome.line)} failed:\n{outcome.error}\n"
                     f"output so far:\n{outcome.stdout}\nserver log:\n{reader.server.log_tail(10)}",
                     pytrace=False,
                 )
-            previous = (block, outcome)
     finally:
         reader.close()

@@ -5,6 +5,9 @@ line before the fence (invisible on GitHub):
 
     <!-- readme-test: skip: <reason> -->   the block cannot run here (the reason is required)
     <!-- readme-test: output -->           (a text block) what the previous block prints
+    <!-- readme-test: eventually -->       the block observes something asynchronous (a
+                                           pipeline's effects): it is run again until it
+                                           passes or a minute has passed; keep it read-only
 
 A python block whose first line is a comment naming a file (`# pipelines/orders.py`) is
 that file's content: it is written, not run.
@@ -49,6 +52,10 @@ class Block:
         return self.directive == "output"
 
     @property
+    def eventually(self) -> bool:
+        return self.directive == "eventually"
+
+    @property
     def runnable(self) -> bool:
         return self.language in RUNNABLE and self.skip_reason is None
 
@@ -74,7 +81,7 @@ def blocks_of(path: Path) -> list[Block]:
             continue
         marker, language = fence.group(1), fence.group(2).lower()
         directive = _directive_before(lines, index)
-        known = {"skip", "output"}
+        known = {"skip", "output", "eventually"}
         if directive and directive.split(":", 1)[0].strip() not in known:
             raise ValueError(f"line {index}: unknown readme-test directive {directive!r}")
         end = index + 1
@@ -100,38 +107,31 @@ def _directive_before(lines: list[str], fence_index: int) -> str:
 
 def split_sql(code: str, first_line: int) -> list[tuple[int, str]]:
     """The statements of a SQL script, each with the line it starts on; a `;` ends a
-    statement outside quotes and comments."""
+    statement outside quotes and `--` comments."""
     statements: list[tuple[int, str]] = []
     current: list[str] = []
-    start_line = first_line
-    line = first_line
+    start_line = line = first_line
     quote = ""
     index = 0
     while index < len(code):
         char = code[index]
-        if quote:
-            if char == quote:
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        elif code.startswith("--", index):
+        if not quote and code.startswith("--", index):
             newline = code.find("\n", index)
             index = len(code) if newline < 0 else newline
             continue
-        elif char == ";":
-            text = "".join(current).strip()
-            if text:
-                statements.append((start_line, text))
+        if not quote and char == ";":
+            statements.append((start_line, "".join(current).strip()))
             current = []
-            index += 1
-            continue
-        if char == "\n":
-            line += 1
-        if not current or "".join(current).strip() == "":
-            if not char.isspace():
+        else:
+            if quote and char == quote:
+                quote = ""
+            elif not quote and char in "'\"":
+                quote = char
+            if not char.isspace() and not "".join(current).strip():
                 start_line = line
-        current.append(char)
+            current.append(char)
+        line += char == "\n"
         index += 1
     if "".join(current).strip():
         raise ValueError(f"line {start_line}: a SQL statement does not end with ';'")
-    return statements
+    return [(start, text) for start, text in statements if text]

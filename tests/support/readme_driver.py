@@ -100,7 +100,6 @@ class PythonSession:
 
     def run_sql(self, code: str, first_line: int) -> dict[str, Any]:
         from shoal import Client
-
         from tests.support.readme_blocks import split_sql
 
         if self._sql_client is None:
@@ -126,12 +125,9 @@ def _error_line(error: BaseException, default: int) -> int:
 
 
 def _traceback_of(error: BaseException) -> str:
-    frames = [
-        frame
-        for frame in traceback.extract_tb(error.__traceback__)
-        if frame.filename == README or "site-packages" not in frame.filename
-    ]
-    listed = "".join(traceback.format_list(frames[-6:]))
+    frames = traceback.extract_tb(error.__traceback__)
+    in_readme = [frame for frame in frames if frame.filename == README]
+    listed = "".join(traceback.format_list(in_readme or frames[-6:]))
     return listed + "".join(traceback.format_exception_only(error))
 
 
