@@ -26,7 +26,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.locust.catalog import PROFILES
+from loadtests.locust.catalog import PROFILES, user_classes
+from loadtests.locust.settings import SettingsError
 from tests.support.server_process import REPO_ROOT, ServerProcess
 
 LOCUSTFILE = REPO_ROOT / "loadtests" / "locustfile.py"
@@ -116,29 +117,16 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if not 0 <= arguments.fail_ratio <= 1:
         parser.error("--fail-ratio is a share between 0 and 1, like 0.01 for 1%")
     try:
-        arguments.user_classes = user_classes(arguments.profile)
-    except ValueError as error:
+        user_classes(arguments.profile)
+    except SettingsError as error:
         parser.error(str(error))
     return arguments
 
 
-def user_classes(profiles: str) -> list[str]:
-    """Locust user class names for profile names; [] (every class) for 'all'."""
-    names = [name.strip() for name in profiles.split(",") if name.strip()]
-    if names == ["all"]:
-        return []
-    by_class = {profile.user_class: profile for profile in PROFILES.values()}
-    chosen = []
-    for name in names:
-        if name in PROFILES:
-            chosen.append(PROFILES[name].user_class)
-        elif name in by_class:
-            chosen.append(name)
-        else:
-            raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}, all")
-    if not chosen:
-        raise ValueError("give at least one profile")
-    return chosen
+def locust_environment(arguments: argparse.Namespace) -> dict[str, str]:
+    """The environment of every Locust process: the locustfile runs the profiles that
+    SHOAL_LOAD_PROFILE names, on the master and on each worker alike."""
+    return {**os.environ, "SHOAL_LOAD_PROFILE": arguments.profile}
 
 
 def locust_command(arguments: argparse.Namespace, host: str, role: Sequence[str] = ()) -> list[str]:
@@ -169,7 +157,6 @@ def locust_command(arguments: argparse.Namespace, host: str, role: Sequence[str]
         "0",
         *role,
         *arguments.locust_args,
-        *arguments.user_classes,
     ]
 
 
@@ -182,9 +169,10 @@ def free_port() -> int:
 
 def run_locust(arguments: argparse.Namespace, host: str) -> int:
     """Runs Locust to the end; returns the master's (or the single process's) exit code."""
+    environment = locust_environment(arguments)
     if arguments.workers == 0:
         return subprocess.run(
-            locust_command(arguments, host), cwd=REPO_ROOT, check=False
+            locust_command(arguments, host), cwd=REPO_ROOT, env=environment, check=False
         ).returncode
     master_port = free_port()
     master = locust_command(
@@ -220,10 +208,12 @@ def run_locust(arguments: argparse.Namespace, host: str) -> int:
             log = cleanup.enter_context(
                 (arguments.reports / f"{REPORT_PREFIX}_worker_{index}.log").open("w")
             )
-            process = subprocess.Popen(worker, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                worker, cwd=REPO_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+            )
             cleanup.callback(_reap, process)
             workers.append(process)
-        code = subprocess.run(master, cwd=REPO_ROOT, check=False).returncode
+        code = subprocess.run(master, cwd=REPO_ROOT, env=environment, check=False).returncode
         for process in workers:
             # The master tells its workers to quit when the run ends.
             try:

@@ -144,3 +144,25 @@ def weights(profile: Profile, overrides: Mapping[str, int]) -> dict[str, int]:
     if not chosen:
         raise SettingsError(f"SHOAL_LOAD_WEIGHTS leaves profile {profile.name} with no task")
     return chosen
+
+
+def user_classes(profiles: str) -> list[str]:
+    """Locust user class names for a comma-separated list of profile (or class) names;
+    every profile's class for 'all'. Raises SettingsError for an unknown name."""
+    names = [name.strip() for name in profiles.split(",") if name.strip()]
+    if names == ["all"]:
+        return [profile.user_class for profile in PROFILES.values()]
+    by_class = {profile.user_class: profile for profile in PROFILES.values()}
+    chosen = []
+    for name in names:
+        if name in PROFILES:
+            chosen.append(PROFILES[name].user_class)
+        elif name in by_class:
+            chosen.append(name)
+        else:
+            raise SettingsError(
+                f"SHOAL_LOAD_PROFILE: unknown profile {name!r}; known: {', '.join(PROFILES)}, all"
+            )
+    if not chosen:
+        raise SettingsError("SHOAL_LOAD_PROFILE: give at least one profile")
+    return list(dict.fromkeys(chosen))

@@ -63,3 +63,10 @@ def final_csv_on_quitting(environment: Any, **_: Any) -> None:
     ):
         with open(f"{prefix}{suffix}", "w", newline="") as handle:
             write(csv.writer(handle))
+
+
+def register(events: Any) -> None:
+    """Adds the listeners to Locust's ``events``: call it once in a locustfile that uses
+    the load test's data set (the maps ``SHOAL_LOAD_PREFIX`` names)."""
+    events.test_start.add_listener(preload_on_test_start)
+    events.quitting.add_listener(final_csv_on_quitting)

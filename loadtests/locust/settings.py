@@ -28,6 +28,10 @@ KNOBS: dict[str, tuple[str, str]] = {
     "SHOAL_LOAD_ORDERS": ("10000", "rows of the orders table of the SQL scenario"),
     "SHOAL_LOAD_SKETCH_KEYS": ("30", "HyperLogLog sketches (one per day) of the sketch scenario"),
     "SHOAL_LOAD_SKETCH_ITEMS": ("500", "items per sketches.add call"),
+    "SHOAL_LOAD_PROFILE": (
+        "mixed",
+        "the profiles the locustfile runs: comma-separated names (or user classes), or all",
+    ),
     "SHOAL_LOAD_PREFIX": ("load", "prefix of the maps the load test creates"),
     "SHOAL_LOAD_PRELOAD": ("1", "0 skips preloading (the maps are already there)"),
     "SHOAL_LOAD_WAIT_MS": ("0", "think time: each user waits 0..N ms between tasks"),
@@ -54,6 +58,7 @@ class LoadSettings:
     orders: int = 10_000
     sketch_keys: int = 30
     sketch_items: int = 500
+    profile: str = "mixed"
     prefix: str = "load"
     preload: bool = True
     wait_ms: int = 0
@@ -109,6 +114,7 @@ def load_settings(environment: Mapping[str, str] | None = None) -> LoadSettings:
         orders=integer("SHOAL_LOAD_ORDERS", 1),
         sketch_keys=integer("SHOAL_LOAD_SKETCH_KEYS", 1),
         sketch_items=integer("SHOAL_LOAD_SKETCH_ITEMS", 1),
+        profile=text("SHOAL_LOAD_PROFILE"),
         prefix=prefix,
         preload=text("SHOAL_LOAD_PRELOAD") not in ("0", "false", "no", "off"),
         wait_ms=integer("SHOAL_LOAD_WAIT_MS", 0),

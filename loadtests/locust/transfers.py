@@ -1,6 +1,6 @@
 """Transactional tasks: the bank transfer, and a read-only audit of a few balances.
 
-A transfer is the bank workload of the tests (``tests/support/bank.py``): it reads two
+A transfer is ``bank.transfer`` (the tests' bank workload runs it too): it reads two
 accounts, moves an amount and writes a ledger entry beside each, in one serializable
 transaction that ``transact`` retries on conflict. Each reported request is one whole
 ``transact``, retries included, which is the latency a service sees.
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from loadtests.locust.bank import InsufficientFundsError, account_key
+from loadtests.locust.bank import transfer as bank_transfer
 from loadtests.locust.session import Session
 from shoal import Transaction
-from tests.support.bank import InsufficientFundsError, account_key
-from tests.support.bank import transfer as bank_transfer
 
 TRANSFER = "txn.transfer"
 AUDIT = "txn.audit"

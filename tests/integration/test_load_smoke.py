@@ -10,12 +10,15 @@ import csv
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from loadtests.locust import catalog, features
+from loadtests.locust.bank import BALANCE_START
 from shoal import Client
+from tests.support.bank import balances
 from tests.support.server_process import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -30,28 +33,46 @@ SMALL_DATA_SET = {
 }
 
 
+def load_command(target: str, reports: Path, *arguments: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "loadtests.run_load",
+        "--host",
+        f"grpc://{target}",
+        "--reports",
+        str(reports),
+        *arguments,
+    ]
+
+
 def run_load(
     target: str, reports: Path, prefix: str, *arguments: str
 ) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, **SMALL_DATA_SET, "SHOAL_LOAD_PREFIX": prefix}
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "loadtests.run_load",
-            "--host",
-            f"grpc://{target}",
-            "--reports",
-            str(reports),
-            *arguments,
-        ],
+        load_command(target, reports, *arguments),
         cwd=REPO_ROOT,
         env=environment,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         check=False,
     )
+
+
+def wait_for_requests(reports: Path, process: subprocess.Popen[str], timeout_s: float) -> None:
+    """Returns once a running load test has made requests (its per-second history says so)."""
+    history = reports / "locust_stats_history.csv"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the load test ended before making requests"
+        if history.exists():
+            rows = data_rows(history)
+            if any(int(row.get("Total Request Count") or 0) > 0 for row in rows):
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"no request within {timeout_s} s")
 
 
 def stats_rows(reports: Path) -> dict[str, dict[str, str]]:
@@ -152,3 +173,51 @@ def test_distributed_master_and_two_workers(shoal_server: str, tmp_path: Path) -
     for index in range(2):
         worker_log = (reports / f"locust_worker_{index}.log").read_text()
         assert "Got quit message from master" in worker_log
+
+
+def test_two_load_tests_share_a_server(shoal_server: str, tmp_path: Path) -> None:
+    # One load test runs; while it does, a second with another prefix must not disturb
+    # it, and a third with the first one's prefix preloads those maps while the first
+    # transfers between their accounts (its preload meets locked keys and retries).
+    arguments = ("--profile", "transfers,read_heavy", "--users", "3", "--spawn-rate", "3")
+    runs = {"first": "shared", "other": "other", "same": "shared"}
+    logs = {name: (tmp_path / f"{name}.log").open("w+") for name in runs}
+    processes: dict[str, subprocess.Popen[str]] = {}
+
+    def start(name: str, run_time: str) -> None:
+        processes[name] = subprocess.Popen(
+            load_command(shoal_server, tmp_path / name, *arguments, "--run-time", run_time),
+            cwd=REPO_ROOT,
+            env={**os.environ, **SMALL_DATA_SET, "SHOAL_LOAD_PREFIX": runs[name]},
+            stdout=logs[name],
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    try:
+        start("first", "30s")
+        wait_for_requests(tmp_path / "first", processes["first"], timeout_s=90)
+        start("other", "5s")
+        start("same", "5s")
+        codes = {name: process.wait(150) for name, process in processes.items()}
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    outputs = {}
+    for name, log in logs.items():
+        log.seek(0)
+        outputs[name] = log.read()
+        log.close()
+    for name, code in codes.items():
+        assert code == 0, (name, outputs[name][-5000:])
+        assert "0 failed" in outputs[name], outputs[name][-5000:]
+        rows = stats_rows(tmp_path / name)
+        assert int(rows["txn.transfer"]["Request Count"]) > 0, name
+        assert all(row["Failure Count"] == "0" for row in rows.values()), rows
+    # Transfers conserve the total of a bank nobody else touched.
+    accounts = int(SMALL_DATA_SET["SHOAL_LOAD_ACCOUNTS"])
+    with Client(shoal_server) as client:
+        total = sum(balances(client, "other_accounts", accounts).values())
+    assert total == accounts * BALANCE_START

@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import random
 import threading
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from loadtests.locust.bank import BALANCE_START, InsufficientFundsError, account_key, transfer
 from shoal import Client, ConflictError, ShoalError, Transaction
 
-BALANCE_START = 1_000
-
-
-class InsufficientFundsError(Exception):
-    pass
-
-
-def account_key(index: int) -> str:
-    return f"acct-{index:03d}"
+# The transfer itself is the load test's (one function for both); re-exported here.
+__all__ = [
+    "BALANCE_START",
+    "BankRun",
+    "InsufficientFundsError",
+    "account_key",
+    "balances",
+    "ledger_is_atomic",
+    "run_bank",
+    "setup_bank",
+    "transfer",
+]
 
 
 def setup_bank(client: Client, accounts_map: str, ledger_map: str, accounts: int = 100) -> int:
@@ -33,21 +36,6 @@ def setup_bank(client: Client, accounts_map: str, ledger_map: str, accounts: int
         accounts_map, {account_key(index): {"balance": BALANCE_START} for index in range(accounts)}
     )
     return accounts * BALANCE_START
-
-
-def transfer(
-    tx: Transaction, accounts_map: str, ledger_map: str, source: str, target: str, amount: int
-) -> str:
-    transfer_id = uuid.uuid4().hex
-    source_account = tx.get(accounts_map, source)
-    target_account = tx.get(accounts_map, target)
-    if source_account["balance"] < amount:
-        raise InsufficientFundsError(source)
-    tx.put(accounts_map, source, {"balance": source_account["balance"] - amount})
-    tx.put(accounts_map, target, {"balance": target_account["balance"] + amount})
-    tx.put(ledger_map, f"{{{source}}}:{transfer_id}", {"amount": -amount})
-    tx.put(ledger_map, f"{{{target}}}:{transfer_id}", {"amount": amount})
-    return transfer_id
 
 
 def balances(client: Client, accounts_map: str, accounts: int) -> dict[str, int]:

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from loadtests.locust import catalog
+from loadtests.locust.catalog import user_classes
+from loadtests.locust.dataset import retrying_conflicts
 from loadtests.locust.keys import KeyChooser
 from loadtests.locust.metering import MeteredClient, RequestMeter, payload_bytes
 from loadtests.locust.settings import (
@@ -19,7 +21,8 @@ from loadtests.locust.settings import (
     parse_weights,
     target_from_host,
 )
-from loadtests.run_load import Outcome, judge, user_classes
+from loadtests.run_load import Outcome, judge
+from shoal import ConflictError, InvalidArgumentError
 from tests.support.server_process import REPO_ROOT
 
 
@@ -154,6 +157,45 @@ def test_run_load_judges_the_failure_ratio() -> None:
 def test_run_load_picks_user_classes_by_profile() -> None:
     assert user_classes("mixed") == ["MixedUser"]
     assert user_classes("read_heavy, TransferUser") == ["KvReadHeavyUser", "TransferUser"]
-    assert user_classes("all") == []
-    with pytest.raises(ValueError, match="unknown profile"):
+    assert user_classes("all") == [profile.user_class for profile in catalog.PROFILES.values()]
+    with pytest.raises(SettingsError, match="unknown profile"):
         user_classes("everything")
+
+
+def test_preload_writes_retry_conflicts_and_nothing_else() -> None:
+    attempts: list[int] = []
+    pauses: list[float] = []
+
+    def conflicting_twice() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConflictError("load_accounts/acct-597 is locked by a transaction in flight")
+        return "written"
+
+    assert retrying_conflicts(conflicting_twice, sleep=pauses.append) == "written"
+    assert len(attempts) == 3
+    assert len(pauses) == 2 and all(0 <= pause <= 2.0 for pause in pauses)
+
+    def refused() -> None:
+        attempts.append(1)
+        raise InvalidArgumentError("a bad value")
+
+    attempts.clear()
+    with pytest.raises(InvalidArgumentError):
+        retrying_conflicts(refused, sleep=pauses.append)
+    assert len(attempts) == 1
+
+    def always_conflicting() -> None:
+        raise ConflictError("locked")
+
+    with pytest.raises(ConflictError):
+        retrying_conflicts(always_conflicting, retry_s=0, sleep=pauses.append)
+
+
+def test_the_locust_package_needs_no_test_code() -> None:
+    # loadtests.locust is installed with the server (pyproject) and imported by locustfiles
+    # outside this repository, where the tests package does not exist.
+    package = REPO_ROOT / "loadtests" / "locust"
+    for module in sorted(package.glob("*.py")):
+        source = module.read_text()
+        assert "from tests" not in source and "import tests" not in source, module.name
