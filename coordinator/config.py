@@ -46,6 +46,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "txn_status_retention_ms", int, 600_000, "how long decided transactions answer retries"
     ),
+    Setting(
+        "mvcc_window_ms", int, 5000, "how long overwritten versions stay readable (read versions)"
+    ),
+    Setting(
+        "mvcc_window_bytes_max",
+        int,
+        256 * 1024 * 1024,
+        "most bytes of overwritten versions kept, over all partitions",
+    ),
     Setting("sql_timeout_ms", int, 30_000, "time limit of one SQL statement"),
     Setting("sql_scan_rows_max", int, 50_000_000, "most rows one SQL statement may scan"),
     Setting("sql_result_bytes_max", int, 512 * 1024 * 1024, "largest SQL result"),
@@ -100,6 +109,8 @@ class ServerConfig:
     txn_lease_ms: int = 10_000
     txn_sweep_interval_ms: int = 1000
     txn_status_retention_ms: int = 600_000
+    mvcc_window_ms: int = 5000
+    mvcc_window_bytes_max: int = 256 * 1024 * 1024
     sql_timeout_ms: int = 30_000
     sql_scan_rows_max: int = 50_000_000
     sql_result_bytes_max: int = 512 * 1024 * 1024

@@ -45,11 +45,19 @@ class KeyValue:
         self.manager = manager
         self.limits = limits
 
-    def get(self, map_name: str, key: str) -> bytes | None:
-        """The committed entry of a key (value then version, see grid.entry), or None."""
+    def read_version(self, requested: int = 0) -> int:
+        """The version to read at: the latest visible one, or `requested` (checked)."""
+        return self.manager.read_version(requested)
+
+    def get(self, map_name: str, key: str, *, read_version: int = 0) -> bytes | None:
+        """The committed entry of a key (value then version, see grid.entry), or None;
+        as of `read_version` when one is given (see `read_version`)."""
         self.catalog.get(map_name)
         self.planner.check_key(key)
-        return self.partitions[self.partitioner.partition_of(key)].get(map_name, key)
+        store = self.partitions[self.partitioner.partition_of(key)]
+        if read_version:
+            return store.get_at(map_name, key, read_version)
+        return store.get(map_name, key)
 
     def get_many(
         self,
@@ -57,12 +65,13 @@ class KeyValue:
         keys: Sequence[str],
         *,
         consistent: bool = False,
+        read_version: int = 0,
         packed: bytes | None = None,
     ) -> list[bytes | None]:
         """The committed entry of each key (None where absent), in request order.
 
-        `consistent` reads all of them at one instant (inside the commit gate), so the
-        batch never shows a transaction on some of its partitions only.
+        `consistent` reads all of them at one read version (`read_version`, or the
+        latest), so the batch never shows a transaction on some of its partitions only.
         """
         self.catalog.get(map_name)
         self._check_batch(len(keys))
@@ -78,20 +87,28 @@ class KeyValue:
             partitions = self.partitioner.partitions_of_packed(packed)
         else:
             partitions = self.partitioner.partitions_of(keys)
-        if consistent:
-            return self.manager.sequence.read_consistent(
-                lambda: self._lookup(map_name, keys, partitions)
-            )
-        return self._lookup(map_name, keys, partitions)
+        version = None
+        if consistent or read_version:
+            version = read_version or self.manager.read_version()
+        return self._lookup(map_name, keys, partitions, version)
 
     def _lookup(
-        self, map_name: str, keys: Sequence[str], partitions: Sequence[int]
+        self,
+        map_name: str,
+        keys: Sequence[str],
+        partitions: Sequence[int],
+        version: int | None,
     ) -> list[bytes | None]:
         lookup_many = getattr(self.backend, "lookup_many", None)
         if lookup_many is not None:
-            found: list[bytes | None] = lookup_many(map_name, keys, partitions)
+            found: list[bytes | None] = lookup_many(map_name, keys, partitions, version)
             return found
         stores = self.partitions
+        if version is not None:
+            return [
+                stores[partition].get_at(map_name, key, version)
+                for key, partition in zip(keys, partitions, strict=True)
+            ]
         return [
             stores[partition].get(map_name, key)
             for key, partition in zip(keys, partitions, strict=True)
@@ -171,15 +188,24 @@ class KeyValue:
         return versions
 
     def scan(
-        self, map_name: str, *, prefix: str = "", limit: int = 0, chunk_entries: int = 0
+        self,
+        map_name: str,
+        *,
+        prefix: str = "",
+        limit: int = 0,
+        chunk_entries: int = 0,
+        read_version: int = 0,
     ) -> Iterator[list[tuple[str, bytes]]]:
-        """Chunks of (key, entry), partition by partition, each partition at one point."""
+        """Chunks of (key, entry), partition by partition: all as of `read_version`
+        (checked by `read_version()`) when given, else each partition at the latest read
+        version when its turn comes, so a long scan never outlives the window."""
         self.catalog.get(map_name)
         chunk_size = min(chunk_entries or 1000, self.limits.scan_chunk_entries_max)
         remaining = limit or -1
         chunk: list[tuple[str, bytes]] = []
         for partition in self.partitions:
-            for key, entry in partition.items(map_name):
+            version = read_version or self.manager.read_version()
+            for key, entry in partition.items_at(map_name, version):
                 if prefix and not key.startswith(prefix):
                     continue
                 chunk.append((key, entry))

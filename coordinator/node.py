@@ -71,6 +71,12 @@ class Node:
                 fsync=FsyncPolicy(config.fsync),
                 fsync_interval_ms=config.fsync_interval_ms,
                 checkpoint_wal_bytes=config.checkpoint_wal_bytes,
+                # A window of 0 keeps no versions: every read is of the latest state.
+                versions_bytes_max=(
+                    config.mvcc_window_bytes_max // config.partitions
+                    if config.mvcc_window_ms
+                    else 0
+                ),
             )
         )
         self.catalog = Catalog(self.backend.catalog_store)
@@ -91,9 +97,11 @@ class Node:
                 lease_ms=config.txn_lease_ms,
                 sweep_interval_ms=config.txn_sweep_interval_ms,
                 status_retention_ms=config.txn_status_retention_ms,
+                mvcc_window_ms=config.mvcc_window_ms,
             ),
             faults=self.faults,
             stories=self.stories,
+            metrics=self.metrics,
         )
         # Before the recovery sweep: committing a recovered transaction may add to sketches.
         self.sketches = SketchMaps(self)

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from grid.catalog import CatalogStore
 from grid.participant import Event, NumericGuard, Reply, SketchApply, ValidatorLookup
+from grid.versions import VersionStats
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,21 @@ class PartitionStore(Protocol):
         """The highest commit version applied in this partition."""
         ...
 
+    def version_stats(self) -> VersionStats:
+        """How many overwritten versions this partition keeps, and how many it dropped."""
+        ...
+
     def get(self, map_name: str, key: str) -> bytes | None:
         """The committed entry (see grid.entry) of a key, or None."""
+        ...
+
+    def get_at(self, map_name: str, key: str, version: int) -> bytes | None:
+        """The committed entry of a key as of a read version (ReadVersionTooOld when
+        the states it needs were forgotten)."""
+        ...
+
+    def items_at(self, map_name: str, version: int) -> list[tuple[str, bytes]]:
+        """The committed entries of one map in this partition as of a read version."""
         ...
 
     def items(self, map_name: str) -> list[tuple[str, bytes]]:

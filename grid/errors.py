@@ -43,6 +43,17 @@ class Conflict(GridError):
     status = "ABORTED"
 
 
+class ReadVersionTooOld(Conflict):
+    """A read at a version whose overwritten values are no longer kept; retry afresh."""
+
+    def __init__(self, version: int, oldest: int) -> None:
+        super().__init__(
+            f"read version too old: {version} is older than the oldest version still "
+            f"kept ({oldest}, see mvcc_window_ms); retry the transaction",
+            field="read_version",
+        )
+
+
 class ResourceExhausted(GridError):
     status = "RESOURCE_EXHAUSTED"
 

@@ -58,6 +58,7 @@ from grid.protocol import (
     Event,
     Failed,
     ForgetStatus,
+    ForgetVersions,
     Persist,
     PreCommit,
     Prepare,
@@ -71,6 +72,7 @@ from grid.protocol import (
     Write,
 )
 from grid.schema import Validator
+from grid.versions import VERSIONS_BYTES_MAX_DEFAULT, Versions
 
 # Names of the protocol and the locks, re-exported: callers import them from here.
 __all__ = [
@@ -100,6 +102,7 @@ __all__ = [
     "Event",
     "Failed",
     "ForgetStatus",
+    "ForgetVersions",
     "NumericGuard",
     "Participant",
     "Persist",
@@ -172,8 +175,11 @@ class Participant:
         sketch_apply: SketchApply = _no_sketches,
         guarded_field: NumericGuard = _no_guard,
         outcomes_max: int = OUTCOMES_MAX_DEFAULT,
+        versions_bytes_max: int = VERSIONS_BYTES_MAX_DEFAULT,
     ) -> None:
         self.partition = partition
+        # Overwritten states kept for reads at older versions (see grid.versions).
+        self.versions = Versions(versions_bytes_max)
         self.lsn = 0
         # The highest commit version applied here (see coordinator.transactions.sequence).
         self.version = 0
@@ -207,6 +213,7 @@ class Participant:
             ReadOutcome: self._read_outcome,
             ForgetStatus: self._forget_status,
             DropMap: self._drop_map,
+            ForgetVersions: self._forget_versions,
         }
 
     # Reads (not events: they change nothing and need no log) ---------------------
@@ -216,6 +223,34 @@ class Participant:
         if segment is None:
             return None
         return segment.entries.get(key)
+
+    def read_at(self, map_name: str, key: str, version: int) -> bytes | None:
+        """The committed entry of a key as of a version (lock-free, like `get`)."""
+        return self.versions.read(self.segments.get(map_name), key, version)
+
+    def items_at(self, map_name: str, version: int) -> list[tuple[str, bytes]]:
+        """One map's entries as of a version; the caller keeps commits out meanwhile."""
+        segment = self.segments.get(map_name)
+        if segment is None:
+            return []
+        if segment.version <= version:
+            return list(segment.entries.items())
+        read = self.versions.read
+        items = []
+        for key, entry in segment.entries.items():
+            if version_of(entry) > version:
+                found = read(segment, key, version)
+                if found is not None:
+                    items.append((key, found))
+            else:
+                items.append((key, entry))
+        for key in segment.history:
+            if key not in segment.entries:
+                # Deleted after the version: it existed then.
+                found = read(segment, key, version)
+                if found is not None:
+                    items.append((key, found))
+        return items
 
     def segment(self, map_name: str) -> Segment:
         segment = self.segments.get(map_name)
@@ -259,6 +294,7 @@ class Participant:
         entries, answer = self._resolve(event.writes, version)
         self.lsn = lsn
         self._install(entries, version)
+        self.versions.forget(event.horizon)
         # A version other than the log position is logged, so replay installs the same.
         meta: dict[str, Any] = {"version": version} if event.version else {}
         if event.request_id:
@@ -338,6 +374,7 @@ class Participant:
         self._install(entries, version)
         # Kept so a commit retried after a lost reply can still answer with versions.
         self._remember(event.txn_id, answer)
+        self.versions.forget(event.horizon)
         meta: dict[str, Any] = {"txn": event.txn_id.hex()}
         if event.version:
             meta["version"] = version
@@ -393,9 +430,15 @@ class Participant:
                 raise FailedPrecondition(
                     f"map '{event.map}' has keys locked by transactions in flight", field="map"
                 )
-        self.segments.pop(event.map, None)
+        dropped = self.segments.pop(event.map, None)
+        if dropped is not None:
+            self.versions.drop_segment(dropped)
         record = Record(RecordKind.MAP_DROPPED, self._next_lsn(), {"map": event.map})
         return [Persist(record), Send(Ack())]
+
+    def _forget_versions(self, event: ForgetVersions) -> list[Action]:
+        self.versions.forget(event.horizon)
+        return [Send(Ack())]
 
     # Helpers ---------------------------------------------------------------------
 
@@ -563,19 +606,38 @@ class Participant:
         ]
         return increments_in_flight(writes)
 
-    def _install(self, entries: list[Entry], version: int) -> None:
+    def _install(self, entries: list[Entry], version: int, *, keep: bool = True) -> None:
+        """Installs a commit's entries at its version, keeping what they overwrite.
+
+        `keep` is off in recovery: no read can be at a version from before a restart,
+        so nothing older than the last version is kept (the floor says so).
+        """
         # Every entry of a record gets the commit's version (see grid.entry.pack).
         self.version = max(self.version, version)
         suffix = version.to_bytes(VERSION_BYTES, "little")
         segments = self.segments
+        versions = self.versions
+        if not keep:
+            versions.floor = self.version
         for entry in entries:
             if entry.op == Op.PUT:
                 segment = segments.get(entry.map)
                 if segment is None:
                     segment = self.segment(entry.map)
+                # In this order for lock-free readers: the segment's version, the old
+                # state, and only then the new entry (see grid.versions).
+                segment.version = version
+                old = segment.entries.get(entry.key)
+                if old is not None and keep:
+                    versions.overwritten(segment, entry.key, old, version)
                 segment.put(entry.key, entry.value + suffix)
             elif entry.op == Op.DELETE:
-                self.segment(entry.map).delete(entry.key)
+                segment = self.segment(entry.map)
+                segment.version = version
+                old = segment.entries.get(entry.key)
+                if old is not None and keep:
+                    versions.overwritten(segment, entry.key, old, version)
+                segment.delete(entry.key)
             elif entry.op == Op.REFERENCE:
                 target = (entry.map, entry.key)
                 count = self.refcounts.get(target, 0) + int(entry.value)
@@ -598,7 +660,7 @@ class Participant:
                 self._remember(bytes.fromhex(record.meta["request"]), self._applied_answer(record))
             elif kind == RecordKind.COMMITTED:
                 self._remember(bytes.fromhex(record.meta["txn"]), self._applied_answer(record))
-            self._install(record.entries, record.meta.get("version", record.lsn))
+            self._install(record.entries, record.meta.get("version", record.lsn), keep=False)
             if kind == RecordKind.COMMITTED:
                 txn_id = bytes.fromhex(record.meta["txn"])
                 staged = self.staged.pop(txn_id, None)
@@ -641,7 +703,9 @@ class Participant:
                     record.meta["updated"],
                 )
         elif kind == RecordKind.MAP_DROPPED:
-            self.segments.pop(record.meta["map"], None)
+            dropped = self.segments.pop(record.meta["map"], None)
+            if dropped is not None:
+                self.versions.drop_segment(dropped)
         self.lsn = max(self.lsn, record.lsn)
 
     def _applied_answer(self, record: Record) -> Applied:
@@ -706,6 +770,7 @@ class Participant:
         self.lsn = meta["lsn"]
         # Before commit versions, an entry's version was its record's log position.
         self.version = max(self.version, meta.get("version", meta["lsn"]))
+        self.versions.floor = self.version
         for item in meta["staged"]:
             txn_id = bytes.fromhex(item["txn"])
             conditions = {int(i): Condition(c, v) for i, c, v in item["conditions"]}

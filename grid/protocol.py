@@ -57,6 +57,8 @@ class ApplyOnePhase:
     # The commit's place in the commit sequence, which becomes the version of every
     # key it writes; 0 (tests only) takes the record's log position instead.
     version: int = 0
+    # The oldest version reads may still use: older overwritten states can go.
+    horizon: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +82,9 @@ class PreCommit:
 @dataclass(frozen=True, slots=True)
 class Commit:
     txn_id: bytes
-    # As in ApplyOnePhase: the commit's place in the commit sequence.
+    # As in ApplyOnePhase: the commit's place in the commit sequence, and the horizon.
     version: int = 0
+    horizon: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,13 @@ class DropMap:
     map: str
 
 
+@dataclass(frozen=True, slots=True)
+class ForgetVersions:
+    """Drops overwritten states no read can need any more (nothing is logged)."""
+
+    horizon: int
+
+
 Event = (
     ApplyOnePhase
     | Prepare
@@ -141,6 +151,7 @@ Event = (
     | ReadOutcome
     | ForgetStatus
     | DropMap
+    | ForgetVersions
 )
 
 # Actions and replies ------------------------------------------------------------

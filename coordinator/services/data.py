@@ -47,13 +47,17 @@ class DataService(data_pb2_grpc.DataServicer):
     def Get(
         self, request: data_pb2.GetRequest, context: grpc.ServicerContext
     ) -> data_pb2.GetResponse:
-        entry = self.keyvalue.get(request.map, request.key)
+        read_version = 0
+        if request.read_version or request.snapshot:
+            read_version = self.keyvalue.read_version(request.read_version)
+        entry = self.keyvalue.get(request.map, request.key, read_version=read_version)
         if entry is None:
-            return data_pb2.GetResponse(found=False)
+            return data_pb2.GetResponse(found=False, read_version=read_version)
         return data_pb2.GetResponse(
             found=True,
             value=self._documents(request.map, [entry])[0],
             version=int.from_bytes(entry[-VERSION_BYTES:], "little"),
+            read_version=read_version,
         )
 
     @unary
@@ -71,8 +75,11 @@ class DataService(data_pb2_grpc.DataServicer):
                 ) from None
         else:
             keys = request.keys
+        read_version = 0
+        if request.consistent or request.read_version:
+            read_version = self.keyvalue.read_version(request.read_version)
         entries = self.keyvalue.get_many(
-            request.map, keys, consistent=request.consistent, packed=packed
+            request.map, keys, read_version=read_version, packed=packed
         )
         if None in entries:
             found_indexes = [index for index, entry in enumerate(entries) if entry is not None]
@@ -84,6 +91,7 @@ class DataService(data_pb2_grpc.DataServicer):
         response = data_pb2.GetManyResponse(
             found_indexes=found_indexes,
             values_json=b"[" + b",".join(self._documents(request.map, found)) + b"]",
+            read_version=read_version,
         )
         if request.with_versions:
             response.versions.extend(
@@ -125,15 +133,28 @@ class DataService(data_pb2_grpc.DataServicer):
         )
         return data_pb2.DeleteResponse(existed=existed)
 
+    @unary
+    def ReadVersion(
+        self, request: data_pb2.ReadVersionRequest, context: grpc.ServicerContext
+    ) -> data_pb2.ReadVersionResponse:
+        return data_pb2.ReadVersionResponse(
+            read_version=self.keyvalue.read_version(),
+            window_ms=self.keyvalue.manager.config.mvcc_window_ms,
+        )
+
     @streaming
     def Scan(
         self, request: data_pb2.ScanRequest, context: grpc.ServicerContext
     ) -> Iterator[data_pb2.ScanChunk]:
+        read_version = 0
+        if request.read_version:
+            read_version = self.keyvalue.read_version(request.read_version)
         for chunk in self.keyvalue.scan(
             request.map,
             prefix=request.prefix,
             limit=request.limit,
             chunk_entries=request.chunk_entries,
+            read_version=read_version,
         ):
             if not context.is_active():
                 return
@@ -141,4 +162,5 @@ class DataService(data_pb2_grpc.DataServicer):
                 keys=[key for key, _ in chunk],
                 values=self._documents(request.map, [entry for _, entry in chunk]),
                 versions=[int.from_bytes(entry[-VERSION_BYTES:], "little") for _, entry in chunk],
+                read_version=read_version,
             )

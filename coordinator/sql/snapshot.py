@@ -1,10 +1,12 @@
 """Consistent snapshots of maps as Arrow tables, for one query.
 
 Each partition keeps, beside its entries, the Arrow image SQL last built from them,
-tagged with the segment's change counter. A snapshot takes, inside the commit gate
-(so no transaction is seen on some of its partitions only), the cached image of every
-unchanged partition and a copy of the entries of every changed one; the copies become
-images outside the gate and are cached for the next query. Memory cost: one Arrow
+tagged with the segment's change counter. A snapshot reads every partition at one
+read version (so no transaction is seen on some of its partitions only, see
+coordinator.transactions.sequence): the cached image of every partition unchanged
+since, and the entries as of that version of every other; those become images and,
+when they are also the partition's latest state, are cached for the next query.
+Memory cost: one Arrow
 image per partition of each map SQL has read, about the size of its columns; a
 query adds the copies of partitions changed since the last query while it runs.
 """
@@ -24,6 +26,8 @@ from grid.memory.partition import MemoryPartition
 from grid.memory.segment import Segment
 
 MEMO_KEY = "sql-image"
+# The generation of an image taken at a read version older than the partition's state.
+STALE = -1
 
 
 @dataclass
@@ -69,30 +73,36 @@ class Snapshots:
             for definition in definitions
         }
 
-        def grab() -> dict[str, list[_Captured]]:
-            taken: dict[str, list[_Captured]] = {}
-            for definition in definitions:
-                tag = _schema_tag(definition)
-                captured = []
-                for index in wanted[definition.name]:
-                    segment = self.partitions[index].participant.segments.get(definition.name)
-                    if segment is None:
-                        captured.append(_Captured(None, 0, None, None))
-                        continue
-                    generation = segment.generation
-                    memo = segment.memo.get(MEMO_KEY)
-                    if isinstance(memo, tuple) and memo[0] == generation and memo[1] == tag:
-                        captured.append(_Captured(segment, generation, memo[2], None))
-                    else:
-                        # dict.copy() takes the entries in one step; iterating them here
-                        # could meet a commit that the optimistic read lets run meanwhile
-                        # ("dictionary changed size during iteration").
-                        entries = segment.entries.copy()
-                        captured.append(_Captured(segment, generation, None, list(entries.items())))
-                taken[definition.name] = captured
-            return taken
-
-        taken = self.sequence.read_consistent(grab)
+        version = self.sequence.read_version()
+        taken: dict[str, list[_Captured]] = {}
+        for definition in definitions:
+            tag = _schema_tag(definition)
+            captured = []
+            for index in wanted[definition.name]:
+                partition = self.partitions[index]
+                segment = partition.participant.segments.get(definition.name)
+                if segment is None:
+                    captured.append(_Captured(None, 0, None, None))
+                    continue
+                # The generation first: a commit moves the segment's version before it
+                # changes entries, so an unchanged version means generation `generation`
+                # is the state at the read version.
+                generation = segment.generation
+                memo = segment.memo.get(MEMO_KEY)
+                if (
+                    segment.version <= version
+                    and isinstance(memo, tuple)
+                    and memo[0] == generation
+                    and memo[1] == tag
+                ):
+                    captured.append(_Captured(segment, generation, memo[2], None))
+                    continue
+                entries = partition.items_at(definition.name, version)
+                if segment.version > version or segment.generation != generation:
+                    # Older than the latest state: used by this query, never cached.
+                    generation = STALE
+                captured.append(_Captured(segment, generation, None, entries))
+            taken[definition.name] = captured
         capture_ms = (time.perf_counter() - started) * 1000
         snapshots = {}
         for definition in definitions:
@@ -104,8 +114,9 @@ class Snapshots:
                 for item in taken[definition.name]
                 if item.segment is not None
             )
+            current = all(item.generation != STALE for item in taken[definition.name])
             last = self._tables.get(definition.name)
-            if last is not None and last[0] == made_of and not only_partitions:
+            if last is not None and last[0] == made_of and current and not only_partitions:
                 snapshots[definition.name] = TableSnapshot(
                     definition=definition,
                     table=last[1],
@@ -121,12 +132,12 @@ class Snapshots:
                 if image is None:
                     image = build_image(definition, item.entries or [])
                     rebuilt += 1
-                    if item.segment.generation == item.generation:
+                    if item.generation != STALE and item.segment.generation == item.generation:
                         item.segment.memo[MEMO_KEY] = (item.generation, tag, image)
                 if image.num_rows:
                     images.append(image)
             table = pa.concat_tables(images) if images else table_schema(definition).empty_table()
-            if not only_partitions:
+            if current and not only_partitions:
                 self._tables[definition.name] = (made_of, table)
             snapshots[definition.name] = TableSnapshot(
                 definition=definition,

@@ -18,13 +18,20 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from coordinator.clock import Clock
+from coordinator.metrics import Registry
 from coordinator.transactions import three_phase as tpc
 from coordinator.transactions.faults import FaultPoints
 from coordinator.transactions.planning import PartitionWork, Plan, Planner
 from coordinator.transactions.sequence import CommitSequence
 from coordinator.transactions.story import Stories
 from grid.backend import PartitionStore
-from grid.errors import Conflict, FailedPrecondition, GridError, InvalidArgument
+from grid.errors import (
+    Conflict,
+    FailedPrecondition,
+    GridError,
+    InvalidArgument,
+    ReadVersionTooOld,
+)
 from grid.participant import (
     ABORTED,
     COMMITTED,
@@ -36,6 +43,7 @@ from grid.participant import (
     CasStatus,
     Commit,
     CreateStatus,
+    ForgetVersions,
     PreCommit,
     Prepare,
     Read,
@@ -45,6 +53,7 @@ from grid.participant import (
     Vote,
     Write,
 )
+from grid.versions import VersionStats
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +114,7 @@ class TransactionManager:
         config: TransactionConfig,
         faults: FaultPoints,
         stories: Stories,
+        metrics: Registry | None = None,
     ) -> None:
         self.partitions = partitions
         self.planner = planner
@@ -120,6 +130,21 @@ class TransactionManager:
         )
         self._in_flight: dict[bytes, InFlight] = {}
         self._in_flight_lock = threading.Lock()
+        metrics = metrics or Registry()
+        self._versions_kept = metrics.gauge(
+            "shoal_versions_kept", "overwritten versions kept for reads at older versions"
+        )
+        self._versions_kept_bytes = metrics.gauge(
+            "shoal_versions_kept_bytes", "bytes of overwritten versions kept"
+        )
+        self._versions_dropped = metrics.gauge(
+            "shoal_versions_dropped",
+            "overwritten versions dropped, by reason: age (older than mvcc_window_ms) or "
+            "budget (mvcc_window_bytes_max)",
+        )
+        self._too_old = metrics.counter(
+            "shoal_read_version_too_old_total", "reads refused: read version older than the window"
+        )
         # Sees every commit's writes around it (the sketch accuracy monitor); None for none.
         self.observer: CommitObserver | None = None
 
@@ -188,8 +213,11 @@ class TransactionManager:
         backoff_ms = 1.0
         while True:
             try:
+                horizon = self.sequence.horizon()
                 with self.sequence.commit() as version:
-                    reply, wait_durable = store.apply(ApplyOnePhase(txn_id, reads, writes, version))
+                    reply, wait_durable = store.apply(
+                        ApplyOnePhase(txn_id, reads, writes, version, horizon)
+                    )
                 wait_durable()
                 break
             except Conflict as conflict:
@@ -325,10 +353,11 @@ class TransactionManager:
                     queue.popleft()
                     batch.append(following.partition)
                 waits = []
+                horizon = self.sequence.horizon()
                 with self.sequence.commit() as version:
                     for partition in batch:
                         answers[partition], wait_durable = self._commit_on(
-                            txn_id, partition, version
+                            txn_id, partition, Commit(txn_id, version, horizon)
                         )
                         waits.append(wait_durable)
                         self.stories.record(txn_id, "committed", f"partition {partition}")
@@ -353,9 +382,9 @@ class TransactionManager:
         raise AssertionError("the commit protocol ended without a decision")
 
     def _commit_on(
-        self, txn_id: bytes, partition: int, version: int
+        self, txn_id: bytes, partition: int, event: Commit
     ) -> tuple[Applied, Callable[[], None]]:
-        reply, wait_durable = self.partitions[partition].apply(Commit(txn_id, version))
+        reply, wait_durable = self.partitions[partition].apply(event)
         if isinstance(reply, Applied):
             return reply, wait_durable
         # Committed before (a recovery sweep got there first): its remembered answer.
@@ -370,10 +399,11 @@ class TransactionManager:
         """
         replies: list[Applied] = []
         waits = []
+        horizon = self.sequence.horizon()
         with self.sequence.commit() as version:
             for partition, event in shares:
                 reply, wait_durable = self.partitions[partition].apply(
-                    replace(event, version=version)
+                    replace(event, version=version, horizon=horizon)
                 )
                 assert isinstance(reply, Applied)
                 replies.append(reply)
@@ -401,6 +431,44 @@ class TransactionManager:
             f"the transaction is still in doubt ({reply.state}); retry the commit",
             field="txn_id",
         )
+
+    # Read versions -----------------------------------------------------------------
+
+    def read_version(self, requested: int = 0) -> int:
+        """A version to read at: the latest visible one (0), or `requested` while the
+        versions it needs are still kept."""
+        latest = self.sequence.read_version()
+        if requested == 0:
+            return latest
+        if requested > latest:
+            raise InvalidArgument(
+                f"read_version {requested} is newer than the latest committed version {latest}",
+                field="read_version",
+            )
+        horizon = self.sequence.horizon()
+        if requested < horizon:
+            self._too_old.inc()
+            raise ReadVersionTooOld(requested, horizon)
+        return requested
+
+    def forget_versions(self) -> VersionStats:
+        """Drops overwritten versions older than the window on every partition (commits
+        do it as they go; this is for partitions no commit touches), and publishes the
+        version metrics. Returns the totals."""
+        event = ForgetVersions(self.sequence.horizon())
+        total = VersionStats()
+        for partition in self.partitions:
+            partition.step(event)
+            stats = partition.version_stats()
+            total.kept += stats.kept
+            total.kept_bytes += stats.kept_bytes
+            total.dropped_by_age += stats.dropped_by_age
+            total.dropped_by_budget += stats.dropped_by_budget
+        self._versions_kept.set(total.kept)
+        self._versions_kept_bytes.set(total.kept_bytes)
+        self._versions_dropped.set(total.dropped_by_age, reason="age")
+        self._versions_dropped.set(total.dropped_by_budget, reason="budget")
+        return total
 
     # Introspection -----------------------------------------------------------------
 

@@ -128,9 +128,11 @@ class RecoverySweeper:
         if outcome == COMMITTED:
             # A recovered commit takes its place in the commit order like any other.
             waits = []
+            horizon = manager.sequence.horizon()
             with manager.sequence.commit() as version:
                 for index in partitions:
-                    waits.append(manager.partitions[index].apply(Commit(txn_id, version))[1])
+                    event = Commit(txn_id, version, horizon)
+                    waits.append(manager.partitions[index].apply(event)[1])
             for wait_durable in waits:
                 wait_durable()
         else:
@@ -149,6 +151,7 @@ class RecoverySweeper:
         while not self._stop.wait(interval_s):
             try:
                 self.sweep()
+                self.manager.forget_versions()
             except Exception:
                 log.exception("recovery sweep failed; retrying at the next interval")
 

@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
 from coordinator.clock import Clock
 
-Result = TypeVar("Result")
-OPTIMISTIC_ATTEMPTS = 3
 # How many (time, version) samples the horizon keeps; one per sample interval.
 SAMPLES_MAX = 4096
 
@@ -66,25 +63,6 @@ class CommitSequence:
         """The oldest version reads may still use: what was visible `window_ms` ago."""
         self._note()
         return self._horizon
-
-    def read_consistent(self, read: Callable[[], Result]) -> Result:
-        """Runs a read of latest values that must see no commit half-applied.
-
-        Optimistically first (no commit was applying when it began and none began
-        before it ended: a seqlock); under a stream of commits, holding the sequence.
-        """
-        for _ in range(OPTIMISTIC_ATTEMPTS):
-            last = self._last
-            if last == self._visible:
-                try:
-                    result = read()
-                except RuntimeError:
-                    # A commit changed a dict while the read walked it: the read is void.
-                    continue
-                if self._last == last:
-                    return result
-        with self._lock:
-            return read()
 
     def _note(self) -> None:
         """Samples the visible version now, and moves the horizon to what was visible

@@ -25,10 +25,12 @@ import orjson
 
 from grid.backend import ParticipantHooks
 from grid.catalog import FileCatalogStore
+from grid.entry import version_of
 from grid.errors import FailedPrecondition
 from grid.memory.partition import CHECKPOINT_WAL_BYTES_DEFAULT, MemoryPartition
 from grid.memory.wal import BackgroundFlusher, FsyncPolicy
 from grid.participant import OUTCOMES_MAX_DEFAULT, Participant
+from grid.versions import VERSIONS_BYTES_MAX_DEFAULT
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ class MemoryBackendConfig:
     fsync_interval_ms: int = 20
     checkpoint_wal_bytes: int = CHECKPOINT_WAL_BYTES_DEFAULT
     outcomes_max: int = OUTCOMES_MAX_DEFAULT
+    # Bytes of overwritten versions each partition may keep for reads at older versions.
+    versions_bytes_max: int = VERSIONS_BYTES_MAX_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ class MemoryBackend:
                 sketch_apply=hooks.sketch_apply,
                 guarded_field=hooks.guarded_field,
                 outcomes_max=config.outcomes_max,
+                versions_bytes_max=config.versions_bytes_max,
             )
             partition = MemoryPartition(
                 participant,
@@ -158,9 +163,29 @@ class MemoryBackend:
         )
 
     def lookup_many(
+        self,
+        map_name: str,
+        keys: Sequence[str],
+        partitions: Sequence[int],
+        version: int | None = None,
+    ) -> list[bytes | None]:
+        """Committed entries of many keys whose partitions are known, in one pass;
+        as of a read version when one is given."""
+        found = self._lookup_latest(map_name, keys, partitions)
+        if version is None:
+            return found
+        # The latest entry is the answer when it is no newer than the read; the others
+        # (newer, or absent and maybe deleted since) are looked up at the version.
+        for position, entry in enumerate(found):
+            if entry is None or version_of(entry) > version:
+                found[position] = self.partitions[partitions[position]].get_at(
+                    map_name, keys[position], version
+                )
+        return found
+
+    def _lookup_latest(
         self, map_name: str, keys: Sequence[str], partitions: Sequence[int]
     ) -> list[bytes | None]:
-        """Committed entries of many keys whose partitions are known, in one pass."""
         if len(keys) < 32:
             found: list[bytes | None] = []
             for key, partition in zip(keys, partitions, strict=True):

@@ -21,6 +21,7 @@ from grid.memory.checkpoint import load_checkpoint, write_checkpoint
 from grid.memory.records import decode_record, encode_record
 from grid.memory.wal import BackgroundFlusher, FsyncPolicy, LogFile, read_log
 from grid.participant import Event, Failed, Participant, Persist, Reply, Send
+from grid.versions import VersionStats
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,9 @@ class MemoryPartition:
             return reply, partial(log_file.sync_to, end_bytes)
         return reply, _durable
 
+    def version_stats(self) -> VersionStats:
+        return self.participant.versions.stats
+
     def commit_version(self) -> int:
         """The highest commit version applied in this partition."""
         return self.participant.version
@@ -167,6 +171,14 @@ class MemoryPartition:
         if segment is None:
             return None
         return segment.entries.get(key)
+
+    def get_at(self, map_name: str, key: str, version: int) -> bytes | None:
+        return self.participant.read_at(map_name, key, version)
+
+    def items_at(self, map_name: str, version: int) -> list[tuple[str, bytes]]:
+        """One map's entries in this partition as of a version."""
+        with self.lock:
+            return self.participant.items_at(map_name, version)
 
     def items(self, map_name: str) -> list[tuple[str, bytes]]:
         """A consistent copy of one map's entries in this partition."""

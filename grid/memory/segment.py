@@ -13,11 +13,17 @@ from __future__ import annotations
 class Segment:
     """One map's entries in one partition, with a change counter for cached images."""
 
-    __slots__ = ("entries", "generation", "map", "memo")
+    __slots__ = ("entries", "generation", "history", "map", "memo", "version")
 
     def __init__(self, map_name: str) -> None:
         self.map = map_name
         self.entries: dict[str, bytes] = {}
+        # Overwritten states of recently changed keys only (see grid.versions), so a
+        # key that does not change costs nothing more.
+        self.history: dict[str, list[tuple[int, bytes]]] = {}
+        # The version of the last commit that changed the segment: a reader at a later
+        # version may take `entries` as they are.
+        self.version = 0
         # Bumped on every change, so a derived structure (an Arrow image for SQL)
         # knows when it is stale without a scan.
         self.generation = 0

@@ -23,6 +23,7 @@ EXPORTED = [
     "ResourceExhaustedError",
     "RetryPolicy",
     "ShoalError",
+    "Snapshot",
     "Transaction",
     "TransactionRetry",
     "UnauthenticatedError",

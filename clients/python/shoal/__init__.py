@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         UnimplementedError,
     )
     from shoal._model import ClusterInfo, MapInfo, Versioned
+    from shoal._snapshot import Snapshot
     from shoal._transaction import CommitResult, Transaction, TransactionRetry
 
 __version__ = "0.1.0"
@@ -54,6 +55,7 @@ __all__ = [
     "ResourceExhaustedError",
     "RetryPolicy",
     "ShoalError",
+    "Snapshot",
     "Transaction",
     "TransactionRetry",
     "UnauthenticatedError",

@@ -16,6 +16,7 @@ from shoal._connection import AsyncConnection, RetryPolicy, parse_targets
 from shoal._errors import ConflictError, from_rpc_error
 from shoal._model import ClusterInfo, MapInfo, Versioned
 from shoal._sketches import AsyncSketches
+from shoal._snapshot import get_request, read_version_of
 from shoal._transaction import CommitResult, TransactionRetry, TransactionWrites
 from shoal._transaction_state import SIZE_CHECKED_FROM
 from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
@@ -106,30 +107,36 @@ class AsyncClient:
         )
         return ClusterInfo.from_message(reply)
 
-    async def get(self, map_name: str, key: str) -> Any:
+    async def get(self, map_name: str, key: str, *, at: int | None = None) -> Any:
         reply = await self._call(
-            lambda s: s.data.Get,
-            _requests.build(data_pb2.GetRequest, map=map_name, key=_requests.check_key(key)),
-            idempotent=True,
+            lambda s: s.data.Get, get_request(map_name, key, at), idempotent=True
         )
         return _codec.decode(reply.value) if reply.found else None
 
-    async def get_versioned(self, map_name: str, key: str) -> Versioned | None:
+    async def get_versioned(
+        self, map_name: str, key: str, *, at: int | None = None
+    ) -> Versioned | None:
         reply = await self._call(
-            lambda s: s.data.Get,
-            _requests.build(data_pb2.GetRequest, map=map_name, key=_requests.check_key(key)),
-            idempotent=True,
+            lambda s: s.data.Get, get_request(map_name, key, at), idempotent=True
         )
         return Versioned(_codec.decode(reply.value), reply.version) if reply.found else None
 
-    async def get_many(self, map_name: str, keys: Iterable[str]) -> dict[str, Any]:
+    async def get_many(
+        self, map_name: str, keys: Iterable[str], *, at: int | None = None
+    ) -> dict[str, Any]:
         key_list = [_requests.check_key(key) for key in keys]
-        reply = await self._call(
-            lambda s: s.data.GetMany,
-            _requests.get_many_request(map_name, key_list),
-            idempotent=True,
-        )
+        request = _requests.get_many_request(map_name, key_list)
+        if at is not None:
+            request.read_version = read_version_of(at)
+        reply = await self._call(lambda s: s.data.GetMany, request, idempotent=True)
         return _requests.get_many_result(key_list, reply)
+
+    async def read_version(self) -> int:
+        """The current read version, for `at=` reads that must see one state."""
+        reply = await self._call(
+            lambda s: s.data.ReadVersion, data_pb2.ReadVersionRequest(), idempotent=True
+        )
+        return int(reply.read_version)
 
     async def put(
         self,
@@ -248,9 +255,7 @@ class AsyncTransaction(TransactionWrites):
             return value
         await self._learn_limits()
         reply = await self._client._call(
-            lambda s: s.data.Get,
-            _requests.build(data_pb2.GetRequest, map=map_name, key=key),
-            idempotent=True,
+            lambda s: s.data.Get, self._get_request(map_name, key), idempotent=True
         )
         return self._got(target, reply)
 

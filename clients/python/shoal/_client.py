@@ -10,6 +10,7 @@ from shoal import _codec, _requests
 from shoal._connection import Connection, RetryPolicy, parse_targets
 from shoal._errors import ConflictError
 from shoal._model import ClusterInfo, MapInfo, Versioned
+from shoal._snapshot import Snapshot, get_request, read_version_of
 from shoal._transaction import Transaction, TransactionRetry
 from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
 
@@ -136,31 +137,34 @@ class Client:
 
     # Keys ------------------------------------------------------------------------
 
-    def get(self, map_name: str, key: str) -> Any:
-        """The value of a key, or None when it does not exist."""
-        reply = self._call(
-            _get,
-            _requests.build(data_pb2.GetRequest, map=map_name, key=_requests.check_key(key)),
-            idempotent=True,
-        )
+    def get(self, map_name: str, key: str, *, at: int | None = None) -> Any:
+        """The value of a key, or None when it does not exist; `at` reads it as of a
+        read version (`snapshot().version`, `tx.read_version`) within the window."""
+        reply = self._call(_get, get_request(map_name, key, at), idempotent=True)
         return _codec.decode(reply.value) if reply.found else None
 
-    def get_versioned(self, map_name: str, key: str) -> Versioned | None:
+    def get_versioned(self, map_name: str, key: str, *, at: int | None = None) -> Versioned | None:
         """The value and its version, or None when the key does not exist."""
-        reply = self._call(
-            _get,
-            _requests.build(data_pb2.GetRequest, map=map_name, key=_requests.check_key(key)),
-            idempotent=True,
-        )
+        reply = self._call(_get, get_request(map_name, key, at), idempotent=True)
         return Versioned(_codec.decode(reply.value), reply.version) if reply.found else None
 
-    def get_many(self, map_name: str, keys: Iterable[str]) -> dict[str, Any]:
-        """A dict of the keys that exist and their values."""
+    def get_many(
+        self, map_name: str, keys: Iterable[str], *, at: int | None = None
+    ) -> dict[str, Any]:
+        """A dict of the keys that exist and their values; `at` reads them as of a read
+        version (without it, each key's latest committed value)."""
         key_list = [_requests.check_key(key) for key in keys]
-        reply = self._call(
-            _get_many, _requests.get_many_request(map_name, key_list), idempotent=True
-        )
+        request = _requests.get_many_request(map_name, key_list)
+        if at is not None:
+            request.read_version = read_version_of(at)
+        reply = self._call(_get_many, request, idempotent=True)
         return _requests.get_many_result(key_list, reply)
+
+    def snapshot(self) -> Snapshot:
+        """A consistent view of the whole grid as of now, for several calls: every read
+        through it sees the same read version (for the server's `mvcc_window_ms`)."""
+        reply = self._call(_read_version_call, data_pb2.ReadVersionRequest(), idempotent=True)
+        return Snapshot(self, int(reply.read_version))
 
     def put(
         self,
@@ -212,7 +216,13 @@ class Client:
         return bool(self._call(_delete, request, idempotent=True).existed)
 
     def scan(
-        self, map_name: str, *, prefix: str = "", limit: int = 0, chunk_entries: int = 0
+        self,
+        map_name: str,
+        *,
+        prefix: str = "",
+        limit: int = 0,
+        chunk_entries: int = 0,
+        at: int | None = None,
     ) -> Iterator[tuple[str, Any]]:
         """Every (key, value) of a map, streamed in chunks; each partition at one point."""
         request = _requests.build(
@@ -221,6 +231,7 @@ class Client:
             prefix=prefix,
             limit=limit,
             chunk_entries=chunk_entries,
+            read_version=0 if at is None else read_version_of(at),
         )
         stream = self._connection.current.data.Scan(request, timeout=None, metadata=self._metadata)
         try:
@@ -292,6 +303,10 @@ def _stream(stream: Any) -> Iterator[Any]:
         yield from stream
     except grpc.RpcError as error:
         raise from_rpc_error(error) from None
+
+
+def _read_version_call(stubs: Any) -> Any:
+    return stubs.data.ReadVersion
 
 
 def _get(stubs: Any) -> Any:

@@ -94,8 +94,23 @@ class TransactionWrites:
         known, value = self._state.local(target)
         return target, known, value
 
+    @property
+    def read_version(self) -> int:
+        """The version every read of this transaction sees (0 until its first read)."""
+        return self._state.read_version
+
+    def _get_request(self, map_name: str, key: str) -> data_pb2.GetRequest:
+        """A read at the transaction's read version; the first read asks for one."""
+        return _requests.build(
+            data_pb2.GetRequest,
+            map=map_name,
+            key=key,
+            read_version=self._state.read_version,
+            snapshot=True,
+        )
+
     def _got(self, target: tuple[str, str], reply: data_pb2.GetResponse) -> Any:
-        self._state.note_read_call(consistent=False)
+        self._state.note_read_version(reply.read_version)
         stored = _codec.decode(reply.value) if reply.found else None
         return self._state.record_read(target, stored, reply.version)
 
@@ -109,6 +124,7 @@ class TransactionWrites:
         if not missing:
             return key_list, missing, None
         request = _requests.get_many_request(map_name, missing, with_versions=True, consistent=True)
+        request.read_version = self._state.read_version
         return key_list, missing, request
 
     def _commit_request(self) -> transactions_pb2.CommitRequest | None:
@@ -140,15 +156,13 @@ class Transaction(TransactionWrites):
         if known:
             return value
         reply = self._client._call(
-            lambda s: s.data.Get,
-            _requests.build(data_pb2.GetRequest, map=map_name, key=key),
-            idempotent=True,
+            lambda s: s.data.Get, self._get_request(map_name, key), idempotent=True
         )
         return self._got(target, reply)
 
     def get_many(self, map_name: str, keys: Iterable[str]) -> dict[str, Any]:
         """The values of the keys that exist, as this transaction sees them; the keys
-        not yet known are read in one consistent batch."""
+        not yet known are read in one batch at the transaction's read version."""
         key_list, missing, request = self._batch_request(map_name, keys)
         if request is not None:
             reply = self._client._call(lambda s: s.data.GetMany, request, idempotent=True)

@@ -3,6 +3,11 @@
 The SDK keeps the whole transaction: each key read is remembered with its version,
 each write is buffered, and commit sends both in one call. Reads see the
 transaction's own writes, including increments and appends applied to the value read.
+
+Every read is at the transaction's read version, which the server picks with the
+first read and answers; later reads send it back. The reads therefore see one
+consistent state of the grid, a prefix of the commit order: a transaction that only
+reads is serializable as it is, needs no commit call, and never aborts.
 """
 
 from __future__ import annotations
@@ -63,19 +68,17 @@ class TransactionState:
         self.writes: list[transactions_pb2.WriteOp] = []
         self.overlays: dict[Target, _Overlay] = {}
         self.finished = False
-        # Calls that read from the server, and whether every one was a consistent batch.
-        self.read_calls = 0
-        self.consistent_reads = True
+        # The version all reads are made at; 0 until the first read answers it.
+        self.read_version = 0
 
-    def note_read_call(self, *, consistent: bool) -> None:
-        self.read_calls += 1
-        self.consistent_reads = self.consistent_reads and consistent
+    def note_read_version(self, version: int) -> None:
+        if not self.read_version:
+            self.read_version = version
 
     @property
     def needs_commit_call(self) -> bool:
-        """A transaction that only read, all in one consistent batch, read one instant of
-        the grid: it is serializable as it is, and nothing needs validating."""
-        return bool(self.writes) or not (self.read_calls <= 1 and self.consistent_reads)
+        """Only a transaction that writes: one that only read saw one read version."""
+        return bool(self.writes)
 
     def check_open(self) -> None:
         if self.finished:
@@ -120,7 +123,7 @@ class TransactionState:
 
     def record_batch(self, map_name: str, keys: list[str], reply: Any) -> None:
         """Remembers a consistent batch read (a GetManyResponse with versions)."""
-        self.note_read_call(consistent=True)
+        self.note_read_version(reply.read_version)
         decoded = _codec.decode_array(reply.values_json) if reply.found_indexes else []
         found = dict(
             zip(reply.found_indexes, zip(decoded, reply.versions, strict=True), strict=True)

@@ -7,47 +7,69 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReadVersionRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReadVersionResponse(_message.Message):
+    __slots__ = ("read_version", "window_ms")
+    READ_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
+    read_version: int
+    window_ms: int
+    def __init__(self, read_version: _Optional[int] = ..., window_ms: _Optional[int] = ...) -> None: ...
+
 class GetRequest(_message.Message):
-    __slots__ = ("map", "key")
+    __slots__ = ("map", "key", "read_version", "snapshot")
     MAP_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    READ_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     map: str
     key: str
-    def __init__(self, map: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+    read_version: int
+    snapshot: bool
+    def __init__(self, map: _Optional[str] = ..., key: _Optional[str] = ..., read_version: _Optional[int] = ..., snapshot: _Optional[bool] = ...) -> None: ...
 
 class GetResponse(_message.Message):
-    __slots__ = ("found", "value", "version")
+    __slots__ = ("found", "value", "version", "read_version")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    READ_VERSION_FIELD_NUMBER: _ClassVar[int]
     found: bool
     value: bytes
     version: int
-    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., version: _Optional[int] = ...) -> None: ...
+    read_version: int
+    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., version: _Optional[int] = ..., read_version: _Optional[int] = ...) -> None: ...
 
 class GetManyRequest(_message.Message):
-    __slots__ = ("map", "keys", "packed_keys", "with_versions", "consistent")
+    __slots__ = ("map", "keys", "packed_keys", "with_versions", "consistent", "read_version")
     MAP_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     PACKED_KEYS_FIELD_NUMBER: _ClassVar[int]
     WITH_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     CONSISTENT_FIELD_NUMBER: _ClassVar[int]
+    READ_VERSION_FIELD_NUMBER: _ClassVar[int]
     map: str
     keys: _containers.RepeatedScalarFieldContainer[str]
     packed_keys: bytes
     with_versions: bool
     consistent: bool
-    def __init__(self, map: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., packed_keys: _Optional[bytes] = ..., with_versions: _Optional[bool] = ..., consistent: _Optional[bool] = ...) -> None: ...
+    read_version: int
+    def __init__(self, map: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., packed_keys: _Optional[bytes] = ..., with_versions: _Optional[bool] = ..., consistent: _Optional[bool] = ..., read_version: _Optional[int] = ...) -> None: ...
 
 class GetManyResponse(_message.Message):
-    __slots__ = ("found_indexes", "values_json", "versions")
+    __slots__ = ("found_indexes", "values_json", "versions", "read_version")
     FOUND_INDEXES_FIELD_NUMBER: _ClassVar[int]
     VALUES_JSON_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    READ_VERSION_FIELD_NUMBER: _ClassVar[int]
     found_indexes: _containers.RepeatedScalarFieldContainer[int]
     values_json: bytes
     versions: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, found_indexes: _Optional[_Iterable[int]] = ..., values_json: _Optional[bytes] = ..., versions: _Optional[_Iterable[int]] = ...) -> None: ...
+    read_version: int
+    def __init__(self, found_indexes: _Optional[_Iterable[int]] = ..., values_json: _Optional[bytes] = ..., versions: _Optional[_Iterable[int]] = ..., read_version: _Optional[int] = ...) -> None: ...
 
 class PutRequest(_message.Message):
     __slots__ = ("map", "key", "value", "request_id", "condition")
@@ -106,23 +128,27 @@ class DeleteResponse(_message.Message):
     def __init__(self, existed: _Optional[bool] = ...) -> None: ...
 
 class ScanRequest(_message.Message):
-    __slots__ = ("map", "prefix", "limit", "chunk_entries")
+    __slots__ = ("map", "prefix", "limit", "chunk_entries", "read_version")
     MAP_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CHUNK_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    READ_VERSION_FIELD_NUMBER: _ClassVar[int]
     map: str
     prefix: str
     limit: int
     chunk_entries: int
-    def __init__(self, map: _Optional[str] = ..., prefix: _Optional[str] = ..., limit: _Optional[int] = ..., chunk_entries: _Optional[int] = ...) -> None: ...
+    read_version: int
+    def __init__(self, map: _Optional[str] = ..., prefix: _Optional[str] = ..., limit: _Optional[int] = ..., chunk_entries: _Optional[int] = ..., read_version: _Optional[int] = ...) -> None: ...
 
 class ScanChunk(_message.Message):
-    __slots__ = ("keys", "values", "versions")
+    __slots__ = ("keys", "values", "versions", "read_version")
     KEYS_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    READ_VERSION_FIELD_NUMBER: _ClassVar[int]
     keys: _containers.RepeatedScalarFieldContainer[str]
     values: _containers.RepeatedScalarFieldContainer[bytes]
     versions: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, keys: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[bytes]] = ..., versions: _Optional[_Iterable[int]] = ...) -> None: ...
+    read_version: int
+    def __init__(self, keys: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[bytes]] = ..., versions: _Optional[_Iterable[int]] = ..., read_version: _Optional[int] = ...) -> None: ...

@@ -67,6 +67,11 @@ class DataStub:
                 request_serializer=shoal_dot_v1_dot_data__pb2.ScanRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_data__pb2.ScanChunk.FromString,
                 _registered_method=True)
+        self.ReadVersion = channel.unary_unary(
+                '/shoal.v1.Data/ReadVersion',
+                request_serializer=shoal_dot_v1_dot_data__pb2.ReadVersionRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_data__pb2.ReadVersionResponse.FromString,
+                _registered_method=True)
 
 
 class DataServicer:
@@ -106,7 +111,16 @@ class DataServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Scan(self, request, context):
-        """Streams the map in chunks; each partition is read at one consistent point.
+        """Streams the map in chunks; each partition at one read version (all at the
+        request's read_version when it names one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadVersion(self, request, context):
+        """The current read version: reads at it (read_version fields) see every commit up
+        to it and none after, for as long as the server's mvcc_window_ms.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -144,6 +158,11 @@ def add_DataServicer_to_server(servicer, server):
                     servicer.Scan,
                     request_deserializer=shoal_dot_v1_dot_data__pb2.ScanRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_data__pb2.ScanChunk.SerializeToString,
+            ),
+            'ReadVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadVersion,
+                    request_deserializer=shoal_dot_v1_dot_data__pb2.ReadVersionRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_data__pb2.ReadVersionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -311,6 +330,33 @@ class Data:
             '/shoal.v1.Data/Scan',
             shoal_dot_v1_dot_data__pb2.ScanRequest.SerializeToString,
             shoal_dot_v1_dot_data__pb2.ScanChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.Data/ReadVersion',
+            shoal_dot_v1_dot_data__pb2.ReadVersionRequest.SerializeToString,
+            shoal_dot_v1_dot_data__pb2.ReadVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,
