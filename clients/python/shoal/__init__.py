@@ -75,6 +75,7 @@ _HOMES = {
     "ClusterInfo": "_model",
     "MapInfo": "_model",
     "Versioned": "_model",
+    "Snapshot": "_snapshot",
     "CommitResult": "_transaction",
     "Transaction": "_transaction",
     "TransactionRetry": "_transaction",
