@@ -14,17 +14,20 @@ a write retried with its request id gets the first attempt's answer back.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 from coordinator.limits import Limits
 from coordinator.transactions.manager import CommitResult, TransactionManager
 from coordinator.transactions.planning import Planner, raise_system_map
 from grid.backend import Backend, PartitionStore
 from grid.catalog import Catalog, is_system_map
-from grid.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from grid.errors import Conflict, FailedPrecondition, InvalidArgument, ResourceExhausted
 from grid.memory.records import Op
 from grid.participant import ApplyOnePhase, Condition, Write
 from grid.partitioner import Partitioner
+
+Result = TypeVar("Result")
 
 
 class KeyValue:
@@ -181,11 +184,30 @@ class KeyValue:
             )
             for partition, positions in groups.items()
         ]
-        replies = self.manager.apply_shares(shares)
+        replies = self._waiting_for_locks(lambda: self.manager.apply_shares(shares))
         for positions, reply in zip(groups.values(), replies, strict=True):
             for position, version in zip(positions, reply.versions, strict=True):
                 versions[position] = version
         return versions
+
+    def _waiting_for_locks(self, apply: Callable[[], Result]) -> Result:
+        """Runs `apply`, retrying while a key is locked by a transaction in flight, for as
+        long as a plain write waits (`plain_write_wait_ms`).
+
+        A retry is safe: each share carries its request id, so a share that applied
+        before another share met a lock answers from memory and is not applied twice.
+        """
+        waited_ms = 0.0
+        backoff_ms = 1.0
+        while True:
+            try:
+                return apply()
+            except Conflict:
+                if waited_ms >= self.manager.config.plain_write_wait_ms:
+                    raise
+            self.manager.clock.sleep_s(backoff_ms / 1000)
+            waited_ms += backoff_ms
+            backoff_ms = min(backoff_ms * 2, 20.0)
 
     def scan(
         self,

@@ -15,6 +15,7 @@ from coordinator.clock import SystemClock
 from coordinator.config import load
 from coordinator.node import Node
 from coordinator.pipelines.offsets import SYSTEM_MAPS
+from grid.entry import version_of
 from grid.memory.records import Op
 from grid.participant import Commit, Prepare, Write
 
@@ -84,3 +85,31 @@ def test_a_retried_delete_returns_the_first_answer(node: Node) -> None:
     assert node.keyvalue.get("m", "k") is not None
     assert node.keyvalue.delete("m", "k", request_id=b"delete-request-2") is True
     assert node.keyvalue.delete("m", "k", request_id=b"delete-request-3") is False
+
+
+def test_a_batch_waits_for_a_transaction_lock_as_a_plain_write_does(node: Node) -> None:
+    # put_many meets the lock of a prepared transaction on one of its keys: it waits
+    # (as put does) instead of failing, and writes after the transaction commits.
+    partition = node.backend.partitions[node.partitioner.partition_of("k")]
+    lease_ms = node.clock.now_ms() + 60_000
+    write = Write(Op.PUT, "m", "k", b'{"v":"transaction"}')
+    partition.step(Prepare(TXN, (), (write,), lease_ms, partition.index))
+    keys = ["k", *(f"other-{index}" for index in range(20))]
+    versions: list[list[int]] = []
+    batch = threading.Thread(
+        target=lambda: versions.append(
+            node.keyvalue.put_many("m", keys, [b'{"v":"batch"}'] * len(keys))
+        )
+    )
+    batch.start()
+    clock = node.clock
+    assert isinstance(clock, WaitingClock)
+    assert clock.waiting.wait(30), "the batch must wait for the transaction's lock"
+    with node.transactions.sequence.commit() as version:
+        partition.step(Commit(TXN, version))
+    batch.join(30)
+    [answer] = versions
+    for key, version in zip(keys, answer, strict=True):
+        entry = node.keyvalue.get("m", key)
+        assert entry is not None and entry.startswith(b'{"v":"batch"}'), key
+        assert version_of(entry) == version
