@@ -221,9 +221,9 @@ class Node:
             described = orjson.loads(schema_json)
         except orjson.JSONDecodeError as error:
             raise InvalidArgument(f"schema is not valid JSON: {error}", field="schema") from None
-        return self.catalog.alter_schema(
-            name, parse_schema(described, fields_max=self.config.limits.schema_fields_max)
-        )
+        schema = parse_schema(described, fields_max=self.config.limits.schema_fields_max)
+        self.catalog.get(name)
+        return self.catalog.alter_schema(name, schema, stored_entries=self.map_stats(name).entries)
 
     def map_stats(self, name: str) -> MapStats:
         stats = MapStats()

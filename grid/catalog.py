@@ -189,7 +189,12 @@ class Catalog:
             self._save()
             return definition
 
-    def alter_schema(self, name: str, schema: Schema) -> MapDefinition:
+    def alter_schema(
+        self, name: str, schema: Schema, *, stored_entries: int | None = None
+    ) -> MapDefinition:
+        """Replaces a map's schema with a compatible one. `stored_entries` is how many values
+        the map holds, when known: an empty map takes any schema, since no stored value
+        can be invalidated."""
         with self._lock:
             current = self.get(name)
             if current.sketch is not None:
@@ -200,10 +205,12 @@ class Catalog:
                     field="schema",
                 )
             try:
-                check_compatible(current.schema, schema)
+                if stored_entries != 0:
+                    check_compatible(current.schema, schema)
             except InvalidArgument as error:
+                held = "" if stored_entries is None else f" ({stored_entries} values stored)"
                 raise FailedPrecondition(
-                    f"schema change refused: {error.message}", field=error.field
+                    f"schema change refused{held}: {error.message}", field=error.field
                 ) from None
             self._check_references(name, schema)
             definition = MapDefinition(

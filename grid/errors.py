@@ -7,15 +7,24 @@ class GridError(Exception):
     """Base of every error the grid reports to a caller.
 
     `status` is the name of the gRPC status code the coordinator answers with;
-    `field` names the part of the input at fault, when there is one.
+    `field` names the part of the input at fault, when there is one (an argument such as
+    ``key`` or a field of a value, never a key itself); `target` is the (map, key) an
+    error about one key is about, for callers that act on it.
     """
 
     status = "INTERNAL"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        target: tuple[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.target = target
 
     def __str__(self) -> str:
         return self.message

@@ -49,16 +49,18 @@ def apply_field_update(
     try:
         changes = orjson.loads(write.value)
     except orjson.JSONDecodeError as error:
-        raise InvalidArgument(f"update of '{where}' is not valid JSON: {error}") from None
+        raise InvalidArgument(
+            f"update of '{where}' is not valid JSON: {error}", field="value"
+        ) from None
     if not isinstance(changes, dict) or not changes:
         raise InvalidArgument(
-            f"update of '{where}' must be a non-empty object of field to change", field=where
+            f"update of '{where}' must be a non-empty object of field to change", field="value"
         )
     document: Any = {} if current is None else orjson.loads(current)
     if not isinstance(document, dict):
         raise InvalidArgument(
             f"'{where}' holds a {type(document).__name__}, not an object with fields",
-            field=where,
+            field="key",
         )
     document = dict(document)
     for name, change in changes.items():

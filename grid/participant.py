@@ -481,7 +481,8 @@ class Participant:
             raise Conflict(
                 f"'{read.map}/{read.key}' changed since it was read "
                 f"(read version {read.version}, now {current})",
-                field=f"{read.map}/{read.key}",
+                field="key",
+                target=(read.map, read.key),
             )
 
     def _check_lock_free(self, target: tuple[str, str], mode: str, txn_id: bytes | None) -> None:
@@ -493,7 +494,8 @@ class Participant:
             if holder != txn_id and held not in compatible:
                 raise Conflict(
                     f"'{target[0]}/{target[1]}' is locked by a transaction in flight",
-                    field=f"{target[0]}/{target[1]}",
+                    field="key",
+                    target=target,
                 )
 
     def _acquire(self, target: tuple[str, str], mode: str, txn_id: bytes) -> None:
@@ -559,14 +561,16 @@ class Participant:
                     raise FailedPrecondition(
                         f"'{write.map}/{write.key}' is referenced by {count} value(s); "
                         "change or delete them first",
-                        field=f"{write.map}/{write.key}",
+                        field="key",
+                        target=(write.map, write.key),
                     )
             elif op == Op.REFERENCE:
                 change = int(write.value)
                 if check and change > 0 and current_value is None:
                     raise FailedPrecondition(
                         f"referenced key '{write.map}/{write.key}' does not exist",
-                        field=f"{write.map}/{write.key}",
+                        field="key",
+                        target=(write.map, write.key),
                     )
                 references[target] = references.get(target, 0) + change
                 versions.append(current_version)
@@ -814,14 +818,22 @@ def _conditions_meta(writes: Iterable[Write]) -> list[list[Any]]:
 def _check_condition(write: Write, current_version: int) -> None:
     condition = write.condition
     assert condition is not None
+    # The error's field names the part of the input at fault (the key); the message
+    # names the map and key.
+    target = (write.map, write.key)
     where = f"{write.map}/{write.key}"
     if condition.kind == "if_absent" and current_version != 0:
-        raise FailedPrecondition(f"'{where}' exists (condition if_absent)", field=where)
+        raise FailedPrecondition(
+            f"'{where}' exists (condition if_absent)", field="key", target=target
+        )
     if condition.kind == "if_exists" and current_version == 0:
-        raise FailedPrecondition(f"'{where}' does not exist (condition if_exists)", field=where)
+        raise FailedPrecondition(
+            f"'{where}' does not exist (condition if_exists)", field="key", target=target
+        )
     if condition.kind == "if_version" and current_version != condition.version:
         raise FailedPrecondition(
             f"'{where}' is at version {current_version}, not {condition.version} "
             "(condition if_version)",
-            field=where,
+            field="key",
+            target=target,
         )

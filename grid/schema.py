@@ -341,9 +341,15 @@ def _describe(value: Any) -> str:
     if value is None:
         return "null"
     if type(value) is dict and len(value) == 1:
+        # A tag that does not decode is described as what it holds, so that the message
+        # never reads "expected timestamp, got timestamp".
         if values.BYTES_TAG in value:
+            if values.tagged_bytes(value) is None:
+                return f"a malformed bytes tag (not base64: {value[values.BYTES_TAG]!r})"
             return "bytes"
         if values.TIMESTAMP_TAG in value:
+            if values.tagged_timestamp(value) is None:
+                return f"a malformed timestamp (not ISO 8601: {value[values.TIMESTAMP_TAG]!r})"
             return "timestamp"
     return {
         str: "string",
@@ -504,7 +510,7 @@ def check_compatible(old: Schema, new: Schema) -> None:
         new_spec = new.by_name.get(old_spec.name)
         if new_spec is None:
             raise InvalidArgument(
-                f"removing field '{old_spec.name}' would orphan stored values",
+                f"removing field '{old_spec.name}' would orphan the values stored",
                 field=old_spec.name,
             )
         _check_field_compatible(old_spec, new_spec)
@@ -513,8 +519,8 @@ def check_compatible(old: Schema, new: Schema) -> None:
             continue
         if new_spec.required and not new_spec.has_default:
             raise InvalidArgument(
-                f"adding required field '{new_spec.name}' without a default would invalidate "
-                "stored values",
+                f"adding required field '{new_spec.name}' without a default could "
+                "invalidate stored values",
                 field=new_spec.name,
             )
     if old.key_field != new.key_field:
@@ -525,7 +531,7 @@ def _check_field_compatible(old: FieldSpec, new: FieldSpec) -> None:
     name = old.name
 
     def refuse(what: str) -> None:
-        raise InvalidArgument(f"field '{name}': {what} would invalidate stored values", field=name)
+        raise InvalidArgument(f"field '{name}': {what} could invalidate stored values", field=name)
 
     if old.type != new.type:
         refuse(f"changing the type from {old.type} to {new.type}")

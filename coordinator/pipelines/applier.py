@@ -68,7 +68,6 @@ log = logging.getLogger(__name__)
 # Keys kept free in a transaction for the next event's writes before the batch is cut.
 EVENT_KEYS_MARGIN = 32
 CONFLICT_BACKOFF_MAX_S = 0.5
-OFFSETS_FIELD_PREFIX = OFFSETS_MAP + "/"
 MISSING_MAP_RETRY_S = 5.0
 DECODE_FAILED = Rejection("decode", "json", "$", "the value is not JSON")
 _loads = orjson.loads
@@ -447,7 +446,7 @@ class BatchApplier:
                 log.debug("pipeline %s: batch %d conflicted: %s", self.spec.name, batch_id, error)
                 return CONFLICTED, error
             except FailedPrecondition as error:
-                if (error.field or "").startswith(OFFSETS_FIELD_PREFIX):
+                if error.target is not None and error.target[0] == OFFSETS_MAP:
                     span.set_attribute("shoal.outcome", FENCED)
                     return FENCED, error
                 span.set_attribute("shoal.outcome", REFUSED)

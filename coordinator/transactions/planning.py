@@ -21,7 +21,7 @@ from grid import values
 from grid.backend import PartitionStore
 from grid.catalog import Catalog, MapDefinition, is_system_map
 from grid.entry import value_of, version_of
-from grid.errors import InvalidArgument, ResourceExhausted
+from grid.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from grid.memory.records import Op
 from grid.participant import Read, Write
 from grid.partitioner import Partitioner
@@ -181,6 +181,12 @@ class Planner:
             planned.append(write if checked else self.checked_write(write, definition))
         references: list[Write] = []
         requested: list[tuple[int, int]] = []
+        # Keys this transaction puts: a reference to one of them needs no stored target.
+        put_targets = (
+            {(write.map, write.key) for write in planned if write.op == Op.PUT}
+            if referencing
+            else set()
+        )
         partitions = self._partitioner.partitions_of([write.key for write in planned])
         for write, partition in zip(planned, partitions, strict=True):
             target = work.get(partition)
@@ -190,7 +196,9 @@ class Planner:
             target.writes.append(write)
             if write.map in referencing:
                 references.extend(
-                    self._reference_changes(definitions[write.map], write, read_targets, work)
+                    self._reference_changes(
+                        definitions[write.map], write, read_targets, work, put_targets
+                    )
                 )
         for reference in references:
             work.setdefault(partition_of(reference.key), PartitionWork()).writes.append(reference)
@@ -202,6 +210,7 @@ class Planner:
         write: Write,
         read_targets: set[tuple[str, str]],
         work: dict[int, PartitionWork],
+        put_targets: set[tuple[str, str]],
     ) -> list[Write]:
         """REFERENCE writes that keep reference counts true after `write`."""
         assert definition.schema is not None
@@ -227,8 +236,25 @@ class Planner:
                 changes.append(Write(Op.REFERENCE, spec.ref, old_target, b"-1"))
             if new_target is not None:
                 self.check_key(new_target)
+                self._check_reference_exists(spec.name, spec.ref, new_target, put_targets)
                 changes.append(Write(Op.REFERENCE, spec.ref, new_target, b"1"))
         return changes
+
+    def _check_reference_exists(
+        self, field_name: str, target_map: str, target: str, put_targets: set[tuple[str, str]]
+    ) -> None:
+        """Refuses a reference to a missing key, naming the field that holds it.
+
+        The participant checks again under the lock (a concurrent delete may come
+        between); this earlier check is the one that can name the field."""
+        if (target_map, target) in put_targets:
+            return
+        partition = self._partitioner.partition_of(target)
+        if self._partitions[partition].get(target_map, target) is None:
+            raise FailedPrecondition(
+                f"field '{field_name}': referenced key '{target_map}/{target}' does not exist",
+                field=field_name,
+            )
 
 
 def raise_system_map(map_name: str) -> None:

@@ -208,3 +208,37 @@ def test_a_transaction_past_the_key_limit_is_refused_at_the_read_that_passes_it(
     with pytest.raises(InvalidArgumentError):
         transaction.commit()
     assert client.get(map_name, "k0") is None
+
+
+def test_an_empty_map_takes_a_stricter_schema(client: Client, map_name: str) -> None:
+    client.create_map(map_name, schema={"n": {"type": "int", "min": 0}})
+    assert client.alter_schema(map_name, {"n": {"type": "int", "min": 10}}).schema_version == 2
+    client.put(map_name, "k", {"n": 10})
+    with pytest.raises(FailedPreconditionError) as refused:
+        client.alter_schema(map_name, {"n": {"type": "int", "min": 20}})
+    assert refused.value.field == "n"
+    assert "1 values stored" in refused.value.message
+
+
+def test_error_fields_name_a_field_or_argument_never_a_key(client: Client, map_name: str) -> None:
+    customers = f"{map_name}_customers"
+    client.create_map(customers)
+    client.create_map(map_name, schema={"owner": {"type": "string", "ref": customers}})
+    with pytest.raises(FailedPreconditionError) as missing:
+        client.put(map_name, "o1", {"owner": "nobody"})
+    assert missing.value.field == "owner"
+    assert f"'{customers}/nobody' does not exist" in missing.value.message
+    client.put(customers, "c1", {})
+    client.put(map_name, "o1", {"owner": "c1"})
+    with pytest.raises(FailedPreconditionError) as referenced:
+        client.delete(customers, "c1")
+    assert referenced.value.field == "key"
+    with pytest.raises(FailedPreconditionError) as exists:
+        client.put(customers, "c1", {}, if_absent=True)
+    assert exists.value.field == "key"
+    assert f"'{customers}/c1' exists" in exists.value.message
+    with pytest.raises(InvalidArgumentError) as malformed:
+        client.create_map(f"{map_name}_t", schema={"at": "timestamp"})
+        client.put(f"{map_name}_t", "k", {"at": {"$ts": "yesterday"}})
+    assert "expected timestamp, got timestamp" not in malformed.value.message
+    assert malformed.value.field == "at"

@@ -290,3 +290,12 @@ def test_dropping_a_referencing_map_releases_its_references(node):
     node.keyvalue.put("pets", "rex", b'{"owner": "alice"}')
     node.drop_map("pets")
     node.keyvalue.delete("people", "alice")
+
+
+def test_an_empty_map_takes_any_schema(catalog, store):
+    catalog.create("people", PEOPLE, now_ms=1)
+    narrower = parse_schema({"name": {"type": "string", "required": True}, "age": "string"})
+    with pytest.raises(FailedPrecondition, match=r"refused \(3 values stored\)"):
+        catalog.alter_schema("people", narrower, stored_entries=3)
+    changed = catalog.alter_schema("people", narrower, stored_entries=0)
+    assert changed.schema is not None and changed.schema.by_name["age"].type == "string"

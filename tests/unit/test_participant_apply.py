@@ -129,7 +129,7 @@ def test_if_absent():
     assert harness.reply(apply(put("a", condition=Condition("if_absent")))) == Applied((1,))
     error = harness.error(apply(put("a", {"v": 2}, condition=Condition("if_absent"))))
     assert isinstance(error, FailedPrecondition)
-    assert error.field == "m/a"
+    assert (error.field, error.target) == ("key", ("m", "a"))
     assert "if_absent" in str(error)
     assert harness.value("a") == {"v": "a"}
     assert harness.participant.lsn == 1
@@ -193,7 +193,7 @@ def test_stale_read_is_a_conflict():
     error = harness.error(apply(put("b"), reads=(read("a", 1),)))
     assert isinstance(error, Conflict)
     assert error.status == "ABORTED"
-    assert error.field == "m/a"
+    assert (error.field, error.target) == ("key", ("m", "a"))
     assert "read version 1, now 2" in str(error)
     assert harness.participant.get("m", "b") is None
 

@@ -210,9 +210,14 @@ def test_field_types_are_the_documented_set():
         ("float", 3, True, "bool"),
         ("bool", False, 0, "int"),
         ("bytes", {"$bytes": "aGVsbG8="}, "aGVsbG8=", "string"),
-        ("bytes", {"$bytes": ""}, {"$bytes": "not base64!"}, "bytes"),
+        ("bytes", {"$bytes": ""}, {"$bytes": "not base64!"}, "a malformed bytes tag"),
         ("timestamp", {"$ts": "2024-06-11T10:00:00+02:00"}, "2024-06-11", "string"),
-        ("timestamp", {"$ts": "2024-06-11T10:00:00"}, {"$ts": "yesterday"}, "timestamp"),
+        (
+            "timestamp",
+            {"$ts": "2024-06-11T10:00:00"},
+            {"$ts": "yesterday"},
+            "a malformed timestamp",
+        ),
         ("list", [1, "a"], {"a": 1}, "object"),
         ("map", {"a": [1]}, [1], "list"),
     ],
@@ -605,3 +610,9 @@ def test_parsing_is_linear_in_the_number_of_fields():
     assert len(parse_schema(described).fields) == 50_000
     described["fields"].append({"name": "f7", "type": "int"})
     assert "names field 'f7' twice" in str(refusal(described))
+
+
+def test_a_malformed_tag_is_never_described_as_the_type_it_fails():
+    error = rejection({"when": "timestamp"}, {"when": {"$ts": "yesterday"}})
+    assert "expected timestamp, got timestamp" not in str(error)
+    assert "not ISO 8601: 'yesterday'" in str(error)
