@@ -1,11 +1,17 @@
-"""`shoal sketches`: create sketch maps, add items, read estimates and observed accuracy.
+"""`shoal sketches`: one subcommand for each sketch call of the SDK, each with its --help.
 
 shoal sketches create visitors --kind hll -p lg_k=12
 shoal sketches add visitors 2026-11-26 u1 u2 u3        (or --file items.txt, - for stdin)
 shoal sketches estimate visitors 2026-11-26 [more keys: their union]
-shoal sketches accuracy
-shoal sketches list
-shoal sketches export visitors 2026-11-26 --output day.hll
+shoal sketches frequency words day-1 apple pear         (cms, topk)
+shoal sketches contains seen day-1 u1 u9                (bloom)
+shoal sketches quantiles latency day-1 [0.5 0.99]       (kll; also ranks)
+shoal sketches top words day-1 -k 5                     (topk)
+shoal sketches sample picks day-1                       (reservoir)
+shoal sketches accuracy | list | export visitors 2026-11-26 --output day.hll
+
+The queries take one key and, with --merge KEY (repeated), more keys whose sketches the
+server merges (a union) before answering.
 """
 
 from __future__ import annotations
@@ -14,33 +20,188 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shoal._errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from shoal._client import Client
-    from shoal._sketch_results import Estimate
 
-ACTIONS = ["list", "create", "add", "estimate", "accuracy", "export"]
+Handler = Callable[["Client", argparse.Namespace], None]
+
+KINDS = ["hll", "cms", "bloom", "reservoir", "kll", "topk"]
 
 
 def add_parser(commands: Any) -> None:
     sketches = commands.add_parser(
-        "sketches", help="sketch maps: create, add items, estimate, accuracy"
+        "sketches",
+        help="sketch maps: create, add, estimate, frequency, contains, quantiles, top, ...",
+        description="Sketch maps: one probabilistic sketch per key. "
+        "Each subcommand has its own --help.",
     )
-    sketches.add_argument("action", choices=ACTIONS)
-    sketches.add_argument("map", nargs="?")
-    sketches.add_argument("key", nargs="?")
-    sketches.add_argument("items", nargs="*", help="add: items; estimate: more keys to merge")
-    sketches.add_argument("--kind", help="create: hll, cms, bloom, reservoir, kll or topk")
-    sketches.add_argument(
-        "-p", "--param", action="append", default=[], help="create: a parameter, NAME=VALUE"
+    actions = sketches.add_subparsers(dest="action", required=True, metavar="subcommand")
+
+    def subcommand(name: str, handler: Handler, summary: str, example: str) -> Any:
+        parser = actions.add_parser(
+            name,
+            help=summary.replace("%", "%%"),
+            description=summary,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        parser.set_defaults(handler=_run(handler))
+        return parser
+
+    subcommand(
+        "list",
+        command_list,
+        "list the sketch maps: kind, parameters, keys, bytes",
+        "shoal sketches list",
     )
-    sketches.add_argument("--if-not-exists", action="store_true")
-    sketches.add_argument("--file", help="add: read items from a file, one a line (- for stdin)")
-    sketches.add_argument("--output", help="export: write the bytes to this file")
-    sketches.set_defaults(handler=command_sketches)
+
+    create = subcommand(
+        "create",
+        command_create,
+        "create a sketch map of one kind",
+        "shoal sketches create visitors --kind hll -p lg_k=12",
+    )
+    create.add_argument("map")
+    create.add_argument("--kind", required=True, choices=KINDS)
+    create.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter of the kind (lg_k, width, depth, epsilon, delta, capacity_items, "
+        "error_rate, k, lg_max_k); see the README's table",
+    )
+    create.add_argument("--if-not-exists", action="store_true")
+
+    add = subcommand(
+        "add",
+        command_add,
+        "add items to the sketch at a key (one atomic write)",
+        "shoal sketches add visitors 2026-11-26 u1 u2 u3",
+    )
+    add.add_argument("map")
+    add.add_argument("key")
+    add.add_argument("items", nargs="*", help="the items (numbers for kll)")
+    add.add_argument("--file", help="also read items from this file, one a line (- for stdin)")
+
+    estimate = subcommand(
+        "estimate",
+        command_estimate,
+        "the kind's main answer, with its error bound",
+        "shoal sketches estimate visitors 2026-11-25 2026-11-26",
+    )
+    estimate.add_argument("map")
+    estimate.add_argument("key")
+    estimate.add_argument("keys", nargs="*", help="more keys: the answer is for their union")
+
+    frequency = subcommand(
+        "frequency",
+        command_frequency,
+        "cms, topk: how often each item occurred, with bounds",
+        "shoal sketches frequency words day-1 apple pear",
+    )
+    _target(frequency)
+    frequency.add_argument("items", nargs="+", metavar="item")
+
+    contains = subcommand(
+        "contains",
+        command_contains,
+        "bloom: was each item added? (never a false 'never added')",
+        "shoal sketches contains seen day-1 u1 u9",
+    )
+    _target(contains)
+    contains.add_argument("items", nargs="+", metavar="item")
+
+    quantiles = subcommand(
+        "quantiles",
+        command_quantiles,
+        "kll: the values at normalized ranks (0 to 1), with 99% ranges",
+        "shoal sketches quantiles latency day-1 0.5 0.9 0.99",
+    )
+    _target(quantiles)
+    quantiles.add_argument(
+        "ranks", nargs="*", type=float, metavar="rank", help="default: a summary set of ranks"
+    )
+
+    ranks = subcommand(
+        "ranks",
+        command_ranks,
+        "kll: the fraction of items at or below each value",
+        "shoal sketches ranks latency day-1 100 250",
+    )
+    _target(ranks)
+    ranks.add_argument("values", nargs="+", type=float, metavar="value")
+
+    top = subcommand(
+        "top",
+        command_top,
+        "topk: the heaviest items, with certain bounds",
+        "shoal sketches top words day-1 -k 5",
+    )
+    _target(top)
+    top.add_argument("-k", type=int, default=0, help="how many (default: the map's k)")
+
+    sample = subcommand(
+        "sample",
+        command_sample,
+        "reservoir: the uniform sample of the items added",
+        "shoal sketches sample picks day-1",
+    )
+    _target(sample)
+
+    subcommand(
+        "accuracy",
+        command_accuracy,
+        "the observed error of each kind on the monitored keys, next to its bound",
+        "shoal sketches accuracy",
+    )
+
+    export = subcommand(
+        "export",
+        command_export,
+        "the portable bytes of a key's sketch (DataSketches' format where it has one)",
+        "shoal sketches export visitors 2026-11-26 --output day.hll",
+    )
+    export.add_argument("map")
+    export.add_argument("key")
+    export.add_argument("--output", help="write the bytes to this file (default: print hex)")
+
+
+def _target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("map")
+    parser.add_argument("key")
+    parser.add_argument(
+        "--merge",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="also this key's sketch: the answer is for the union (repeatable)",
+    )
+
+
+def _keys(arguments: argparse.Namespace) -> list[str]:
+    return [arguments.key, *arguments.merge]
+
+
+def _run(handler: Handler) -> Callable[[Client, argparse.Namespace], int]:
+    def run(client: Client, arguments: argparse.Namespace) -> int:
+        handler(client, arguments)
+        return 0
+
+    return run
+
+
+def _emit(arguments: argparse.Namespace, document: Any, text: Callable[[], str]) -> None:
+    if arguments.json:
+        print(json.dumps(document, ensure_ascii=False, default=str))
+    else:
+        print(text())
 
 
 def _number(text: str) -> int | float:
@@ -65,197 +226,182 @@ def _params(pairs: list[str]) -> dict[str, int | float]:
     return params
 
 
-def _emit(arguments: argparse.Namespace, document: Any, text: str) -> None:
-    if arguments.json:
-        print(json.dumps(document, ensure_ascii=False, default=str))
-    else:
-        print(text)
+# Subcommands ----------------------------------------------------------------------
 
 
-def _needs(arguments: argparse.Namespace, *names: str) -> None:
-    for name in names:
-        if not getattr(arguments, name):
-            raise InvalidArgumentError(
-                f"shoal sketches {arguments.action} needs a {name}", field=name
-            )
+def command_list(client: Client, arguments: argparse.Namespace) -> None:
+    from shoal._sketch_text import table
 
-
-def command_sketches(client: Client, arguments: argparse.Namespace) -> int:
-    action = arguments.action
-    if action == "list":
-        maps = client.sketches.list()
-        rows = [
-            [item.name, item.kind, json.dumps(item.params), str(item.keys), str(item.memory_bytes)]
-            for item in maps
-        ]
-        _emit(
-            arguments,
-            [dataclasses.asdict(item) for item in maps],
-            _table(["name", "kind", "params", "keys", "bytes"], rows)
-            if rows
-            else "(no sketch maps)",
-        )
-    elif action == "create":
-        _needs(arguments, "map", "kind")
-        info = client.sketches.create(
-            arguments.map,
-            kind=arguments.kind,
-            if_not_exists=arguments.if_not_exists,
-            **_params(arguments.param),
-        )
-        _emit(
-            arguments,
-            dataclasses.asdict(info),
-            f"created {info.kind} sketch map '{info.name}' {json.dumps(info.params)} "
-            f"(at most {info.sketch_bytes_max} bytes a key)",
-        )
-    elif action == "add":
-        _needs(arguments, "map", "key")
-        items: list[Any] = list(arguments.items)
-        if arguments.file == "-":
-            items.extend(line.rstrip("\n") for line in sys.stdin if line.strip())
-        elif arguments.file:
-            with open(arguments.file, encoding="utf-8") as handle:
-                items.extend(line.rstrip("\n") for line in handle if line.strip())
-        if not items:
-            raise InvalidArgumentError("shoal sketches add needs items (or --file)", field="items")
-        described = client.describe_map(arguments.map).sketch or {}
-        if described.get("kind") == "kll":
-            # Items come in as text; a kll sketch takes numbers.
-            try:
-                items = [_number(item) for item in items]
-            except ValueError as error:
-                raise InvalidArgumentError(f"kll takes numbers: {error}", field="items") from None
-        version = client.sketches.add(arguments.map, arguments.key, items)
-        _emit(
-            arguments,
-            {"items": len(items), "version": version},
-            f"added {len(items)} items (version {version})",
-        )
-    elif action == "estimate":
-        _needs(arguments, "map", "key")
-        keys = [arguments.key, *arguments.items]
-        answer = (
-            client.sketches.estimate(arguments.map, keys[0])
-            if len(keys) == 1
-            else client.sketches.merge_estimate(arguments.map, keys)
-        )
-        _emit(arguments, estimate_document(answer), describe(answer))
-    elif action == "accuracy":
-        report = client.sketches.accuracy()
-        rows = [
-            [
-                kind,
-                str(item.keys),
-                str(item.samples),
-                f"{item.mean_relative_error:.4g}",
-                f"{item.max_relative_error:.4g}",
-                f"{item.error_bound:.4g}",
-                str(item.outside_bound),
-            ]
-            for kind, item in sorted(report.kinds.items())
-        ]
-        header = (
-            f"sample rate {report.sample_rate:g}, {report.tracked_keys} keys tracked "
-            f"({report.overflowed_keys} overflowed, {report.untrusted_keys} untrusted)"
-        )
-        table = (
-            _table(["kind", "keys", "samples", "mean err", "max err", "bound", "outside"], rows)
-            if rows
-            else "(no monitored sketch keys yet)"
-        )
-        _emit(arguments, dataclasses.asdict(report), f"{header}\n{table}")
-    else:
-        _needs(arguments, "map", "key")
-        data = client.sketches.export(arguments.map, arguments.key)
-        if data is None:
-            raise InvalidArgumentError(
-                f"no sketch at key '{arguments.key}' in '{arguments.map}'", field="key"
-            )
-        if arguments.output:
-            with open(arguments.output, "wb") as handle:
-                handle.write(data)
-            _emit(arguments, {"bytes": len(data)}, f"wrote {len(data)} bytes to {arguments.output}")
-        else:
-            _emit(arguments, {"hex": data.hex()}, data.hex())
-    return 0
-
-
-def estimate_document(answer: Estimate) -> dict[str, Any]:
-    """An estimate as JSON-ready data."""
-    from shoal._sketch_results import DistinctCount
-
-    if isinstance(answer, DistinctCount):
-        return {
-            "kind": "hll",
-            "value": answer.value,
-            "intervals": {
-                str(deviations): list(bounds) for deviations, bounds in answer.intervals.items()
-            },
-            "relative_standard_error": answer.relative_standard_error,
-            "keys_found": answer.keys_found,
-            "memory_bytes": answer.memory_bytes,
-        }
-    return dataclasses.asdict(answer)
-
-
-def describe(answer: Estimate) -> str:
-    """An estimate for people: the figure, then its error bound."""
-    from shoal._sketch_results import (
-        BloomSummary,
-        CountMinSummary,
-        DistinctCount,
-        QuantileSummary,
-        ReservoirSample,
-        TopItems,
-    )
-
-    if isinstance(answer, DistinctCount):
-        lower, upper = answer.interval(2)
-        return (
-            f"{answer.value:,.0f} distinct (95%: {lower:,.0f} to {upper:,.0f}; "
-            f"relative standard error {answer.relative_standard_error:.2%})"
-        )
-    if isinstance(answer, CountMinSummary):
-        return (
-            f"{answer.total_weight:,.0f} items; every frequency overestimates by at most "
-            f"{answer.error_bound:,.1f} (epsilon {answer.epsilon:.3g}) with probability "
-            f"{answer.confidence:.3f}"
-        )
-    if isinstance(answer, BloomSummary):
-        return (
-            f"{answer.items_added:,} items added; {answer.bits_set:,} of {answer.bits:,} bits set; "
-            f"expected false-positive rate {answer.expected_false_positive_rate:.3g} "
-            f"(configured {answer.error_rate:g} at {answer.capacity_items:,} items)"
-        )
-    if isinstance(answer, ReservoirSample):
-        lines = [json.dumps(item, ensure_ascii=False) for item in answer.items]
-        return "\n".join([*lines, f"({len(answer.items)} of {answer.items_seen:,} items seen)"])
-    if isinstance(answer, QuantileSummary):
-        rows = [
-            [f"{item.rank:g}", f"{item.value:g}", f"{item.lower_value:g} to {item.upper_value:g}"]
-            for item in answer.quantiles
-        ]
-        return (
-            _table(["rank", "value", "99% range"], rows)
-            + f"\n({answer.items_seen:,} items; rank error {answer.normalized_rank_error:.3%})"
-        )
-    assert isinstance(answer, TopItems)
+    maps = client.sketches.list()
     rows = [
-        [item.item, str(item.estimate), f"{item.lower_bound} to {item.upper_bound}"]
-        for item in answer.items
+        [item.name, item.kind, json.dumps(item.params), str(item.keys), str(item.memory_bytes)]
+        for item in maps
     ]
-    return (
-        _table(["item", "estimate", "bounds"], rows) if rows else "(empty)"
-    ) + f"\n(total weight {answer.total_weight:,}; maximum error {answer.maximum_error:,})"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
-    lines = ["  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * width for width in widths))
-    lines.extend(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        for row in rows
+    _emit(
+        arguments,
+        [dataclasses.asdict(item) for item in maps],
+        lambda: (
+            table(["name", "kind", "params", "keys", "bytes"], rows) if rows else "(no sketch maps)"
+        ),
     )
-    return "\n".join(lines)
+
+
+def command_create(client: Client, arguments: argparse.Namespace) -> None:
+    info = client.sketches.create(
+        arguments.map,
+        kind=arguments.kind,
+        if_not_exists=arguments.if_not_exists,
+        **_params(arguments.param),
+    )
+    _emit(
+        arguments,
+        dataclasses.asdict(info),
+        lambda: (
+            f"created {info.kind} sketch map '{info.name}' {json.dumps(info.params)} "
+            f"(at most {info.sketch_bytes_max} bytes a key)"
+        ),
+    )
+
+
+def command_add(client: Client, arguments: argparse.Namespace) -> None:
+    items: list[Any] = list(arguments.items)
+    if arguments.file == "-":
+        items.extend(line.rstrip("\n") for line in sys.stdin if line.strip())
+    elif arguments.file:
+        with open(arguments.file, encoding="utf-8") as handle:
+            items.extend(line.rstrip("\n") for line in handle if line.strip())
+    if not items:
+        raise InvalidArgumentError("shoal sketches add needs items (or --file)", field="items")
+    described = client.describe_map(arguments.map).sketch or {}
+    if described.get("kind") == "kll":
+        # Items come in as text; a kll sketch takes numbers.
+        try:
+            items = [_number(item) for item in items]
+        except ValueError as error:
+            raise InvalidArgumentError(f"kll takes numbers: {error}", field="items") from None
+    version = client.sketches.add(arguments.map, arguments.key, items)
+    _emit(
+        arguments,
+        {"items": len(items), "version": version},
+        lambda: f"added {len(items)} items (version {version})",
+    )
+
+
+def command_estimate(client: Client, arguments: argparse.Namespace) -> None:
+    from shoal._sketch_text import describe, estimate_document
+
+    keys = [arguments.key, *arguments.keys]
+    answer = (
+        client.sketches.estimate(arguments.map, keys[0])
+        if len(keys) == 1
+        else client.sketches.merge_estimate(arguments.map, keys)
+    )
+    _emit(arguments, estimate_document(answer), lambda: describe(answer))
+
+
+def command_frequency(client: Client, arguments: argparse.Namespace) -> None:
+    from shoal._sketch_text import describe_frequencies
+
+    answers = client.sketches.frequencies(arguments.map, _keys(arguments), arguments.items)
+    _emit(
+        arguments,
+        [dataclasses.asdict(item) for item in answers],
+        lambda: describe_frequencies(answers),
+    )
+
+
+def command_contains(client: Client, arguments: argparse.Namespace) -> None:
+    from shoal._sketch_text import describe_membership
+
+    present = client.sketches.contains_many(arguments.map, _keys(arguments), arguments.items)
+    _emit(
+        arguments,
+        [
+            {"item": item, "present": found}
+            for item, found in zip(arguments.items, present, strict=True)
+        ],
+        lambda: describe_membership(arguments.items, present),
+    )
+
+
+def command_quantiles(client: Client, arguments: argparse.Namespace) -> None:
+    from shoal._sketch_text import describe
+
+    answer = client.sketches.quantiles(arguments.map, _keys(arguments), arguments.ranks or None)
+    _emit(arguments, dataclasses.asdict(answer), lambda: describe(answer))
+
+
+def command_ranks(client: Client, arguments: argparse.Namespace) -> None:
+    from shoal._sketch_text import describe_ranks
+
+    answers = client.sketches.ranks(arguments.map, _keys(arguments), arguments.values)
+    _emit(
+        arguments, [dataclasses.asdict(item) for item in answers], lambda: describe_ranks(answers)
+    )
+
+
+def command_top(client: Client, arguments: argparse.Namespace) -> None:
+    from shoal._sketch_text import describe
+
+    answer = client.sketches.top(arguments.map, _keys(arguments), arguments.k or None)
+    _emit(arguments, dataclasses.asdict(answer), lambda: describe(answer))
+
+
+def command_sample(client: Client, arguments: argparse.Namespace) -> None:
+    from shoal._sketch_text import describe
+
+    answer = client.sketches.sample(arguments.map, _keys(arguments))
+    _emit(arguments, dataclasses.asdict(answer), lambda: describe(answer))
+
+
+def command_accuracy(client: Client, arguments: argparse.Namespace) -> None:
+    from shoal._sketch_text import table
+
+    report = client.sketches.accuracy()
+    rows = [
+        [
+            kind,
+            str(item.keys),
+            str(item.samples),
+            f"{item.mean_relative_error:.4g}",
+            f"{item.max_relative_error:.4g}",
+            f"{item.error_bound:.4g}",
+            str(item.outside_bound),
+        ]
+        for kind, item in sorted(report.kinds.items())
+    ]
+    header = (
+        f"sample rate {report.sample_rate:g}, {report.tracked_keys} keys tracked "
+        f"({report.overflowed_keys} overflowed, {report.untrusted_keys} untrusted)"
+    )
+    _emit(
+        arguments,
+        dataclasses.asdict(report),
+        lambda: (
+            header
+            + "\n"
+            + (
+                table(["kind", "keys", "samples", "mean err", "max err", "bound", "outside"], rows)
+                if rows
+                else "(no monitored sketch keys yet)"
+            )
+        ),
+    )
+
+
+def command_export(client: Client, arguments: argparse.Namespace) -> None:
+    data = client.sketches.export(arguments.map, arguments.key)
+    if data is None:
+        raise InvalidArgumentError(
+            f"no sketch at key '{arguments.key}' in '{arguments.map}'", field="key"
+        )
+    if arguments.output:
+        with open(arguments.output, "wb") as handle:
+            handle.write(data)
+        _emit(
+            arguments,
+            {"bytes": len(data)},
+            lambda: f"wrote {len(data)} bytes to {arguments.output}",
+        )
+    else:
+        _emit(arguments, {"hex": data.hex()}, data.hex)
