@@ -43,6 +43,7 @@ def json_rows(batch: pa.RecordBatch) -> bytes:
 
 
 MESSAGE_BYTES_TARGET = 1024 * 1024
+KNOWN_FORMATS = frozenset({query_pb2.RESULT_FORMAT_UNSPECIFIED, query_pb2.ARROW, query_pb2.JSON})
 
 
 class QueryService(query_pb2_grpc.QueryServicer):
@@ -63,6 +64,14 @@ class QueryService(query_pb2_grpc.QueryServicer):
                 ) from None
             if not isinstance(parameters, list):
                 raise InvalidArgument("params must be a JSON array", field="params")
+        if request.format not in KNOWN_FORMATS:
+            # proto3 keeps an enum value it does not know; answering in some format
+            # anyway would hide the client's mistake.
+            raise InvalidArgument(
+                f"unknown result format {request.format}: use ARROW ({query_pb2.ARROW}) or "
+                f"JSON ({query_pb2.JSON})",
+                field="format",
+            )
         as_json = request.format == query_pb2.JSON
         cancellation = Cancellation()
         context.add_callback(cancellation.cancel)
@@ -72,7 +81,9 @@ class QueryService(query_pb2_grpc.QueryServicer):
         pending = query_pb2.ExecuteResponse()
         pending_rows = 0
         pending_bytes = 0
-        rows_per_message = request.batch_rows or self.engine.config.batch_rows
+        rows_per_message = min(
+            request.batch_rows or self.engine.config.batch_rows, self.engine.config.batch_rows
+        )
         for event in self.engine.execute(
             request.statement,
             parameters,

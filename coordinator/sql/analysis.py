@@ -141,9 +141,10 @@ def _syntax_error(error: ParseError | TokenError, statement: str) -> InvalidArgu
     return InvalidArgument(f"syntax error: {error}", field="statement")
 
 
-def _too_deep() -> InvalidArgument:
+def too_deep() -> InvalidArgument:
     return InvalidArgument(
-        f"the statement nests too deeply: at most {NESTING_MAX} levels of parentheses",
+        f"the statement nests too deeply: at most {NESTING_MAX} levels of parentheses, "
+        "and expressions nested no deeper",
         field="statement",
     )
 
@@ -160,7 +161,7 @@ def _numbered(text: str) -> tuple[str, int]:
         if token.token_type in OPENING_TOKENS:
             depth += 1
             if depth > NESTING_MAX:
-                raise _too_deep()
+                raise too_deep()
         elif token.token_type in CLOSING_TOKENS:
             depth -= 1
     placeholders = [
@@ -197,7 +198,7 @@ def parse(statement: str) -> Analysis:
         return _parse(statement)
     except RecursionError:
         # A nesting the token count does not see (NOT NOT NOT ..., CASE in CASE).
-        raise _too_deep() from None
+        raise too_deep() from None
 
 
 def _parse(statement: str) -> Analysis:

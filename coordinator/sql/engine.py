@@ -107,18 +107,34 @@ class Cancellation:
 REGISTERED_TABLES_MAX = 32
 
 
-class Interruptor:
-    """Interrupts one statement's connection, but only while that statement runs."""
+# How often an interrupt is repeated until the statement ends (see Interruptor).
+INTERRUPT_REPEAT_S = 0.05
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+
+class Interruptor:
+    """Interrupts one statement's connection, but only while that statement runs.
+
+    DuckDB forgets an interrupt that arrives between the steps of a statement (before
+    it starts executing, or between result batches): a 1 ms time limit would fire
+    before the statement began and never stop it. So once asked, the interruptor keeps
+    interrupting until the statement is over, and the statement checks `requested`
+    between its steps.
+    """
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, watchdog: Watchdog) -> None:
         self._connection = connection
+        self._watchdog = watchdog
         self._lock = threading.Lock()
         self._active = True
+        self.requested = False
 
     def interrupt(self) -> None:
         with self._lock:
-            if self._active:
-                self._connection.interrupt()
+            if not self._active:
+                return
+            self.requested = True
+            self._connection.interrupt()
+        self._watchdog.arm(INTERRUPT_REPEAT_S, self.interrupt)
 
     def finish(self) -> None:
         with self._lock:
@@ -182,6 +198,9 @@ def duckdb_error(error: duckdb.Error) -> GridError:
         return StatementCancelled("the statement was interrupted")
     if isinstance(error, duckdb.OutOfMemoryException):
         return ResourceExhausted(f"the statement ran out of memory: {message}")
+    if "max expression depth" in message.lower():
+        # DuckDB's own bound, whose advice (SET max_expression_depth) may not run here.
+        return analysis_module.too_deep()
     if isinstance(error, duckdb.PermissionException):
         return InvalidArgument(f"not allowed: {message}", field="statement")
     return InvalidArgument(message, field="statement")
@@ -262,6 +281,14 @@ def _project(image: pa.Table, projection: tuple[str, ...], started: float) -> It
     )
 
 
+def _duckdb_text(tree: exp.Expression) -> str:
+    """The SQL DuckDB runs for a statement (sqlglot writes it back recursively)."""
+    try:
+        return str(functions.rewrite_aggregates(tree.copy()).sql(dialect="duckdb"))
+    except RecursionError:
+        raise analysis_module.too_deep() from None
+
+
 class SqlEngine:
     def __init__(
         self,
@@ -334,9 +361,7 @@ class SqlEngine:
             yield from self._explain(analysis, tables, parameters, plan, started)
             return
         if not analysis.duckdb_text:
-            analysis.duckdb_text = functions.rewrite_aggregates(analysis.tree.copy()).sql(
-                dialect="duckdb"
-            )
+            analysis.duckdb_text = _duckdb_text(analysis.tree)
         yield from self.run_query(
             analysis.duckdb_text,
             tables,
@@ -400,16 +425,22 @@ class SqlEngine:
         kind: str = "select",
     ) -> Iterator[Event]:
         started = time.perf_counter() if started is None else started
-        if isinstance(statement, str):
-            text = statement
-        else:
-            text = functions.rewrite_aggregates(statement.copy()).sql(dialect="duckdb")
+        text = statement if isinstance(statement, str) else _duckdb_text(statement)
         pooled = self.pool.acquire()
         connection = pooled.connection
         alarm: int | None = None
         timed_out = threading.Event()
         reader: Any = None
-        interruptor = Interruptor(connection)
+        interruptor = Interruptor(connection, self.watchdog)
+        # The configured limit caps what a client asks for; a client may only ask for less.
+        limit_ms = min(timeout_ms or self.config.timeout_ms, self.config.timeout_ms)
+
+        def check_interrupted() -> None:
+            if timed_out.is_set():
+                raise StatementTimeout(f"the statement ran past its time limit of {limit_ms} ms")
+            if interruptor.requested:
+                raise StatementCancelled("the statement was interrupted")
+
         try:
             pooled.bind(tables)
             if cancellation is not None:
@@ -419,19 +450,22 @@ class SqlEngine:
                 timed_out.set()
                 interruptor.interrupt()
 
-            # The configured limit caps what a client asks for; a client may only ask for less.
-            limit_ms = min(timeout_ms or self.config.timeout_ms, self.config.timeout_ms)
             alarm = self.watchdog.arm(limit_ms / 1000, on_timeout)
             try:
                 relation = connection.sql(text, params=list(parameters) or None)
+                check_interrupted()
                 if relation is None:
                     raise InvalidArgument("the statement returns no rows", field="statement")
                 columns = list(zip(relation.columns, [str(t) for t in relation.types], strict=True))
-                reader = relation.to_arrow_reader(batch_rows or self.config.batch_rows)
+                # Like the time limit, a client may ask for smaller batches, never larger.
+                rows_per_batch = min(batch_rows or self.config.batch_rows, self.config.batch_rows)
+                reader = relation.to_arrow_reader(rows_per_batch)
+                check_interrupted()
                 yield Header(columns=columns, schema=reader.schema, kind=kind)
                 rows = 0
                 sent_bytes = 0
                 for batch in reader:
+                    check_interrupted()
                     rows += batch.num_rows
                     sent_bytes += batch.nbytes
                     if sent_bytes > self.config.result_bytes_max:
@@ -485,7 +519,7 @@ class SqlEngine:
         try:
             pooled.bind(tables)
             connection = pooled.connection
-            text = functions.rewrite_aggregates(analysis.tree.copy()).sql(dialect="duckdb")
+            text = _duckdb_text(analysis.tree)
             try:
                 rows = connection.sql("EXPLAIN " + text, params=list(parameters) or None)
                 physical = rows.fetchall() if rows is not None else []
