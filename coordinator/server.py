@@ -32,7 +32,7 @@ from coordinator.node import Node
 from coordinator.pipelines.host import PipelineHost
 from coordinator.services.admin import AdminService
 from coordinator.services.data import DataService
-from coordinator.services.decoding import UndecodableRequests
+from coordinator.services.guard import RequestGuard
 from coordinator.services.pipelines import PipelinesService
 from coordinator.services.query import QueryService
 from coordinator.services.sketches import SketchesService
@@ -123,7 +123,7 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="grpc"),
         maximum_concurrent_rpcs=limits.concurrent_calls_max,
-        interceptors=[UndecodableRequests()],
+        interceptors=[RequestGuard()],
         options=[
             ("grpc.max_receive_message_length", limits.message_bytes_max),
             ("grpc.max_send_message_length", limits.message_bytes_max),

@@ -1,10 +1,14 @@
-"""Requests whose bytes do not parse as their message: INVALID_ARGUMENT, one log line.
+"""Guards every method of the server: a request body that does not parse is
+INVALID_ARGUMENT, and a method the server does not implement is UNIMPLEMENTED, each with
+one log line.
 
 grpcio answers a request it cannot deserialize with INTERNAL and logs an ERROR with a
 traceback, so random bytes sent to any method flood the log and look like a server
-fault. This interceptor gives every unary-request method a deserializer that never
-raises: an undecodable body becomes an `Undecodable` request, which the method's
-behaviour, wrapped here too, answers with INVALID_ARGUMENT before the servicer sees it.
+fault; it logs a traceback too for every call of a method whose servicer raises
+NotImplementedError (health checking's List, in some versions). This interceptor gives
+every unary-request method a deserializer that never raises: an undecodable body
+becomes an `Undecodable` request, which the method's behaviour, wrapped here too,
+answers with INVALID_ARGUMENT before the servicer sees it.
 """
 
 from __future__ import annotations
@@ -55,26 +59,36 @@ def _refusing(method: str, behaviour: Behaviour, streaming: bool) -> Behaviour:
             ),
         )
 
+    def unimplemented(context: grpc.ServicerContext) -> None:
+        log.info("UNIMPLEMENTED: %s", method)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
+
     if streaming:
 
         def stream(request: Any, context: grpc.ServicerContext) -> Any:
             if isinstance(request, Undecodable):
                 refuse(request, context)
                 return
-            yield from behaviour(request, context)
+            try:
+                yield from behaviour(request, context)
+            except NotImplementedError:
+                unimplemented(context)
 
         return stream
 
     def unary(request: Any, context: grpc.ServicerContext) -> Any:
         if isinstance(request, Undecodable):
             refuse(request, context)
-        return behaviour(request, context)
+        try:
+            return behaviour(request, context)
+        except NotImplementedError:
+            unimplemented(context)
 
     return unary
 
 
-class UndecodableRequests(grpc.ServerInterceptor):
-    """Wraps every unary-request method so that an undecodable body is a client error."""
+class RequestGuard(grpc.ServerInterceptor):
+    """Wraps every unary-request method: undecodable bodies and unimplemented methods."""
 
     def __init__(self) -> None:
         # Wrapped handlers by method: each call's lookup returns the same handler, so it
