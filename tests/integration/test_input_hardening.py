@@ -3,6 +3,7 @@ field at fault (never INTERNAL), and the server keeps serving."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import grpc
@@ -10,6 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shoal import (
+    AsyncClient,
     Client,
     FailedPreconditionError,
     InvalidArgumentError,
@@ -242,3 +244,21 @@ def test_error_fields_name_a_field_or_argument_never_a_key(client: Client, map_n
         client.put(f"{map_name}_t", "k", {"at": {"$ts": "yesterday"}})
     assert "expected timestamp, got timestamp" not in malformed.value.message
     assert malformed.value.field == "at"
+
+
+def test_an_async_transaction_past_the_key_limit_is_refused_at_the_read(
+    shoal_server: str, map_name: str
+) -> None:
+    async def run() -> ResourceExhaustedError:
+        async with AsyncClient(shoal_server) as client:
+            keys_max = (await client.cluster_info()).limits["transaction_keys_max"]
+            await client.create_map(map_name)
+            transaction = client.transaction()
+            for index in range(keys_max):
+                transaction.put(map_name, f"k{index}", index)
+            with pytest.raises(ResourceExhaustedError) as refused:
+                await transaction.get(map_name, "one-too-many")
+            return refused.value
+
+    refused = asyncio.run(run())
+    assert refused.field == "transaction"
