@@ -326,3 +326,48 @@ def test_sum_of_a_bigint_column_is_an_int(client: Client, r2: str) -> None:
     assert large == (9223372036854775817,)
     (exact,) = client.sql(f"SELECT sum(a::DECIMAL(10, 2)) FROM {r2}").fetchone() or (None,)
     assert type(exact) is Decimal
+
+
+# Every shape the fast path accepts, against DuckDB -----------------------------------
+
+LOOKUP_SHAPES = [
+    "SELECT * FROM {t} WHERE {c} {v}",
+    "SELECT id, a FROM {t} WHERE {c} {v}",
+    "SELECT A, ID, a FROM {t} WHERE {c} {v}",
+    "SELECT a FROM {t} q WHERE q.{c} {v} AND a > 1",
+    "SELECT count(*), sum(a) FROM {t} WHERE {c} {v}",
+    "SELECT id, count(*) OVER () FROM {t} WHERE a IS NOT NULL AND {c} {v}",
+    "SELECT DISTINCT a % 2 FROM {t} WHERE {c} {v} ORDER BY 1 LIMIT 1",
+]
+TEXT_VALUES = ["= 'k1'", "= ?", "IN ('k1', 'k1', 'None')", "IN (?, ?)", "= NULL", "IN ('', 'x')"]
+TEXT_PARAMETERS: list[Any] = [None, "True", "k2", True, 1]
+INTEGER_VALUES = ["= 5", "= '05'", "= 5.0", "IN (5, 5, 6.5)", "= ?", "IN (?, 6)", "= ' 6'"]
+INTEGER_PARAMETERS: list[Any] = [5, "05", 6.0, None, 5.5]
+
+
+@pytest.mark.parametrize("shape", LOOKUP_SHAPES)
+def test_every_point_lookup_shape_agrees_with_duckdb(
+    client: Client, reference: duckdb.DuckDBPyConnection, r1: str, r2: str, shape: str
+) -> None:
+    cases: list[tuple[str, list[Any]]] = []
+    for table, columns, values, parameters in (
+        (r1, ("id", "__key"), TEXT_VALUES, TEXT_PARAMETERS),
+        (r2, ("id",), INTEGER_VALUES, INTEGER_PARAMETERS),
+    ):
+        for key_column in columns:
+            for value in values:
+                statement = shape.format(t=table, c=key_column, v=value)
+                count = value.count("?")
+                for parameter in parameters if count else [None]:
+                    cases.append((statement, [parameter] * count))
+    for statement, params in cases:
+        if "*" in statement and r2 in statement:
+            continue  # r2's reference has no __key and __version columns.
+        try:
+            expected = reference.execute(statement, params).fetchall()
+        except duckdb.Error:
+            with pytest.raises(InvalidArgumentError):
+                client.sql(statement, params).fetchall()
+            continue
+        got = client.sql(statement, params).fetchall()
+        assert Counter(got) == Counter(expected), (statement, params)
