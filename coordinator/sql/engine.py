@@ -206,10 +206,30 @@ def duckdb_error(error: duckdb.Error) -> GridError:
     return InvalidArgument(message, field="statement")
 
 
+def _nesting(value: Any) -> int:
+    """How deeply lists and objects nest in a parameter (without recursion)."""
+    deepest = 0
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, list | dict):
+            deepest = max(deepest, depth + 1)
+            pending.extend(
+                (inner, depth + 1) for inner in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
+
+
 def decode_parameters(values: Sequence[Any]) -> list[Any]:
     """Parameters as DuckDB binds them: tagged bytes and timestamps become Python values."""
     decoded = []
-    for value in values:
+    for index, value in enumerate(values):
+        if _nesting(value) > analysis_module.NESTING_MAX:
+            # DuckDB binds a nested value recursively and fails past its own limit.
+            raise InvalidArgument(
+                f"parameter {index + 1} nests more than {analysis_module.NESTING_MAX} levels",
+                field="params",
+            )
         instant = grid_values.tagged_timestamp(value)
         data = grid_values.tagged_bytes(value)
         decoded.append(instant if instant is not None else data if data is not None else value)

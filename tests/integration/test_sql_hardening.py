@@ -76,6 +76,16 @@ def test_deeply_nested_sql_is_invalid_argument_with_one_log_line(
     assert sum("nests too deeply" in line for line in log.splitlines()) == len(NESTED) + 1
 
 
+def test_deeply_nested_parameters_are_invalid_argument(stub: query_pb2_grpc.QueryStub) -> None:
+    deep = b"[" * 1000 + b"1" + b"]" * 1000
+    with pytest.raises(grpc.RpcError) as caught:
+        execute(stub, statement="SELECT ?", params_json=b"[" + deep + b"]")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "parameter 1 nests" in (caught.value.details() or "")
+    shallow = b"[" * 10 + b"1" + b"]" * 10
+    assert execute(stub, statement="SELECT ?", params_json=b"[" + shallow + b"]")
+
+
 @pytest.mark.parametrize("timeout_ms", [1, 2, 5])
 def test_a_tiny_client_timeout_cannot_switch_off_the_server_limit(
     timed_server: ServerProcess, timeout_ms: int
