@@ -62,6 +62,8 @@ SQL_FIELD_TYPES = {
 
 # How many values of a VALUES list one query computes (see Statements._values).
 VALUES_CELLS_MAX = 2048
+# A value a VALUES list gives as DEFAULT: the column is left out of the row.
+OMITTED = object()
 
 # The key column as an assignment target: text.
 KEY_SPEC = FieldSpec(name=KEY_COLUMN, type="string")
@@ -234,7 +236,12 @@ class Statements:
         writes = []
         seen: set[str] = set()
         for row in rows:
-            key, document = _document(mapping, dict(zip(columns, row, strict=True)))
+            given = {
+                name: value
+                for name, value in zip(columns, row, strict=True)
+                if value is not OMITTED
+            }
+            key, document = _document(mapping, given)
             if key in seen:
                 raise AlreadyExists(f"the statement inserts key '{key}' twice", field="__key")
             seen.add(key)
@@ -276,12 +283,20 @@ class Statements:
         rows_per_query = max(1, VALUES_CELLS_MAX // width)
         queries: list[Any] = []
         for first in range(0, len(tuples), rows_per_query):
-            chunk = [cell for cells in tuples[first : first + rows_per_query] for cell in cells]
+            chunk = [
+                exp.null() if _is_default(cell) else cell
+                for cells in tuples[first : first + rows_per_query]
+                for cell in cells
+            ]
             queries.append(
                 exp.select(*(exp.alias_(cell, f"v{index}") for index, cell in enumerate(chunk)))
             )
         _, wide = self._rows(queries, parameters, definition)
         flat = [value for row in wide for value in row]
+        defaults = [_is_default(cell) for cells in tuples for cell in cells]
+        flat = [
+            OMITTED if default else value for value, default in zip(flat, defaults, strict=True)
+        ]
         return [tuple(flat[index : index + width]) for index in range(0, len(flat), width)]
 
     def _update(
@@ -404,6 +419,11 @@ def _default_columns(mapping: MapDefinition) -> list[str]:
     if mapping.schema is not None and mapping.schema.key_field:
         return _value_columns(mapping)
     return [KEY_COLUMN, *_value_columns(mapping)]
+
+
+def _is_default(cell: exp.Expression) -> bool:
+    """`DEFAULT` as a value of a VALUES list: the column as if the INSERT left it out."""
+    return isinstance(cell, exp.Var) and str(cell.name).upper() == "DEFAULT"
 
 
 def _check_arity(given: int, columns: list[str]) -> None:

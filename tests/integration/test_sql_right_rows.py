@@ -212,8 +212,9 @@ def test_null_written_to_a_column_with_a_default_stays_null(client: Client) -> N
         client.sql(f"INSERT INTO {name} VALUES ('x', NULL)")
         client.sql(f"INSERT INTO {name} (id) VALUES ('omitted')")
         client.sql(f"INSERT INTO {name} VALUES ('y', 7)")
+        client.sql(f"INSERT INTO {name} VALUES ('z', DEFAULT), ('w', NULL)")
         rows = dict(client.sql(f"SELECT id, d FROM {name}").fetchall())
-        assert rows == {"x": None, "omitted": 5, "y": 7}
+        assert rows == {"x": None, "omitted": 5, "y": 7, "z": 5, "w": None}
         client.sql(f"UPDATE {name} SET d = NULL WHERE id = 'y'")
         assert client.sql(f"SELECT d FROM {name} WHERE id = 'y'").fetchall() == [(None,)]
         # The SDK keeps an explicit null too; only a missing field takes the default.
