@@ -19,7 +19,7 @@ from typing import Protocol
 
 from coordinator.clock import Clock
 from coordinator.metrics import Registry
-from coordinator.transactions import three_phase as tpc
+from coordinator.transactions.driver import CommitDriver, Request
 from coordinator.transactions.faults import FaultPoints
 from coordinator.transactions.planning import PartitionWork, Plan, Planner
 from coordinator.transactions.sequence import CommitSequence
@@ -28,23 +28,17 @@ from grid.backend import PartitionStore
 from grid.errors import (
     Conflict,
     FailedPrecondition,
-    GridError,
     InvalidArgument,
     ReadVersionTooOld,
 )
 from grid.participant import (
     ABORTED,
     COMMITTED,
-    FINAL_STATES,
-    PENDING,
     Abort,
     Applied,
     ApplyOnePhase,
-    CasStatus,
     Commit,
-    CreateStatus,
     ForgetVersions,
-    PreCommit,
     Prepare,
     Read,
     ReadOutcome,
@@ -270,116 +264,61 @@ class TransactionManager:
             other.done.wait(self.config.lease_ms * 2 / 1000)
             return self._outcome_of(txn_id, plan)
         try:
-            machine = tpc.ThreePhaseCommit(participants)
-            return self._drive(machine, txn_id, plan, status_partition, lease, flight)
+            driver = CommitDriver(
+                txn_id,
+                plan.work,
+                status_partition,
+                lease,
+                clock=self.clock,
+                stories=self.stories,
+                faults=self.faults,
+            )
+            return self._drive(driver, plan, flight)
         finally:
             with self._in_flight_lock:
                 self._in_flight.pop(txn_id, None)
             assert flight.done is not None
             flight.done.set()
 
-    def _drive(
-        self,
-        machine: tpc.ThreePhaseCommit,
-        txn_id: bytes,
-        plan: Plan,
-        status_partition: int,
-        lease: int,
-        flight: InFlight,
-    ) -> CommitResult:
-        participants = machine.participants
-        status_store = self.partitions[status_partition]
-        queue: deque[tpc.Action] = deque(machine.start())
-        answers: dict[int, Applied] = {}
-        first_error: GridError | None = None
+    def _drive(self, driver: CommitDriver, plan: Plan, flight: InFlight) -> CommitResult:
+        """Carries the driver's requests to the partitions, in order, until it decides."""
+        txn_id = driver.txn_id
+        queue: deque[Request] = deque(driver.start())
         while queue:
-            action = queue.popleft()
-            flight.phase = machine.phase
-            events: list[tpc.Event] = []
-            if isinstance(action, tpc.CreateStatus):
-                reply = status_store.step(
-                    CreateStatus(txn_id, participants, lease, self.clock.now_ms())
-                )
-                assert isinstance(reply, StatusReply) and reply.state is not None
-                if not reply.swapped and reply.state in FINAL_STATES:
-                    # A retry of a transaction an earlier attempt decided: its answer.
-                    return self._outcome_of(txn_id, plan)
-                self.stories.record(txn_id, "status created", f"partition {status_partition}")
-                self.faults.reached("after_status_created")
-                events.append(tpc.StatusCreated(PENDING if reply.swapped else reply.state))
-            elif isinstance(action, tpc.SendPrepare):
-                work = plan.work[action.partition]
-                vote = self.partitions[action.partition].step(
-                    Prepare(txn_id, tuple(work.reads), tuple(work.writes), lease, status_partition)
-                )
-                assert isinstance(vote, Vote)
-                if not vote.yes and first_error is None:
-                    first_error = vote.error
-                self.stories.record(
-                    txn_id,
-                    f"voted {'yes' if vote.yes else 'no'}",
-                    f"partition {action.partition}" + (f": {vote.reason}" * (not vote.yes)),
-                )
-                if vote.yes:
-                    self.faults.reached("after_some_prepares")
-                events.append(tpc.Voted(action.partition, vote.yes, vote.reason))
-                if vote.yes and len(machine.yes_votes) + 1 == len(participants):
-                    self.faults.reached("after_votes")
-            elif isinstance(action, tpc.SwapStatus):
-                reply = status_store.step(
-                    CasStatus(txn_id, action.expected, action.new, self.clock.now_ms())
-                )
-                assert isinstance(reply, StatusReply)
-                self.stories.record(
-                    txn_id,
-                    f"status {reply.state}",
-                    f"swap {action.expected} -> {action.new}: "
-                    + ("done" if reply.swapped else "lost"),
-                )
-                if reply.swapped:
-                    self.faults.reached(f"after_status_{action.new}")
-                events.append(tpc.StatusSwapped(reply.swapped, reply.state))
-            elif isinstance(action, tpc.SendPreCommit):
-                self.partitions[action.partition].step(PreCommit(txn_id))
-                self.stories.record(txn_id, "pre-committed", f"partition {action.partition}")
-                self.faults.reached("after_some_pre_commits")
-                events.append(tpc.Acknowledged(action.partition))
-            elif isinstance(action, tpc.SendCommit):
-                # Every partition's commit happens inside one hold of the commit
-                # sequence, at one version: a read at a version sees the transaction on
-                # all of its partitions or none, and every partition orders it alike.
-                batch = [action.partition]
-                while queue and isinstance(following := queue[0], tpc.SendCommit):
-                    queue.popleft()
-                    batch.append(following.partition)
-                waits = []
-                horizon = self.sequence.horizon()
-                with self.sequence.commit() as version:
-                    for partition in batch:
-                        answers[partition], wait_durable = self._commit_on(
-                            txn_id, partition, Commit(txn_id, version, horizon)
-                        )
-                        waits.append(wait_durable)
-                        self.stories.record(txn_id, "committed", f"partition {partition}")
-                        self.faults.reached("after_some_commits")
-                for wait_durable in waits:
-                    wait_durable()
-                self.faults.reached("after_commits")
-                events.extend(tpc.Acknowledged(partition) for partition in batch)
-            elif isinstance(action, tpc.SendAbort):
-                self.partitions[action.partition].step(Abort(txn_id))
-                self.stories.record(txn_id, "aborted", f"partition {action.partition}")
-                events.append(tpc.Acknowledged(action.partition))
-            else:
-                assert isinstance(action, tpc.Finish)
-                if action.outcome == COMMITTED:
-                    return _requested_answer(plan, answers)
-                if first_error is not None and not isinstance(first_error, Conflict):
-                    raise first_error
-                raise Conflict(action.reason or "the transaction was aborted")
-            for event in events:
-                queue.extend(machine.handle(event))
-        raise AssertionError("the commit protocol ended without a decision")
+            request = queue.popleft()
+            flight.phase = driver.phase
+            if not isinstance(request.event, Commit):
+                reply = self.partitions[request.partition].step(request.event)
+                queue.extend(driver.on_reply(request, reply))
+                continue
+            # Every partition's commit happens inside one hold of the commit sequence,
+            # at one version: a read at a version sees the transaction on all of its
+            # partitions or none, and every partition orders it alike.
+            batch = [request]
+            while queue and isinstance(queue[0].event, Commit):
+                batch.append(queue.popleft())
+            waits = []
+            following: list[Request] = []
+            horizon = self.sequence.horizon()
+            with self.sequence.commit() as version:
+                for item in batch:
+                    event = Commit(txn_id, version, horizon)
+                    reply, wait_durable = self._commit_on(txn_id, item.partition, event)
+                    waits.append(wait_durable)
+                    following.extend(driver.on_reply(item, reply))
+            for wait_durable in waits:
+                wait_durable()
+            queue.extend(following)
+        if driver.decided_before is not None:
+            return self._outcome_of(txn_id, plan)
+        finish = driver.finish
+        if finish is None:
+            raise AssertionError("the commit protocol ended without a decision")
+        if finish.outcome == COMMITTED:
+            return _requested_answer(plan, driver.answers)
+        if driver.first_error is not None and not isinstance(driver.first_error, Conflict):
+            raise driver.first_error
+        raise Conflict(finish.reason or "the transaction was aborted")
 
     def _commit_on(
         self, txn_id: bytes, partition: int, event: Commit
