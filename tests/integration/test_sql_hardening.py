@@ -24,10 +24,16 @@ def assert_serving(client: Client) -> None:
     assert client.sql("SELECT 41 + 1").fetchall() == [(42,)]
 
 
-@pytest.fixture
-def timed_server(fresh_server: ServerProcess) -> ServerProcess:
-    fresh_server.extra_args = ["--sql-timeout-ms", str(SERVER_LIMIT_MS)]
-    return fresh_server.start()
+@pytest.fixture(scope="module")
+def timed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server of this module's own: a short SQL time limit, and a log to read."""
+    server = ServerProcess(tmp_path_factory.mktemp("hardening") / "data")
+    server.extra_args = ["--sql-timeout-ms", str(SERVER_LIMIT_MS)]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 @pytest.fixture
@@ -53,10 +59,9 @@ NESTED = [
 
 
 def test_deeply_nested_sql_is_invalid_argument_with_one_log_line(
-    fresh_server: ServerProcess,
+    timed_server: ServerProcess,
 ) -> None:
-    fresh_server.start()
-    with Client(fresh_server.target, timeout_s=30) as client:
+    with Client(timed_server.target, timeout_s=30) as client:
         for statement in NESTED:
             with pytest.raises(InvalidArgumentError, match="nests too deeply"):
                 client.sql(statement)
@@ -68,8 +73,8 @@ def test_deeply_nested_sql_is_invalid_argument_with_one_log_line(
             client.sql("SELECT " + " + ".join(["1"] * 3000))
         where = " AND ".join(["(1 = 1)"] * 500)
         assert client.sql(f"SELECT 1 WHERE {where}").fetchall() == [(1,)]
-    assert fresh_server.log_path is not None
-    log = fresh_server.log_path.read_text(errors="replace")
+    assert timed_server.log_path is not None
+    log = timed_server.log_path.read_text(errors="replace")
     assert "Traceback" not in log
     assert "INTERNAL" not in log
     # One line each, where a traceback was thousands of lines.
