@@ -277,7 +277,16 @@ def test_sql_shell_reads_statements_over_lines_and_survives_errors(
 
 # Modules a `shoal get` must never load: each costs a noticeable part of a second at
 # start-up (pyarrow alone about a tenth), and a key read needs none of them.
-HEAVY_MODULES = ("pyarrow", "pandas", "numpy", "duckdb", "datasketches", "coordinator", "grid")
+HEAVY_MODULES = (
+    "pyarrow",
+    "pandas",
+    "numpy",
+    "duckdb",
+    "datasketches",
+    "coordinator",
+    "grid",
+    "argcomplete",
+)
 
 REPORT_IMPORTS = """
 import json, sys
@@ -355,3 +364,29 @@ def test_json_is_honoured_by_sql(shoal_server: str, map_name: str) -> None:
         ok("--json", "sql", "-e", query, "--format", "csv", target=shoal_server).splitlines()[0]
         == "id,n"
     )
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(shoal_server: str) -> None:
+    # `shoal sql -e ... | head -1`: the pipe closes while rows are still printed.
+    process = subprocess.Popen(
+        [
+            str(SHOAL),
+            "--target",
+            shoal_server,
+            "sql",
+            "-e",
+            "SELECT * FROM range(200000)",
+            "--format",
+            "csv",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline() == "range\n"
+    process.stdout.close()
+    errors = process.stderr.read()
+    process.wait(timeout=CLI_TIMEOUT_S)
+    process.stderr.close()
+    assert errors == ""

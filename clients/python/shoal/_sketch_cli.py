@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from shoal._completion import completes, sketch_map_names
 from shoal._errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def add_parser(commands: Any) -> None:
         "create a sketch map of one kind",
         "shoal sketches create visitors --kind hll -p lg_k=12",
     )
-    create.add_argument("map")
+    create.add_argument("map")  # a new name: nothing to complete
     create.add_argument("--kind", required=True, choices=KINDS)
     create.add_argument(
         "-p",
@@ -85,7 +86,7 @@ def add_parser(commands: Any) -> None:
         "add items to the sketch at a key (one atomic write)",
         "shoal sketches add visitors 2026-11-26 u1 u2 u3",
     )
-    add.add_argument("map")
+    completes(add.add_argument("map"), sketch_map_names)
     add.add_argument("key")
     add.add_argument("items", nargs="*", help="the items (numbers for kll)")
     add.add_argument("--file", help="also read items from this file, one a line (- for stdin)")
@@ -96,7 +97,7 @@ def add_parser(commands: Any) -> None:
         "the kind's main answer, with its error bound",
         "shoal sketches estimate visitors 2026-11-25 2026-11-26",
     )
-    estimate.add_argument("map")
+    completes(estimate.add_argument("map"), sketch_map_names)
     estimate.add_argument("key")
     estimate.add_argument("keys", nargs="*", help="more keys: the answer is for their union")
 
@@ -168,13 +169,13 @@ def add_parser(commands: Any) -> None:
         "the portable bytes of a key's sketch (DataSketches' format where it has one)",
         "shoal sketches export visitors 2026-11-26 --output day.hll",
     )
-    export.add_argument("map")
+    completes(export.add_argument("map"), sketch_map_names)
     export.add_argument("key")
     export.add_argument("--output", help="write the bytes to this file (default: print hex)")
 
 
 def _target(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("map")
+    completes(parser.add_argument("map"), sketch_map_names)
     parser.add_argument("key")
     parser.add_argument(
         "--merge",

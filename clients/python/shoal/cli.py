@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from shoal import _pipelines_cli, _sketch_cli, _sql_shell
+from shoal import _completion, _pipelines_cli, _sketch_cli, _sql_shell
+from shoal._completion import completes, map_names
 from shoal._errors import ShoalError, UnavailableError
 
 if TYPE_CHECKING:
@@ -264,13 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="run a coordinator (see shoal serve --help)", add_help=False)
 
     get = commands.add_parser("get", help="print the value of a key")
-    get.add_argument("map")
+    completes(get.add_argument("map"), map_names)
     get.add_argument("key")
     get.add_argument("--strict", action="store_true", help="exit 1 when the key is missing")
     get.set_defaults(handler=command_get)
 
     put = commands.add_parser("put", help="store a JSON value (or @file)")
-    put.add_argument("map")
+    completes(put.add_argument("map"), map_names)
     put.add_argument("key")
     put.add_argument("value")
     put.add_argument("--if-version", type=int)
@@ -279,20 +280,20 @@ def build_parser() -> argparse.ArgumentParser:
     put.set_defaults(handler=command_put)
 
     delete = commands.add_parser("delete", help="delete a key")
-    delete.add_argument("map")
+    completes(delete.add_argument("map"), map_names)
     delete.add_argument("key")
     delete.add_argument("--if-version", type=int)
     delete.set_defaults(handler=command_delete)
 
     scan = commands.add_parser("scan", help="print a map's entries")
-    scan.add_argument("map")
+    completes(scan.add_argument("map"), map_names)
     scan.add_argument("--prefix", default="")
     scan.add_argument("--limit", type=int, default=0)
     scan.set_defaults(handler=command_scan)
 
     maps = commands.add_parser("maps", help="list, create, describe, alter or drop maps")
     maps.add_argument("action", choices=["list", "create", "describe", "drop", "alter"])
-    maps.add_argument("name", nargs="?")
+    completes(maps.add_argument("name", nargs="?"), map_names)
     maps.add_argument("--schema", help="schema as JSON, or @file")
     maps.add_argument("--if-not-exists", action="store_true")
     maps.add_argument("--if-exists", action="store_true")
@@ -309,8 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     txn.add_argument("action", choices=["list", "story"])
     txn.add_argument("txn_id", nargs="?")
     txn.set_defaults(handler=command_txn)
+
+    _completion.add_parser(commands)
     for name, command in commands.choices.items():
-        if name != "serve":
+        if name not in ("serve", "completion"):
             _accept_common_options(command)
     return parser
 
@@ -355,7 +358,17 @@ def _accept_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        # The reader went away (`shoal scan m | head`): stop quietly, as Unix tools do.
+        # Python would complain again flushing stdout at exit, so point it at nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+
+
+def _main(arguments_list: list[str]) -> int:
     if arguments_list[:1] == ["serve"]:
         try:
             from coordinator.server import main as serve_main
@@ -367,7 +380,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_FAILURE
         return serve_main(arguments_list[1:])
     parser = build_parser()
+    _completion.complete_if_asked(parser)
     arguments = parser.parse_args(arguments_list)
+    offline_handler: Callable[[argparse.Namespace], int] | None = getattr(
+        arguments, "offline_handler", None
+    )
+    if offline_handler is not None:
+        return offline_handler(arguments)
     from shoal._client import Client
 
     client = Client(arguments.target, timeout_s=arguments.timeout)
@@ -393,6 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" (field {error.field})" if error.field else ""
         print(f"shoal: {error.code}: {error.message}{where}", file=sys.stderr)
         return EXIT_FAILURE
+    except BrokenPipeError:
+        raise
     except OSError as error:
         print(f"shoal: {error}", file=sys.stderr)
         return EXIT_FAILURE
