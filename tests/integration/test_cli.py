@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.server_process import ServerProcess
+
 pytestmark = pytest.mark.integration
 
 SHOAL = Path(sys.executable).with_name("shoal")
@@ -390,3 +392,45 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(shoal_server: str) -> 
     process.wait(timeout=CLI_TIMEOUT_S)
     process.stderr.close()
     assert errors == ""
+
+
+def test_a_failure_naming_a_key_with_a_newline_stays_on_one_line(
+    shoal_server: str, map_name: str
+) -> None:
+    ok("maps", "create", map_name, target=shoal_server)
+    failed = run_cli("put", map_name, "a\nb", "1", "--if-exists", target=shoal_server)
+    line = assert_one_line_failure(failed, "FAILED_PRECONDITION")
+    assert "a\\nb" in line
+    assert "(no key 'a\\nb'" in ok("get", map_name, "a\nb", target=shoal_server)
+
+
+def test_the_shell_says_when_the_coordinator_goes_away(fresh_server: ServerProcess) -> None:
+    fresh_server.start()
+    shell = subprocess.Popen(
+        [str(SHOAL), "--target", fresh_server.target, "sql"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert shell.stdin is not None and shell.stdout is not None
+    try:
+        shell.stdin.write("SELECT 40 + 2 AS answer;\n")
+        shell.stdin.flush()
+        assert shell.stdout.readline().split() == ["answer"]
+        fresh_server.kill()
+        shell.stdin.write("SELECT 1 AS one;\n")
+        shell.stdin.close()
+        shell.wait(timeout=CLI_TIMEOUT_S)
+        errors = shell.stderr.read() if shell.stderr else ""
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+        for stream in (shell.stdout, shell.stderr):
+            if stream is not None:
+                stream.close()
+    assert shell.returncode == 1
+    assert errors == (
+        f"error: UNAVAILABLE: no coordinator at {fresh_server.target} (is shoal serve running?)\n"
+    )

@@ -19,6 +19,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from shoal._cli_failure import describe
 from shoal._errors import ShoalError
 from shoal._progress import Progress
 
@@ -198,8 +199,7 @@ def shell(client: Client, output_format: str) -> int:
                 print("cancelled", file=sys.stderr, flush=True)
             except ShoalError as error:
                 failures += 1
-                where = f" (field {error.field})" if error.field else ""
-                print(f"error: {error.code}: {error.message}{where}", file=sys.stderr, flush=True)
+                print(f"error: {describe(error, client.targets)}", file=sys.stderr, flush=True)
             except KeyboardInterrupt:
                 # Ctrl-C between statements (as a result prints, say): the shell stays.
                 print(file=sys.stderr, flush=True)

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from shoal import _completion, _pipelines_cli, _sketch_cli, _sql_shell
+from shoal._cli_failure import describe, no_coordinator, shown
 from shoal._completion import completes, map_names
 from shoal._errors import ShoalError, UnavailableError
 
@@ -26,10 +27,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 DEFAULT_TARGET = "127.0.0.1:50051"
 CONNECT_TIMEOUT_S = 1.0
-
-
-def _no_coordinator(targets: Sequence[str]) -> str:
-    return f"no coordinator at {', '.join(targets)} (is shoal serve running?)"
 
 
 def _print(arguments: argparse.Namespace, value: Any, human: Callable[[], str]) -> None:
@@ -73,7 +70,11 @@ def _show(value: Any) -> str:
 def command_get(client: Client, arguments: argparse.Namespace) -> int:
     found = client.get_versioned(arguments.map, arguments.key)
     if found is None:
-        _print(arguments, None, lambda: f"(no key '{arguments.key}' in '{arguments.map}')")
+        _print(
+            arguments,
+            None,
+            lambda: f"(no key '{shown(arguments.key)}' in '{shown(arguments.map)}')",
+        )
         return EXIT_FAILURE if arguments.strict else 0
     _print(
         arguments,
@@ -102,7 +103,11 @@ def command_delete(client: Client, arguments: argparse.Namespace) -> int:
     _print(
         arguments,
         {"existed": existed},
-        lambda: "deleted" if existed else f"(no key '{arguments.key}' in '{arguments.map}')",
+        lambda: (
+            "deleted"
+            if existed
+            else f"(no key '{shown(arguments.key)}' in '{shown(arguments.map)}')"
+        ),
     )
     return 0
 
@@ -395,22 +400,14 @@ def _main(arguments_list: list[str]) -> int:
         # line a person understands, not after the call's deadline and retries with
         # gRPC's text.
         if not client._connection.connect(min(arguments.connect_timeout, arguments.timeout)):
-            raise UnavailableError(_no_coordinator(client.targets))
+            raise UnavailableError(no_coordinator(client.targets))
         handler: Callable[[Client, argparse.Namespace], int] = arguments.handler
         return handler(client, arguments)
     except UsageError as error:
         print(f"shoal: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except UnavailableError as error:
-        # The coordinator went away during the command: say so in the same words.
-        message = error.message
-        if "failed to connect" in message or "Socket closed" in message:
-            message = _no_coordinator(client.targets)
-        print(f"shoal: {error.code}: {message}", file=sys.stderr)
-        return EXIT_FAILURE
     except ShoalError as error:
-        where = f" (field {error.field})" if error.field else ""
-        print(f"shoal: {error.code}: {error.message}{where}", file=sys.stderr)
+        print(f"shoal: {describe(error, client.targets)}", file=sys.stderr)
         return EXIT_FAILURE
     except BrokenPipeError:
         raise
