@@ -33,6 +33,8 @@ class CommitSequence:
         self._clock = clock
         self.window_ms = window_ms
         # The last number handed out, and the last whose commit is applied everywhere.
+        # At least 1: a read version of 0 means "none" on the wire (the latest value).
+        start = max(start, 1)
         self._last = start
         self._visible = start
         # (time, visible version) samples, oldest first: the horizon is the newest
