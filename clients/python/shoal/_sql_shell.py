@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 HISTORY_FILE = os.path.expanduser("~/.shoal_sql_history")
 CELL_WIDTH_MAX = 60
+# Without --timeout a statement may run as long as the server allows (its sql_timeout_ms,
+# 30 s by default, always holds): the person at the shell ends it sooner with Ctrl-C.
+STATEMENT_TIMEOUT_S = 24 * 3600.0
 
 
 def add_parser(commands: Any) -> None:
@@ -104,7 +107,14 @@ def render(
     return "\n".join(text.rstrip() for text in out)
 
 
-def run_statement(client: Client, statement: str, parameters: list[Any], output_format: str) -> str:
+def run_statement(
+    client: Client,
+    statement: str,
+    parameters: list[Any],
+    output_format: str,
+    *,
+    timeout_s: float = STATEMENT_TIMEOUT_S,
+) -> str:
     """Runs one statement and renders its result. Ctrl-C (KeyboardInterrupt) cancels the
     call, which interrupts the statement on the server, and raises StatementCancelled."""
     from shoal._sql import Cursor
@@ -113,7 +123,7 @@ def run_statement(client: Client, statement: str, parameters: list[Any], output_
     cursor = Cursor(client)
     try:
         with Progress("running"):
-            cursor.execute(statement, parameters or None)
+            cursor.execute(statement, parameters or None, timeout_s=timeout_s)
             rows = cursor.fetchall()
     except KeyboardInterrupt:
         cursor.close()
@@ -138,15 +148,20 @@ def run_statement(client: Client, statement: str, parameters: list[Any], output_
 def command_sql(client: Client, arguments: argparse.Namespace) -> int:
     parameters = [_parameter(text) for text in arguments.param]
     output_format = arguments.format or ("json" if arguments.json else "table")
+    timeout_s = arguments.timeout or STATEMENT_TIMEOUT_S
     if arguments.execute is not None:
         # Ctrl-C here cancels the statement and ends the command (KeyboardInterrupt is
         # answered by the CLI's main with the usual exit status 130).
         try:
-            print(run_statement(client, arguments.execute, parameters, output_format))
+            print(
+                run_statement(
+                    client, arguments.execute, parameters, output_format, timeout_s=timeout_s
+                )
+            )
         except StatementCancelled:
             raise KeyboardInterrupt from None
         return 0
-    return shell(client, output_format)
+    return shell(client, output_format, timeout_s)
 
 
 def _read_statement(prompt: str, continuation: str) -> str | None:
@@ -169,7 +184,7 @@ def _read_statement(prompt: str, continuation: str) -> str | None:
             return "\n".join(lines)
 
 
-def shell(client: Client, output_format: str) -> int:
+def shell(client: Client, output_format: str, timeout_s: float = STATEMENT_TIMEOUT_S) -> int:
     try:
         import readline
 
@@ -193,7 +208,8 @@ def shell(client: Client, output_format: str) -> int:
                     break
                 if not statement.strip().rstrip(";").strip():
                     continue
-                print(run_statement(client, statement, [], output_format), flush=True)
+                result = run_statement(client, statement, [], output_format, timeout_s=timeout_s)
+                print(result, flush=True)
             except StatementCancelled:
                 failures += 1
                 print("cancelled", file=sys.stderr, flush=True)

@@ -27,6 +27,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 DEFAULT_TARGET = "127.0.0.1:50051"
 CONNECT_TIMEOUT_S = 1.0
+CALL_TIMEOUT_S = 10.0
 
 
 def _print(arguments: argparse.Namespace, value: Any, human: Callable[[], str]) -> None:
@@ -343,7 +344,11 @@ def _add_common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
         "--json", action="store_true", default=default(False), help="print JSON for scripts"
     )
     parser.add_argument(
-        "--timeout", type=float, default=default(10.0), help="deadline of each call (s)"
+        "--timeout",
+        type=float,
+        default=default(None),
+        help=f"deadline of each call (s; default {CALL_TIMEOUT_S:g}; for sql, the server's "
+        "time limit of a statement)",
     )
     parser.add_argument(
         "--connect-timeout",
@@ -394,12 +399,13 @@ def _main(arguments_list: list[str]) -> int:
         return offline_handler(arguments)
     from shoal._client import Client
 
-    client = Client(arguments.target, timeout_s=arguments.timeout)
+    call_timeout_s = arguments.timeout or CALL_TIMEOUT_S
+    client = Client(arguments.target, timeout_s=call_timeout_s)
     try:
         # Connect before the command: without a coordinator, this fails at once with a
         # line a person understands, not after the call's deadline and retries with
         # gRPC's text.
-        if not client._connection.connect(min(arguments.connect_timeout, arguments.timeout)):
+        if not client._connection.connect(min(arguments.connect_timeout, call_timeout_s)):
             raise UnavailableError(no_coordinator(client.targets))
         handler: Callable[[Client, argparse.Namespace], int] = arguments.handler
         return handler(client, arguments)
