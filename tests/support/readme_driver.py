@@ -20,9 +20,11 @@ import os
 import sys
 import tokenize
 import traceback
+from pathlib import Path
 from typing import Any
 
-README = "README.md"
+# Code compiles under the README's own path, so a traceback shows its lines.
+README = str(Path(__file__).resolve().parents[2] / "README.md")
 _WANT_PREFIX = "# ->"
 _CHECKER = doctest.OutputChecker()
 _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
@@ -55,10 +57,19 @@ class PythonSession:
         self._sql_client: Any = None
 
     def run_python(self, code: str, first_line: int) -> dict[str, Any]:
-        tree = ast.parse(code, filename=README)
+        captured = io.StringIO()
+        try:
+            tree = ast.parse(code, filename=README)
+        except SyntaxError as error:
+            return _failure(
+                first_line + (error.lineno or 1) - 1, f"SyntaxError: {error.msg}", captured
+            )
         ast.increment_lineno(tree, first_line - 1)
         wanted = wanted_by_line(code, first_line)
-        captured = io.StringIO()
+        checked = {statement.end_lineno for statement in tree.body}
+        for line in sorted(set(wanted) - checked):
+            error = "a `# ->` comment must end a top-level statement (it would not be checked here)"
+            return _failure(line, error, captured)
         line = first_line
         try:
             for statement in tree.body:

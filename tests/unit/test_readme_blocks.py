@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.readme_blocks import blocks_of, split_sql
-from tests.support.readme_driver import matches, wanted_by_line
+from tests.support.readme_driver import PythonSession, matches, wanted_by_line
 
 MARKDOWN = """# Title
 
@@ -100,3 +100,28 @@ def test_matching_allows_ellipsis_and_whitespace_runs() -> None:
     assert matches('{ "total": 30 }', '{\n  "total": 30\n}')
     assert not matches("{'alice': {...}}", "{'bob': {'owner': 'Bob'}}")
     assert not matches("True", "False")
+
+
+def test_a_python_session_checks_values_prints_and_errors_by_readme_line() -> None:
+    session = PythonSession("127.0.0.1:1")
+    assert session.run_python("x = 2\nx * 2   # -> 4\nprint('hi', x)   # -> hi 2\n", 10)["ok"]
+    assert session.run_python("int('a')   # -> ValueError: invalid literal ...\n", 20)["ok"]
+    assert session.run_python("x + 1   # -> 3\n", 30) == {"ok": True, "stdout": ""}
+
+    wrong = session.run_python("y = x\ny   # -> 5\n", 40)
+    assert (wrong["ok"], wrong["line"]) == (False, 41)
+    assert "got      2" in wrong["error"] and "-> 5" in wrong["error"]
+
+    raised = session.run_python("def f():\n    raise KeyError('k')\n\nf()\n", 50)
+    assert (raised["ok"], raised["line"]) == (False, 51)
+    assert "KeyError: 'k'" in raised["error"]
+
+
+def test_a_python_session_refuses_unchecked_arrows_and_reports_syntax_errors() -> None:
+    session = PythonSession("127.0.0.1:1")
+    nested = session.run_python("if True:\n    1 + 1   # -> 2\n    pass\n", 10)
+    assert (nested["ok"], nested["line"]) == (False, 11)
+    assert "must end a top-level statement" in nested["error"]
+    broken = session.run_python("x = 1\ny = (\n", 20)
+    assert (broken["ok"], broken["line"]) == (False, 21)
+    assert broken["error"].startswith("SyntaxError")
