@@ -81,14 +81,14 @@ def _check_tag(path: str, item: dict[str, Any]) -> None:
     if BYTES_TAG in item:
         if tagged_bytes(item) is None:
             raise InvalidArgument(
-                f'{path} is a malformed bytes tag: {{"$bytes": ...}} must hold base64 text, '
-                f"got {item[BYTES_TAG]!r}",
+                f'{path} is a malformed bytes tag: {{"$bytes": ...}} holds text that is not '
+                f"base64: {item[BYTES_TAG]!r}",
                 field=path,
             )
     elif tagged_timestamp(item) is None:
         raise InvalidArgument(
-            f'{path} is a malformed timestamp tag: {{"$ts": ...}} must hold ISO 8601 text, '
-            f"got {item[TIMESTAMP_TAG]!r}",
+            f'{path} is a malformed timestamp tag: {{"$ts": ...}} holds text that is not '
+            f"ISO 8601: {item[TIMESTAMP_TAG]!r}",
             field=path,
         )
 

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from grid import values
 from grid.errors import InvalidArgument
 from grid.sketches import SketchKind
 
@@ -69,6 +70,15 @@ def decode_items(value: bytes, kind: SketchKind) -> Items:
         raise InvalidArgument(
             f"items: must be a JSON array of items, not {type(items).__name__}", field="items"
         )
+    if kind is not SketchKind.KLL:
+        # Items are kept (reservoir) or hashed as given: an integer past 64 bits would be
+        # a float already, silently changed, and a malformed tag would not read back.
+        # KLL takes numbers as floats anyway.
+        try:
+            values.check_document(value, items, what="items")
+        except InvalidArgument as error:
+            # The argument at fault is the batch; the message says which item.
+            raise InvalidArgument(error.message, field="items") from None
     if kind in _HASHED_KINDS and _BYTES_TAG in value:
         items = [_untag_bytes(item) for item in items]
     if kind is SketchKind.RESERVOIR:

@@ -25,8 +25,8 @@ def refusal(raw: bytes) -> InvalidArgument:
     [
         ({"$ts": "yesterday"}, "value", "malformed timestamp tag"),
         ({"a": {"$bytes": "abc"}}, "value.a", "malformed bytes tag"),
-        ([1, {"$bytes": "!!!!"}], "value[1]", "must hold base64 text"),
-        ({"a": [{"$ts": 5}]}, "value.a[0]", "must hold ISO 8601 text"),
+        ([1, {"$bytes": "!!!!"}], "value[1]", "is not base64"),
+        ({"a": [{"$ts": 5}]}, "value.a[0]", "is not ISO 8601"),
     ],
 )
 def test_malformed_tags_are_refused_naming_where(document: Any, field: str, fragment: str):

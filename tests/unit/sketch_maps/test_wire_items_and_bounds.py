@@ -121,3 +121,14 @@ def test_a_spec_larger_than_the_limit_is_refused_naming_its_parameter() -> None:
         check_fits(SketchSpec.of("reservoir", k=100_000), 16 << 20)
     assert raised.value.field == "k"
     assert check_fits(SketchSpec.of("hll", lg_k=12), 16 << 20) == 2216
+
+
+@pytest.mark.parametrize("kind", [HLL, SketchKind.RESERVOIR, SketchKind.TOP_K])
+def test_json_items_that_would_change_are_refused(kind: SketchKind) -> None:
+    # 2**64 parses as a float: a reservoir would hand back 1.8446744073709552e+19 and a
+    # counting sketch would count 2**64 and 2**64 + 1 as one item.
+    for value in (b"[18446744073709551616]", b'[{"$ts": "yesterday"}]'):
+        with pytest.raises(InvalidArgument) as refused:
+            decode_items(value, kind)
+        assert refused.value.field == "items"
+    assert decode_items(b"[18446744073709551616]", SketchKind.KLL) == [2.0**64]
