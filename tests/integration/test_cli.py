@@ -277,6 +277,24 @@ def test_sql_shell_reads_statements_over_lines_and_survives_errors(
     assert passing.stderr == ""
 
 
+def test_sql_script_with_several_statements_on_a_line(shoal_server: str) -> None:
+    # As psql and sqlite3 read a script: semicolons in strings and comments do not count.
+    script = (
+        "SELECT 1 AS a; SELECT ';' AS b; -- a comment; still a comment\n"
+        "SELECT 'it''s' AS c /* ; */\n, 2 AS d;\n;;\nSELECT 3 AS e"
+    )
+    done = subprocess.run(
+        [str(SHOAL), "--target", shoal_server, "sql", "--format", "csv"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["a", "1", "b", ";", "c,d", "it's,2", "e", "3"]
+
+
 # Modules a `shoal get` must never load: each costs a noticeable part of a second at
 # start-up (pyarrow alone about a tenth), and a key read needs none of them.
 HEAVY_MODULES = (

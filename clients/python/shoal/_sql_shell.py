@@ -17,11 +17,13 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from shoal._cli_failure import describe
 from shoal._errors import ShoalError
 from shoal._progress import Progress
+from shoal._sql_script import last_statement, split_statements
 
 if TYPE_CHECKING:
     from shoal._client import Client
@@ -164,24 +166,27 @@ def command_sql(client: Client, arguments: argparse.Namespace) -> int:
     return shell(client, output_format, timeout_s)
 
 
-def _read_statement(prompt: str, continuation: str) -> str | None:
-    """The next statement, None at the end of input or on a quit command. Ctrl-C while
-    typing discards what was typed and starts a new statement."""
-    lines: list[str] = []
+def _statements(prompt: str, continuation: str) -> Iterator[str]:
+    """The statements typed or piped in, in order, until the end of the input or a quit
+    command. A line may hold several statements and a statement span several lines.
+    Ctrl-C while typing discards what was typed and starts a new statement."""
+    pending = ""
     while True:
         try:
-            line = input(continuation if lines else prompt)
+            line = input(continuation if pending.strip() else prompt)
         except EOFError:
-            return None if not lines else "\n".join(lines)
+            last = last_statement(pending)
+            if last is not None:
+                yield last
+            return
         except KeyboardInterrupt:
             print()
-            lines = []
+            pending = ""
             continue
-        if not lines and line.strip().lower() in ("\\q", "quit", "exit"):
-            return None
-        lines.append(line)
-        if line.rstrip().endswith(";"):
-            return "\n".join(lines)
+        if not pending.strip() and line.strip().lower() in ("\\q", "quit", "exit"):
+            return
+        complete, pending = split_statements(f"{pending}{line}\n")
+        yield from complete
 
 
 def shell(client: Client, output_format: str, timeout_s: float = STATEMENT_TIMEOUT_S) -> int:
@@ -201,13 +206,8 @@ def shell(client: Client, output_format: str, timeout_s: float = STATEMENT_TIMEO
         )
     failures = 0
     try:
-        while True:
+        for statement in _statements(prompt, continuation):
             try:
-                statement = _read_statement(prompt, continuation)
-                if statement is None:
-                    break
-                if not statement.strip().rstrip(";").strip():
-                    continue
                 result = run_statement(client, statement, [], output_format, timeout_s=timeout_s)
                 print(result, flush=True)
             except StatementCancelled:
