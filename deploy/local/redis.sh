@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts, health-checks and stops a throw-away redis-server (no persistence) on 127.0.0.1.
+# Starts, health-checks and stops a throw-away redis-server on 127.0.0.1 (no persistence, or an
+# append-only file with REDIS_APPENDFSYNC).
 #
 # Usage: deploy/local/redis.sh up|down|status
 #
@@ -14,6 +15,8 @@
 #   REDIS_PORT           port, default 6379
 #   REDIS_START_TIMEOUT  seconds to wait for PING, default 20
 #   REDIS_STOP_TIMEOUT   seconds to wait for the process to exit, default 10
+#   REDIS_APPENDFSYNC    unset (default): no persistence; always|everysec: an append-only file
+#                        (AOF) in the run directory, fsynced on every write or once a second
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +26,7 @@ REDIS_HOST="127.0.0.1"
 REDIS_PORT="${REDIS_PORT:-6379}"
 REDIS_START_TIMEOUT="${REDIS_START_TIMEOUT:-20}"
 REDIS_STOP_TIMEOUT="${REDIS_STOP_TIMEOUT:-10}"
+REDIS_APPENDFSYNC="${REDIS_APPENDFSYNC:-}"
 
 CACHE_DIR="${SHOAL_CACHE_DIR:-${REPO_ROOT}/.cache}"
 mkdir -p "${CACHE_DIR}"
@@ -45,6 +49,10 @@ usage() {
 }
 
 [[ "${REDIS_PORT}" =~ ^[0-9]+$ ]] || die "REDIS_PORT must be a number, got '${REDIS_PORT}'"
+case "${REDIS_APPENDFSYNC}" in
+  "" | always | everysec) ;;
+  *) die "REDIS_APPENDFSYNC must be always or everysec, got '${REDIS_APPENDFSYNC}'" ;;
+esac
 
 # Serialises up/down between concurrent callers; redis-server is started with fd 9 closed.
 take_lock() {
@@ -110,8 +118,12 @@ logfile ${LOG_FILE}
 loglevel notice
 dir ${RUN_DIR}
 save ""
-appendonly no
 EOF
+  if [[ -n "${REDIS_APPENDFSYNC}" ]]; then
+    printf 'appendonly yes\nappendfsync %s\n' "${REDIS_APPENDFSYNC}" >>"${CONF_FILE}"
+  else
+    echo "appendonly no" >>"${CONF_FILE}"
+  fi
 }
 
 cmd_up() {

@@ -1,0 +1,1 @@
+"""Participant-step alternatives on Redis, Hazelcast and Ignite: python -m loadtests.bench.steps."""

@@ -1,0 +1,179 @@
+"""Hazelcast alternatives: the client's own transactions, a compare-and-set of one record per key,
+or a lock per partition around plain reads and writes.
+
+* ``txn``: a TWO_PHASE ``TransactionContext``; ``get_for_update`` locks each key (in key order,
+  so two transactions never wait on each other in a cycle) and the commit writes them all. For
+  ``3pc-2p`` the one Hazelcast transaction over both keys replaces Shoal's protocol.
+* ``cas``: the key's record holds value, version, lock and staged write (``EntryRecord``); each
+  step reads it and swaps it with ``replace_if_same`` (``put_if_absent`` when new), repeating a
+  lost race. The status record is swapped the same way.
+* ``lock``: each step takes the partition's lock (``IMap.lock`` on ``p<n>``), reads and writes
+  the key's entry, lock and staged write as separate entries, and unlocks. Atomic for other
+  steps, not for a crash: a coordinator that dies inside a step leaves it half written.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from hazelcast.client import HazelcastClient
+from hazelcast.transaction import TWO_PHASE
+
+from loadtests.bench.steps.protocol import RecordSteps, one_phase, three_phase
+from loadtests.bench.steps.workload import Commit, Pick
+from tests.support.external_servers import HAZELCAST_CLUSTER_NAME
+
+VARIANTS = ("txn", "cas", "lock")
+_clients: dict[str, HazelcastClient] = {}
+
+
+def client_for(address: str) -> HazelcastClient:
+    """One client per member address, shared by every worker thread (it is thread-safe; a
+    transaction is bound to the thread that began it)."""
+    if address not in _clients:
+        _clients[address] = HazelcastClient(
+            cluster_members=[address],
+            cluster_name=HAZELCAST_CLUSTER_NAME,
+            cluster_connect_timeout=30.0,
+        )
+    return _clients[address]
+
+
+def prepare_server(address: str) -> None:
+    client = client_for(address)
+    for name in ("shoal.e", "shoal.c", "shoal.l", "shoal.s", "shoal.t", "shoal.pl"):
+        client.get_map(name).blocking().clear()
+
+
+def finish() -> None:
+    for client in _clients.values():
+        client.shutdown()
+    _clients.clear()
+
+
+def versioned(version: int, value: bytes) -> bytes:
+    return struct.pack(">Q", version) + value
+
+
+def version_of(raw: bytes | None) -> int:
+    return 0 if raw is None else int(struct.unpack(">Q", raw[:8])[0])
+
+
+def transaction_commit(client: HazelcastClient) -> Commit:
+    def commit(chosen: Pick) -> int:
+        transaction = client.new_transaction(timeout=10, type=TWO_PHASE)
+        transaction.begin()
+        try:
+            entries = transaction.get_map("shoal.e")
+            for _, key in sorted(chosen.keys, key=lambda pair: pair[1]):
+                current = entries.get_for_update(key)
+                entries.set(key, versioned(version_of(current) + 1, chosen.value))
+            transaction.commit()
+        except BaseException:
+            transaction.rollback()
+            raise
+        return 0
+
+    return commit
+
+
+class LockedSteps:
+    """Each step under the partition's map lock, with plain gets and sets inside."""
+
+    def __init__(self, client: HazelcastClient) -> None:
+        self.retries = 0
+        self.partition_locks: Any = client.get_map("shoal.pl").blocking()
+        self.entries: Any = client.get_map("shoal.e").blocking()
+        self.locks: Any = client.get_map("shoal.l").blocking()
+        self.staged: Any = client.get_map("shoal.s").blocking()
+        self.statuses: Any = client.get_map("shoal.t").blocking()
+
+    def _locked(self, partition: int, body: Callable[[], bool]) -> bool:
+        name = f"p{partition}"
+        # A lease, so a coordinator that dies holding the lock does not stop the partition.
+        self.partition_locks.lock(name, lease_time=10)
+        try:
+            return body()
+        finally:
+            self.partition_locks.unlock(name)
+
+    def one_phase(self, partition: int, key: str, value: bytes) -> bool:
+        def body() -> bool:
+            if self.locks.contains_key(key):
+                return False
+            current = self.entries.get(key)
+            self.entries.set(key, versioned(version_of(current) + 1, value))
+            return True
+
+        return self._locked(partition, body)
+
+    def prepare(self, partition: int, key: str, txn: str, value: bytes) -> bool:
+        def body() -> bool:
+            holder = self.locks.get(key)
+            if holder is not None and holder != txn:
+                return False
+            self.locks.set(key, txn)
+            self.staged.set(f"{txn}:{key}", b"prepared:" + value)
+            return True
+
+        return self._locked(partition, body)
+
+    def precommit(self, partition: int, key: str, txn: str) -> None:
+        def body() -> bool:
+            staged = self.staged.get(f"{txn}:{key}")
+            if staged is not None and staged.startswith(b"prepared:"):
+                self.staged.set(f"{txn}:{key}", b"pre_committed:" + staged.split(b":", 1)[1])
+            return True
+
+        self._locked(partition, body)
+
+    def commit(self, partition: int, key: str, txn: str) -> None:
+        def body() -> bool:
+            staged = self.staged.get(f"{txn}:{key}")
+            if staged is None:
+                return True
+            current = self.entries.get(key)
+            self.entries.set(key, versioned(version_of(current) + 1, staged.split(b":", 1)[1]))
+            self.locks.delete(key)
+            self.staged.delete(f"{txn}:{key}")
+            return True
+
+        self._locked(partition, body)
+
+    def abort(self, partition: int, key: str, txn: str) -> None:
+        def body() -> bool:
+            if self.locks.get(key) == txn:
+                self.locks.delete(key)
+            self.staged.delete(f"{txn}:{key}")
+            return True
+
+        self._locked(partition, body)
+
+    def set_status(self, partition: int, txn: str, expected: str, new: str) -> bool:
+        def body() -> bool:
+            current = self.statuses.get(txn) or ""
+            if current != expected:
+                return False
+            self.statuses.set(txn, new)
+            return True
+
+        return self._locked(partition, body)
+
+
+def commit_factory(address: str, variant: str, shape: str) -> Callable[[], Commit]:
+    def make() -> Commit:
+        client = client_for(address)
+        if variant == "txn":
+            return transaction_commit(client)
+        steps: RecordSteps | LockedSteps
+        if variant == "cas":
+            records: Any = client.get_map("shoal.c").blocking()
+            statuses: Any = client.get_map("shoal.t").blocking()
+            steps = RecordSteps(records, statuses)
+        else:
+            steps = LockedSteps(client)
+        return one_phase(steps) if shape == "1-key" else three_phase(steps)
+
+    return make
