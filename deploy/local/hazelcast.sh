@@ -3,8 +3,10 @@
 #
 # Usage: deploy/local/hazelcast.sh up|down|restart|status
 #
-#   up       fetch the member jar with Maven (first run only), start one member in the background
-#            and wait until a client can put and get a value; a no-op when it is already healthy
+#   up       fetch the member jar with Maven (first run only), build Shoal's member-side jar from
+#            deploy/local/hazelcast/src with javac (when its sources changed), start one member
+#            in the background and wait until a client can put and get a value; a no-op when it
+#            is already healthy
 #   down     stop the member (SIGTERM: a graceful shutdown, then SIGKILL after the stop timeout);
 #            Hazelcast keeps data in memory only, so everything is gone afterwards
 #   restart  down + up
@@ -53,6 +55,7 @@ LOCK_FILE="${CACHE_DIR}/hazelcast-${HAZELCAST_PORT}.lock"
 START_TIMEOUT="${HAZELCAST_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${HAZELCAST_STOP_TIMEOUT:-30}"
 CONFIG_FILE="${RUN_DIR}/hazelcast.xml"
+EXTENSION_SOURCES="${SCRIPT_DIR}/hazelcast/src"
 
 # shellcheck source=deploy/local/lib/jvm_member.sh
 source "${SCRIPT_DIR}/lib/jvm_member.sh"
@@ -60,6 +63,37 @@ source "${SCRIPT_DIR}/lib/jvm_member.sh"
 usage() {
   echo "usage: $0 up|down|restart|status" >&2
   exit 2
+}
+
+# Compiles Shoal's member-side classes (entry processors and their serialization factory)
+# into a jar named by the hash of their sources, so a change rebuilds it and nothing else does.
+# Sets EXTENSION_JAR.
+build_extension() {
+  local -a sources
+  mapfile -t sources < <(find "${EXTENSION_SOURCES}" -name '*.java' | sort)
+  ((${#sources[@]} > 0)) || die "no Java sources in ${EXTENSION_SOURCES}"
+  local hash javac tmp
+  hash="$(cat "${sources[@]}" | sha256sum | cut -c1-16)"
+  EXTENSION_JAR="${CACHE_DIR}/hazelcast/${HAZELCAST_VERSION}/shoal-hazelcast-${hash}.jar"
+  if [[ -f "${EXTENSION_JAR}" ]]; then
+    return 0
+  fi
+  javac="$(dirname "$(command -v "${JAVA}")")/javac"
+  [[ -x "${javac}" ]] || javac="javac"
+  command -v "${javac}" >/dev/null 2>&1 || die "javac not found (install a JDK 17+, not only a JRE)"
+  command -v jar >/dev/null 2>&1 || die "jar not found (install a JDK 17+, not only a JRE)"
+  tmp="$(mktemp -d "${CACHE_DIR}/hazelcast/build.XXXXXX")"
+  log "building $(basename "${EXTENSION_JAR}") from ${#sources[@]} sources ..."
+  if ! "${javac}" --release 17 -cp "${LIBS_DIR}/${MARKER_JAR}" -d "${tmp}/classes" \
+    "${sources[@]}" >"${tmp}/javac.log" 2>&1; then
+    cat "${tmp}/javac.log" >&2
+    rm -rf "${tmp}"
+    die "javac failed on ${EXTENSION_SOURCES}"
+  fi
+  jar cf "${tmp}/extension.jar" -C "${tmp}/classes" .
+  rm -f "$(dirname "${EXTENSION_JAR}")"/shoal-hazelcast-*.jar
+  mv "${tmp}/extension.jar" "${EXTENSION_JAR}"
+  rm -rf "${tmp}"
 }
 
 write_config() {
@@ -97,6 +131,12 @@ write_config() {
     </join>
   </network>
   <jet enabled="false"/>
+  <serialization>
+    <data-serializable-factories>
+      <!-- deploy/local/hazelcast/src: Shoal's entry processors, built by this script. -->
+      <data-serializable-factory factory-id="7001">dev.shoal.hazelcast.ShoalFactory</data-serializable-factory>
+    </data-serializable-factories>
+  </serialization>
 </hazelcast>
 EOF
 }
@@ -134,6 +174,7 @@ EOF
 start() {
   check_java
   fetch
+  build_extension
   write_config
   if port_open "${HAZELCAST_PORT}"; then
     die "port ${HAZELCAST_PORT} is in use by something that is not a healthy Hazelcast member"
@@ -155,7 +196,7 @@ start() {
     -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true \
     "-Dhazelcast.config=${CONFIG_FILE}" \
     "-Djava.util.logging.config.file=${SCRIPT_DIR}/hazelcast/logging.properties" "${extra[@]}" \
-    -cp "${LIBS_DIR}/*" "${MAIN_CLASS}"
+    -cp "${LIBS_DIR}/*:${EXTENSION_JAR}" "${MAIN_CLASS}"
 }
 
 main() {

@@ -3,8 +3,8 @@
 Each test starts the real member through the session fixtures (deploy/local/*.sh), then
 round-trips values with the client the shared backends will use: hazelcast-python-client and
 pyignite. Beyond a plain put and get they check what the backends depend on: a Hazelcast client
-transaction and compare-and-set, and a TRANSACTIONAL Ignite cache whose rolled-back writes are
-not seen.
+transaction, compare-and-set, and Shoal's entry processor (built into the member by
+hazelcast.sh); and a TRANSACTIONAL Ignite cache whose rolled-back writes are not seen.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pyignite.datatypes.cache_config import CacheAtomicityMode
 from pyignite.datatypes.prop_codes import PROP_CACHE_ATOMICITY_MODE
 from pyignite.datatypes.transactions import TransactionConcurrency, TransactionIsolation
 
+from loadtests.bench.steps.hazelcast_steps import ProcessorSteps
 from tests.support.external_servers import HAZELCAST_CLUSTER_NAME
 
 pytestmark = [pytest.mark.integration]
@@ -84,6 +85,37 @@ def test_hazelcast_transaction_commits_all_or_nothing(
         assert entries.get_all(["a", "b"]) == {"a": 1, "b": 2}
     finally:
         entries.destroy()
+
+
+@pytest.mark.hazelcast
+def test_hazelcast_member_runs_shoals_step_processor(
+    hazelcast_client: hazelcast.HazelcastClient,
+) -> None:
+    """hazelcast.sh compiles deploy/local/hazelcast/src into the member's classpath and
+    registers its factory: a participant step then runs on the member in one call."""
+    steps = ProcessorSteps(hazelcast_client)
+    key = f"k-{uuid.uuid4().hex}"
+    txn = f"t-{uuid.uuid4().hex}"
+    try:
+        assert steps.one_phase(0, key, b"first")
+        assert steps.prepare(0, key, txn, b"second")
+        # The key is locked by txn: another transaction's prepare and a one-phase write refuse.
+        assert not steps.prepare(0, key, "someone-else", b"third")
+        assert not steps.one_phase(0, key, b"third")
+        steps.precommit(0, key, txn)
+        steps.commit(0, key, txn)
+        record = bytes(steps.records.get(key))
+        assert record[:8] == (2).to_bytes(8, "big")
+        assert record.endswith(b"second")
+        assert steps.one_phase(0, key, b"fourth")
+
+        assert steps.set_status(0, txn, "", "pending")
+        assert not steps.set_status(0, txn, "", "pending")
+        assert not steps.set_status(0, txn, "pre_committed", "committed")
+        assert steps.set_status(0, txn, "pending", "aborted")
+    finally:
+        steps.records.delete(key)
+        steps.statuses.delete(txn)
 
 
 @pytest.mark.ignite

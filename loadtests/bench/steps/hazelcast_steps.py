@@ -1,9 +1,12 @@
-"""Hazelcast alternatives: the client's own transactions, a compare-and-set of one record per key,
-or a lock per partition around plain reads and writes.
+"""Hazelcast alternatives: the client's own transactions, an entry processor on the member, a
+compare-and-set of one record per key, or a lock per partition around plain reads and writes.
 
 * ``txn``: a TWO_PHASE ``TransactionContext``; ``get_for_update`` locks each key (in key order,
   so two transactions never wait on each other in a cycle) and the commit writes them all. For
   ``3pc-2p`` the one Hazelcast transaction over both keys replaces Shoal's protocol.
+* ``processor``: each step one ``execute_on_key`` of ``StepProcessor`` (Java, built into the
+  member's classpath by deploy/local/hazelcast.sh): the step's logic on the key's record runs
+  on the owning partition's thread, atomic, one round trip.
 * ``cas``: the key's record holds value, version, lock and staged write (``EntryRecord``); each
   step reads it and swaps it with ``replace_if_same`` (``put_if_absent`` when new), repeating a
   lost race. The status record is swapped the same way.
@@ -19,13 +22,18 @@ from collections.abc import Callable
 from typing import Any
 
 from hazelcast.client import HazelcastClient
+from hazelcast.serialization.api import IdentifiedDataSerializable
 from hazelcast.transaction import TWO_PHASE
 
 from loadtests.bench.steps.protocol import RecordSteps, one_phase, three_phase
 from loadtests.bench.steps.workload import Commit, Pick
 from tests.support.external_servers import HAZELCAST_CLUSTER_NAME
 
-VARIANTS = ("txn", "cas", "lock")
+VARIANTS = ("txn", "processor", "cas", "lock")
+# deploy/local/hazelcast/src/dev/shoal/hazelcast: the member-side factory and processor.
+FACTORY_ID = 7001
+STEP_PROCESSOR_CLASS_ID = 1
+ONE_PHASE, PREPARE, PRECOMMIT, COMMIT, ABORT, STATUS = range(1, 7)
 _clients: dict[str, HazelcastClient] = {}
 
 
@@ -43,7 +51,7 @@ def client_for(address: str) -> HazelcastClient:
 
 def prepare_server(address: str) -> None:
     client = client_for(address)
-    for name in ("shoal.e", "shoal.c", "shoal.l", "shoal.s", "shoal.t", "shoal.pl"):
+    for name in ("shoal.e", "shoal.p", "shoal.c", "shoal.l", "shoal.s", "shoal.t", "shoal.pl"):
         client.get_map(name).blocking().clear()
 
 
@@ -77,6 +85,63 @@ def transaction_commit(client: HazelcastClient) -> Commit:
         return 0
 
     return commit
+
+
+class StepProcessor(IdentifiedDataSerializable):
+    """The client's half of the member's ``StepProcessor``: which step, a text and bytes."""
+
+    def __init__(self, op: int = 0, text: str = "", data: bytes = b"") -> None:
+        self.op = op
+        self.text = text
+        self.data = data
+
+    def write_data(self, object_data_output: Any) -> None:
+        object_data_output.write_int(self.op)
+        object_data_output.write_string(self.text)
+        object_data_output.write_byte_array(bytearray(self.data))
+
+    def read_data(self, object_data_input: Any) -> None:
+        self.op = object_data_input.read_int()
+        self.text = object_data_input.read_string()
+        self.data = bytes(object_data_input.read_byte_array() or b"")
+
+    def get_factory_id(self) -> int:
+        return FACTORY_ID
+
+    def get_class_id(self) -> int:
+        return STEP_PROCESSOR_CLASS_ID
+
+
+class ProcessorSteps:
+    """Each step one ``execute_on_key`` of the member's StepProcessor: the step's logic runs
+    on the member, on the partition thread that owns the key, in one round trip."""
+
+    def __init__(self, client: HazelcastClient) -> None:
+        self.retries = 0
+        self.records: Any = client.get_map("shoal.p").blocking()
+        self.statuses: Any = client.get_map("shoal.t").blocking()
+
+    def _run(self, key: str, op: int, text: str = "", data: bytes = b"") -> bool:
+        return bool(self.records.execute_on_key(key, StepProcessor(op, text, data)))
+
+    def one_phase(self, partition: int, key: str, value: bytes) -> bool:
+        return self._run(key, ONE_PHASE, "", value)
+
+    def prepare(self, partition: int, key: str, txn: str, value: bytes) -> bool:
+        return self._run(key, PREPARE, txn, value)
+
+    def precommit(self, partition: int, key: str, txn: str) -> None:
+        self._run(key, PRECOMMIT, txn)
+
+    def commit(self, partition: int, key: str, txn: str) -> None:
+        self._run(key, COMMIT, txn)
+
+    def abort(self, partition: int, key: str, txn: str) -> None:
+        self._run(key, ABORT, txn)
+
+    def set_status(self, partition: int, txn: str, expected: str, new: str) -> bool:
+        processor = StepProcessor(STATUS, expected, new.encode())
+        return bool(self.statuses.execute_on_key(txn, processor))
 
 
 class LockedSteps:
@@ -167,8 +232,10 @@ def commit_factory(address: str, variant: str, shape: str) -> Callable[[], Commi
         client = client_for(address)
         if variant == "txn":
             return transaction_commit(client)
-        steps: RecordSteps | LockedSteps
-        if variant == "cas":
+        steps: RecordSteps | LockedSteps | ProcessorSteps
+        if variant == "processor":
+            steps = ProcessorSteps(client)
+        elif variant == "cas":
             records: Any = client.get_map("shoal.c").blocking()
             statuses: Any = client.get_map("shoal.t").blocking()
             steps = RecordSteps(records, statuses)
