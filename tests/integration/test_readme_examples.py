@@ -252,6 +252,9 @@ def _check(reader: Reader, block: Block, expected: str | None) -> Outcome:
     return outcome
 
 
+# The whole README in one walk-through: about 30 CLI processes and three server starts,
+# which take a few minutes on a saturated two-core machine.
+@pytest.mark.timeout(900)
 def test_readme_examples_run_in_order(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     blocks = blocks_of(README)
     runnable = [block for block in blocks if block.runnable]
