@@ -106,7 +106,17 @@ class Catalog:
         self._validators: dict[str, Validator] = {}
         self._guarded: dict[str, frozenset[str]] = {}
         for described in store.load():
-            self._install(MapDefinition.from_json(described))
+            try:
+                definition = MapDefinition.from_json(described)
+            except InvalidArgument as error:
+                # A schema stored by an older version that this one refuses (a pattern
+                # RE2 cannot run, for example): name the map, so it can be fixed.
+                raise FailedPrecondition(
+                    f"the catalog's map '{described.get('name')}' has a schema this version "
+                    f"refuses: {error.message}",
+                    field="map",
+                ) from None
+            self._install(definition)
 
     def _install(self, definition: MapDefinition) -> None:
         self._maps[definition.name] = definition

@@ -299,3 +299,11 @@ def test_an_empty_map_takes_any_schema(catalog, store):
         catalog.alter_schema("people", narrower, stored_entries=3)
     changed = catalog.alter_schema("people", narrower, stored_entries=0)
     assert changed.schema is not None and changed.schema.by_name["age"].type == "string"
+
+
+def test_a_stored_schema_this_version_refuses_names_its_map():
+    # An older version stored a pattern with lookahead, which RE2 cannot run.
+    stored = {"name": "legacy", "created_ms": 1, "schema": {"code": {"type": "string"}}}
+    stored["schema"]["code"]["pattern"] = "(?=x)x"
+    with pytest.raises(FailedPrecondition, match="map 'legacy' has a schema this version refuses"):
+        Catalog(MemoryStore([stored]))
