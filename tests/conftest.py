@@ -13,12 +13,14 @@ from tests.support.external_servers import (
     ensure_hazelcast,
     ensure_ignite,
     ensure_kafka,
+    ensure_redis,
     hazelcast_running,
     ignite_running,
     kafka_running,
     stop_hazelcast,
     stop_ignite,
     stop_kafka,
+    stop_redis,
 )
 from tests.support.server_process import ServerProcess
 
@@ -83,6 +85,23 @@ def kafka_bootstrap() -> Iterator[str]:
     finally:
         if started_here:
             stop_kafka()
+
+
+# The redis of the conformance tier: a port of its own, so it never meets a developer's redis.
+CONFORMANCE_REDIS_PORT = 6393
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A throw-away redis-server (deploy/local/redis.sh, no persistence) for backend tests, or
+    SHOAL_TEST_REDIS; one this session started is stopped at its end."""
+    started_here = not os.environ.get("SHOAL_TEST_REDIS")
+    url = ensure_redis(CONFORMANCE_REDIS_PORT)
+    try:
+        yield url
+    finally:
+        if started_here:
+            stop_redis(CONFORMANCE_REDIS_PORT)
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,22 @@
 """One suite over every grid backend: the contract of `grid.backend.Backend`.
 
-Each backend in BACKENDS declares how to open it on a fresh data location. Today the
-grid has the embedded memory backend; a shared backend joins by adding an entry here,
-and any gap it has is a strict expected failure with its reason, never a skip.
+Each backend in BACKENDS declares how to open it on a fresh data location, and what it
+cannot do yet (GAPS): a test that needs a missing capability is a strict expected failure
+with the reason, never a skip, so a gap that closes fails the suite until its entry goes.
+Today: the embedded memory backend, and the Redis backend on a real redis-server
+(`deploy/local/redis.sh`, marked `redis`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+import redis
 
 from grid.backend import Backend, ParticipantHooks
 from grid.catalog import Catalog
@@ -39,6 +44,7 @@ from grid.participant import (
     Vote,
     Write,
 )
+from grid.redis.backend import RedisBackend, RedisBackendConfig
 
 pytestmark = pytest.mark.conformance
 
@@ -49,7 +55,39 @@ def _memory(path: Path) -> MemoryBackend:
     return MemoryBackend(MemoryBackendConfig(data_dir=path, partitions=PARTITIONS))
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"memory": _memory}
+def _namespace(path: Path) -> str:
+    """One Redis namespace per data location: a reopen finds the same records."""
+    return "conformance-" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+
+
+def _redis_factory(url: str) -> Callable[[Path], Backend]:
+    def open_redis(path: Path) -> Backend:
+        return RedisBackend(RedisBackendConfig(url, _namespace(path), PARTITIONS))
+
+    return open_redis
+
+
+BACKENDS = ("memory", "redis")
+# What each backend cannot do yet, and why; a test names what it needs.
+GAPS: dict[str, dict[str, str]] = {
+    "memory": {},
+    "redis": {
+        "commutative_writes": "increment, append and sketch writes are not run by the Lua "
+        "steps yet (they need the read-then-compare-and-apply path)",
+        "kept_versions": "overwritten states are not kept yet: a read at an older version "
+        "than the partition's last commit is refused as too old",
+    },
+}
+
+
+def backends(needs: str | None = None) -> list[Any]:
+    params = []
+    for name in BACKENDS:
+        marks: list[Any] = [pytest.mark.redis] if name == "redis" else []
+        if needs is not None and needs in GAPS[name]:
+            marks.append(pytest.mark.xfail(strict=True, reason=f"{name}: {GAPS[name][needs]}"))
+        params.append(pytest.param(name, marks=marks))
+    return params
 
 
 def _hooks(catalog: Catalog) -> ParticipantHooks:
@@ -79,13 +117,31 @@ class Opened:
         return self.backend.partitions[partition].step(event)  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=backends())
 def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opened]:
-    backend = Opened(BACKENDS[request.param], tmp_path / request.param)
+    path = tmp_path / request.param
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        factory = _redis_factory(url)
+    else:
+        factory = _memory
+    backend = Opened(factory, path)
     try:
         yield backend
     finally:
         backend.backend.close()
+        if request.param == "redis":
+            _drop_namespace(url, _namespace(path))
+
+
+def _drop_namespace(url: str, namespace: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        names = list(client.scan_iter(match=f"{{{namespace}:*", count=1000))
+        if names:
+            client.delete(*names)
+    finally:
+        client.close()
 
 
 def put(key: str, value: object, condition: Condition | None = None) -> Write:
@@ -184,3 +240,34 @@ def test_catalog_persists_through_the_backend_store(opened: Opened) -> None:
     opened.reopen()
     definition = opened.catalog.get("accounts")
     assert definition.schema is not None and definition.schema.by_name["balance"].type == "int"
+
+
+@pytest.mark.parametrize("opened", backends(needs="commutative_writes"), indirect=True)
+def test_increments_apply_in_one_phase(opened: Opened) -> None:
+    opened.step(0, ApplyOnePhase(b"r1", (), (put("a", {"n": 1}),)))
+    increment = Write(Op.INCREMENT, "m", "a", orjson.dumps({"n": 2}))
+    applied = opened.step(0, ApplyOnePhase(b"r2", (), (increment,)))
+    assert isinstance(applied, Applied)
+    entry = opened.backend.partitions[0].get("m", "a")
+    assert entry is not None and orjson.loads(value_of(entry)) == {"n": 3}
+
+
+@pytest.mark.parametrize("opened", backends(needs="kept_versions"), indirect=True)
+def test_a_read_at_an_older_version_sees_the_older_state(opened: Opened) -> None:
+    first = opened.step(0, ApplyOnePhase(b"r1", (), (put("a", 1),)))
+    opened.step(0, ApplyOnePhase(b"r2", (), (put("a", 2),)))
+    assert isinstance(first, Applied)
+    partition = opened.backend.partitions[0]
+    older = partition.get_at("m", "a", first.versions[0])
+    assert older is not None and orjson.loads(value_of(older)) == 1
+
+
+def test_reads_at_the_latest_version_are_answered(opened: Opened) -> None:
+    applied = opened.step(0, ApplyOnePhase(b"r1", (), (put("a", 1),)))
+    assert isinstance(applied, Applied)
+    partition = opened.backend.partitions[0]
+    latest = partition.commit_version()
+    assert latest >= applied.versions[0]
+    entry = partition.get_at("m", "a", latest)
+    assert entry is not None and orjson.loads(value_of(entry)) == 1
+    assert partition.items_at("m", latest) == [("a", entry)]

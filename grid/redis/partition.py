@@ -1,0 +1,291 @@
+"""One partition kept in Redis: each participant step is one call of grid/redis/steps.lua.
+
+Every step, whoever sends it, runs atomically on the partition's records in Redis, so any
+number of coordinators share the partition. What this first version supports: one-phase writes
+and transactions of PUT and DELETE (conditions, read validation, lock checks, idempotent
+retries by request id), the three-phase commit steps, status records by compare-and-set,
+dropping a map. Not yet: commutative and reference writes (increment, append, sketch add,
+reference counts) and kept versions (a read at an older version than the partition's last
+commit is refused as too old); the remembered outcomes and decided transactions are not trimmed
+yet (the memory participant keeps the last 4,096). The design they follow is
+docs/ARCHITECTURE.md, "Shared backends".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+
+from grid.backend import StagedView, StatusView
+from grid.entry import pack
+from grid.errors import Conflict, FailedPrecondition, GridError, ReadVersionTooOld
+from grid.memory.records import Op
+from grid.protocol import (
+    Abort,
+    Ack,
+    Applied,
+    ApplyOnePhase,
+    CasStatus,
+    Commit,
+    CreateStatus,
+    DropMap,
+    Event,
+    ForgetStatus,
+    ForgetVersions,
+    PreCommit,
+    Prepare,
+    Read,
+    ReadOutcome,
+    ReadStatus,
+    Reply,
+    StatusReply,
+    Vote,
+    Write,
+)
+from grid.redis.layout import PartitionLayout
+from grid.versions import VersionStats
+
+STEPS_SOURCE = (Path(__file__).parent / "steps.lua").read_text()
+SUPPORTED_OPS = (Op.PUT, Op.DELETE)
+
+
+class UnsupportedByBackend(FailedPrecondition):
+    """A write this backend cannot run yet (see the module's docstring)."""
+
+
+def _reads(reads: Sequence[Read]) -> list[Any]:
+    arguments: list[Any] = [len(reads)]
+    for read in reads:
+        arguments += [read.map, read.key, read.version]
+    return arguments
+
+
+def _writes(writes: Sequence[Write]) -> list[Any]:
+    arguments: list[Any] = [len(writes)]
+    for write in writes:
+        if write.op not in SUPPORTED_OPS:
+            raise UnsupportedByBackend(
+                f"the redis backend does not run {write.op.name} writes yet", field="op"
+            )
+        condition = write.condition
+        arguments += [
+            write.op.name,
+            write.map,
+            write.key,
+            write.value,
+            condition.kind if condition is not None else "",
+            condition.version if condition is not None else 0,
+        ]
+    return arguments
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _refusal(reply: list[Any]) -> GridError:
+    kind, message = _text(reply[0]), _text(reply[1])
+    map_name, key = _text(reply[2]), _text(reply[3])
+    target = (map_name, key) if key else None
+    field = "key" if key else "map"
+    if kind == "conflict":
+        return Conflict(message, field=field, target=target)
+    return FailedPrecondition(message, field=field, target=target)
+
+
+def _applied(encoded: bytes, replayed: bool) -> Applied:
+    answer = orjson.loads(encoded)
+    # cjson encodes an empty table as {}: no versions or nothing removed.
+    versions = answer["versions"] if isinstance(answer["versions"], list) else []
+    removed = answer["removed"] if isinstance(answer["removed"], list) else []
+    return Applied(tuple(versions), replayed=replayed, removed=tuple(removed))
+
+
+class RedisPartition:
+    """A ``grid.backend.PartitionStore`` whose records live in Redis."""
+
+    def __init__(self, client: redis.Redis, layout: PartitionLayout, script: Any) -> None:
+        self.index = layout.index
+        self._client = client
+        self._layout = layout
+        self._script = script
+        self._keys = layout.fixed_keys()
+
+    def _call(self, step: str, *arguments: Any) -> list[Any]:
+        reply: list[Any] = self._script(
+            keys=self._keys, args=[self._layout.prefix, step, *arguments], client=self._client
+        )
+        return reply
+
+    def step(self, event: Event) -> Reply:
+        if isinstance(event, ApplyOnePhase):
+            arguments = [event.request_id.hex(), event.version]
+            reply = self._call("apply", *arguments, *_reads(event.reads), *_writes(event.writes))
+            if _text(reply[0]) != "applied":
+                raise _refusal(reply)
+            return _applied(reply[2], bool(reply[1]))
+        if isinstance(event, Prepare):
+            try:
+                writes = _writes(event.writes)
+            except UnsupportedByBackend as unsupported:
+                return Vote(False, str(unsupported), unsupported)
+            reply = self._call(
+                "prepare",
+                event.txn_id.hex(),
+                event.lease_expires_ms,
+                event.status_partition,
+                "1" if event.durable else "0",
+                *_reads(event.reads),
+                *writes,
+            )
+            if _text(reply[0]) == "yes":
+                return Vote(True)
+            if len(reply) >= 5:
+                # {'no', message, kind, map, key}: a refusal with the error it stands for.
+                refused = _refusal([reply[2], reply[1], reply[3], reply[4]])
+                return Vote(False, str(refused), refused)
+            return Vote(False, _text(reply[1]))
+        if isinstance(event, PreCommit):
+            return Ack(known=bool(self._call("pre_commit", event.txn_id.hex())[1]))
+        if isinstance(event, Commit):
+            reply = self._call("commit", event.txn_id.hex(), event.version)
+            if _text(reply[0]) == "applied":
+                return _applied(reply[2], False)
+            return Ack(known=bool(reply[1]))
+        if isinstance(event, Abort):
+            return Ack(known=bool(self._call("abort", event.txn_id.hex())[1]))
+        if isinstance(event, CreateStatus):
+            participants = orjson.dumps(list(event.participants))
+            return self._status(
+                self._call(
+                    "create_status",
+                    event.txn_id.hex(),
+                    participants,
+                    event.lease_expires_ms,
+                    event.now_ms,
+                )
+            )
+        if isinstance(event, CasStatus):
+            return self._status(
+                self._call(
+                    "cas_status", event.txn_id.hex(), event.expected, event.new, event.now_ms
+                )
+            )
+        if isinstance(event, ReadStatus):
+            raw = self._client.hget(self._layout.statuses, event.txn_id.hex())
+            return self._status_from(raw, swapped=False)
+        if isinstance(event, ReadOutcome):
+            reply = self._call("read_outcome", event.request_id.hex())
+            if _text(reply[0]) == "applied":
+                return _applied(reply[2], True)
+            return Ack(known=False)
+        if isinstance(event, ForgetStatus):
+            return Ack(known=bool(self._call("forget_status", event.txn_id.hex())[1]))
+        if isinstance(event, DropMap):
+            reply = self._call("drop_map", event.map)
+            if _text(reply[0]) != "ack":
+                raise _refusal(reply)
+            return Ack()
+        if isinstance(event, ForgetVersions):
+            return Ack()  # nothing older than the latest state is kept (see the docstring)
+        raise TypeError(f"unknown participant event {type(event).__name__}")
+
+    @staticmethod
+    def _status(reply: list[Any]) -> StatusReply:
+        state = _text(reply[1])
+        return StatusReply(
+            state or None,
+            tuple(orjson.loads(reply[2]) or ()),
+            int(reply[3]),
+            swapped=bool(reply[4]),
+        )
+
+    @staticmethod
+    def _status_from(raw: Any, *, swapped: bool) -> StatusReply:
+        if raw is None:
+            return StatusReply(None)
+        record = orjson.loads(raw)
+        return StatusReply(
+            record["state"], tuple(record["participants"] or ()), record["lease"], swapped
+        )
+
+    def apply(self, event: Event) -> tuple[Reply, Callable[[], None]]:
+        # Redis made the step as durable as its configuration makes writes (appendfsync).
+        return self.step(event), lambda: None
+
+    def commit_version(self) -> int:
+        return int(self._client.hget(self._layout.meta, "version") or 0)
+
+    def version_stats(self) -> VersionStats:
+        return VersionStats()
+
+    def get(self, map_name: str, key: str) -> bytes | None:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hget(self._layout.entries(map_name), key)
+        pipe.hget(self._layout.versions(map_name), key)
+        value, version = pipe.execute()
+        if value is None:
+            return None
+        return pack(value, int(version))
+
+    def _at(self, version: int) -> None:
+        """Without kept versions, only reads at or after the partition's last commit are
+        answerable: nothing in this partition changed since then."""
+        latest = self.commit_version()
+        if version < latest:
+            raise ReadVersionTooOld(version, latest)
+
+    def get_at(self, map_name: str, key: str, version: int) -> bytes | None:
+        self._at(version)
+        return self.get(map_name, key)
+
+    def items_at(self, map_name: str, version: int) -> list[tuple[str, bytes]]:
+        self._at(version)
+        return self.items(map_name)
+
+    def items(self, map_name: str) -> list[tuple[str, bytes]]:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hgetall(self._layout.entries(map_name))
+        pipe.hgetall(self._layout.versions(map_name))
+        values, versions = pipe.execute()
+        return sorted(
+            (_text(key), pack(value, int(versions[key]))) for key, value in values.items()
+        )
+
+    def status_records(self) -> list[StatusView]:
+        views = []
+        for txn, raw in sorted(self._client.hgetall(self._layout.statuses).items()):
+            record = orjson.loads(raw)
+            views.append(
+                StatusView(
+                    txn_id=bytes.fromhex(_text(txn)),
+                    state=record["state"],
+                    participants=tuple(record["participants"] or ()),
+                    lease_expires_ms=int(record["lease"]),
+                    updated_ms=int(record["updated"]),
+                )
+            )
+        return views
+
+    def staged_transactions(self) -> list[StagedView]:
+        views = []
+        for txn in sorted(self._client.smembers(self._layout.staged_set)):
+            name = _text(txn)
+            state, lease, status_partition = self._client.hmget(
+                self._layout.staged(name), ["state", "lease", "status_partition"]
+            )
+            if state is None:
+                continue
+            views.append(
+                StagedView(
+                    txn_id=bytes.fromhex(name),
+                    state=_text(state),
+                    lease_expires_ms=int(_text(lease)),
+                    status_partition=int(_text(status_partition)),
+                )
+            )
+        return views

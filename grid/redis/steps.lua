@@ -1,0 +1,369 @@
+-- Shoal's participant steps on Redis: every step of one partition is one call of this script,
+-- so it is atomic (Redis runs a script alone) and every coordinator sees the same partition.
+--
+-- ARGV[1] is the partition's key prefix, "{<namespace>:p<n>}:" (the hash tag keeps a partition
+-- in one Redis Cluster slot), ARGV[2] the step, the rest the step's arguments. KEYS lists the
+-- partition's fixed keys (see grid/redis/layout.py); per-map hashes are named from the prefix.
+-- Every check runs before the first write: a script that fails half-way does not roll back.
+--
+-- Records: <p>m (hash: lsn, version), <p>l (hash: map NUL key -> cjson {txn: mode}),
+-- <p>o (hash: request -> cjson answer), <p>d (hash: txn -> committed|aborted),
+-- <p>s (set of staged txns), <p>x:<txn> (hash: state, lease, status_partition, durable,
+-- locks (cjson), n, and per write i: op.i, map.i, key.i, value.i, ck.i, cv.i),
+-- <p>t (hash: txn -> cjson status record), <p>e:<map> (hash: key -> value bytes),
+-- <p>v:<map> (hash: key -> version).
+
+local prefix = ARGV[1]
+local step = ARGV[2]
+local META, LOCKS, OUTCOMES, DECIDED, STAGED, STATUSES = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+
+local COMPATIBLE = {S = {S = true, R = true}, I = {I = true, R = true}, R = {S = true, I = true, R = true}, X = {}}
+
+local function lock_field(map, key) return map .. '\0' .. key end
+
+local function current_version(map, key)
+  return tonumber(redis.call('HGET', prefix .. 'v:' .. map, key) or '0')
+end
+
+-- Reads ARGV from position i: n, then n reads of (map, key, version).
+local function parse_reads(i)
+  local count = tonumber(ARGV[i]); i = i + 1
+  local reads = {}
+  for _ = 1, count do
+    reads[#reads + 1] = {map = ARGV[i], key = ARGV[i + 1], version = tonumber(ARGV[i + 2])}
+    i = i + 3
+  end
+  return reads, i
+end
+
+-- Reads ARGV from position i: n, then n writes of (op, map, key, value, condition, version).
+local function parse_writes(i)
+  local count = tonumber(ARGV[i]); i = i + 1
+  local writes = {}
+  for _ = 1, count do
+    writes[#writes + 1] = {op = ARGV[i], map = ARGV[i + 1], key = ARGV[i + 2], value = ARGV[i + 3],
+      condition = ARGV[i + 4], condition_version = tonumber(ARGV[i + 5])}
+    i = i + 6
+  end
+  return writes, i
+end
+
+local function lock_modes(reads, writes)
+  local modes, order = {}, {}
+  local function want(map, key, mode)
+    local field = lock_field(map, key)
+    local held = modes[field]
+    if held == nil then
+      order[#order + 1] = field
+      modes[field] = mode
+    elseif held ~= mode then
+      modes[field] = 'X'
+    end
+  end
+  for _, read in ipairs(reads) do want(read.map, read.key, 'S') end
+  -- Only PUT and DELETE reach this script (grid/redis/backend.py refuses the rest): both
+  -- overwrite, so both take the exclusive lock.
+  for _, write in ipairs(writes) do want(write.map, write.key, 'X') end
+  return modes, order
+end
+
+-- nil when free for txn (or for a one-phase write when txn is ''), else the refusal.
+local function lock_refusal(field, mode, txn)
+  local raw = redis.call('HGET', LOCKS, field)
+  if not raw then return nil end
+  local holders = cjson.decode(raw)
+  for holder, held in pairs(holders) do
+    if holder ~= txn and not COMPATIBLE[mode][held] then
+      local map, key = string.match(field, '^(.-)%z(.*)$')
+      return {'conflict', "'" .. map .. '/' .. key .. "' is locked by a transaction in flight", map, key}
+    end
+  end
+  return nil
+end
+
+local function read_refusal(read)
+  local now = current_version(read.map, read.key)
+  if now ~= read.version then
+    return {'conflict', "'" .. read.map .. '/' .. read.key .. "' changed since it was read (read version "
+      .. read.version .. ', now ' .. now .. ')', read.map, read.key}
+  end
+  return nil
+end
+
+local function condition_refusal(write, version)
+  local where = write.map .. '/' .. write.key
+  if write.condition == 'if_absent' and version ~= 0 then
+    return {'precondition', "'" .. where .. "' exists (condition if_absent)", write.map, write.key}
+  end
+  if write.condition == 'if_exists' and version == 0 then
+    return {'precondition', "'" .. where .. "' does not exist (condition if_exists)", write.map, write.key}
+  end
+  if write.condition == 'if_version' and version ~= write.condition_version then
+    return {'precondition', "'" .. where .. "' is at version " .. version .. ', not '
+      .. write.condition_version .. ' (condition if_version)', write.map, write.key}
+  end
+  return nil
+end
+
+-- Checks the conditions of writes applied in order, each seeing the ones before it (a key
+-- written earlier in the step is at the step's version); returns the refusal or nil, and the
+-- answer's removed positions (0-based): the deletes that found a value.
+local function check_writes(writes, step_version, check)
+  local pending = {}
+  local removed = {}
+  for position, write in ipairs(writes) do
+    local field = lock_field(write.map, write.key)
+    local version
+    if pending[field] ~= nil then
+      version = pending[field] and step_version or 0
+    else
+      version = current_version(write.map, write.key)
+    end
+    if check and write.condition ~= '' then
+      local refusal = condition_refusal(write, version)
+      if refusal then return refusal end
+    end
+    if write.op == 'DELETE' then
+      if version ~= 0 then removed[#removed + 1] = position - 1 end
+      pending[field] = false
+    else
+      pending[field] = true
+    end
+  end
+  return nil, removed
+end
+
+local function prospective_version(given)
+  if given ~= 0 then return given end
+  return tonumber(redis.call('HGET', META, 'lsn') or '0') + 1
+end
+
+local function install(writes, version)
+  local versions = {}
+  for _, write in ipairs(writes) do
+    if write.op == 'DELETE' then
+      redis.call('HDEL', prefix .. 'e:' .. write.map, write.key)
+      redis.call('HDEL', prefix .. 'v:' .. write.map, write.key)
+      versions[#versions + 1] = 0
+    else
+      redis.call('HSET', prefix .. 'e:' .. write.map, write.key, write.value)
+      redis.call('HSET', prefix .. 'v:' .. write.map, write.key, version)
+      versions[#versions + 1] = version
+    end
+  end
+  local highest = tonumber(redis.call('HGET', META, 'version') or '0')
+  if version > highest then redis.call('HSET', META, 'version', version) end
+  return versions
+end
+
+local function next_lsn()
+  return redis.call('HINCRBY', META, 'lsn', 1)
+end
+
+local function answer(versions, removed)
+  return cjson.encode({versions = versions, removed = removed})
+end
+
+local function apply_one_phase()
+  local request = ARGV[3]
+  local given_version = tonumber(ARGV[4])
+  if request ~= '' then
+    local previous = redis.call('HGET', OUTCOMES, request)
+    if previous then return {'applied', 1, previous} end
+  end
+  local reads, i = parse_reads(5)
+  local writes = parse_writes(i)
+  for _, read in ipairs(reads) do
+    local refusal = read_refusal(read)
+    if refusal then return refusal end
+  end
+  local modes, order = lock_modes(reads, writes)
+  for _, field in ipairs(order) do
+    local refusal = lock_refusal(field, modes[field], '')
+    if refusal then return refusal end
+  end
+  local refusal, removed = check_writes(writes, prospective_version(given_version), true)
+  if refusal then return refusal end
+  local lsn = next_lsn()
+  local version = given_version ~= 0 and given_version or lsn
+  local encoded = answer(install(writes, version), removed)
+  if request ~= '' then redis.call('HSET', OUTCOMES, request, encoded) end
+  return {'applied', 0, encoded}
+end
+
+local function prepare()
+  local txn = ARGV[3]
+  local lease, status_partition, durable = ARGV[4], ARGV[5], ARGV[6]
+  local staged_key = prefix .. 'x:' .. txn
+  if redis.call('SISMEMBER', STAGED, txn) == 1 then return {'yes'} end
+  local decided = redis.call('HGET', DECIDED, txn)
+  if decided then return {'no', 'the transaction was already ' .. decided .. ' here'} end
+  local reads, i = parse_reads(7)
+  local writes = parse_writes(i)
+  local modes, order = lock_modes(reads, writes)
+  for _, field in ipairs(order) do
+    local refusal = lock_refusal(field, modes[field], txn)
+    if refusal then return {'no', refusal[2], refusal[1], refusal[3], refusal[4]} end
+  end
+  for _, read in ipairs(reads) do
+    local refusal = read_refusal(read)
+    if refusal then return {'no', refusal[2], refusal[1], refusal[3], refusal[4]} end
+  end
+  local refusal = check_writes(writes, prospective_version(0), true)
+  if refusal then return {'no', refusal[2], refusal[1], refusal[3], refusal[4]} end
+  local locked = {}
+  for _, field in ipairs(order) do
+    local raw = redis.call('HGET', LOCKS, field)
+    local holders = raw and cjson.decode(raw) or {}
+    holders[txn] = modes[field]
+    redis.call('HSET', LOCKS, field, cjson.encode(holders))
+    locked[#locked + 1] = field
+  end
+  redis.call('HSET', staged_key, 'state', 'prepared', 'lease', lease, 'status_partition', status_partition,
+    'durable', durable, 'locks', cjson.encode(locked), 'n', #writes)
+  for index, write in ipairs(writes) do
+    redis.call('HSET', staged_key, 'op.' .. index, write.op, 'map.' .. index, write.map,
+      'key.' .. index, write.key, 'value.' .. index, write.value)
+  end
+  redis.call('SADD', STAGED, txn)
+  if durable == '1' then next_lsn() end
+  return {'yes'}
+end
+
+local function release(txn, staged_key)
+  local locked = cjson.decode(redis.call('HGET', staged_key, 'locks') or '[]')
+  for _, field in ipairs(locked) do
+    local raw = redis.call('HGET', LOCKS, field)
+    if raw then
+      local holders = cjson.decode(raw)
+      holders[txn] = nil
+      if next(holders) == nil then
+        redis.call('HDEL', LOCKS, field)
+      else
+        redis.call('HSET', LOCKS, field, cjson.encode(holders))
+      end
+    end
+  end
+  redis.call('DEL', staged_key)
+  redis.call('SREM', STAGED, txn)
+end
+
+local function pre_commit()
+  local txn = ARGV[3]
+  local staged_key = prefix .. 'x:' .. txn
+  local state = redis.call('HGET', staged_key, 'state')
+  if not state then return {'ack', 0} end
+  if state ~= 'pre_committed' then
+    redis.call('HSET', staged_key, 'state', 'pre_committed')
+    next_lsn()
+  end
+  return {'ack', 1}
+end
+
+local function commit()
+  local txn = ARGV[3]
+  local given_version = tonumber(ARGV[4])
+  local staged_key = prefix .. 'x:' .. txn
+  if redis.call('SISMEMBER', STAGED, txn) == 0 then return {'ack', 0} end
+  local staged = redis.call('HGETALL', staged_key)
+  local fields = {}
+  for index = 1, #staged, 2 do fields[staged[index]] = staged[index + 1] end
+  local writes = {}
+  for index = 1, tonumber(fields.n) do
+    writes[#writes + 1] = {op = fields['op.' .. index], map = fields['map.' .. index],
+      key = fields['key.' .. index], value = fields['value.' .. index], condition = ''}
+  end
+  local _, removed = check_writes(writes, prospective_version(given_version), false)
+  release(txn, staged_key)
+  redis.call('HSET', DECIDED, txn, 'committed')
+  if fields.durable ~= '1' then return {'ack', 1} end
+  local lsn = next_lsn()
+  local version = given_version ~= 0 and given_version or lsn
+  local encoded = answer(install(writes, version), removed)
+  redis.call('HSET', OUTCOMES, txn, encoded)
+  return {'applied', 0, encoded}
+end
+
+local function abort()
+  local txn = ARGV[3]
+  local staged_key = prefix .. 'x:' .. txn
+  if redis.call('SISMEMBER', STAGED, txn) == 0 then
+    -- An abort that overtook its prepare: remember it, so the prepare votes no.
+    if not redis.call('HGET', DECIDED, txn) then redis.call('HSET', DECIDED, txn, 'aborted') end
+    return {'ack', 0}
+  end
+  local durable = redis.call('HGET', staged_key, 'durable')
+  release(txn, staged_key)
+  redis.call('HSET', DECIDED, txn, 'aborted')
+  if durable == '1' then next_lsn() end
+  return {'ack', 1}
+end
+
+local function status_reply(txn, swapped)
+  local raw = redis.call('HGET', STATUSES, txn)
+  if not raw then return {'status', '', '[]', 0, 0} end
+  local record = cjson.decode(raw)
+  return {'status', record.state, cjson.encode(record.participants), record.lease, swapped}
+end
+
+local function create_status()
+  local txn = ARGV[3]
+  if redis.call('HEXISTS', STATUSES, txn) == 1 then return status_reply(txn, 0) end
+  local record = {state = 'pending', participants = cjson.decode(ARGV[4]), lease = tonumber(ARGV[5]),
+    updated = tonumber(ARGV[6])}
+  redis.call('HSET', STATUSES, txn, cjson.encode(record))
+  next_lsn()
+  return status_reply(txn, 1)
+end
+
+local function cas_status()
+  local txn, expected, new, now = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+  local raw = redis.call('HGET', STATUSES, txn)
+  if not raw then return status_reply(txn, 0) end
+  local record = cjson.decode(raw)
+  if record.state ~= expected then return status_reply(txn, 0) end
+  record.state = new
+  record.updated = now
+  redis.call('HSET', STATUSES, txn, cjson.encode(record))
+  next_lsn()
+  return status_reply(txn, 1)
+end
+
+local function forget_status()
+  local txn = ARGV[3]
+  local raw = redis.call('HGET', STATUSES, txn)
+  if not raw then return {'ack', 0} end
+  local state = cjson.decode(raw).state
+  if state ~= 'committed' and state ~= 'aborted' then return {'ack', 1} end
+  redis.call('HDEL', STATUSES, txn)
+  next_lsn()
+  return {'ack', 1}
+end
+
+local function read_outcome()
+  local previous = redis.call('HGET', OUTCOMES, ARGV[3])
+  if not previous then return {'ack', 0} end
+  return {'applied', 1, previous}
+end
+
+local function drop_map()
+  local map = ARGV[3]
+  local locks = redis.call('HKEYS', LOCKS)
+  for _, field in ipairs(locks) do
+    if string.sub(field, 1, #map + 1) == map .. '\0' then
+      return {'precondition', "map '" .. map .. "' has keys locked by transactions in flight", map, ''}
+    end
+  end
+  redis.call('DEL', prefix .. 'e:' .. map, prefix .. 'v:' .. map)
+  next_lsn()
+  return {'ack', 1}
+end
+
+local steps = {
+  apply = apply_one_phase, prepare = prepare, pre_commit = pre_commit, commit = commit,
+  abort = abort, create_status = create_status, cas_status = cas_status,
+  forget_status = forget_status, read_outcome = read_outcome, drop_map = drop_map,
+}
+local run = steps[step]
+if not run then return redis.error_reply('unknown step ' .. tostring(step)) end
+return run()

@@ -1,0 +1,156 @@
+"""The Redis backend shared by several coordinators: two backends opened on one namespace (as
+two coordinators would) see one grid, and every participant step is atomic between them.
+
+The single-backend contract is tests/conformance/test_backend_contract.py; this file checks what
+only sharing can break: a lock taken through one coordinator holds against the other, a
+transaction prepared by one is finished by the other (what a recovery sweeper does), status
+swaps racing between coordinators have one winner, and conditional writes racing from both
+never lose an update.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import orjson
+import pytest
+import redis
+
+from grid.entry import value_of, version_of
+from grid.errors import Conflict, FailedPrecondition
+from grid.memory.records import Op
+from grid.protocol import (
+    ABORTED,
+    COMMITTED,
+    PENDING,
+    Applied,
+    ApplyOnePhase,
+    CasStatus,
+    Commit,
+    Condition,
+    CreateStatus,
+    PreCommit,
+    Prepare,
+    StatusReply,
+    Vote,
+    Write,
+)
+from grid.redis.backend import RedisBackend, RedisBackendConfig
+
+pytestmark = [pytest.mark.integration, pytest.mark.redis]
+
+PARTITIONS = 4
+
+
+@pytest.fixture
+def coordinators(redis_url: str) -> Iterator[tuple[RedisBackend, RedisBackend]]:
+    namespace = f"shared-{uuid.uuid4().hex[:12]}"
+    config = RedisBackendConfig(redis_url, namespace, PARTITIONS)
+    first, second = RedisBackend(config), RedisBackend(config)
+    try:
+        yield first, second
+    finally:
+        first.close()
+        second.close()
+        client = redis.Redis.from_url(redis_url)
+        names = list(client.scan_iter(match=f"{{{namespace}:*"))
+        if names:
+            client.delete(*names)
+        client.close()
+
+
+def put(key: str, value: object, condition: Condition | None = None) -> Write:
+    return Write(Op.PUT, "m", key, orjson.dumps(value), condition)
+
+
+def test_a_lock_taken_through_one_coordinator_holds_against_the_other(
+    coordinators: tuple[RedisBackend, RedisBackend],
+) -> None:
+    first, second = coordinators
+    vote = first.partitions[1].step(Prepare(b"t1", (), (put("k", 1),), 10**13, 0))
+    assert isinstance(vote, Vote) and vote.yes
+    with pytest.raises(Conflict):
+        second.partitions[1].step(ApplyOnePhase(b"r1", (), (put("k", 2),)))
+    other = second.partitions[1].step(Prepare(b"t2", (), (put("k", 3),), 10**13, 0))
+    assert isinstance(other, Vote) and not other.yes
+    # The second coordinator finishes what the first prepared, as a recovery sweeper does.
+    assert [view.txn_id for view in second.partitions[1].staged_transactions()] == [b"t1"]
+    second.partitions[1].step(PreCommit(b"t1"))
+    committed = second.partitions[1].step(Commit(b"t1"))
+    assert isinstance(committed, Applied)
+    entry = first.partitions[1].get("m", "k")
+    assert entry is not None and orjson.loads(value_of(entry)) == 1
+    assert first.partitions[1].staged_transactions() == []
+
+
+def test_status_swaps_racing_between_coordinators_have_one_winner(
+    coordinators: tuple[RedisBackend, RedisBackend],
+) -> None:
+    first, second = coordinators
+    created = first.partitions[0].step(CreateStatus(b"t", (0, 1), 10**13, 1))
+    assert isinstance(created, StatusReply) and created.swapped
+    start = threading.Barrier(8)
+    replies: list[StatusReply] = []
+    lock = threading.Lock()
+
+    def swap(index: int) -> None:
+        backend = (first, second)[index % 2]
+        outcome = COMMITTED if index % 4 < 2 else ABORTED
+        start.wait()
+        reply = backend.partitions[0].step(CasStatus(b"t", PENDING, outcome, 2))
+        assert isinstance(reply, StatusReply)
+        with lock:
+            replies.append(reply)
+
+    threads = [threading.Thread(target=swap, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [reply for reply in replies if reply.swapped]
+    assert len(winners) == 1
+    decided = winners[0].state
+    assert all(reply.state == decided for reply in replies)
+    assert [view.state for view in second.partitions[0].status_records()] == [decided]
+
+
+def test_conditional_writes_racing_from_two_coordinators_lose_no_update(
+    coordinators: tuple[RedisBackend, RedisBackend],
+) -> None:
+    first, second = coordinators
+    first.partitions[2].step(ApplyOnePhase(b"", (), (put("counter", 0),)))
+    rounds = 25
+    errors: list[BaseException] = []
+
+    def add_one_each_round(backend: RedisBackend) -> None:
+        partition = backend.partitions[2]
+        try:
+            for _ in range(rounds):
+                while True:
+                    entry = partition.get("m", "counter")
+                    assert entry is not None
+                    count = orjson.loads(value_of(entry))
+                    condition = Condition("if_version", version_of(entry))
+                    try:
+                        partition.step(
+                            ApplyOnePhase(b"", (), (put("counter", count + 1, condition),))
+                        )
+                        break
+                    except FailedPrecondition:
+                        continue  # another coordinator wrote first: read again
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=add_one_each_round, args=(backend,))
+        for backend in (first, second, first, second)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    entry = second.partitions[2].get("m", "counter")
+    assert entry is not None and orjson.loads(value_of(entry)) == 4 * rounds
