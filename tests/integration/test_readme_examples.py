@@ -32,7 +32,7 @@ from tests.support.readme_blocks import PYTHON, SHELL, SQL, Block, blocks_of
 from tests.support.readme_driver import matches
 from tests.support.server_process import REPO_ROOT, ServerProcess
 
-pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.slow]
 
 README = REPO_ROOT / "README.md"
 BIN = Path(sys.executable).parent
