@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The partition's fixed keys, in the order grid/redis/steps.lua reads them from KEYS.
-FIXED_KEYS = ("m", "l", "o", "d", "s", "t")
+FIXED_KEYS = ("m", "l", "o", "d", "s", "t", "hx", "oq", "dq")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,17 @@ class PartitionLayout:
 
     def versions(self, map_name: str) -> str:
         return f"{self.prefix}v:{map_name}"
+
+    def history(self, map_name: str, key: str) -> str:
+        """The key's overwritten states, kept for reads at older versions."""
+        return f"{self.prefix}h:{map_name}:{key}"
+
+    def history_keys(self, map_name: str) -> str:
+        return f"{self.prefix}hk:{map_name}"
+
+    @property
+    def expiring(self) -> str:
+        return self.prefix + "hx"
 
 
 def catalog_key(namespace: str) -> str:

@@ -4,11 +4,10 @@ Every step, whoever sends it, runs atomically on the partition's records in Redi
 number of coordinators share the partition. What this first version supports: one-phase writes
 and transactions of PUT and DELETE (conditions, read validation, lock checks, idempotent
 retries by request id), the three-phase commit steps, status records by compare-and-set,
-dropping a map. Not yet: commutative and reference writes (increment, append, sketch add,
-reference counts) and kept versions (a read at an older version than the partition's last
-commit is refused as too old); the remembered outcomes and decided transactions are not trimmed
-yet (the memory participant keeps the last 4,096). The design they follow is
-docs/ARCHITECTURE.md, "Shared backends".
+dropping a map, overwritten states kept for reads at older versions (until the horizon passes
+them; no byte budget yet), the last 4,096 answers and decisions remembered for retries. Not yet:
+commutative and reference writes (increment, append, sketch add, reference counts). The
+design they follow is docs/ARCHITECTURE.md, "Shared backends".
 """
 
 from __future__ import annotations
@@ -123,7 +122,7 @@ class RedisPartition:
 
     def step(self, event: Event) -> Reply:
         if isinstance(event, ApplyOnePhase):
-            arguments = [event.request_id.hex(), event.version]
+            arguments = [event.request_id.hex(), event.version, event.horizon]
             reply = self._call("apply", *arguments, *_reads(event.reads), *_writes(event.writes))
             if _text(reply[0]) != "applied":
                 raise _refusal(reply)
@@ -152,7 +151,7 @@ class RedisPartition:
         if isinstance(event, PreCommit):
             return Ack(known=bool(self._call("pre_commit", event.txn_id.hex())[1]))
         if isinstance(event, Commit):
-            reply = self._call("commit", event.txn_id.hex(), event.version)
+            reply = self._call("commit", event.txn_id.hex(), event.version, event.horizon)
             if _text(reply[0]) == "applied":
                 return _applied(reply[2], False)
             return Ack(known=bool(reply[1]))
@@ -191,7 +190,7 @@ class RedisPartition:
                 raise _refusal(reply)
             return Ack()
         if isinstance(event, ForgetVersions):
-            return Ack()  # nothing older than the latest state is kept (see the docstring)
+            return Ack(known=bool(self._call("forget_versions", event.horizon)[1]))
         raise TypeError(f"unknown participant event {type(event).__name__}")
 
     @staticmethod
@@ -221,7 +220,7 @@ class RedisPartition:
         return int(self._client.hget(self._layout.meta, "version") or 0)
 
     def version_stats(self) -> VersionStats:
-        return VersionStats()
+        return VersionStats(kept=int(self._client.zcard(self._layout.expiring)))
 
     def get(self, map_name: str, key: str) -> bytes | None:
         pipe = self._client.pipeline(transaction=True)
@@ -232,29 +231,75 @@ class RedisPartition:
             return None
         return pack(value, int(version))
 
-    def _at(self, version: int) -> None:
-        """Without kept versions, only reads at or after the partition's last commit are
-        answerable: nothing in this partition changed since then."""
-        latest = self.commit_version()
-        if version < latest:
-            raise ReadVersionTooOld(version, latest)
-
     def get_at(self, map_name: str, key: str, version: int) -> bytes | None:
-        self._at(version)
-        return self.get(map_name, key)
+        """As grid.versions reads: the latest entry when it is old enough, else the first kept
+        state that ended after the version, if it had begun by then; all read in one MULTI."""
+        layout = self._layout
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hget(layout.entries(map_name), key)
+        pipe.hget(layout.versions(map_name), key)
+        pipe.hmget(layout.meta, [f"map:{map_name}", "floor"])
+        pipe.zrangebyscore(layout.history(map_name, key), f"({version}", "+inf", start=0, num=1)
+        value, latest, (map_version, floor), states = pipe.execute()
+        if value is not None and int(latest) <= version:
+            return pack(value, int(latest))
+        if value is None and int(map_version or 0) <= version:
+            return None
+        return self._from_history(states, version, int(floor or 0))
+
+    @staticmethod
+    def _from_history(states: list[bytes], version: int, floor: int) -> bytes | None:
+        if version < floor:
+            raise ReadVersionTooOld(version, floor)
+        if not states:
+            return None
+        begin, _, value = states[0].partition(b"|")
+        # A state starts at its own version; before it the key was absent.
+        return pack(value, int(begin)) if int(begin) <= version else None
 
     def items_at(self, map_name: str, version: int) -> list[tuple[str, bytes]]:
-        self._at(version)
-        return self.items(map_name)
+        layout = self._layout
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hgetall(layout.entries(map_name))
+        pipe.hgetall(layout.versions(map_name))
+        pipe.hget(layout.meta, f"map:{map_name}")
+        pipe.smembers(layout.history_keys(map_name))
+        values, versions, map_version, kept = pipe.execute()
+        if int(map_version or 0) <= version:
+            return self._packed(values, versions)
+        items: list[tuple[str, bytes]] = []
+        older: list[str] = []
+        for raw_key, value in values.items():
+            if int(versions[raw_key]) <= version:
+                items.append((_text(raw_key), pack(value, int(versions[raw_key]))))
+            else:
+                older.append(_text(raw_key))
+        # Keys deleted after the version existed then: only their kept states know them.
+        older += [_text(raw_key) for raw_key in kept if raw_key not in values]
+        if older:
+            pipe = self._client.pipeline(transaction=True)
+            for key in older:
+                pipe.zrangebyscore(layout.history(map_name, key), f"({version}", "+inf", 0, 1)
+            pipe.hget(layout.meta, "floor")
+            *found, floor = pipe.execute()
+            for key, states in zip(older, found, strict=True):
+                entry = self._from_history(states, version, int(floor or 0))
+                if entry is not None:
+                    items.append((key, entry))
+        return sorted(items)
+
+    @staticmethod
+    def _packed(values: dict[Any, bytes], versions: dict[Any, bytes]) -> list[tuple[str, bytes]]:
+        return sorted(
+            (_text(key), pack(value, int(versions[key]))) for key, value in values.items()
+        )
 
     def items(self, map_name: str) -> list[tuple[str, bytes]]:
         pipe = self._client.pipeline(transaction=True)
         pipe.hgetall(self._layout.entries(map_name))
         pipe.hgetall(self._layout.versions(map_name))
         values, versions = pipe.execute()
-        return sorted(
-            (_text(key), pack(value, int(versions[key]))) for key, value in values.items()
-        )
+        return self._packed(values, versions)
 
     def status_records(self) -> list[StatusView]:
         views = []

@@ -11,11 +11,31 @@
 -- <p>s (set of staged txns), <p>x:<txn> (hash: state, lease, status_partition, durable,
 -- locks (cjson), n, and per write i: op.i, map.i, key.i, value.i, ck.i, cv.i),
 -- <p>t (hash: txn -> cjson status record), <p>e:<map> (hash: key -> value bytes),
--- <p>v:<map> (hash: key -> version).
+-- <p>v:<map> (hash: key -> version), <p>h:<map>:<key> (sorted set of the key's overwritten
+-- states, "<begin version>|<value>" scored by the version that ended them), <p>hk:<map> (set of
+-- keys with kept states), <p>hx (sorted set "<map> NUL <key> NUL <end>" by end: what to forget
+-- first), <p>oq and <p>dq (lists: the order outcomes and decisions were remembered in);
+-- <p>m also holds floor (the newest end of a forgotten state) and map:<map> (the last version
+-- that changed the map in this partition).
 
 local prefix = ARGV[1]
 local step = ARGV[2]
 local META, LOCKS, OUTCOMES, DECIDED, STAGED, STATUSES = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local EXPIRING, OUTCOME_ORDER, DECIDED_ORDER = KEYS[7], KEYS[8], KEYS[9]
+-- How many answers and decisions a partition remembers for retries, as the memory participant.
+local REMEMBERED_MAX = 4096
+
+-- Remembers field -> value in a hash, forgetting the oldest beyond REMEMBERED_MAX.
+local function remember(hash, order, field, value)
+  if redis.call('HSETNX', hash, field, value) == 0 then
+    redis.call('HSET', hash, field, value)
+    return
+  end
+  redis.call('RPUSH', order, field)
+  while redis.call('LLEN', order) > REMEMBERED_MAX do
+    redis.call('HDEL', hash, redis.call('LPOP', order))
+  end
+end
 
 local COMPATIBLE = {S = {S = true, R = true}, I = {I = true, R = true}, R = {S = true, I = true, R = true}, X = {}}
 
@@ -138,9 +158,38 @@ local function prospective_version(given)
   return tonumber(redis.call('HGET', META, 'lsn') or '0') + 1
 end
 
+-- Keeps the state a commit at version end_version is about to replace (call it first).
+local function keep(map, key, end_version)
+  local old = redis.call('HGET', prefix .. 'e:' .. map, key)
+  if not old then return end
+  local begin = redis.call('HGET', prefix .. 'v:' .. map, key)
+  redis.call('ZADD', prefix .. 'h:' .. map .. ':' .. key, end_version, begin .. '|' .. old)
+  redis.call('SADD', prefix .. 'hk:' .. map, key)
+  redis.call('ZADD', EXPIRING, end_version, map .. '\0' .. key .. '\0' .. end_version)
+end
+
+-- Drops the kept states that ended at or before the horizon (what no read may still use).
+local function forget(horizon)
+  if horizon <= 0 then return end
+  local expired = redis.call('ZRANGEBYSCORE', EXPIRING, '-inf', horizon)
+  if #expired == 0 then return end
+  local floor = tonumber(redis.call('HGET', META, 'floor') or '0')
+  for _, member in ipairs(expired) do
+    local map, key, ended = string.match(member, '^(.-)%z(.-)%z(%d+)$')
+    local states = prefix .. 'h:' .. map .. ':' .. key
+    redis.call('ZREMRANGEBYSCORE', states, '-inf', ended)
+    if redis.call('EXISTS', states) == 0 then redis.call('SREM', prefix .. 'hk:' .. map, key) end
+    if tonumber(ended) > floor then floor = tonumber(ended) end
+  end
+  redis.call('HSET', META, 'floor', floor)
+  redis.call('ZREMRANGEBYSCORE', EXPIRING, '-inf', horizon)
+end
+
 local function install(writes, version)
   local versions = {}
   for _, write in ipairs(writes) do
+    keep(write.map, write.key, version)
+    redis.call('HSET', META, 'map:' .. write.map, version)
     if write.op == 'DELETE' then
       redis.call('HDEL', prefix .. 'e:' .. write.map, write.key)
       redis.call('HDEL', prefix .. 'v:' .. write.map, write.key)
@@ -167,11 +216,12 @@ end
 local function apply_one_phase()
   local request = ARGV[3]
   local given_version = tonumber(ARGV[4])
+  local horizon = tonumber(ARGV[5])
   if request ~= '' then
     local previous = redis.call('HGET', OUTCOMES, request)
     if previous then return {'applied', 1, previous} end
   end
-  local reads, i = parse_reads(5)
+  local reads, i = parse_reads(6)
   local writes = parse_writes(i)
   for _, read in ipairs(reads) do
     local refusal = read_refusal(read)
@@ -187,7 +237,8 @@ local function apply_one_phase()
   local lsn = next_lsn()
   local version = given_version ~= 0 and given_version or lsn
   local encoded = answer(install(writes, version), removed)
-  if request ~= '' then redis.call('HSET', OUTCOMES, request, encoded) end
+  if request ~= '' then remember(OUTCOMES, OUTCOME_ORDER, request, encoded) end
+  forget(horizon)
   return {'applied', 0, encoded}
 end
 
@@ -263,6 +314,7 @@ end
 local function commit()
   local txn = ARGV[3]
   local given_version = tonumber(ARGV[4])
+  local horizon = tonumber(ARGV[5])
   local staged_key = prefix .. 'x:' .. txn
   if redis.call('SISMEMBER', STAGED, txn) == 0 then return {'ack', 0} end
   local staged = redis.call('HGETALL', staged_key)
@@ -275,12 +327,13 @@ local function commit()
   end
   local _, removed = check_writes(writes, prospective_version(given_version), false)
   release(txn, staged_key)
-  redis.call('HSET', DECIDED, txn, 'committed')
+  remember(DECIDED, DECIDED_ORDER, txn, 'committed')
   if fields.durable ~= '1' then return {'ack', 1} end
   local lsn = next_lsn()
   local version = given_version ~= 0 and given_version or lsn
   local encoded = answer(install(writes, version), removed)
-  redis.call('HSET', OUTCOMES, txn, encoded)
+  remember(OUTCOMES, OUTCOME_ORDER, txn, encoded)
+  forget(horizon)
   return {'applied', 0, encoded}
 end
 
@@ -289,12 +342,12 @@ local function abort()
   local staged_key = prefix .. 'x:' .. txn
   if redis.call('SISMEMBER', STAGED, txn) == 0 then
     -- An abort that overtook its prepare: remember it, so the prepare votes no.
-    if not redis.call('HGET', DECIDED, txn) then redis.call('HSET', DECIDED, txn, 'aborted') end
+    if not redis.call('HGET', DECIDED, txn) then remember(DECIDED, DECIDED_ORDER, txn, 'aborted') end
     return {'ack', 0}
   end
   local durable = redis.call('HGET', staged_key, 'durable')
   release(txn, staged_key)
-  redis.call('HSET', DECIDED, txn, 'aborted')
+  remember(DECIDED, DECIDED_ORDER, txn, 'aborted')
   if durable == '1' then next_lsn() end
   return {'ack', 1}
 end
@@ -354,8 +407,17 @@ local function drop_map()
       return {'precondition', "map '" .. map .. "' has keys locked by transactions in flight", map, ''}
     end
   end
-  redis.call('DEL', prefix .. 'e:' .. map, prefix .. 'v:' .. map)
+  for _, key in ipairs(redis.call('SMEMBERS', prefix .. 'hk:' .. map)) do
+    redis.call('DEL', prefix .. 'h:' .. map .. ':' .. key)
+  end
+  redis.call('DEL', prefix .. 'e:' .. map, prefix .. 'v:' .. map, prefix .. 'hk:' .. map)
+  redis.call('HDEL', META, 'map:' .. map)
   next_lsn()
+  return {'ack', 1}
+end
+
+local function forget_versions()
+  forget(tonumber(ARGV[3]))
   return {'ack', 1}
 end
 
@@ -363,6 +425,7 @@ local steps = {
   apply = apply_one_phase, prepare = prepare, pre_commit = pre_commit, commit = commit,
   abort = abort, create_status = create_status, cas_status = cas_status,
   forget_status = forget_status, read_outcome = read_outcome, drop_map = drop_map,
+  forget_versions = forget_versions,
 }
 local run = steps[step]
 if not run then return redis.error_reply('unknown step ' .. tostring(step)) end

@@ -154,3 +154,25 @@ def test_conditional_writes_racing_from_two_coordinators_lose_no_update(
     assert errors == []
     entry = second.partitions[2].get("m", "counter")
     assert entry is not None and orjson.loads(value_of(entry)) == 4 * rounds
+
+
+def test_a_partition_remembers_a_bounded_number_of_answers(
+    coordinators: tuple[RedisBackend, RedisBackend],
+) -> None:
+    """Answers kept for retries are trimmed oldest first, as the memory participant's are, so
+    a long-lived partition does not grow without bound."""
+    first, _ = coordinators
+    partition = first.partitions[3]
+    for index in range(4100):
+        partition.step(ApplyOnePhase(f"request-{index}".encode(), (), (put("k", index),)))
+    newest = partition.step(ApplyOnePhase(b"request-4099", (), (put("k", 4099),)))
+    assert isinstance(newest, Applied) and newest.replayed
+    oldest = partition.step(ApplyOnePhase(b"request-0", (), (put("k", 0),)))
+    assert isinstance(oldest, Applied) and not oldest.replayed
+    client = redis.Redis.from_url(first.config.url)
+    try:
+        prefix = f"{{{first.config.namespace}:p3}}:"
+        assert client.hlen(prefix + "o") <= 4096
+        assert client.llen(prefix + "oq") <= 4096
+    finally:
+        client.close()
