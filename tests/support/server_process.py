@@ -77,7 +77,7 @@ class ServerProcess:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    def stop(self, timeout_s: float = 30.0) -> int:
+    def stop(self, timeout_s: float = 90.0) -> int:
         """SIGTERM and wait (a graceful shutdown); SIGKILL if it hangs."""
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
@@ -86,7 +86,9 @@ class ServerProcess:
             return self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise RuntimeError("shoal serve did not stop after SIGTERM") from None
+            raise RuntimeError(
+                f"shoal serve did not stop within {timeout_s} s of SIGTERM: {self.log_tail()}"
+            ) from None
         finally:
             self._close_pipes()
 
