@@ -17,7 +17,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from loadtests.bench import hll_memory, kv, pipelines, sketches, sql, txn
+from loadtests.bench import hll_memory, kv, mvcc, pipelines, sketches, sql, txn
 from loadtests.bench.report import Report, previous_figures
 from tests.support.server_process import REPO_ROOT
 
@@ -25,6 +25,7 @@ REDIS_PORT = 6390
 SUITES = {
     "kv": kv.main,
     "txn": txn.main,
+    "mvcc": mvcc.main,
     "sql": sql.main,
     "sketches": sketches.main,
     "hll_memory": hll_memory.main,
