@@ -8,23 +8,29 @@ coordinator that is not there reads the same everywhere:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from shoal._errors import ShoalError, UnavailableError
 
-# What gRPC says when no connection could be made or the one in use was lost.
-_CONNECTION_LOST = ("failed to connect", "Socket closed", "Connection reset", "Broken pipe")
+if TYPE_CHECKING:
+    from shoal._client import Client
+
+# How long to try to reach the coordinator again before saying it is not there.
+PROBE_TIMEOUT_S = 1.0
 
 
 def no_coordinator(targets: Sequence[str]) -> str:
     return f"no coordinator at {', '.join(targets)} (is shoal serve running?)"
 
 
-def describe(error: ShoalError, targets: Sequence[str]) -> str:
+def describe(error: ShoalError, client: Client) -> str:
     message = error.message
-    if isinstance(error, UnavailableError) and any(
-        phrase in message for phrase in _CONNECTION_LOST
-    ):
-        message = no_coordinator(targets)
+    # UNAVAILABLE is gRPC's word for a lost or refused connection, and the server's for
+    # a part of it that cannot serve (a failed log, stopped pipelines). Which one it is
+    # shows in whether the coordinator still takes a connection; gRPC's own text about
+    # sockets helps nobody.
+    if isinstance(error, UnavailableError) and not client._connection.connect(PROBE_TIMEOUT_S):
+        message = no_coordinator(client.targets)
     where = f" (field {shown(error.field)})" if error.field else ""
     return f"{error.code}: {shown(message)}{where}"
 

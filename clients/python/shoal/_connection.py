@@ -85,27 +85,25 @@ class RetryPolicy:
 
 def _wait_ready(channel: grpc.Channel, timeout_s: float) -> bool:
     """True once the channel is READY; False on its first failure to connect, or when
-    ``timeout_s`` passes first."""
-    settled = threading.Event()
-    ready = False
+    ``timeout_s`` passes first.
 
-    def watch(state: grpc.ChannelConnectivity) -> None:
-        nonlocal ready
-        if state is grpc.ChannelConnectivity.READY:
-            ready = True
-            settled.set()
-        elif state in (
-            grpc.ChannelConnectivity.TRANSIENT_FAILURE,
-            grpc.ChannelConnectivity.SHUTDOWN,
-        ):
-            settled.set()
+    grpc's public way to watch a channel, ``subscribe``, leaves a helper thread polling
+    it for a while afterwards, and a channel closed under that thread makes it print
+    "Channel closed!" tracebacks. The channel's core object answers the same questions
+    synchronously in this thread (grpc's own helper asks it the same way), so no thread
+    outlives the wait.
+    """
+    from grpc._cython import cygrpc
 
-    channel.subscribe(watch, try_to_connect=True)
-    try:
-        settled.wait(max(timeout_s, 0.0))
-    finally:
-        channel.unsubscribe(watch)
-    return ready
+    core = channel._channel
+    states = cygrpc.ConnectivityState
+    deadline = time.time() + max(timeout_s, 0.0)
+    state = core.check_connectivity_state(True)
+    while state not in (states.ready, states.transient_failure, states.shutdown):
+        if not core.watch_connectivity_state(state, deadline).success:
+            return False  # the deadline passed first
+        state = core.check_connectivity_state(False)
+    return bool(state == states.ready)
 
 
 class Stubs:

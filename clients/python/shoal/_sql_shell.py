@@ -215,7 +215,7 @@ def shell(client: Client, output_format: str, timeout_s: float = STATEMENT_TIMEO
                 print("cancelled", file=sys.stderr, flush=True)
             except ShoalError as error:
                 failures += 1
-                print(f"error: {describe(error, client.targets)}", file=sys.stderr, flush=True)
+                print(f"error: {describe(error, client)}", file=sys.stderr, flush=True)
             except KeyboardInterrupt:
                 # Ctrl-C between statements (as a result prints, say): the shell stays.
                 print(file=sys.stderr, flush=True)

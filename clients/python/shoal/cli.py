@@ -413,7 +413,7 @@ def _main(arguments_list: list[str]) -> int:
         print(f"shoal: {error}", file=sys.stderr)
         return EXIT_USAGE
     except ShoalError as error:
-        print(f"shoal: {describe(error, client.targets)}", file=sys.stderr)
+        print(f"shoal: {describe(error, client)}", file=sys.stderr)
         return EXIT_FAILURE
     except BrokenPipeError:
         raise
