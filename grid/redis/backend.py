@@ -49,8 +49,9 @@ class RedisBackend:
         return self._catalog_store
 
     def open(self, hooks: ParticipantHooks) -> None:
-        # The hooks serve steps this backend does not run yet (resolved values, sketch merges,
-        # guarded increments): see grid/redis/partition.py. Opening checks Redis answers.
+        # Steps with a Python hook (increments, appends, sketch adds) consult them.
+        for partition in self._partitions:
+            partition.hooks = hooks
         self._client.ping()
 
     def close(self) -> None:

@@ -1,13 +1,14 @@
 """One partition kept in Redis: each participant step is one call of grid/redis/steps.lua.
 
-Every step, whoever sends it, runs atomically on the partition's records in Redis, so any
-number of coordinators share the partition. What this first version supports: one-phase writes
-and transactions of PUT and DELETE (conditions, read validation, lock checks, idempotent
-retries by request id), the three-phase commit steps, status records by compare-and-set,
-dropping a map, overwritten states kept for reads at older versions (until the horizon passes
-them; no byte budget yet), the last 4,096 answers and decisions remembered for retries. Not yet:
-commutative and reference writes (increment, append, sketch add, reference counts). The
-design they follow is docs/ARCHITECTURE.md, "Shared backends".
+Every step, whoever sends it, runs atomically on the partition's records in Redis, so any number
+of coordinators share the partition. What this first version supports: one-phase writes and
+transactions of PUT and DELETE (conditions, read validation, lock checks, idempotent retries by
+request id), the three-phase commit steps, status records by compare-and-set, dropping a map,
+overwritten states kept for reads at older versions (until the horizon passes them; no byte
+budget yet), the last 4,096 answers and decisions remembered for retries. Increments, appends
+and sketch adds run in one-phase steps through grid/redis/hooked.py. Not yet: those in a
+transaction's prepare and commit, and reference counts. The design they follow is
+docs/ARCHITECTURE.md, "Shared backends".
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 import redis
 
-from grid.backend import StagedView, StatusView
+from grid.backend import ParticipantHooks, StagedView, StatusView
 from grid.entry import pack
 from grid.errors import Conflict, FailedPrecondition, GridError, ReadVersionTooOld
 from grid.memory.records import Op
@@ -45,11 +46,16 @@ from grid.protocol import (
     Vote,
     Write,
 )
+from grid.redis.hooked import HookedOnePhase, needs_hooks
 from grid.redis.layout import PartitionLayout
 from grid.versions import VersionStats
 
 STEPS_SOURCE = (Path(__file__).parent / "steps.lua").read_text()
 SUPPORTED_OPS = (Op.PUT, Op.DELETE)
+
+
+def _no_sketches(map_name: str, current: bytes | None, items: bytes) -> bytes:
+    raise FailedPrecondition(f"map '{map_name}' is not a sketch map here", field="map")
 
 
 class UnsupportedByBackend(FailedPrecondition):
@@ -113,6 +119,13 @@ class RedisPartition:
         self._layout = layout
         self._script = script
         self._keys = layout.fixed_keys()
+        self._hooked = HookedOnePhase(client, layout, self._call, self.get)
+        # Set by RedisBackend.open: what steps with a Python hook consult.
+        self.hooks = ParticipantHooks(
+            validators=lambda map_name: None,
+            guarded_field=lambda map_name, field_name: False,
+            sketch_apply=_no_sketches,
+        )
 
     def _call(self, step: str, *arguments: Any) -> list[Any]:
         reply: list[Any] = self._script(
@@ -121,6 +134,15 @@ class RedisPartition:
         return reply
 
     def step(self, event: Event) -> Reply:
+        if isinstance(event, ApplyOnePhase) and needs_hooks(event.writes):
+            if any(write.op == Op.REFERENCE for write in event.writes):
+                _writes(event.writes)  # refuses what this backend cannot run yet
+            reply = self._hooked.apply(event, self.hooks)
+            if isinstance(reply, Applied):
+                return reply
+            if _text(reply[0]) != "applied":
+                raise _refusal(reply)
+            return _applied(reply[2], bool(reply[1]))
         if isinstance(event, ApplyOnePhase):
             arguments = [event.request_id.hex(), event.version, event.horizon]
             reply = self._call("apply", *arguments, *_reads(event.reads), *_writes(event.writes))

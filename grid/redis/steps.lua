@@ -242,6 +242,45 @@ local function apply_one_phase()
   return {'applied', 0, encoded}
 end
 
+-- A one-phase step resolved in Python (grid/redis/hooked.py): applies the resolved entries
+-- only if every key's version and lock holders are still what the resolution read.
+local function apply_resolved()
+  local request = ARGV[3]
+  local given_version = tonumber(ARGV[4])
+  local horizon = tonumber(ARGV[5])
+  if request ~= '' then
+    local previous = redis.call('HGET', OUTCOMES, request)
+    if previous then return {'applied', 1, previous} end
+  end
+  local count = tonumber(ARGV[6])
+  local i = 7
+  for _ = 1, count do
+    local map, key, expected, holders = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+    i = i + 4
+    if current_version(map, key) ~= expected then return {'retry'} end
+    if (redis.call('HGET', LOCKS, lock_field(map, key)) or '') ~= holders then
+      -- Compared decoded: the coordinator re-encodes the holders it read.
+      local now = redis.call('HGET', LOCKS, lock_field(map, key))
+      if not now or holders == '' or cjson.encode(cjson.decode(now)) ~= cjson.encode(cjson.decode(holders)) then
+        return {'retry'}
+      end
+    end
+  end
+  local writes
+  writes, i = parse_writes(i)
+  local template = cjson.decode(ARGV[i])
+  local removed = cjson.decode(ARGV[i + 1])
+  local lsn = next_lsn()
+  local version = given_version ~= 0 and given_version or lsn
+  install(writes, version)
+  local versions = {}
+  for index, kind in ipairs(template) do versions[index] = kind == 'v' and version or 0 end
+  local encoded = answer(versions, removed)
+  if request ~= '' then remember(OUTCOMES, OUTCOME_ORDER, request, encoded) end
+  forget(horizon)
+  return {'applied', 0, encoded}
+end
+
 local function prepare()
   local txn = ARGV[3]
   local lease, status_partition, durable = ARGV[4], ARGV[5], ARGV[6]
@@ -422,7 +461,7 @@ local function forget_versions()
 end
 
 local steps = {
-  apply = apply_one_phase, prepare = prepare, pre_commit = pre_commit, commit = commit,
+  apply = apply_one_phase, apply_resolved = apply_resolved, prepare = prepare, pre_commit = pre_commit, commit = commit,
   abort = abort, create_status = create_status, cas_status = cas_status,
   forget_status = forget_status, read_outcome = read_outcome, drop_map = drop_map,
   forget_versions = forget_versions,

@@ -73,8 +73,8 @@ BACKENDS = ("memory", "redis")
 GAPS: dict[str, dict[str, str]] = {
     "memory": {},
     "redis": {
-        "commutative_writes": "increment, append and sketch writes are not run by the Lua "
-        "steps yet (they need the read-then-compare-and-apply path)",
+        "commutative_in_transactions": "a transaction's prepare and commit stage only puts "
+        "and deletes yet (increments, appends and sketch adds run in one-phase steps only)",
     },
 }
 
@@ -241,7 +241,6 @@ def test_catalog_persists_through_the_backend_store(opened: Opened) -> None:
     assert definition.schema is not None and definition.schema.by_name["balance"].type == "int"
 
 
-@pytest.mark.parametrize("opened", backends(needs="commutative_writes"), indirect=True)
 def test_increments_apply_in_one_phase(opened: Opened) -> None:
     opened.step(0, ApplyOnePhase(b"r1", (), (put("a", {"n": 1}),)))
     increment = Write(Op.INCREMENT, "m", "a", orjson.dumps({"n": 2}))
@@ -249,6 +248,41 @@ def test_increments_apply_in_one_phase(opened: Opened) -> None:
     assert isinstance(applied, Applied)
     entry = opened.backend.partitions[0].get("m", "a")
     assert entry is not None and orjson.loads(value_of(entry)) == {"n": 3}
+
+
+@pytest.mark.parametrize("opened", backends(needs="commutative_in_transactions"), indirect=True)
+def test_increments_commit_through_three_phases(opened: Opened) -> None:
+    opened.step(1, ApplyOnePhase(b"r1", (), (put("a", {"n": 1}),)))
+    increment = Write(Op.INCREMENT, "m", "a", orjson.dumps({"n": 2}))
+    vote = opened.step(1, Prepare(b"t", (), (increment,), 10**13, 0))
+    assert isinstance(vote, Vote) and vote.yes
+    opened.step(1, PreCommit(b"t"))
+    opened.step(1, Commit(b"t"))
+    entry = opened.backend.partitions[1].get("m", "a")
+    assert entry is not None and orjson.loads(value_of(entry)) == {"n": 3}
+
+
+def test_increments_and_appends_check_their_conditions(opened: Opened) -> None:
+    applied = opened.step(2, ApplyOnePhase(b"r1", (), (put("a", {"n": 1, "tags": []}),)))
+    assert isinstance(applied, Applied)
+    stale = Condition("if_version", applied.versions[0] + 1000)
+    with pytest.raises(FailedPrecondition):
+        opened.step(
+            2,
+            ApplyOnePhase(
+                b"r2", (), (Write(Op.INCREMENT, "m", "a", orjson.dumps({"n": 1}), stale),)
+            ),
+        )
+    both = (
+        Write(Op.INCREMENT, "m", "a", orjson.dumps({"n": 4})),
+        Write(Op.APPEND, "m", "a", orjson.dumps({"tags": ["x"]})),
+    )
+    again = opened.step(2, ApplyOnePhase(b"r3", (), both))
+    assert isinstance(again, Applied) and again.versions[0] == again.versions[1] > 0
+    entry = opened.backend.partitions[2].get("m", "a")
+    assert entry is not None and orjson.loads(value_of(entry)) == {"n": 5, "tags": ["x"]}
+    replayed = opened.step(2, ApplyOnePhase(b"r3", (), both))
+    assert isinstance(replayed, Applied) and replayed.replayed
 
 
 def _version(reply: object) -> int:

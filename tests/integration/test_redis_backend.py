@@ -176,3 +176,31 @@ def test_a_partition_remembers_a_bounded_number_of_answers(
         assert client.llen(prefix + "oq") <= 4096
     finally:
         client.close()
+
+
+def test_increments_racing_from_two_coordinators_all_count(
+    coordinators: tuple[RedisBackend, RedisBackend],
+) -> None:
+    """An increment is resolved in Python and applied only if the key did not change since it
+    was read: increments sent at once through both coordinators all land, none twice."""
+    first, second = coordinators
+    first.partitions[0].step(ApplyOnePhase(b"", (), (put("hits", {"n": 0}),)))
+    rounds = 25
+    errors: list[BaseException] = []
+
+    def add(backend: RedisBackend) -> None:
+        try:
+            for _ in range(rounds):
+                increment = Write(Op.INCREMENT, "m", "hits", orjson.dumps({"n": 1}))
+                backend.partitions[0].step(ApplyOnePhase(b"", (), (increment,)))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=add, args=(b,)) for b in (first, second, first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    entry = second.partitions[0].get("m", "hits")
+    assert entry is not None and orjson.loads(value_of(entry)) == {"n": 4 * rounds}
