@@ -64,6 +64,8 @@ class QueryService(query_pb2_grpc.QueryServicer):
                 ) from None
             if not isinstance(parameters, list):
                 raise InvalidArgument("params must be a JSON array", field="params")
+            # An integer past 64 bits would bind as a float, silently changed.
+            values.check_document(request.params_json, parameters, what="params")
         if request.format not in KNOWN_FORMATS:
             # proto3 keeps an enum value it does not know; answering in some format
             # anyway would hide the client's mistake.

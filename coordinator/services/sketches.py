@@ -20,6 +20,7 @@ from coordinator.services.sketch_messages import (
 from coordinator.sketches import SketchMaps
 from coordinator.sketches.items import decode_items
 from coordinator.sketches.maps import Loaded
+from grid import values
 from grid.errors import InvalidArgument
 from shoal.v1 import sketches_pb2, sketches_pb2_grpc
 
@@ -45,6 +46,8 @@ class SketchesService(sketches_pb2_grpc.SketchesServicer):
                 ) from None
         if not isinstance(params, dict):
             raise InvalidArgument("params_json must be a JSON object", field="params_json")
+        # An integer past 64 bits would arrive as a float ("k: must be an integer, not float").
+        values.check_document(request.params_json, params, what="params_json")
         view = self.sketches.create(
             request.name, request.kind, params, if_not_exists=request.if_not_exists
         )

@@ -262,3 +262,17 @@ def test_an_async_transaction_past_the_key_limit_is_refused_at_the_read(
 
     refused = asyncio.run(run())
     assert refused.field == "transaction"
+
+
+def test_sql_parameters_and_sketch_parameters_past_64_bits_are_refused(
+    client: Client, map_name: str
+) -> None:
+    # Both travel as JSON: 2**70 would arrive as a float, silently changed.
+    with pytest.raises(InvalidArgumentError) as sql:
+        client.sql("SELECT ?", [2**70]).fetchall()
+    assert sql.value.field == "params"
+    assert client.sql("SELECT ?", [2**63 - 1]).fetchall() == [(2**63 - 1,)]
+    with pytest.raises(InvalidArgumentError) as sketch:
+        client.sketches.create(map_name, kind="reservoir", k=2**70)
+    assert sketch.value.field == "params_json"
+    assert "outside the 64-bit range" in sketch.value.message
