@@ -37,7 +37,13 @@ def test_malformed_tags_are_refused_naming_where(document: Any, field: str, frag
 
 @pytest.mark.parametrize(
     "raw",
-    [b"18446744073709551616", b'{"a": [1, 1' + b"0" * 30 + b"]}", b"-9223372036854775809"],
+    [
+        b"18446744073709551616",
+        b'{"a": [1, 1' + b"0" * 30 + b"]}",
+        b"-9223372036854775809",
+        # A large value is searched another way (RE2): the same rule holds.
+        b'{"s": "' + b"x" * 10_000 + b'", "n": 18446744073709551616}',
+    ],
 )
 def test_integers_beyond_64_bits_are_refused(raw: bytes):
     assert "outside the 64-bit range" in refusal(raw).message
