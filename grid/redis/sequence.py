@@ -1,0 +1,117 @@
+"""The commit sequence in Redis: one order of commits for every coordinator of a namespace.
+
+As ``coordinator.transactions.sequence.CommitSequence`` does in one process, a commit takes the
+next number and holds it while it applies on its partitions; the read version is the newest
+number below every number still held, so a read at it sees each commit on all of its partitions
+or on none. Here the numbers live under one hash tag (``{<namespace>:seq}``, one Redis Cluster
+slot): ``last`` (the last number handed out), ``flight`` (a sorted set of the numbers held),
+``leases`` and ``owners`` (hashes: number -> lease expiry in the store's milliseconds, and who
+holds it). Each operation is one Lua script, so coordinators never race on them, and a lease is
+read from Redis's clock (``TIME``), never from a coordinator's: a holder that died is found by
+``expired()`` once its lease passed by that clock, whatever the coordinators' clocks say, and
+the recovery sweeper decides its transaction before it ``release``s the number
+(docs/ARCHITECTURE.md, "Commit order").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+
+TAKE = """
+local number = redis.call('INCR', KEYS[1])
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZADD', KEYS[2], number, number)
+redis.call('HSET', KEYS[3], number, now_ms + tonumber(ARGV[1]))
+redis.call('HSET', KEYS[4], number, ARGV[2])
+return number
+"""
+RELEASE = """
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 1
+"""
+RENEW = """
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then return 0 end
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('HSET', KEYS[3], ARGV[1], now_ms + tonumber(ARGV[2]))
+return 1
+"""
+READ_VERSION = """
+local first = redis.call('ZRANGE', KEYS[2], 0, 0)
+if #first == 0 then return tonumber(redis.call('GET', KEYS[1]) or '0') end
+return tonumber(first[1]) - 1
+"""
+EXPIRED = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local found = {}
+for _, number in ipairs(redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)) do
+  local lease = tonumber(redis.call('HGET', KEYS[3], number) or '0')
+  if lease <= now_ms then
+    found[#found + 1] = number
+    found[#found + 1] = redis.call('HGET', KEYS[4], number) or ''
+  end
+end
+return found
+"""
+
+
+class RedisCommitSequence:
+    def __init__(self, client: redis.Redis, namespace: str, *, lease_ms: int = 10_000) -> None:
+        self.lease_ms = lease_ms
+        tag = f"{{{namespace}:seq}}"
+        self._keys = [f"{tag}:last", f"{tag}:flight", f"{tag}:leases", f"{tag}:owners"]
+        self._client = client
+        self._take = client.register_script(TAKE)
+        self._release = client.register_script(RELEASE)
+        self._renew = client.register_script(RENEW)
+        self._read_version = client.register_script(READ_VERSION)
+        self._expired = client.register_script(EXPIRED)
+
+    def _run(self, script: Any, *arguments: Any) -> Any:
+        return script(keys=self._keys, args=list(arguments), client=self._client)
+
+    def take(self, owner: str) -> int:
+        """The next number, held (in flight) by ``owner`` until released or its lease ends."""
+        return int(self._run(self._take, self.lease_ms, owner))
+
+    def release(self, number: int) -> None:
+        """The commit holding ``number`` is applied everywhere (or decided against)."""
+        self._run(self._release, number)
+
+    def renew(self, number: int) -> bool:
+        """Extends the lease of a number still held; False when it is no longer held."""
+        return bool(self._run(self._renew, number, self.lease_ms))
+
+    @contextmanager
+    def commit(self, owner: str) -> Iterator[int]:
+        """Holds the next number while the caller applies its commit with it."""
+        number = self.take(owner)
+        try:
+            yield number
+        finally:
+            # A commit that failed leaves a gap: numbers need not be dense.
+            self.release(number)
+
+    def read_version(self) -> int:
+        """The newest version whose commits are all applied: a consistent point to read at."""
+        return int(self._run(self._read_version))
+
+    def expired(self, scan_max: int = 1000) -> list[tuple[int, str]]:
+        """Numbers (and owners) among the oldest ``scan_max`` held whose lease passed by the
+        store's clock: their coordinators are presumed gone."""
+        found = self._run(self._expired, scan_max)
+        pairs = []
+        for position in range(0, len(found), 2):
+            owner = found[position + 1]
+            pairs.append(
+                (int(found[position]), owner.decode() if isinstance(owner, bytes) else owner)
+            )
+        return pairs
