@@ -257,6 +257,8 @@ def _check(reader: Reader, block: Block, expected: str | None) -> Outcome:
 @pytest.mark.timeout(900)
 def test_readme_examples_run_in_order(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     blocks = blocks_of(README)
+    unnamed = [block.first_line - 1 for block in blocks if not block.language]
+    assert not unnamed, f"README.md lines {unnamed}: say the block's language (sh, python...)"
     runnable = [block for block in blocks if block.runnable]
     assert runnable, "README.md has no runnable block"
     needs_kafka = any(README_KAFKA in block.code for block in runnable)
