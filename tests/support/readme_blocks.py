@@ -7,7 +7,7 @@ line before the fence (invisible on GitHub):
     <!-- readme-test: output -->           (a text block) what the previous block prints
     <!-- readme-test: eventually -->       the block observes something asynchronous (a
                                            pipeline's effects): it is run again until it
-                                           passes or a minute has passed; keep it read-only
+                                           passes or two minutes have passed; keep it read-only
 
 A python block whose first line is a comment naming a file (`# pipelines/orders.py`) is
 that file's content: it is written, not run.
