@@ -51,13 +51,16 @@ class DataService(data_pb2_grpc.DataServicer):
         if request.read_version or request.snapshot:
             read_version = self.keyvalue.read_version(request.read_version)
         entry = self.keyvalue.get(request.map, request.key, read_version=read_version)
+        # Read at a version: say whether the key changed since, for transactions to fail fast.
+        changed = bool(read_version) and self.keyvalue.get(request.map, request.key) != entry
         if entry is None:
-            return data_pb2.GetResponse(found=False, read_version=read_version)
+            return data_pb2.GetResponse(found=False, read_version=read_version, changed=changed)
         return data_pb2.GetResponse(
             found=True,
             value=self._documents(request.map, [entry])[0],
             version=int.from_bytes(entry[-VERSION_BYTES:], "little"),
             read_version=read_version,
+            changed=changed,
         )
 
     @unary
@@ -97,6 +100,10 @@ class DataService(data_pb2_grpc.DataServicer):
             response.versions.extend(
                 [int.from_bytes(entry[-VERSION_BYTES:], "little") for entry in found]
             )
+            if read_version:
+                # As for Get: did any key change after the read version?
+                latest = self.keyvalue.get_many(request.map, keys, packed=packed)
+                response.changed = latest != entries
         return response
 
     @unary

@@ -172,3 +172,32 @@ def test_stale_reads_on_purpose_see_one_version_across_calls(
     assert client.get(map_name, "k1") == {"n": 2}
     assert client.get(map_name, "k0") is None
     client.close()
+
+
+def test_a_read_write_transaction_whose_read_changed_fails_at_its_first_write(
+    shoal_server: str, map_name: str
+) -> None:
+    client = Client(shoal_server)
+    client.create_map(map_name)
+    client.put_many(map_name, {"a": {"n": 1}, "b": {"n": 1}, "c": {"n": 1}})
+    tx = client.transaction()
+    assert tx.get(map_name, "a") == {"n": 1}
+    client.put(map_name, "b", {"n": 2})
+    # Read at the transaction's read version: the old value, and the news that it changed.
+    assert tx.get(map_name, "b") == {"n": 1}
+    with pytest.raises(ConflictError, match="changed after this transaction's read version"):
+        tx.put(map_name, "c", {"n": 3})
+    # A batch read says the same.
+    other = client.transaction()
+    assert other.get(map_name, "b") == {"n": 2}
+    other.put(map_name, "c", {"n": 4})
+    client.put(map_name, "a", {"n": 5})
+    with pytest.raises(ConflictError, match="changed after this transaction's read version"):
+        other.get_many(map_name, ["a", "b"])
+    # Read-only, the same reads are fine: the snapshot is consistent.
+    reader = client.transaction()
+    assert reader.get(map_name, "c") == {"n": 1}
+    client.put(map_name, "c", {"n": 6})
+    assert reader.get(map_name, "c") == {"n": 1}
+    reader.commit()
+    client.close()

@@ -111,6 +111,8 @@ class TransactionWrites:
 
     def _got(self, target: tuple[str, str], reply: data_pb2.GetResponse) -> Any:
         self._state.note_read_version(reply.read_version)
+        if reply.changed:
+            self._state.note_changed(f"'{target[0]}/{target[1]}'")
         stored = _codec.decode(reply.value) if reply.found else None
         return self._state.record_read(target, stored, reply.version)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal import _codec, _requests
-from shoal._errors import InvalidArgumentError, ResourceExhaustedError
+from shoal._errors import ConflictError, InvalidArgumentError, ResourceExhaustedError
 from shoal.v1 import transactions_pb2
 
 Target = tuple[str, str]
@@ -70,6 +70,9 @@ class TransactionState:
         self.finished = False
         # The version all reads are made at; 0 until the first read answers it.
         self.read_version = 0
+        # Why the transaction cannot commit if it writes: a key it read changed after
+        # its read version (the commit would abort), so a write fails at once.
+        self.doomed: str | None = None
 
     def note_read_version(self, version: int) -> None:
         if not self.read_version:
@@ -85,6 +88,17 @@ class TransactionState:
             raise InvalidArgumentError(
                 "the transaction is finished; start a new one", field="transaction"
             )
+
+    def note_changed(self, where: str) -> None:
+        """A read found its key changed after the read version: fail now if writing."""
+        if self.doomed is None:
+            self.doomed = f"{where} changed after this transaction's read version"
+        self.check_writable()
+
+    def check_writable(self) -> None:
+        """Fails fast a transaction whose commit is sure to abort."""
+        if self.doomed is not None and self.writes:
+            raise ConflictError(self.doomed, field="read_version")
 
     @property
     def size(self) -> int:
@@ -124,6 +138,8 @@ class TransactionState:
     def record_batch(self, map_name: str, keys: list[str], reply: Any) -> None:
         """Remembers a consistent batch read (a GetManyResponse with versions)."""
         self.note_read_version(reply.read_version)
+        if reply.changed:
+            self.note_changed(f"a key of '{map_name}' read in a batch")
         decoded = _codec.decode_array(reply.values_json) if reply.found_indexes else []
         found = dict(
             zip(reply.found_indexes, zip(decoded, reply.versions, strict=True), strict=True)
@@ -157,6 +173,7 @@ class TransactionState:
         # Keep what the server will store: the decoded form of what was sent.
         self.overlays[target] = _Overlay(replaced=True, value=_codec.decode(encoded))
         self.check_size()
+        self.check_writable()
 
     def delete(self, target: Target, condition: Any = None) -> None:
         self.check_open()
@@ -171,6 +188,7 @@ class TransactionState:
         )
         self.overlays[target] = _Overlay(replaced=True, value=None)
         self.check_size()
+        self.check_writable()
 
     def update(self, target: Target, kind: Any, changes: dict[str, Any]) -> None:
         self.check_open()
@@ -185,6 +203,7 @@ class TransactionState:
         )
         self.overlays.setdefault(target, _Overlay()).updates.append((kind, changes))
         self.check_size()
+        self.check_writable()
 
     def sketch_add(self, target: Target, items: list[Any]) -> None:
         self.check_open()
@@ -198,6 +217,7 @@ class TransactionState:
             )
         )
         self.check_size()
+        self.check_writable()
 
     def commit_request(self) -> transactions_pb2.CommitRequest:
         return _requests.build(

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from shoal.v1 import common_pb2 as shoal_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/data.proto\x12\x08shoal.v1\x1a\x15shoal/v1/common.proto\"\x14\n\x12ReadVersionRequest\">\n\x13ReadVersionResponse\x12\x14\n\x0cread_version\x18\x01 \x01(\x04\x12\x11\n\twindow_ms\x18\x02 \x01(\x04\"N\n\nGetRequest\x12\x0b\n\x03map\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x14\n\x0cread_version\x18\x03 \x01(\x04\x12\x10\n\x08snapshot\x18\x04 \x01(\x08\"R\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\x14\n\x0cread_version\x18\x04 \x01(\x04\"\x81\x01\n\x0eGetManyRequest\x12\x0b\n\x03map\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\x12\x13\n\x0bpacked_keys\x18\x03 \x01(\x0c\x12\x15\n\rwith_versions\x18\x04 \x01(\x08\x12\x12\n\nconsistent\x18\x05 \x01(\x08\x12\x14\n\x0cread_version\x18\x06 \x01(\x04\"e\n\x0fGetManyResponse\x12\x15\n\rfound_indexes\x18\x01 \x03(\r\x12\x13\n\x0bvalues_json\x18\x02 \x01(\x0c\x12\x10\n\x08versions\x18\x03 \x03(\x04\x12\x14\n\x0cread_version\x18\x04 \x01(\x04\"q\n\nPutRequest\x12\x0b\n\x03map\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x12\n\nrequest_id\x18\x04 \x01(\x0c\x12&\n\tcondition\x18\x05 \x01(\x0b\x32\x13.shoal.v1.Condition\"\x1e\n\x0bPutResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\"O\n\x0ePutManyRequest\x12\x0b\n\x03map\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\x12\x0e\n\x06values\x18\x03 \x03(\x0c\x12\x12\n\nrequest_id\x18\x04 \x01(\x0c\"#\n\x0fPutManyResponse\x12\x10\n\x08versions\x18\x01 \x03(\x04\"e\n\rDeleteRequest\x12\x0b\n\x03map\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\x0c\x12&\n\tcondition\x18\x04 \x01(\x0b\x32\x13.shoal.v1.Condition\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"f\n\x0bScanRequest\x12\x0b\n\x03map\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x04\x12\x15\n\rchunk_entries\x18\x04 \x01(\r\x12\x14\n\x0cread_version\x18\x05 \x01(\x04\"Q\n\tScanChunk\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x0e\n\x06values\x18\x02 \x03(\x0c\x12\x10\n\x08versions\x18\x03 \x03(\x04\x12\x14\n\x0cread_version\x18\x04 \x01(\x04\x32\xad\x03\n\x04\x44\x61ta\x12\x32\n\x03Get\x12\x14.shoal.v1.GetRequest\x1a\x15.shoal.v1.GetResponse\x12>\n\x07GetMany\x12\x18.shoal.v1.GetManyRequest\x1a\x19.shoal.v1.GetManyResponse\x12\x32\n\x03Put\x12\x14.shoal.v1.PutRequest\x1a\x15.shoal.v1.PutResponse\x12>\n\x07PutMany\x12\x18.shoal.v1.PutManyRequest\x1a\x19.shoal.v1.PutManyResponse\x12;\n\x06\x44\x65lete\x12\x17.shoal.v1.DeleteRequest\x1a\x18.shoal.v1.DeleteResponse\x12\x34\n\x04Scan\x12\x15.shoal.v1.ScanRequest\x1a\x13.shoal.v1.ScanChunk0\x01\x12J\n\x0bReadVersion\x12\x1c.shoal.v1.ReadVersionRequest\x1a\x1d.shoal.v1.ReadVersionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/data.proto\x12\x08shoal.v1\x1a\x15shoal/v1/common.proto\"\x14\n\x12ReadVersionRequest\">\n\x13ReadVersionResponse\x12\x14\n\x0cread_version\x18\x01 \x01(\x04\x12\x11\n\twindow_ms\x18\x02 \x01(\x04\"N\n\nGetRequest\x12\x0b\n\x03map\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x14\n\x0cread_version\x18\x03 \x01(\x04\x12\x10\n\x08snapshot\x18\x04 \x01(\x08\"c\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\x14\n\x0cread_version\x18\x04 \x01(\x04\x12\x0f\n\x07\x63hanged\x18\x05 \x01(\x08\"\x81\x01\n\x0eGetManyRequest\x12\x0b\n\x03map\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\x12\x13\n\x0bpacked_keys\x18\x03 \x01(\x0c\x12\x15\n\rwith_versions\x18\x04 \x01(\x08\x12\x12\n\nconsistent\x18\x05 \x01(\x08\x12\x14\n\x0cread_version\x18\x06 \x01(\x04\"v\n\x0fGetManyResponse\x12\x15\n\rfound_indexes\x18\x01 \x03(\r\x12\x13\n\x0bvalues_json\x18\x02 \x01(\x0c\x12\x10\n\x08versions\x18\x03 \x03(\x04\x12\x14\n\x0cread_version\x18\x04 \x01(\x04\x12\x0f\n\x07\x63hanged\x18\x05 \x01(\x08\"q\n\nPutRequest\x12\x0b\n\x03map\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x12\n\nrequest_id\x18\x04 \x01(\x0c\x12&\n\tcondition\x18\x05 \x01(\x0b\x32\x13.shoal.v1.Condition\"\x1e\n\x0bPutResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\"O\n\x0ePutManyRequest\x12\x0b\n\x03map\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\x12\x0e\n\x06values\x18\x03 \x03(\x0c\x12\x12\n\nrequest_id\x18\x04 \x01(\x0c\"#\n\x0fPutManyResponse\x12\x10\n\x08versions\x18\x01 \x03(\x04\"e\n\rDeleteRequest\x12\x0b\n\x03map\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\x0c\x12&\n\tcondition\x18\x04 \x01(\x0b\x32\x13.shoal.v1.Condition\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"f\n\x0bScanRequest\x12\x0b\n\x03map\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x04\x12\x15\n\rchunk_entries\x18\x04 \x01(\r\x12\x14\n\x0cread_version\x18\x05 \x01(\x04\"Q\n\tScanChunk\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x0e\n\x06values\x18\x02 \x03(\x0c\x12\x10\n\x08versions\x18\x03 \x03(\x04\x12\x14\n\x0cread_version\x18\x04 \x01(\x04\x32\xad\x03\n\x04\x44\x61ta\x12\x32\n\x03Get\x12\x14.shoal.v1.GetRequest\x1a\x15.shoal.v1.GetResponse\x12>\n\x07GetMany\x12\x18.shoal.v1.GetManyRequest\x1a\x19.shoal.v1.GetManyResponse\x12\x32\n\x03Put\x12\x14.shoal.v1.PutRequest\x1a\x15.shoal.v1.PutResponse\x12>\n\x07PutMany\x12\x18.shoal.v1.PutManyRequest\x1a\x19.shoal.v1.PutManyResponse\x12;\n\x06\x44\x65lete\x12\x17.shoal.v1.DeleteRequest\x1a\x18.shoal.v1.DeleteResponse\x12\x34\n\x04Scan\x12\x15.shoal.v1.ScanRequest\x1a\x13.shoal.v1.ScanChunk0\x01\x12J\n\x0bReadVersion\x12\x1c.shoal.v1.ReadVersionRequest\x1a\x1d.shoal.v1.ReadVersionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,27 +39,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETREQUEST']._serialized_start=142
   _globals['_GETREQUEST']._serialized_end=220
   _globals['_GETRESPONSE']._serialized_start=222
-  _globals['_GETRESPONSE']._serialized_end=304
-  _globals['_GETMANYREQUEST']._serialized_start=307
-  _globals['_GETMANYREQUEST']._serialized_end=436
-  _globals['_GETMANYRESPONSE']._serialized_start=438
-  _globals['_GETMANYRESPONSE']._serialized_end=539
-  _globals['_PUTREQUEST']._serialized_start=541
-  _globals['_PUTREQUEST']._serialized_end=654
-  _globals['_PUTRESPONSE']._serialized_start=656
-  _globals['_PUTRESPONSE']._serialized_end=686
-  _globals['_PUTMANYREQUEST']._serialized_start=688
-  _globals['_PUTMANYREQUEST']._serialized_end=767
-  _globals['_PUTMANYRESPONSE']._serialized_start=769
-  _globals['_PUTMANYRESPONSE']._serialized_end=804
-  _globals['_DELETEREQUEST']._serialized_start=806
-  _globals['_DELETEREQUEST']._serialized_end=907
-  _globals['_DELETERESPONSE']._serialized_start=909
-  _globals['_DELETERESPONSE']._serialized_end=942
-  _globals['_SCANREQUEST']._serialized_start=944
-  _globals['_SCANREQUEST']._serialized_end=1046
-  _globals['_SCANCHUNK']._serialized_start=1048
-  _globals['_SCANCHUNK']._serialized_end=1129
-  _globals['_DATA']._serialized_start=1132
-  _globals['_DATA']._serialized_end=1561
+  _globals['_GETRESPONSE']._serialized_end=321
+  _globals['_GETMANYREQUEST']._serialized_start=324
+  _globals['_GETMANYREQUEST']._serialized_end=453
+  _globals['_GETMANYRESPONSE']._serialized_start=455
+  _globals['_GETMANYRESPONSE']._serialized_end=573
+  _globals['_PUTREQUEST']._serialized_start=575
+  _globals['_PUTREQUEST']._serialized_end=688
+  _globals['_PUTRESPONSE']._serialized_start=690
+  _globals['_PUTRESPONSE']._serialized_end=720
+  _globals['_PUTMANYREQUEST']._serialized_start=722
+  _globals['_PUTMANYREQUEST']._serialized_end=801
+  _globals['_PUTMANYRESPONSE']._serialized_start=803
+  _globals['_PUTMANYRESPONSE']._serialized_end=838
+  _globals['_DELETEREQUEST']._serialized_start=840
+  _globals['_DELETEREQUEST']._serialized_end=941
+  _globals['_DELETERESPONSE']._serialized_start=943
+  _globals['_DELETERESPONSE']._serialized_end=976
+  _globals['_SCANREQUEST']._serialized_start=978
+  _globals['_SCANREQUEST']._serialized_end=1080
+  _globals['_SCANCHUNK']._serialized_start=1082
+  _globals['_SCANCHUNK']._serialized_end=1163
+  _globals['_DATA']._serialized_start=1166
+  _globals['_DATA']._serialized_end=1595
 # @@protoc_insertion_point(module_scope)

@@ -32,16 +32,18 @@ class GetRequest(_message.Message):
     def __init__(self, map: _Optional[str] = ..., key: _Optional[str] = ..., read_version: _Optional[int] = ..., snapshot: _Optional[bool] = ...) -> None: ...
 
 class GetResponse(_message.Message):
-    __slots__ = ("found", "value", "version", "read_version")
+    __slots__ = ("found", "value", "version", "read_version", "changed")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     READ_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
     found: bool
     value: bytes
     version: int
     read_version: int
-    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., version: _Optional[int] = ..., read_version: _Optional[int] = ...) -> None: ...
+    changed: bool
+    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., version: _Optional[int] = ..., read_version: _Optional[int] = ..., changed: _Optional[bool] = ...) -> None: ...
 
 class GetManyRequest(_message.Message):
     __slots__ = ("map", "keys", "packed_keys", "with_versions", "consistent", "read_version")
@@ -60,16 +62,18 @@ class GetManyRequest(_message.Message):
     def __init__(self, map: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., packed_keys: _Optional[bytes] = ..., with_versions: _Optional[bool] = ..., consistent: _Optional[bool] = ..., read_version: _Optional[int] = ...) -> None: ...
 
 class GetManyResponse(_message.Message):
-    __slots__ = ("found_indexes", "values_json", "versions", "read_version")
+    __slots__ = ("found_indexes", "values_json", "versions", "read_version", "changed")
     FOUND_INDEXES_FIELD_NUMBER: _ClassVar[int]
     VALUES_JSON_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     READ_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
     found_indexes: _containers.RepeatedScalarFieldContainer[int]
     values_json: bytes
     versions: _containers.RepeatedScalarFieldContainer[int]
     read_version: int
-    def __init__(self, found_indexes: _Optional[_Iterable[int]] = ..., values_json: _Optional[bytes] = ..., versions: _Optional[_Iterable[int]] = ..., read_version: _Optional[int] = ...) -> None: ...
+    changed: bool
+    def __init__(self, found_indexes: _Optional[_Iterable[int]] = ..., values_json: _Optional[bytes] = ..., versions: _Optional[_Iterable[int]] = ..., read_version: _Optional[int] = ..., changed: _Optional[bool] = ...) -> None: ...
 
 class PutRequest(_message.Message):
     __slots__ = ("map", "key", "value", "request_id", "condition")
