@@ -1,17 +1,22 @@
-"""One-phase steps that need a Python hook on Redis: read, resolve in Python, compare-and-apply.
+"""Steps that need a Python hook on Redis: read, resolve in Python, compare-and-apply.
 
 Increments, appends and sketch adds compute their new value from the stored one with code
 that cannot run in Lua (the field-update rules, the schema validators, DataSketches). So the
 step reads the records it names (values, versions, lock holders, in one MULTI), resolves the
-writes in Python exactly as the participant does, and sends the resolved PUT/DELETE entries to
-the ``apply_resolved`` step of grid/redis/steps.lua, which applies them only if every version
-and lock it was told about is still what was read. A lost race reads again; the step is the
-one the participant would have taken on the state the write lands on
-(docs/ARCHITECTURE.md, "One participant, run against the store").
+writes in Python exactly as the participant does, and sends the result to a step of
+grid/redis/steps.lua that applies it only if every version and lock it was told about is still
+what was read: ``apply_resolved`` (a one-phase write), ``prepare_resolved`` (checks at prepare,
+then the writes staged as they came, under the lock modes computed here: I for commutative
+updates, so concurrent increments do not conflict) and ``commit_resolved`` (the staged writes
+resolved on the value at commit). A lost race reads again; the step is the one the participant
+would have taken on the state the write lands on (docs/ARCHITECTURE.md, "One participant, run
+against the store").
 """
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,16 +25,26 @@ import redis
 
 from grid.backend import ParticipantHooks
 from grid.entry import value_of, version_of
-from grid.errors import Conflict, FailedPrecondition
-from grid.field_updates import apply_field_update
-from grid.locks import COMPATIBLE, lock_modes
+from grid.errors import Conflict, FailedPrecondition, InvalidArgument
+from grid.field_updates import apply_field_update, increments_in_flight
+from grid.locks import COMMUTATIVE, COMPATIBLE, lock_modes
 from grid.memory.records import Op
-from grid.protocol import Applied, ApplyOnePhase, Condition, Write
+from grid.protocol import Applied, ApplyOnePhase, Commit, Condition, Prepare, Vote, Write
 from grid.redis.layout import PartitionLayout
 
 # How often a step reads again after another step changed what it read, before it reports a
-# conflict (the SDK then retries the whole transaction with backoff).
-ATTEMPTS_MAX = 16
+# conflict (the SDK then retries the whole transaction with backoff). Between attempts a step
+# waits a random moment that grows with the attempts, so steps racing on one hot key (a
+# counter) take turns instead of colliding again and again.
+ATTEMPTS_MAX = 64
+BACKOFF_S_MAX = 0.005
+
+
+def _backoff(attempt: int) -> None:
+    if attempt:
+        time.sleep(random.uniform(0, min(BACKOFF_S_MAX, 0.0002 * attempt)))
+
+
 HOOKED_OPS = (Op.INCREMENT, Op.APPEND, Op.SKETCH_ADD)
 
 
@@ -63,7 +78,85 @@ def _check_condition(write: Write, current_version: int) -> None:
         )
 
 
-class HookedOnePhase:
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _bytes(raw: bytes | str) -> bytes:
+    return raw if isinstance(raw, bytes) else raw.encode()
+
+
+def _kind(reply: list[Any]) -> str:
+    return _text(reply[0])
+
+
+def _targets(reads: Sequence[Any], writes: Sequence[Write]) -> list[tuple[str, str]]:
+    return list(
+        dict.fromkeys([(read.map, read.key) for read in reads] + [(w.map, w.key) for w in writes])
+    )
+
+
+def _holders_text(holders: dict[str, str]) -> str:
+    return orjson.dumps(holders).decode() if holders else ""
+
+
+def _check(
+    reads: Sequence[Any],
+    modes: dict[tuple[str, str], str],
+    entries: dict[tuple[str, str], bytes | None],
+    holders: dict[tuple[str, str], dict[str, str]],
+    txn: str,
+) -> None:
+    """As the participant: every read still current, every lock free for this transaction."""
+    for read in reads:
+        entry = entries[(read.map, read.key)]
+        current = 0 if entry is None else version_of(entry)
+        if current != read.version:
+            raise Conflict(
+                f"'{read.map}/{read.key}' changed since it was read "
+                f"(read version {read.version}, now {current})",
+                field="key",
+                target=(read.map, read.key),
+            )
+    for target, mode in modes.items():
+        for holder, held in holders[target].items():
+            if holder != txn and held not in COMPATIBLE[mode]:
+                raise Conflict(
+                    f"'{target[0]}/{target[1]}' is locked by a transaction in flight",
+                    field="key",
+                    target=target,
+                )
+
+
+def _expected(
+    targets: list[tuple[str, str]],
+    entries: dict[tuple[str, str], bytes | None],
+    holders: dict[tuple[str, str], dict[str, str]],
+) -> list[Any]:
+    arguments: list[Any] = [len(targets)]
+    for map_name, key in targets:
+        entry = entries[(map_name, key)]
+        version = 0 if entry is None else version_of(entry)
+        arguments += [map_name, key, version, _holders_text(holders[(map_name, key)])]
+    return arguments
+
+
+def _resolved(resolved: list[tuple[str, str, str, bytes]]) -> list[Any]:
+    arguments: list[Any] = [len(resolved)]
+    for op, map_name, key, value in resolved:
+        arguments += [op, map_name, key, value, "", 0]
+    return arguments
+
+
+def _writes_as_given(writes: Sequence[Write]) -> list[Any]:
+    """Staged as they came (resolved again at commit); conditions were checked here."""
+    arguments: list[Any] = [len(writes)]
+    for write in writes:
+        arguments += [write.op.name, write.map, write.key, write.value, "", 0]
+    return arguments
+
+
+class HookedSteps:
     def __init__(
         self,
         client: redis.Redis,
@@ -78,52 +171,118 @@ class HookedOnePhase:
 
     def apply(self, event: ApplyOnePhase, hooks: ParticipantHooks) -> Applied | list[Any]:
         """The step's answer, or the script's refusal or replay to decode."""
-        targets = list(
-            dict.fromkeys(
-                [(r.map, r.key) for r in event.reads] + [(w.map, w.key) for w in event.writes]
-            )
-        )
+        targets = _targets(event.reads, event.writes)
         modes = lock_modes(event.reads, event.writes, hooks.guarded_field)
-        for _ in range(ATTEMPTS_MAX):
+        for attempt in range(ATTEMPTS_MAX):
+            _backoff(attempt)
             entries, holders = self._read(targets)
-            for read in event.reads:
-                entry = entries[(read.map, read.key)]
-                current = 0 if entry is None else version_of(entry)
-                if current != read.version:
-                    raise Conflict(
-                        f"'{read.map}/{read.key}' changed since it was read "
-                        f"(read version {read.version}, now {current})",
-                        field="key",
-                        target=(read.map, read.key),
-                    )
-            for target, mode in modes.items():
-                for held in holders[target].values():
-                    if held not in COMPATIBLE[mode]:
-                        raise Conflict(
-                            f"'{target[0]}/{target[1]}' is locked by a transaction in flight",
-                            field="key",
-                            target=target,
-                        )
-            resolved, template, removed = self._resolve(event.writes, entries, holders, hooks)
+            _check(event.reads, modes, entries, holders, "")
+            resolved, template, removed = self._resolve(
+                event.writes, entries, holders, hooks, check=True
+            )
             arguments: list[Any] = [event.request_id.hex(), event.version, event.horizon]
-            arguments.append(len(targets))
+            arguments += _expected(targets, entries, holders)
+            arguments += _resolved(resolved)
+            arguments += [orjson.dumps(template), orjson.dumps(removed)]
+            reply = self._call("apply_resolved", *arguments)
+            if _kind(reply) != "retry":
+                return reply
+        raise Conflict("the keys changed under every attempt of the step; retry", field="key")
+
+    def prepare(self, event: Prepare, hooks: ParticipantHooks) -> Vote:
+        targets = _targets(event.reads, event.writes)
+        modes = lock_modes(event.reads, event.writes, hooks.guarded_field)
+        txn = event.txn_id.hex()
+        for attempt in range(ATTEMPTS_MAX):
+            _backoff(attempt)
+            entries, holders = self._read(targets)
+            try:
+                _check(event.reads, modes, entries, holders, txn)
+                # Resolving checks conditions, types and schemas against current state; the
+                # locks keep that state until the decision.
+                self._resolve(event.writes, entries, holders, hooks, check=True)
+            except (Conflict, FailedPrecondition, InvalidArgument) as error:
+                return Vote(False, str(error), error)
+            arguments: list[Any] = [
+                txn,
+                event.lease_expires_ms,
+                event.status_partition,
+                "1" if event.durable else "0",
+                len(targets),
+            ]
             for map_name, key in targets:
                 entry = entries[(map_name, key)]
-                raw_holders = holders[(map_name, key)]
                 arguments += [
                     map_name,
                     key,
                     0 if entry is None else version_of(entry),
-                    orjson.dumps(raw_holders).decode() if raw_holders else "",
+                    _holders_text(holders[(map_name, key)]),
+                    modes[(map_name, key)],
                 ]
-            arguments.append(len(resolved))
-            for op, map_name, key, value in resolved:
-                arguments += [op, map_name, key, value, "", 0]
+            arguments += _writes_as_given(event.writes)
+            reply = self._call("prepare_resolved", *arguments)
+            kind = _kind(reply)
+            if kind == "yes":
+                return Vote(True)
+            if kind == "no":
+                return Vote(False, reply[1].decode() if isinstance(reply[1], bytes) else reply[1])
+        return Vote(False, "the keys changed under every attempt of the prepare")
+
+    def commit(self, event: Commit, hooks: ParticipantHooks) -> list[Any]:
+        """Resolves a staged transaction's writes on the values at commit; the script's reply."""
+        txn = event.txn_id.hex()
+        attempt = 0
+        while True:
+            _backoff(min(attempt, ATTEMPTS_MAX))
+            attempt += 1
+            staged = self._staged_writes(txn)
+            if staged is None:
+                return [b"ack", 0]
+            targets = _targets((), staged)
+            entries, holders = self._read(targets)
+            resolved, template, removed = self._resolve(
+                staged, entries, holders, hooks, check=False
+            )
+            arguments: list[Any] = [txn, event.version, event.horizon, len(targets)]
+            for map_name, key in targets:
+                entry = entries[(map_name, key)]
+                arguments += [map_name, key, 0 if entry is None else version_of(entry)]
+            arguments += _resolved(resolved)
             arguments += [orjson.dumps(template), orjson.dumps(removed)]
-            reply = self._call("apply_resolved", *arguments)
-            if reply[0] not in (b"retry", "retry"):
+            reply = self._call("commit_resolved", *arguments)
+            # A commit cannot be refused (prepare checked everything under the locks): another
+            # commutative update landed first, so resolve again on the newer value.
+            if _kind(reply) != "retry":
                 return reply
-        raise Conflict("the keys changed under every attempt of the step; retry", field="key")
+
+    def _staged_writes(self, txn: str) -> list[Write] | None:
+        staged = {
+            _text(field): value
+            for field, value in self._client.hgetall(self._layout.staged(txn)).items()
+        }
+        if "n" not in staged:
+            return None
+        return [
+            Write(
+                Op[_text(staged[f"op.{index}"])],
+                _text(staged[f"map.{index}"]),
+                _text(staged[f"key.{index}"]),
+                _bytes(staged[f"value.{index}"]),
+            )
+            for index in range(1, int(staged["n"]) + 1)
+        ]
+
+    def _in_flight(
+        self, target: tuple[str, str], holders: dict[str, str]
+    ) -> dict[str, tuple[int, int]]:
+        """The increments of the key by transactions prepared here (they hold its I lock)."""
+        writes: list[Write] = []
+        for txn, mode in holders.items():
+            if mode != COMMUTATIVE:
+                continue
+            staged = self._staged_writes(txn) or []
+            writes += [write for write in staged if (write.map, write.key) == target]
+        return increments_in_flight(writes)
 
     def _read(
         self, targets: list[tuple[str, str]]
@@ -149,6 +308,8 @@ class HookedOnePhase:
         entries: dict[tuple[str, str], bytes | None],
         holders: dict[tuple[str, str], dict[str, str]],
         hooks: ParticipantHooks,
+        *,
+        check: bool,
     ) -> tuple[list[tuple[str, str, str, bytes]], list[str], list[int]]:
         """As Participant._resolve: the PUT/DELETE entries, which writes get the version ('v')
         or none ('0'), and the deletes that removed a value."""
@@ -167,7 +328,8 @@ class HookedOnePhase:
                 stored = entries[target]
                 current_value = None if stored is None else value_of(stored)
                 current_version = 0 if stored is None else version_of(stored)
-            _check_condition(write, current_version)
+            if check:
+                _check_condition(write, current_version)
             new_value: bytes | None
             if write.op == Op.PUT:
                 new_value = write.value
@@ -178,13 +340,13 @@ class HookedOnePhase:
             elif write.op == Op.SKETCH_ADD:
                 new_value = hooks.sketch_apply(write.map, current_value, write.value)
             else:
-                # Transactions prepared on Redis stage only puts and deletes (exclusive locks),
-                # so no increment of this key is in flight: the check sees none.
-                in_flight: dict[str, tuple[int, int]] | None = (
-                    {} if write.op == Op.INCREMENT else None
+                in_flight = (
+                    self._in_flight(target, holders[target])
+                    if check and write.op == Op.INCREMENT
+                    else None
                 )
                 new_value = apply_field_update(write, current_value, in_flight=in_flight)
-                validator = hooks.validators(write.map)
+                validator = hooks.validators(write.map) if check else None
                 if validator is not None:
                     validator.validate(orjson.loads(new_value), write.key)
             pending[target] = new_value

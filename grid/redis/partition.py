@@ -6,9 +6,8 @@ transactions of PUT and DELETE (conditions, read validation, lock checks, idempo
 request id), the three-phase commit steps, status records by compare-and-set, dropping a map,
 overwritten states kept for reads at older versions (until the horizon passes them; no byte
 budget yet), the last 4,096 answers and decisions remembered for retries. Increments, appends
-and sketch adds run in one-phase steps through grid/redis/hooked.py. Not yet: those in a
-transaction's prepare and commit, and reference counts. The design they follow is
-docs/ARCHITECTURE.md, "Shared backends".
+and sketch adds, in one-phase steps and in transactions, run through grid/redis/hooked.py. Not
+yet: reference counts. The design they follow is docs/ARCHITECTURE.md, "Shared backends".
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ from grid.protocol import (
     Vote,
     Write,
 )
-from grid.redis.hooked import HookedOnePhase, needs_hooks
+from grid.redis.hooked import HookedSteps, needs_hooks
 from grid.redis.layout import PartitionLayout
 from grid.versions import VersionStats
 
@@ -119,7 +118,7 @@ class RedisPartition:
         self._layout = layout
         self._script = script
         self._keys = layout.fixed_keys()
-        self._hooked = HookedOnePhase(client, layout, self._call, self.get)
+        self._hooked = HookedSteps(client, layout, self._call, self.get)
         # Set by RedisBackend.open: what steps with a Python hook consult.
         self.hooks = ParticipantHooks(
             validators=lambda map_name: None,
@@ -149,6 +148,13 @@ class RedisPartition:
             if _text(reply[0]) != "applied":
                 raise _refusal(reply)
             return _applied(reply[2], bool(reply[1]))
+        if isinstance(event, Prepare) and needs_hooks(event.writes):
+            if any(write.op == Op.REFERENCE for write in event.writes):
+                try:
+                    _writes(event.writes)
+                except UnsupportedByBackend as unsupported:
+                    return Vote(False, str(unsupported), unsupported)
+            return self._hooked.prepare(event, self.hooks)
         if isinstance(event, Prepare):
             try:
                 writes = _writes(event.writes)
@@ -174,6 +180,8 @@ class RedisPartition:
             return Ack(known=bool(self._call("pre_commit", event.txn_id.hex())[1]))
         if isinstance(event, Commit):
             reply = self._call("commit", event.txn_id.hex(), event.version, event.horizon)
+            if _text(reply[0]) == "hooked":
+                reply = self._hooked.commit(event, self.hooks)
             if _text(reply[0]) == "applied":
                 return _applied(reply[2], False)
             return Ack(known=bool(reply[1]))

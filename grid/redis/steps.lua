@@ -242,6 +242,16 @@ local function apply_one_phase()
   return {'applied', 0, encoded}
 end
 
+-- Whether a key is still at the version, with the lock holders, that the coordinator read
+-- (holders: the JSON it read, '' for none; compared decoded, as it re-encodes them).
+local function unchanged(map, key, expected, holders)
+  if current_version(map, key) ~= expected then return false end
+  local now = redis.call('HGET', LOCKS, lock_field(map, key))
+  if not now then return holders == '' end
+  if holders == '' then return false end
+  return now == holders or cjson.encode(cjson.decode(now)) == cjson.encode(cjson.decode(holders))
+end
+
 -- A one-phase step resolved in Python (grid/redis/hooked.py): applies the resolved entries
 -- only if every key's version and lock holders are still what the resolution read.
 local function apply_resolved()
@@ -258,13 +268,7 @@ local function apply_resolved()
     local map, key, expected, holders = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
     i = i + 4
     if current_version(map, key) ~= expected then return {'retry'} end
-    if (redis.call('HGET', LOCKS, lock_field(map, key)) or '') ~= holders then
-      -- Compared decoded: the coordinator re-encodes the holders it read.
-      local now = redis.call('HGET', LOCKS, lock_field(map, key))
-      if not now or holders == '' or cjson.encode(cjson.decode(now)) ~= cjson.encode(cjson.decode(holders)) then
-        return {'retry'}
-      end
-    end
+    if not unchanged(map, key, expected, holders) then return {'retry'} end
   end
   local writes
   writes, i = parse_writes(i)
@@ -279,6 +283,28 @@ local function apply_resolved()
   if request ~= '' then remember(OUTCOMES, OUTCOME_ORDER, request, encoded) end
   forget(horizon)
   return {'applied', 0, encoded}
+end
+
+-- Takes the locks and keeps the staged writes of a transaction that voted yes.
+local function stage(txn, lease, status_partition, durable, order, modes, writes)
+  local staged_key = prefix .. 'x:' .. txn
+  local locked = {}
+  for _, field in ipairs(order) do
+    local raw = redis.call('HGET', LOCKS, field)
+    local holders = raw and cjson.decode(raw) or {}
+    holders[txn] = modes[field]
+    redis.call('HSET', LOCKS, field, cjson.encode(holders))
+    locked[#locked + 1] = field
+  end
+  redis.call('HSET', staged_key, 'state', 'prepared', 'lease', lease, 'status_partition', status_partition,
+    'durable', durable, 'locks', cjson.encode(locked), 'n', #writes)
+  for index, write in ipairs(writes) do
+    redis.call('HSET', staged_key, 'op.' .. index, write.op, 'map.' .. index, write.map,
+      'key.' .. index, write.key, 'value.' .. index, write.value)
+  end
+  redis.call('SADD', STAGED, txn)
+  if durable == '1' then next_lsn() end
+  return {'yes'}
 end
 
 local function prepare()
@@ -301,23 +327,31 @@ local function prepare()
   end
   local refusal = check_writes(writes, prospective_version(0), true)
   if refusal then return {'no', refusal[2], refusal[1], refusal[3], refusal[4]} end
-  local locked = {}
-  for _, field in ipairs(order) do
-    local raw = redis.call('HGET', LOCKS, field)
-    local holders = raw and cjson.decode(raw) or {}
-    holders[txn] = modes[field]
-    redis.call('HSET', LOCKS, field, cjson.encode(holders))
-    locked[#locked + 1] = field
+  return stage(txn, lease, status_partition, durable, order, modes, writes)
+end
+
+-- A prepare resolved in Python (grid/redis/hooked.py: increments, appends, sketch adds): stages
+-- the writes with the lock modes the coordinator computed, only if every key's version and lock
+-- holders are still what it read.
+local function prepare_resolved()
+  local txn = ARGV[3]
+  local lease, status_partition, durable = ARGV[4], ARGV[5], ARGV[6]
+  if redis.call('SISMEMBER', STAGED, txn) == 1 then return {'yes'} end
+  local decided = redis.call('HGET', DECIDED, txn)
+  if decided then return {'no', 'the transaction was already ' .. decided .. ' here'} end
+  local count = tonumber(ARGV[7])
+  local i = 8
+  local modes, order = {}, {}
+  for _ = 1, count do
+    local map, key = ARGV[i], ARGV[i + 1]
+    if not unchanged(map, key, tonumber(ARGV[i + 2]), ARGV[i + 3]) then return {'retry'} end
+    local field = lock_field(map, key)
+    order[#order + 1] = field
+    modes[field] = ARGV[i + 4]
+    i = i + 5
   end
-  redis.call('HSET', staged_key, 'state', 'prepared', 'lease', lease, 'status_partition', status_partition,
-    'durable', durable, 'locks', cjson.encode(locked), 'n', #writes)
-  for index, write in ipairs(writes) do
-    redis.call('HSET', staged_key, 'op.' .. index, write.op, 'map.' .. index, write.map,
-      'key.' .. index, write.key, 'value.' .. index, write.value)
-  end
-  redis.call('SADD', STAGED, txn)
-  if durable == '1' then next_lsn() end
-  return {'yes'}
+  local writes = parse_writes(i)
+  return stage(txn, lease, status_partition, durable, order, modes, writes)
 end
 
 local function release(txn, staged_key)
@@ -363,6 +397,8 @@ local function commit()
   for index = 1, tonumber(fields.n) do
     writes[#writes + 1] = {op = fields['op.' .. index], map = fields['map.' .. index],
       key = fields['key.' .. index], value = fields['value.' .. index], condition = ''}
+    -- Increments, appends and sketch adds are resolved by the coordinator (commit_resolved).
+    if writes[#writes].op ~= 'PUT' and writes[#writes].op ~= 'DELETE' then return {'hooked'} end
   end
   local _, removed = check_writes(writes, prospective_version(given_version), false)
   release(txn, staged_key)
@@ -371,6 +407,39 @@ local function commit()
   local lsn = next_lsn()
   local version = given_version ~= 0 and given_version or lsn
   local encoded = answer(install(writes, version), removed)
+  remember(OUTCOMES, OUTCOME_ORDER, txn, encoded)
+  forget(horizon)
+  return {'applied', 0, encoded}
+end
+
+-- A commit whose staged writes the coordinator resolved (grid/redis/hooked.py): applies them
+-- only if every key is still at the version the resolution read.
+local function commit_resolved()
+  local txn = ARGV[3]
+  local given_version = tonumber(ARGV[4])
+  local horizon = tonumber(ARGV[5])
+  local staged_key = prefix .. 'x:' .. txn
+  if redis.call('SISMEMBER', STAGED, txn) == 0 then return {'ack', 0} end
+  local count = tonumber(ARGV[6])
+  local i = 7
+  for _ = 1, count do
+    if current_version(ARGV[i], ARGV[i + 1]) ~= tonumber(ARGV[i + 2]) then return {'retry'} end
+    i = i + 3
+  end
+  local writes
+  writes, i = parse_writes(i)
+  local template = cjson.decode(ARGV[i])
+  local removed = cjson.decode(ARGV[i + 1])
+  local durable = redis.call('HGET', staged_key, 'durable')
+  release(txn, staged_key)
+  remember(DECIDED, DECIDED_ORDER, txn, 'committed')
+  if durable ~= '1' then return {'ack', 1} end
+  local lsn = next_lsn()
+  local version = given_version ~= 0 and given_version or lsn
+  install(writes, version)
+  local versions = {}
+  for index, kind in ipairs(template) do versions[index] = kind == 'v' and version or 0 end
+  local encoded = answer(versions, removed)
   remember(OUTCOMES, OUTCOME_ORDER, txn, encoded)
   forget(horizon)
   return {'applied', 0, encoded}
@@ -461,7 +530,8 @@ local function forget_versions()
 end
 
 local steps = {
-  apply = apply_one_phase, apply_resolved = apply_resolved, prepare = prepare, pre_commit = pre_commit, commit = commit,
+  apply = apply_one_phase, apply_resolved = apply_resolved, prepare = prepare,
+  prepare_resolved = prepare_resolved, commit_resolved = commit_resolved, pre_commit = pre_commit, commit = commit,
   abort = abort, create_status = create_status, cas_status = cas_status,
   forget_status = forget_status, read_outcome = read_outcome, drop_map = drop_map,
   forget_versions = forget_versions,

@@ -204,3 +204,27 @@ def test_increments_racing_from_two_coordinators_all_count(
     assert errors == []
     entry = second.partitions[0].get("m", "hits")
     assert entry is not None and orjson.loads(value_of(entry)) == {"n": 4 * rounds}
+
+
+def test_increments_prepared_through_both_coordinators_do_not_conflict(
+    coordinators: tuple[RedisBackend, RedisBackend],
+) -> None:
+    """Commutative updates take the I lock: two transactions incrementing one key both vote
+    yes, each commits on the value the other left, and an overwrite waits for both."""
+    first, second = coordinators
+    first.partitions[1].step(ApplyOnePhase(b"", (), (put("stock", {"n": 10}),)))
+
+    def increment(amount: int) -> Write:
+        return Write(Op.INCREMENT, "m", "stock", orjson.dumps({"n": amount}))
+
+    one = first.partitions[1].step(Prepare(b"t1", (), (increment(2),), 10**13, 0))
+    other = second.partitions[1].step(Prepare(b"t2", (), (increment(3),), 10**13, 0))
+    assert isinstance(one, Vote) and one.yes
+    assert isinstance(other, Vote) and other.yes
+    with pytest.raises(Conflict):
+        first.partitions[1].step(ApplyOnePhase(b"", (), (put("stock", {"n": 0}),)))
+    second.partitions[1].step(Commit(b"t2"))
+    first.partitions[1].step(Commit(b"t1"))
+    entry = first.partitions[1].get("m", "stock")
+    assert entry is not None and orjson.loads(value_of(entry)) == {"n": 15}
+    assert first.partitions[1].staged_transactions() == []
