@@ -36,7 +36,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("fsync", str, "batch", "when the log reaches the disk", ("always", "batch", "off")),
     Setting("fsync_interval_ms", int, 20, "fsync period of the batch policy"),
     Setting("checkpoint_wal_bytes", int, 64 * 1024 * 1024, "log size that triggers a checkpoint"),
-    Setting("workers", int, 16, "threads serving gRPC calls"),
+    Setting("workers", int, 16, "threads serving gRPC calls (and as many serving streams)"),
+    Setting(
+        "stream_stall_ms",
+        int,
+        60_000,
+        "how long a result stream waits for its reader to take a message before it is ended",
+    ),
     Setting("node_id", str, "", "name of this node in logs and cluster info"),
     Setting("log_level", str, "INFO", "log level", ("DEBUG", "INFO", "WARNING", "ERROR")),
     Setting("log_format", str, "text", "log line format", ("text", "json")),
@@ -84,6 +90,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("transaction_keys_max", int, 10_000, "most keys one transaction reads and writes"),
     Setting("message_bytes_max", int, 64 * 1024 * 1024, "largest gRPC message"),
     Setting("concurrent_calls_max", int, 1024, "calls in progress before RESOURCE_EXHAUSTED"),
+    Setting("admin_calls_max", int, 64, "admin calls in progress, served apart from the others"),
     Setting("sketch_bytes_max", int, 16 * 1024 * 1024, "largest sketch a sketch map may hold"),
     Setting("schema_fields_max", int, 1000, "most fields one schema may have"),
     Setting("scan_chunk_entries_max", int, 10_000, "most entries in one streamed scan chunk"),
@@ -102,6 +109,7 @@ class ServerConfig:
     fsync_interval_ms: int = 20
     checkpoint_wal_bytes: int = 64 * 1024 * 1024
     workers: int = 16
+    stream_stall_ms: int = 60_000
     node_id: str = ""
     log_level: str = "INFO"
     log_format: str = "text"
@@ -212,7 +220,7 @@ def load(
     if config.workers < 1:
         raise ConfigError("workers must be at least 1")
     # A zero period would make the fsync flusher and the recovery sweeper spin.
-    for name in ("fsync_interval_ms", "txn_sweep_interval_ms"):
+    for name in ("fsync_interval_ms", "txn_sweep_interval_ms", "stream_stall_ms"):
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
     if not 0.0 <= config.sketch_accuracy_sample_rate <= 1.0:

@@ -14,8 +14,10 @@ class Limits:
     transaction_keys_max: int = 10_000
     message_bytes_max: int = 64 * 1024 * 1024
     scan_chunk_entries_max: int = 10_000
-    # gRPC calls handled at once; more wait in the queue or get RESOURCE_EXHAUSTED.
+    # Calls in progress (running or waiting for a thread); more get RESOURCE_EXHAUSTED.
     concurrent_calls_max: int = 1024
+    # Admin calls in progress, counted apart: they are served while the others are full.
+    admin_calls_max: int = 64
     # The most bytes one sketch of a sketch map may take (checked against its spec).
     sketch_bytes_max: int = 16 * 1024 * 1024
     # The most fields one schema (of a map or a SQL table) may have.

@@ -107,18 +107,20 @@ class RequestGuard(grpc.ServerInterceptor):
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = self._wrap(method, handler)
+        wrapped = tolerate_undecodable(method, handler)
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
-    def _wrap(self, method: str, handler: Any) -> Any:
-        deserializer = _tolerant(handler.request_deserializer)
-        if handler.response_streaming:
-            return handler._replace(
-                request_deserializer=deserializer,
-                unary_stream=_refusing(method, handler.unary_stream, streaming=True),
-            )
+
+def tolerate_undecodable(method: str, handler: Any) -> Any:
+    """The method's handler (unary request) with a deserializer that never raises."""
+    deserializer = _tolerant(handler.request_deserializer)
+    if handler.response_streaming:
         return handler._replace(
             request_deserializer=deserializer,
-            unary_unary=_refusing(method, handler.unary_unary, streaming=False),
+            unary_stream=_refusing(method, handler.unary_stream, streaming=True),
         )
+    return handler._replace(
+        request_deserializer=deserializer,
+        unary_unary=_refusing(method, handler.unary_unary, streaming=False),
+    )

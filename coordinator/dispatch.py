@@ -1,0 +1,374 @@
+"""Serves the synchronous servicers on grpc.aio: admission, thread pools and stream flow.
+
+Every call is admitted on the event loop against a limit (RESOURCE_EXHAUSTED past it),
+then its handler runs in a thread pool: unary calls in the calls pool, each step of a
+stream (one message) in the streams pool, and admin calls in a pool of their own, so a
+flood of slow queries or stalled readers cannot hold the capacity that keys, admin
+calls and health checks need. A stream's next message is produced only after the
+previous one was taken by gRPC's flow control, so a reader that stops reading costs a
+suspended coroutine and one buffered message, not a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from coordinator.config import ServerConfig
+
+log = logging.getLogger(__name__)
+
+Behavior = Callable[[Any, Any], Any]
+
+
+class CallAborted(Exception):
+    """Raised in a handler's thread by ``abort``; the loop then ends the call with it."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+class CallContext:
+    """What a synchronous handler sees of its call: the part of ``grpc.ServicerContext``
+    the services use, over the call's grpc.aio context."""
+
+    def __init__(self, context: grpc.aio.ServicerContext[Any, Any], *, watch: bool) -> None:
+        self._context = context
+        self._callbacks: list[Callable[[], None]] = []
+        self._finished = False
+        if watch:
+            # A stream learns at once that its call ended (cancelled, deadline passed);
+            # a unary call's end is when its handler returns.
+            context.add_done_callback(lambda _: self.finish())
+
+    def abort(self, code: grpc.StatusCode, details: str = "") -> None:
+        raise CallAborted(code, details)
+
+    def set_trailing_metadata(self, metadata: Sequence[tuple[str, str | bytes]]) -> None:
+        self._context.set_trailing_metadata(tuple(metadata))
+
+    def invocation_metadata(self) -> Sequence[tuple[str, str | bytes]]:
+        return self._context.invocation_metadata() or ()
+
+    def time_remaining(self) -> float | None:
+        remaining: float | None = self._context.time_remaining()
+        return remaining
+
+    def peer(self) -> str:
+        return str(self._context.peer())
+
+    def is_active(self) -> bool:
+        return not self._finished
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        """Runs ``callback`` when the call ends (finished, cancelled or timed out)."""
+        if self._finished:
+            return False
+        self._callbacks.append(callback)
+        return True
+
+    def finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        for callback in self._callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("a call's end callback failed")
+
+
+@dataclass
+class Admission:
+    """Counts calls in progress; touched only on the event loop, so it needs no lock."""
+
+    calls_max: int
+    name: str
+    in_progress: int = 0
+
+    def enter(self) -> bool:
+        if self.in_progress >= self.calls_max:
+            return False
+        self.in_progress += 1
+        return True
+
+    def leave(self) -> None:
+        self.in_progress -= 1
+
+
+@dataclass
+class Lane:
+    """Where a group of methods runs: its admission and its thread pools."""
+
+    admission: Admission
+    calls: futures.ThreadPoolExecutor
+    streams: futures.ThreadPoolExecutor
+    # Closes the generators of ended streams; never busy for long, so an ended stream
+    # always gives back what it holds (a SQL connection) even when `streams` is full.
+    closer: futures.ThreadPoolExecutor
+    # How long a stream may wait for its reader to take one message.
+    stall_s: float
+
+
+# Admin calls (maps, schemas, cluster information) are few and short; their own lane
+# keeps them answering while the others are full. SQL statements stream from their own
+# pool, so statements waiting for a DuckDB connection never hold the scans' threads.
+ADMIN_SERVICES = frozenset({"shoal.v1.Admin"})
+QUERY_SERVICES = frozenset({"shoal.v1.Query"})
+ADMIN_WORKERS = 2
+CLOSER_WORKERS = 2
+
+
+@dataclass
+class Lanes:
+    main: Lane
+    query: Lane
+    admin: Lane
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> Lanes:
+        limits = config.limits
+        stall_s = config.stream_stall_ms / 1000
+        closer = futures.ThreadPoolExecutor(CLOSER_WORKERS, thread_name_prefix="grpc-closer")
+        calls = futures.ThreadPoolExecutor(config.workers, thread_name_prefix="grpc-calls")
+        # Shared by the main and query lanes: one limit over every call but admin calls.
+        admission = Admission(limits.concurrent_calls_max, "concurrent_calls_max")
+        admin_pool = futures.ThreadPoolExecutor(ADMIN_WORKERS, thread_name_prefix="grpc-admin")
+        return cls(
+            main=Lane(
+                admission,
+                calls=calls,
+                streams=futures.ThreadPoolExecutor(
+                    config.workers, thread_name_prefix="grpc-streams"
+                ),
+                closer=closer,
+                stall_s=stall_s,
+            ),
+            query=Lane(
+                admission,
+                calls=calls,
+                streams=futures.ThreadPoolExecutor(config.workers, thread_name_prefix="grpc-sql"),
+                closer=closer,
+                stall_s=stall_s,
+            ),
+            admin=Lane(
+                Admission(limits.admin_calls_max, "admin_calls_max"),
+                calls=admin_pool,
+                streams=admin_pool,
+                closer=closer,
+                stall_s=stall_s,
+            ),
+        )
+
+    def lane_of(self, service: str) -> Lane:
+        if service in ADMIN_SERVICES:
+            return self.admin
+        if service in QUERY_SERVICES:
+            return self.query
+        return self.main
+
+    def pools(self) -> list[futures.ThreadPoolExecutor]:
+        """Every pool once, the closer last: stopping pools may end streams to close."""
+        lanes = (self.main, self.query, self.admin)
+        pools = {id(pool): pool for lane in lanes for pool in (lane.calls, lane.streams)}
+        return [*pools.values(), self.main.closer]
+
+    def shutdown(self) -> None:
+        for pool in self.pools():
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+# Methods that never wait (a key's lookup in a dict) are answered on the event loop: a
+# hop to a thread and back would cost more than the call.
+INLINE_METHODS = frozenset({"/shoal.v1.Data/Get"})
+
+_END = object()
+
+
+def _next_or_end(iterator: Iterator[Any]) -> Any:
+    return next(iterator, _END)
+
+
+def _close(iterator: Iterator[Any]) -> None:
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.exception("closing a stream's generator failed")
+
+
+def close_when_done(
+    closer: futures.Executor, step: futures.Future[Any] | None, iterator: Iterator[Any]
+) -> None:
+    """Closes a stream's generator (running its cleanup: a SQL connection goes back to
+    its pool) once its last step is done; a step still running (a cancelled call's)
+    cannot be interrupted, and a generator cannot be closed while it runs."""
+    if step is None or step.done():
+        _submit_close(closer, iterator)
+    else:
+        step.add_done_callback(lambda _: _submit_close(closer, iterator))
+
+
+def _submit_close(closer: futures.Executor, iterator: Iterator[Any]) -> None:
+    try:
+        closer.submit(_close, iterator)
+    except RuntimeError:
+        # The server is stopping and the closer is shut down: close here.
+        _close(iterator)
+
+
+async def _refuse(context: grpc.aio.ServicerContext[Any, Any], admission: Admission) -> None:
+    await context.abort(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"the server is serving its limit of {admission.calls_max} concurrent calls "
+        f"({admission.name}); retry later",
+    )
+
+
+async def _end(context: grpc.aio.ServicerContext[Any, Any], error: Exception, name: str) -> None:
+    if isinstance(error, CallAborted):
+        await context.abort(error.code, error.details)
+        return
+    log.error("unexpected error in %s", name, exc_info=error)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def unary_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
+    if name in INLINE_METHODS:
+        return inline_behavior(behavior, lane, name)
+
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if not lane.admission.enter():
+            await _refuse(context, lane.admission)
+        try:
+            call = CallContext(context, watch=False)
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(lane.calls, behavior, request, call)
+            except Exception as error:
+                await _end(context, error, name)
+            finally:
+                call.finish()
+        finally:
+            lane.admission.leave()
+
+    return handle
+
+
+def inline_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return behavior(request, CallContext(context, watch=False))
+        except Exception as error:
+            await _end(context, error, name)
+
+    return handle
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Marks a write's failure as seen: the call was cancelled while it waited."""
+    if not task.cancelled():
+        task.exception()
+
+
+def stream_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if not lane.admission.enter():
+            await _refuse(context, lane.admission)
+        iterator: Iterator[Any] | None = None
+        step: futures.Future[Any] | None = None
+        try:
+            call = CallContext(context, watch=True)
+            try:
+                iterator = iter(behavior(request, call))
+                while True:
+                    # One message at a time: the next is made only once gRPC took the last.
+                    step = lane.streams.submit(_next_or_end, iterator)
+                    message = await asyncio.wrap_future(step)
+                    step = None
+                    if message is _END:
+                        return
+                    # Not wait_for: a write cannot be cancelled and then followed by a status.
+                    write = asyncio.ensure_future(context.write(message))
+                    write.add_done_callback(_retrieve)
+                    done, _ = await asyncio.wait((write,), timeout=lane.stall_s)
+                    if not done:
+                        # The reader stopped reading: the stream gives back what its
+                        # generator holds (a SQL connection, a snapshot) and keeps only
+                        # this message, then ends once the reader takes it.
+                        stalled, iterator = iterator, None
+                        close_when_done(lane.closer, None, stalled)
+                    await write
+                    if iterator is None:
+                        raise CallAborted(
+                            grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            f"the reader took no message for {lane.stall_s:g} s "
+                            "(stream_stall_ms), so the stream was ended",
+                        )
+            except Exception as error:
+                await _end(context, error, name)
+        finally:
+            lane.admission.leave()
+            if iterator is not None:
+                close_when_done(lane.closer, step, iterator)
+
+    return handle
+
+
+class Registrar:
+    """Stands in for a grpc server in the generated ``add_*Servicer_to_server`` functions,
+    and registers each method on the real server through its lane."""
+
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        lane_of: Callable[[str], Lane],
+        *,
+        wrap: Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler] | None = None,
+    ) -> None:
+        self._server = server
+        self._lane_of = lane_of
+        self._wrap = wrap
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        # The generated code registers each service twice; the registered handlers are used.
+        pass
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        lane = self._lane_of(service)
+        adapted: dict[str, grpc.RpcMethodHandler] = {}
+        for method, given in handlers.items():
+            name = f"/{service}/{method}"
+            handler = given if self._wrap is None else self._wrap(name, given)
+            if handler.unary_unary is not None:
+                adapted[method] = grpc.unary_unary_rpc_method_handler(
+                    unary_behavior(handler.unary_unary, lane, name),
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
+            elif handler.unary_stream is not None:
+                adapted[method] = grpc.unary_stream_rpc_method_handler(
+                    stream_behavior(handler.unary_stream, lane, name),
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
+            else:
+                raise TypeError(f"{name}: only unary and server-streaming methods are served")
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service, adapted),)
+        )
+        with contextlib.suppress(AttributeError):
+            self._server.add_registered_method_handlers(service, adapted)
