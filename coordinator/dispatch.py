@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
@@ -23,6 +24,7 @@ import grpc
 import grpc.aio
 
 from coordinator.config import ServerConfig
+from coordinator.services.guard import Undecodable
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +326,73 @@ def stream_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
                 close_when_done(lane.closer, step, iterator)
 
     return handle
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as error:
+            return Undecodable(f"{type(error).__name__}: {error}")
+
+    return deserialize
+
+
+def loop_handler(name: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """An async handler (health checking) guarded as the servicers are: an undecodable
+    body is INVALID_ARGUMENT, an unimplemented method UNIMPLEMENTED, one log line each."""
+
+    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if isinstance(request, Undecodable):
+            log.info("INVALID_ARGUMENT: %s: undecodable request (%s)", name, request.reason)
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the request body is not a valid message for {name} ({request.reason})",
+            )
+        behavior = handler.unary_unary or handler.unary_stream
+        try:
+            result = behavior(request, context)
+            return await result if inspect.isawaitable(result) else result
+        except NotImplementedError:
+            log.info("UNIMPLEMENTED: %s", name)
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{name} is not implemented")
+
+    make = (
+        grpc.unary_unary_rpc_method_handler
+        if handler.unary_unary is not None
+        else grpc.unary_stream_rpc_method_handler
+    )
+    return make(
+        guarded,
+        request_deserializer=_tolerant(handler.request_deserializer),
+        response_serializer=handler.response_serializer,
+    )
+
+
+class OnLoop:
+    """Stands in for a grpc server for servicers that run on the event loop (health)."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        guarded = {
+            method: loop_handler(f"/{service}/{method}", handler)
+            for method, handler in handlers.items()
+        }
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service, guarded),)
+        )
+        with contextlib.suppress(AttributeError):
+            self._server.add_registered_method_handlers(service, guarded)
 
 
 class Registrar:

@@ -33,7 +33,7 @@ from grpc_reflection.v1alpha import reflection
 
 from coordinator import config as config_module
 from coordinator.config import ConfigError, ServerConfig
-from coordinator.dispatch import Lanes, Registrar
+from coordinator.dispatch import Lanes, OnLoop, Registrar
 from coordinator.node import Node
 from coordinator.pipelines.host import PipelineHost
 from coordinator.services.admin import AdminService
@@ -195,7 +195,7 @@ async def _serve_on_loop(
     # Health and reflection answer on the event loop itself: no admission, no thread,
     # so they answer whatever the pools are doing.
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, OnLoop(server))
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
