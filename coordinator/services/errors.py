@@ -17,6 +17,23 @@ log = logging.getLogger(__name__)
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
+# An error's message and field travel in the answer's trailing metadata, which a gRPC
+# client refuses past 16 KiB, and may refuse past 8 KiB (the whole answer then becomes
+# RESOURCE_EXHAUSTED "Stream removed", message and field lost). Messages quote the input
+# at fault, which may be megabytes, so both are cut to a size that fits under 8 KiB even
+# when every byte is percent-encoded (three bytes each).
+MESSAGE_BYTES_MAX = 2048
+FIELD_BYTES_MAX = 256
+
+
+def bounded(text: str, bytes_max: int) -> str:
+    """The text, cut to at most about `bytes_max` UTF-8 bytes, saying how long it was."""
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= bytes_max:
+        return text
+    head = encoded[:bytes_max].decode("utf-8", "ignore")
+    return f"{head}… ({len(text)} characters in all)"
+
 
 def error_metadata(trace_id: str, field: str | None, rule: str | None) -> list[tuple[str, Any]]:
     """The trailing metadata of an error answer.
@@ -28,9 +45,10 @@ def error_metadata(trace_id: str, field: str | None, rule: str | None) -> list[t
     clients that read only that.
     """
     metadata: list[tuple[str, Any]] = [("shoal-trace-id", trace_id)]
-    for name, text in (("shoal-field", field), ("shoal-rule", rule)):
-        if not text:
+    for name, given in (("shoal-field", field), ("shoal-rule", rule)):
+        if not given:
             continue
+        text = bounded(given, FIELD_BYTES_MAX)
         metadata.append((f"{name}-bin", text.encode("utf-8", "surrogatepass")))
         if text.isascii() and text.isprintable():
             metadata.append((name, text))
@@ -41,8 +59,9 @@ def abort_with(context: grpc.ServicerContext, error: GridError) -> None:
     trace_id = _trace_id(context)
     rule = getattr(error, "rule", None)
     context.set_trailing_metadata(tuple(error_metadata(trace_id, error.field, rule)))
-    log.info("%s: %s", error.status, error.message, extra={"trace_id": trace_id})
-    context.abort(grpc.StatusCode[error.status], error.message)
+    message = bounded(error.message, MESSAGE_BYTES_MAX)
+    log.info("%s: %s", error.status, message, extra={"trace_id": trace_id})
+    context.abort(grpc.StatusCode[error.status], message)
 
 
 def abort_internal(context: grpc.ServicerContext, handler_name: str) -> None:

@@ -15,6 +15,7 @@ from shoal import (
     Client,
     FailedPreconditionError,
     InvalidArgumentError,
+    NotFoundError,
     ResourceExhaustedError,
     Transaction,
 )
@@ -276,3 +277,18 @@ def test_sql_parameters_and_sketch_parameters_past_64_bits_are_refused(
         client.sketches.create(map_name, kind="reservoir", k=2**70)
     assert sketch.value.field == "params_json"
     assert "outside the 64-bit range" in sketch.value.message
+
+
+def test_an_error_quoting_a_huge_input_still_reaches_the_client(
+    client: Client, map_name: str
+) -> None:
+    # gRPC drops an answer whose metadata passes 16 KiB: the client saw RESOURCE_EXHAUSTED
+    # "Stream removed" instead of the error, its message and its field.
+    client.create_map(map_name, schema={"a": {"type": "string", "enum": ["x"]}})
+    with pytest.raises(InvalidArgumentError) as refused:
+        client.put(map_name, "k", {"a": "ю" * 500_000})
+    assert (refused.value.field, refused.value.rule) == ("a", "enum")
+    assert "characters in all)" in refused.value.message
+    with pytest.raises(NotFoundError) as missing:
+        client.get("m" * 100_000, "k")
+    assert missing.value.field == "map"

@@ -28,6 +28,8 @@ AWKWARD_TEXT = [
     "__offsets",
     "{tag}key",
     "x" * 2000,
+    # Longer than a gRPC answer's metadata may be, should an error quote it whole.
+    "ю" * 20_000,
     "' OR 1=1 --",
     "SELECT 1",
     "SELECT * FROM",
