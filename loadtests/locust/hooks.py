@@ -1,4 +1,5 @@
-"""Listeners on Locust's events: preloading when a test starts, final CSVs when it quits.
+"""Listeners on Locust's events: preloading when a test starts, final CSVs when it quits,
+and stopping once the requests ``SHOAL_LOAD_STOP_AFTER`` asks for were made.
 
 ``test_start`` fires on the master and on every worker (or once on a local runner);
 the data set is loaded once, by the master or the local runner, before it tells any
@@ -26,6 +27,7 @@ from shoal import Client, ShoalError
 log = logging.getLogger("shoal.load")
 
 PRELOAD_FAILED_EXIT_CODE = 3
+STOP_AFTER_POLL_S = 0.2
 
 
 def preload_on_test_start(environment: Any, settings: LoadSettings = SETTINGS, **_: Any) -> None:
@@ -65,8 +67,36 @@ def final_csv_on_quitting(environment: Any, **_: Any) -> None:
             write(csv.writer(handle))
 
 
+def stop_after_on_test_start(environment: Any, settings: LoadSettings = SETTINGS, **_: Any) -> None:
+    """Quits the test (``--run-time`` stays the upper bound) once every request named in
+    ``SHOAL_LOAD_STOP_AFTER`` was made that many times: a run that ends on a condition
+    rather than a time, as tests need on a busy machine. The master (or the single
+    process) watches the statistics its workers report."""
+    wanted = dict(settings.stop_after)
+    if isinstance(environment.runner, WorkerRunner) or not wanted:
+        return
+    import gevent
+
+    def watch() -> None:
+        while True:
+            entries = environment.runner.stats.entries
+            counts = {
+                name: entry.num_requests
+                for (name, _method), entry in entries.items()
+                if name in wanted
+            }
+            if all(counts.get(name, 0) >= count for name, count in wanted.items()):
+                log.info("SHOAL_LOAD_STOP_AFTER reached (%s): stopping", counts)
+                environment.runner.quit()
+                return
+            gevent.sleep(STOP_AFTER_POLL_S)
+
+    gevent.spawn(watch)
+
+
 def register(events: Any) -> None:
     """Adds the listeners to Locust's ``events``: call it once in a locustfile that uses
     the load test's data set (the maps ``SHOAL_LOAD_PREFIX`` names)."""
     events.test_start.add_listener(preload_on_test_start)
+    events.test_start.add_listener(stop_after_on_test_start)
     events.quitting.add_listener(final_csv_on_quitting)

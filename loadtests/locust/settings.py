@@ -37,6 +37,10 @@ KNOBS: dict[str, tuple[str, str]] = {
     "SHOAL_LOAD_WAIT_MS": ("0", "think time: each user waits 0..N ms between tasks"),
     "SHOAL_LOAD_TIMEOUT_S": ("10", "deadline of every SDK call"),
     "SHOAL_LOAD_SEED": ("", "seed of the users' key choices (empty: random)"),
+    "SHOAL_LOAD_STOP_AFTER": (
+        "",
+        "'txn.transfer=1000,kv.get=1': stop once each named request was made that often",
+    ),
 }
 
 DISTRIBUTIONS = ("uniform", "zipf")
@@ -64,6 +68,7 @@ class LoadSettings:
     wait_ms: int = 0
     timeout_s: float = 10.0
     seed: int | None = None
+    stop_after: Mapping[str, int] = field(default_factory=dict)
 
 
 def load_settings(environment: Mapping[str, str] | None = None) -> LoadSettings:
@@ -120,10 +125,11 @@ def load_settings(environment: Mapping[str, str] | None = None) -> LoadSettings:
         wait_ms=integer("SHOAL_LOAD_WAIT_MS", 0),
         timeout_s=number("SHOAL_LOAD_TIMEOUT_S", 0.0),
         seed=integer("SHOAL_LOAD_SEED", 0) if seed_text else None,
+        stop_after=parse_weights(text("SHOAL_LOAD_STOP_AFTER"), "SHOAL_LOAD_STOP_AFTER"),
     )
 
 
-def parse_weights(text: str) -> dict[str, int]:
+def parse_weights(text: str, variable: str = "SHOAL_LOAD_WEIGHTS") -> dict[str, int]:
     """``"kv.get=90, kv.put=10"`` as a dict; task names are checked against the catalog later."""
     weights: dict[str, int] = {}
     for item in text.split(","):
@@ -136,7 +142,7 @@ def parse_weights(text: str) -> dict[str, int]:
             weight = -1
         if not separator or not name.strip() or weight < 0:
             raise SettingsError(
-                f"SHOAL_LOAD_WEIGHTS: {item.strip()!r} is not task=weight with a weight >= 0"
+                f"{variable}: {item.strip()!r} is not task=weight with a whole number >= 0"
             )
         weights[name.strip()] = weight
     return weights

@@ -8,6 +8,7 @@ its failure table.
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -81,8 +82,9 @@ def test_locust_records_the_failure_in_its_statistics(shoal_server: str, tmp_pat
             "2",
             "--spawn-rate",
             "2",
+            # An upper bound: the run stops once both calls were made (SHOAL_LOAD_STOP_AFTER).
             "--run-time",
-            "3s",
+            "60s",
             "--csv",
             str(prefix),
             "--only-summary",
@@ -90,9 +92,10 @@ def test_locust_records_the_failure_in_its_statistics(shoal_server: str, tmp_pat
             str(failures_exit_code),
         ],
         cwd=REPO_ROOT,
+        env={**os.environ, "SHOAL_LOAD_STOP_AFTER": "get=3,cluster_info=1"},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
     output = result.stdout + result.stderr

@@ -47,9 +47,16 @@ def load_command(target: str, reports: Path, *arguments: str) -> list[str]:
 
 
 def run_load(
-    target: str, reports: Path, prefix: str, *arguments: str
+    target: str, reports: Path, prefix: str, *arguments: str, stop_after: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, **SMALL_DATA_SET, "SHOAL_LOAD_PREFIX": prefix}
+    """`make load` against `target`; `stop_after` (SHOAL_LOAD_STOP_AFTER) ends the run on
+    a condition, with --run-time as its upper bound."""
+    environment = {
+        **os.environ,
+        **SMALL_DATA_SET,
+        "SHOAL_LOAD_PREFIX": prefix,
+        "SHOAL_LOAD_STOP_AFTER": stop_after,
+    }
     return subprocess.run(
         load_command(target, reports, *arguments),
         cwd=REPO_ROOT,
@@ -101,8 +108,11 @@ def expected_tasks(target: str, prefix: str) -> tuple[set[str], set[str]]:
     return tasks, missing
 
 
-def test_mixed_profile_runs_15_seconds_without_failures(shoal_server: str, tmp_path: Path) -> None:
+def test_mixed_profile_runs_every_task_without_failures(shoal_server: str, tmp_path: Path) -> None:
     reports = tmp_path / "reports"
+    tasks, missing = expected_tasks(shoal_server, "smoke")
+    # Until every task ran and 200 reads were made, however busy the machine.
+    stop_after = ",".join([*(f"{name}=1" for name in sorted(tasks)), "kv.get=200"])
     result = run_load(
         shoal_server,
         reports,
@@ -114,17 +124,17 @@ def test_mixed_profile_runs_15_seconds_without_failures(shoal_server: str, tmp_p
         "--spawn-rate",
         "10",
         "--run-time",
-        "15s",
+        "120s",
         "--fail-ratio",
         "0",
         "--",
         "--only-summary",
+        stop_after=stop_after,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
 
     rows = stats_rows(reports)
-    tasks, missing = expected_tasks(shoal_server, "smoke")
     assert tasks <= set(rows), f"tasks absent from the stats: {sorted(tasks - set(rows))}"
     for name in tasks:
         assert rows[name]["Type"] == "grpc"
@@ -158,11 +168,12 @@ def test_distributed_master_and_two_workers(shoal_server: str, tmp_path: Path) -
         "--spawn-rate",
         "6",
         "--run-time",
-        "4s",
+        "120s",
         "--workers",
         "2",
         "--",
         "--only-summary",
+        stop_after="kv.get=1,kv.put=1,txn.transfer=1",
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]

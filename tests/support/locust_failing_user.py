@@ -1,23 +1,18 @@
 """A locustfile whose user makes one call that fails and one that succeeds, for the hook test.
 
 Run by tests/integration/test_load_request_hook.py as ``locust -f`` in a subprocess,
-so gevent never enters the pytest process.
+so gevent never enters the pytest process; it stops once SHOAL_LOAD_STOP_AFTER's
+requests were made.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from locust import events, task
 
-_REPO_ROOT = str(Path(__file__).resolve().parents[2])
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
+from loadtests.locust.hooks import final_csv_on_quitting, stop_after_on_test_start
+from loadtests.locust.users import ShoalUser
 
-from locust import events, task  # noqa: E402
-
-from loadtests.locust.hooks import final_csv_on_quitting  # noqa: E402
-from loadtests.locust.user import ShoalUser  # noqa: E402
-
+events.test_start.add_listener(stop_after_on_test_start)
 events.quitting.add_listener(final_csv_on_quitting)
 
 UNKNOWN_MAP = "no_such_map_for_the_hook_test"

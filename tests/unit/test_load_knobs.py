@@ -199,3 +199,11 @@ def test_the_locust_package_needs_no_test_code() -> None:
     for module in sorted(package.glob("*.py")):
         source = module.read_text()
         assert "from tests" not in source and "import tests" not in source, module.name
+
+
+def test_stop_after_names_requests_and_counts() -> None:
+    settings = load_settings({"SHOAL_LOAD_STOP_AFTER": "txn.transfer=1000, kv.get=1"})
+    assert settings.stop_after == {"txn.transfer": 1000, "kv.get": 1}
+    assert load_settings({}).stop_after == {}
+    with pytest.raises(SettingsError, match="SHOAL_LOAD_STOP_AFTER"):
+        load_settings({"SHOAL_LOAD_STOP_AFTER": "txn.transfer"})
