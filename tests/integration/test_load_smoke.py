@@ -232,3 +232,50 @@ def test_two_load_tests_share_a_server(shoal_server: str, tmp_path: Path) -> Non
     with Client(shoal_server) as client:
         total = sum(balances(client, "other_accounts", accounts).values())
     assert total == accounts * BALANCE_START
+
+
+def locust_spawned(target: str, tmp_path: Path, profile: str | None) -> str:
+    """The classes the README's plain `locust` command runs (headless, until one read)."""
+    environment = {**os.environ, **SMALL_DATA_SET, "SHOAL_LOAD_PREFIX": "profiles"}
+    environment.pop("SHOAL_LOAD_PROFILE", None)
+    if profile is not None:
+        environment["SHOAL_LOAD_PROFILE"] = profile
+    environment["SHOAL_LOAD_STOP_AFTER"] = "kv.get=1"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            "loadtests/locustfile.py",
+            "--headless",
+            "--host",
+            f"grpc://{target}",
+            "--users",
+            "2",
+            "--spawn-rate",
+            "2",
+            "--run-time",
+            "120s",
+            "--only-summary",
+        ],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    spawned = [line for line in output.splitlines() if "All users spawned" in line]
+    assert spawned, output[-5000:]
+    return spawned[0]
+
+
+def test_plain_locust_runs_the_profile_make_load_runs(shoal_server: str, tmp_path: Path) -> None:
+    spawned = locust_spawned(shoal_server, tmp_path, None)
+    assert '{"MixedUser": 2}' in spawned, spawned
+    spawned = locust_spawned(shoal_server, tmp_path, "transfers,read_heavy")
+    assert '"TransferUser": 1' in spawned and '"KvReadHeavyUser": 1' in spawned, spawned
+    assert "MixedUser" not in spawned
