@@ -2,12 +2,13 @@
 
 Every step, whoever sends it, runs atomically on the partition's records in Redis, so any number
 of coordinators share the partition. What this first version supports: one-phase writes and
-transactions of PUT and DELETE (conditions, read validation, lock checks, idempotent retries by
-request id), the three-phase commit steps, status records by compare-and-set, dropping a map,
-overwritten states kept for reads at older versions (until the horizon passes them; no byte
-budget yet), the last 4,096 answers and decisions remembered for retries. Increments, appends
-and sketch adds, in one-phase steps and in transactions, run through grid/redis/hooked.py. Not
-yet: reference counts. The design they follow is docs/ARCHITECTURE.md, "Shared backends".
+transactions of PUT, DELETE and REFERENCE (conditions, read validation, lock checks, idempotent
+retries by request id), the three-phase commit steps, status records by compare-and-set,
+dropping a map, overwritten states kept for reads at older versions (until the horizon passes
+them; no byte budget yet), the last 4,096 answers and decisions remembered for retries.
+Increments, appends and sketch adds, in one-phase steps and in transactions, run through
+grid/redis/hooked.py. Not yet: references in the same step as those. The design they follow is
+docs/ARCHITECTURE.md, "Shared backends".
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from grid.redis.layout import PartitionLayout
 from grid.versions import VersionStats
 
 STEPS_SOURCE = (Path(__file__).parent / "steps.lua").read_text()
-SUPPORTED_OPS = (Op.PUT, Op.DELETE)
+SUPPORTED_OPS = (Op.PUT, Op.DELETE, Op.REFERENCE)
 
 
 def _no_sketches(map_name: str, current: bytes | None, items: bytes) -> bytes:
@@ -59,6 +60,15 @@ def _no_sketches(map_name: str, current: bytes | None, items: bytes) -> bytes:
 
 class UnsupportedByBackend(FailedPrecondition):
     """A write this backend cannot run yet (see the module's docstring)."""
+
+
+def _no_references(writes: Sequence[Write]) -> None:
+    if any(write.op == Op.REFERENCE for write in writes):
+        raise UnsupportedByBackend(
+            "the redis backend does not run references in the same step as increments, "
+            "appends or sketch adds yet",
+            field="op",
+        )
 
 
 def _reads(reads: Sequence[Read]) -> list[Any]:
@@ -134,8 +144,7 @@ class RedisPartition:
 
     def step(self, event: Event) -> Reply:
         if isinstance(event, ApplyOnePhase) and needs_hooks(event.writes):
-            if any(write.op == Op.REFERENCE for write in event.writes):
-                _writes(event.writes)  # refuses what this backend cannot run yet
+            _no_references(event.writes)
             reply = self._hooked.apply(event, self.hooks)
             if isinstance(reply, Applied):
                 return reply
@@ -149,11 +158,10 @@ class RedisPartition:
                 raise _refusal(reply)
             return _applied(reply[2], bool(reply[1]))
         if isinstance(event, Prepare) and needs_hooks(event.writes):
-            if any(write.op == Op.REFERENCE for write in event.writes):
-                try:
-                    _writes(event.writes)
-                except UnsupportedByBackend as unsupported:
-                    return Vote(False, str(unsupported), unsupported)
+            try:
+                _no_references(event.writes)
+            except UnsupportedByBackend as unsupported:
+                return Vote(False, str(unsupported), unsupported)
             return self._hooked.prepare(event, self.hooks)
         if isinstance(event, Prepare):
             try:

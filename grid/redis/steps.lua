@@ -11,7 +11,7 @@
 -- <p>s (set of staged txns), <p>x:<txn> (hash: state, lease, status_partition, durable,
 -- locks (cjson), n, and per write i: op.i, map.i, key.i, value.i, ck.i, cv.i),
 -- <p>t (hash: txn -> cjson status record), <p>e:<map> (hash: key -> value bytes),
--- <p>v:<map> (hash: key -> version), <p>h:<map>:<key> (sorted set of the key's overwritten
+-- <p>v:<map> (hash: key -> version), <p>r:<map> (hash: key -> how many values reference it), <p>h:<map>:<key> (sorted set of the key's overwritten
 -- states, "<begin version>|<value>" scored by the version that ended them), <p>hk:<map> (set of
 -- keys with kept states), <p>hx (sorted set "<map> NUL <key> NUL <end>" by end: what to forget
 -- first), <p>oq and <p>dq (lists: the order outcomes and decisions were remembered in);
@@ -77,14 +77,30 @@ local function lock_modes(reads, writes)
       order[#order + 1] = field
       modes[field] = mode
     elseif held ~= mode then
-      modes[field] = 'X'
+      -- One mode that grants both (grid.locks.combine_modes).
+      if (held == 'S' and mode == 'R') or (held == 'R' and mode == 'S') then
+        modes[field] = 'S'
+      elseif (held == 'I' and mode == 'R') or (held == 'R' and mode == 'I') then
+        modes[field] = 'I'
+      else
+        modes[field] = 'X'
+      end
     end
   end
   for _, read in ipairs(reads) do want(read.map, read.key, 'S') end
-  -- Only PUT and DELETE reach this script (grid/redis/backend.py refuses the rest): both
-  -- overwrite, so both take the exclusive lock.
-  for _, write in ipairs(writes) do want(write.map, write.key, 'X') end
+  -- PUT and DELETE overwrite (X); a reference keeps the key from being deleted (R); a
+  -- condition needs the key to stay as checked (X). Increments, appends and sketch adds take
+  -- their modes in grid/redis/hooked.py.
+  for _, write in ipairs(writes) do
+    local mode = write.op == 'REFERENCE' and 'R' or 'X'
+    if write.condition ~= '' then mode = 'X' end
+    want(write.map, write.key, mode)
+  end
   return modes, order
+end
+
+local function reference_count(map, key)
+  return tonumber(redis.call('HGET', prefix .. 'r:' .. map, key) or '0')
 end
 
 -- nil when free for txn (or for a one-phase write when txn is ''), else the refusal.
@@ -130,9 +146,11 @@ end
 -- answer's removed positions (0-based): the deletes that found a value.
 local function check_writes(writes, step_version, check)
   local pending = {}
+  local references = {}
   local removed = {}
   for position, write in ipairs(writes) do
     local field = lock_field(write.map, write.key)
+    local where = "'" .. write.map .. '/' .. write.key .. "'"
     local version
     if pending[field] ~= nil then
       version = pending[field] and step_version or 0
@@ -143,7 +161,18 @@ local function check_writes(writes, step_version, check)
       local refusal = condition_refusal(write, version)
       if refusal then return refusal end
     end
-    if write.op == 'DELETE' then
+    if write.op == 'REFERENCE' then
+      local change = tonumber(write.value)
+      if check and change > 0 and version == 0 then
+        return {'precondition', 'referenced key ' .. where .. ' does not exist', write.map, write.key}
+      end
+      references[field] = (references[field] or 0) + change
+    elseif write.op == 'DELETE' then
+      local count = reference_count(write.map, write.key) + (references[field] or 0)
+      if check and count > 0 and version ~= 0 then
+        return {'precondition', where .. ' is referenced by ' .. count
+          .. ' value(s); change or delete them first', write.map, write.key}
+      end
       if version ~= 0 then removed[#removed + 1] = position - 1 end
       pending[field] = false
     else
@@ -188,13 +217,22 @@ end
 local function install(writes, version)
   local versions = {}
   for _, write in ipairs(writes) do
-    keep(write.map, write.key, version)
-    redis.call('HSET', META, 'map:' .. write.map, version)
-    if write.op == 'DELETE' then
+    if write.op == 'REFERENCE' then
+      -- The count changes; the value and its version do not.
+      local references = prefix .. 'r:' .. write.map
+      if redis.call('HINCRBY', references, write.key, tonumber(write.value)) <= 0 then
+        redis.call('HDEL', references, write.key)
+      end
+      versions[#versions + 1] = current_version(write.map, write.key)
+    elseif write.op == 'DELETE' then
+      keep(write.map, write.key, version)
+      redis.call('HSET', META, 'map:' .. write.map, version)
       redis.call('HDEL', prefix .. 'e:' .. write.map, write.key)
       redis.call('HDEL', prefix .. 'v:' .. write.map, write.key)
       versions[#versions + 1] = 0
     else
+      keep(write.map, write.key, version)
+      redis.call('HSET', META, 'map:' .. write.map, version)
       redis.call('HSET', prefix .. 'e:' .. write.map, write.key, write.value)
       redis.call('HSET', prefix .. 'v:' .. write.map, write.key, version)
       versions[#versions + 1] = version
@@ -398,7 +436,8 @@ local function commit()
     writes[#writes + 1] = {op = fields['op.' .. index], map = fields['map.' .. index],
       key = fields['key.' .. index], value = fields['value.' .. index], condition = ''}
     -- Increments, appends and sketch adds are resolved by the coordinator (commit_resolved).
-    if writes[#writes].op ~= 'PUT' and writes[#writes].op ~= 'DELETE' then return {'hooked'} end
+    local op = writes[#writes].op
+    if op ~= 'PUT' and op ~= 'DELETE' and op ~= 'REFERENCE' then return {'hooked'} end
   end
   local _, removed = check_writes(writes, prospective_version(given_version), false)
   release(txn, staged_key)
@@ -518,7 +557,8 @@ local function drop_map()
   for _, key in ipairs(redis.call('SMEMBERS', prefix .. 'hk:' .. map)) do
     redis.call('DEL', prefix .. 'h:' .. map .. ':' .. key)
   end
-  redis.call('DEL', prefix .. 'e:' .. map, prefix .. 'v:' .. map, prefix .. 'hk:' .. map)
+  redis.call('DEL', prefix .. 'e:' .. map, prefix .. 'v:' .. map, prefix .. 'hk:' .. map,
+    prefix .. 'r:' .. map)
   redis.call('HDEL', META, 'map:' .. map)
   next_lsn()
   return {'ack', 1}

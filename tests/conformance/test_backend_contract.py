@@ -73,7 +73,8 @@ BACKENDS = ("memory", "redis")
 GAPS: dict[str, dict[str, str]] = {
     "memory": {},
     "redis": {
-        "references": "reference counts (Op.REFERENCE) are not kept by the Redis steps yet",
+        "references_with_merges": "a reference in the same step as an increment, append or "
+        "sketch add is not run yet (the Lua steps keep counts, the Python path does not)",
     },
 }
 
@@ -283,7 +284,6 @@ def test_increments_and_appends_check_their_conditions(opened: Opened) -> None:
     assert isinstance(replayed, Applied) and replayed.replayed
 
 
-@pytest.mark.parametrize("opened", backends(needs="references"), indirect=True)
 def test_a_referenced_key_cannot_be_deleted_until_released(opened: Opened) -> None:
     opened.step(0, ApplyOnePhase(b"r1", (), (put("c1", {"name": "x"}),)))
     opened.step(0, ApplyOnePhase(b"r2", (), (Write(Op.REFERENCE, "m", "c1", b"1"),)))
@@ -292,6 +292,32 @@ def test_a_referenced_key_cannot_be_deleted_until_released(opened: Opened) -> No
     opened.step(0, ApplyOnePhase(b"r4", (), (Write(Op.REFERENCE, "m", "c1", b"-1"),)))
     deleted = opened.step(0, ApplyOnePhase(b"r5", (), (Write(Op.DELETE, "m", "c1"),)))
     assert isinstance(deleted, Applied) and deleted.removed == (0,)
+
+
+def test_a_reference_staged_by_a_transaction_holds_the_key(opened: Opened) -> None:
+    opened.step(1, ApplyOnePhase(b"r1", (), (put("c1", {"name": "x"}),)))
+    reference = Write(Op.REFERENCE, "m", "c1", b"1")
+    vote = opened.step(1, Prepare(b"t", (), (reference,), 10**13, 0))
+    assert isinstance(vote, Vote) and vote.yes
+    with pytest.raises(Conflict):
+        opened.step(1, ApplyOnePhase(b"r2", (), (Write(Op.DELETE, "m", "c1"),)))
+    opened.step(1, PreCommit(b"t"))
+    opened.step(1, Commit(b"t"))
+    with pytest.raises(FailedPrecondition):
+        opened.step(1, ApplyOnePhase(b"r3", (), (Write(Op.DELETE, "m", "c1"),)))
+
+
+@pytest.mark.parametrize("opened", backends(needs="references_with_merges"), indirect=True)
+def test_a_reference_and_an_increment_in_one_step(opened: Opened) -> None:
+    opened.step(0, ApplyOnePhase(b"r1", (), (put("c1", {"n": 1}),)))
+    both = (
+        Write(Op.INCREMENT, "m", "c1", orjson.dumps({"n": 1})),
+        Write(Op.REFERENCE, "m", "c1", b"1"),
+    )
+    applied = opened.step(0, ApplyOnePhase(b"r2", (), both))
+    assert isinstance(applied, Applied)
+    with pytest.raises(FailedPrecondition):
+        opened.step(0, ApplyOnePhase(b"r3", (), (Write(Op.DELETE, "m", "c1"),)))
 
 
 def _version(reply: object) -> int:
