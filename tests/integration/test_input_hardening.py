@@ -292,3 +292,17 @@ def test_an_error_quoting_a_huge_input_still_reaches_the_client(
     with pytest.raises(NotFoundError) as missing:
         client.get("m" * 100_000, "k")
     assert missing.value.field == "map"
+
+
+def test_the_asyncio_client_reads_binary_error_details(shoal_server: str, map_name: str) -> None:
+    async def refused() -> tuple[str | None, str | None]:
+        async with AsyncClient(shoal_server) as client:
+            await client.create_map(map_name)
+            with pytest.raises(InvalidArgumentError) as bad_field:
+                await client.create_map(f"{map_name}_2", schema={"ключ\n": "string"})
+            await client.put(map_name, "ключ", 1)
+            with pytest.raises(FailedPreconditionError) as exists:
+                await client.put(map_name, "ключ", 2, if_absent=True)
+            return bad_field.value.field, exists.value.field
+
+    assert asyncio.run(refused()) == ("schema.ключ\n", "key")
