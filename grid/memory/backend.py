@@ -174,11 +174,22 @@ class MemoryBackend:
         found = self._lookup_latest(map_name, keys, partitions)
         if version is None:
             return found
-        # The latest entry is the answer when it is no newer than the read; the others
-        # (newer, or absent and maybe deleted since) are looked up at the version.
+        # A partition whose map no commit changed after the read version (checked after
+        # the lookups: a commit moves the segment's version before it changes entries)
+        # answered exactly the state at the version.
+        changed = set()
+        for index, store in enumerate(self.partitions):
+            segment = store.participant.segments.get(map_name)
+            if segment is not None and segment.version > version:
+                changed.add(index)
+        if not changed:
+            return found
+        # Elsewhere the latest entry is the answer when it is no newer than the read; the
+        # others (newer, or absent and maybe deleted since) are looked up at the version.
         for position, entry in enumerate(found):
-            if entry is None or version_of(entry) > version:
-                found[position] = self.partitions[partitions[position]].get_at(
+            partition = partitions[position]
+            if partition in changed and (entry is None or version_of(entry) > version):
+                found[position] = self.partitions[partition].get_at(
                     map_name, keys[position], version
                 )
         return found

@@ -63,7 +63,11 @@ class History:
 
 def plan(rng: random.Random) -> list[tuple[str, str]]:
     if rng.random() < 0.3:
-        return [("read", key) for key in rng.sample(KEYS, rng.randint(2, 4))]
+        chosen = rng.sample(KEYS, rng.randint(2, 4))
+        if rng.random() < 0.5:
+            # A read that takes the read version, then, later, a batch at that version.
+            return [("read", chosen[0]), ("read_many", ",".join(chosen[1:]))]
+        return [("read", key) for key in chosen]
     kinds = ("read", "append", "rmw", "increment")
     return [(rng.choice(kinds), rng.choice(KEYS)) for _ in range(rng.randint(1, 4))]
 
@@ -99,6 +103,8 @@ def run_history(seed: int, directory: Path) -> History:
             kind, key = current.operations.pop(0)
             if kind == "read":
                 read(node, current, key, history)
+            elif kind == "read_many":
+                read_many(node, current, key.split(","), history)
             elif kind == "append":
                 element += 1
                 current.writes.append(
@@ -148,6 +154,19 @@ def read(node: Node, current: Running, key: str, history: History) -> tuple[list
     current.observed.reads.append((key, tuple(seen[0])))
     history.counts_read.append((current.observed.name, key, seen[1]))
     return seen
+
+
+def read_many(node: Node, current: Running, keys: list[str], history: History) -> None:
+    if not current.read_version:
+        current.read_version = node.transactions.read_version()
+        history.read_versions[current.observed.name] = current.read_version
+    entries = node.keyvalue.get_many("m", keys, read_version=current.read_version)
+    for key, entry in zip(keys, entries, strict=True):
+        document: dict[str, Any] = {} if entry is None else orjson.loads(value_of(entry))
+        items, count = list(document.get("items", [])), document.get("n", 0)
+        current.seen[key] = (items, count, 0 if entry is None else version_of(entry))
+        current.observed.reads.append((key, tuple(items)))
+        history.counts_read.append((current.observed.name, key, count))
 
 
 def commit(node: Node, current: Running, history: History) -> None:
