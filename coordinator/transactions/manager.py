@@ -339,16 +339,21 @@ class TransactionManager:
         replies: list[Applied] = []
         waits = []
         horizon = self.sequence.horizon()
-        with self.sequence.commit() as version:
-            for partition, event in shares:
-                reply, wait_durable = self.partitions[partition].apply(
-                    replace(event, version=version, horizon=horizon)
-                )
-                assert isinstance(reply, Applied)
-                replies.append(reply)
-                waits.append(wait_durable)
-        for wait_durable in waits:
-            wait_durable()
+        try:
+            with self.sequence.commit() as version:
+                for partition, event in shares:
+                    reply, wait_durable = self.partitions[partition].apply(
+                        replace(event, version=version, horizon=horizon)
+                    )
+                    assert isinstance(reply, Applied)
+                    replies.append(reply)
+                    waits.append(wait_durable)
+        finally:
+            # Shares applied before one that failed (a locked key) are remembered by
+            # request id, so a retry answers them from memory without writing again:
+            # they must be durable before the failure is reported.
+            for wait_durable in waits:
+                wait_durable()
         return replies
 
     def _outcome_of(self, txn_id: bytes, plan: Plan) -> CommitResult:

@@ -16,8 +16,9 @@ from coordinator.config import load
 from coordinator.node import Node
 from coordinator.pipelines.offsets import SYSTEM_MAPS
 from grid.entry import version_of
+from grid.errors import Conflict
 from grid.memory.records import Op
-from grid.participant import Commit, Prepare, Write
+from grid.participant import ApplyOnePhase, Commit, Prepare, Write
 
 TXN = b"concurrent-txn-01"
 
@@ -113,3 +114,38 @@ def test_a_batch_waits_for_a_transaction_lock_as_a_plain_write_does(node: Node) 
         entry = node.keyvalue.get("m", key)
         assert entry is not None and entry.startswith(b'{"v":"batch"}'), key
         assert version_of(entry) == version
+
+
+def test_shares_applied_before_a_locked_one_are_durable_when_the_batch_fails(
+    tmp_path: Path,
+) -> None:
+    # A retry answers those shares from memory (their request ids) and writes nothing:
+    # with fsync=always they must be on disk before the first attempt reports failure.
+    config = replace(load(environment={}), data_dir=tmp_path, partitions=4, fsync="always")
+    opened = Node(config)
+    try:
+        for name in SYSTEM_MAPS:
+            opened.catalog.create_system(name, now_ms=opened.clock.now_ms())
+        opened.create_map("m")
+        locked = opened.partitioner.partition_of("k")
+        other_key = next(
+            f"o{index}"
+            for index in range(100)
+            if opened.partitioner.partition_of(f"o{index}") != locked
+        )
+        free = opened.partitioner.partition_of(other_key)
+        partitions = opened.backend.partitions
+        lease_ms = opened.clock.now_ms() + 60_000
+        partitions[locked].step(
+            Prepare(TXN, (), (Write(Op.PUT, "m", "k", b"{}"),), lease_ms, locked)
+        )
+        shares = [
+            (free, ApplyOnePhase(b"batch-free", (), (Write(Op.PUT, "m", other_key, b"{}"),))),
+            (locked, ApplyOnePhase(b"batch-locked", (), (Write(Op.PUT, "m", "k", b"{}"),))),
+        ]
+        with pytest.raises(Conflict):
+            opened.transactions.apply_shares(shares)
+        log_file = partitions[free]._log  # type: ignore[attr-defined]
+        assert log_file is not None and not log_file.dirty
+    finally:
+        opened.close()
