@@ -18,18 +18,23 @@ compare-and-set of one record per key, or a lock per partition around plain read
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hazelcast.client import HazelcastClient
 from hazelcast.serialization.api import IdentifiedDataSerializable
 from hazelcast.transaction import TWO_PHASE
 
-from loadtests.bench.steps.protocol import RecordSteps, one_phase, three_phase
+from loadtests.bench.steps.protocol import (
+    RecordSteps,
+    one_phase,
+    three_phase,
+    three_phase_concurrent,
+)
 from loadtests.bench.steps.workload import Commit, Pick
 from tests.support.external_servers import HAZELCAST_CLUSTER_NAME
 
-VARIANTS = ("txn", "processor", "cas", "lock")
+VARIANTS = ("txn", "processor", "processor-phases", "cas", "lock")
 # deploy/local/hazelcast/src/dev/shoal/hazelcast: the member-side factory and processor.
 FACTORY_ID = 7001
 STEP_PROCESSOR_CLASS_ID = 1
@@ -144,6 +149,33 @@ class ProcessorSteps:
         return bool(self.statuses.execute_on_key(txn, processor))
 
 
+class PhasedProcessorSteps(ProcessorSteps):
+    """The entry processor, with each 3PC phase sent to all partitions at once (the client's
+    calls are futures: one wait per phase)."""
+
+    def __init__(self, client: HazelcastClient) -> None:
+        super().__init__(client)
+        self.async_records: Any = client.get_map("shoal.p")
+
+    def _all(self, keys: Sequence[tuple[int, str]], op: int, txn: str, data: bytes) -> list[bool]:
+        futures = [
+            self.async_records.execute_on_key(key, StepProcessor(op, txn, data)) for _, key in keys
+        ]
+        return [bool(future.result()) for future in futures]
+
+    def prepare_all(self, keys: Sequence[tuple[int, str]], txn: str, value: bytes) -> list[bool]:
+        return self._all(keys, PREPARE, txn, value)
+
+    def precommit_all(self, keys: Sequence[tuple[int, str]], txn: str) -> None:
+        self._all(keys, PRECOMMIT, txn, b"")
+
+    def commit_all(self, keys: Sequence[tuple[int, str]], txn: str) -> None:
+        self._all(keys, COMMIT, txn, b"")
+
+    def abort_all(self, keys: Sequence[tuple[int, str]], txn: str) -> None:
+        self._all(keys, ABORT, txn, b"")
+
+
 class LockedSteps:
     """Each step under the partition's map lock, with plain gets and sets inside."""
 
@@ -232,6 +264,9 @@ def commit_factory(address: str, variant: str, shape: str) -> Callable[[], Commi
         client = client_for(address)
         if variant == "txn":
             return transaction_commit(client)
+        if variant == "processor-phases":
+            phased = PhasedProcessorSteps(client)
+            return one_phase(phased) if shape == "1-key" else three_phase_concurrent(phased)
         steps: RecordSteps | LockedSteps | ProcessorSteps
         if variant == "processor":
             steps = ProcessorSteps(client)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from loadtests.bench.steps.workload import Commit, EntryRecord, Pick
@@ -166,3 +166,44 @@ class RecordSteps:
         if not expected:
             return self.statuses.put_if_absent(txn, new) is None
         return bool(self.statuses.replace_if_same(txn, expected, new))
+
+
+class PhasedSteps(ParticipantSteps, Protocol):
+    """Steps that can send one phase to several partitions at once (a Redis pipeline, the
+    Hazelcast client's futures): one wait per phase instead of one per partition."""
+
+    def prepare_all(
+        self, keys: Sequence[tuple[int, str]], txn: str, value: bytes
+    ) -> list[bool]: ...
+
+    def precommit_all(self, keys: Sequence[tuple[int, str]], txn: str) -> None: ...
+
+    def commit_all(self, keys: Sequence[tuple[int, str]], txn: str) -> None: ...
+
+    def abort_all(self, keys: Sequence[tuple[int, str]], txn: str) -> None: ...
+
+
+def three_phase_concurrent(steps: PhasedSteps, rng: random.Random | None = None) -> Commit:
+    """``three_phase`` with each phase sent to all partitions at once."""
+    backoff = rng or random.Random(0)
+
+    def commit(chosen: Pick) -> int:
+        attempts = 0
+        status_partition = chosen.keys[0][0]
+        keys = chosen.keys
+        while True:
+            txn = f"{chosen.txn_id}.{attempts}"
+            steps.set_status(status_partition, txn, "", "pending")
+            votes = steps.prepare_all(keys, txn, chosen.value)
+            if all(votes):
+                steps.set_status(status_partition, txn, "pending", "pre_committed")
+                steps.precommit_all(keys, txn)
+                steps.set_status(status_partition, txn, "pre_committed", "committed")
+                steps.commit_all(keys, txn)
+                return attempts + _take_retries(steps)
+            steps.set_status(status_partition, txn, "pending", "aborted")
+            steps.abort_all([key for key, vote in zip(keys, votes, strict=True) if vote], txn)
+            attempts += 1
+            time.sleep(backoff.uniform(0.0005, 0.002 * min(attempts, 8)))
+
+    return commit

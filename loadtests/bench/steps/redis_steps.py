@@ -11,13 +11,18 @@ write: ``state``, ``value``) and ``{pn}:t:<txn>`` (a status record).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
 from redis.client import Pipeline
 
-from loadtests.bench.steps.protocol import RecordSteps, one_phase, three_phase
+from loadtests.bench.steps.protocol import (
+    RecordSteps,
+    one_phase,
+    three_phase,
+    three_phase_concurrent,
+)
 from loadtests.bench.steps.workload import Commit
 
 # The step bodies, written once; the Lua variant runs them as scripts, the Function variant
@@ -175,6 +180,55 @@ Queue = Callable[[Pipeline], Any]
 """What a WATCHed step queues between MULTI and EXEC, decided from what it read."""
 
 
+class PipelinedSteps(ScriptedSteps):
+    """The Lua steps, with each 3PC phase sent to all partitions in one pipeline (EVALSHA of
+    scripts loaded beforehand, so the pipeline needs no SCRIPT EXISTS of its own)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(client, use_functions=False, counter=False)
+        self.shas = {name: client.script_load(body) for name, body in BODIES.items()}
+
+    def _pipelined(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(self.shas[name], len(keys), *keys, *args)
+        return list(pipe.execute())
+
+    def prepare_all(self, keys: Sequence[tuple[int, str]], txn: str, value: bytes) -> list[bool]:
+        calls = [
+            ([lock_key(partition, key), staged_key(partition, key, txn)], [txn, value])
+            for partition, key in keys
+        ]
+        return [bool(reply) for reply in self._pipelined("prepare", calls)]
+
+    def precommit_all(self, keys: Sequence[tuple[int, str]], txn: str) -> None:
+        calls: list[tuple[list[str], list[Any]]] = [
+            ([staged_key(partition, key, txn)], []) for partition, key in keys
+        ]
+        self._pipelined("precommit", calls)
+
+    def commit_all(self, keys: Sequence[tuple[int, str]], txn: str) -> None:
+        calls: list[tuple[list[str], list[Any]]] = [
+            (
+                [
+                    entry_key(partition, key),
+                    lock_key(partition, key),
+                    staged_key(partition, key, txn),
+                ],
+                [txn, ""],
+            )
+            for partition, key in keys
+        ]
+        self._pipelined("commit", calls)
+
+    def abort_all(self, keys: Sequence[tuple[int, str]], txn: str) -> None:
+        calls: list[tuple[list[str], list[Any]]] = [
+            ([lock_key(partition, key), staged_key(partition, key, txn)], [txn])
+            for partition, key in keys
+        ]
+        self._pipelined("abort", calls)
+
+
 class SwappedRecords:
     """``RecordStore`` on Redis: GET, and a Lua compare-and-set (SWAP) of the whole record.
 
@@ -314,7 +368,7 @@ class WatchedSteps:
         return swapped[0]
 
 
-VARIANTS = ("lua", "function", "cas", "watch", "lua+counter")
+VARIANTS = ("lua", "lua-phases", "function", "cas", "watch", "lua+counter")
 
 
 def prepare_server(url: str) -> None:
@@ -340,6 +394,9 @@ def commit_factory(url: str, variant: str, shape: str) -> Callable[[], Commit]:
     def make() -> Commit:
         client = redis.Redis.from_url(url)
         _opened.append(client)
+        if variant == "lua-phases":
+            phased = PipelinedSteps(client)
+            return one_phase(phased) if shape == "1-key" else three_phase_concurrent(phased)
         steps: ScriptedSteps | WatchedSteps | RecordSteps
         if variant == "watch":
             steps = WatchedSteps(client)
