@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
@@ -341,17 +341,26 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return deserialize
 
 
+async def _refuse_undecodable(
+    name: str, request: Undecodable, context: grpc.aio.ServicerContext[Any, Any]
+) -> None:
+    log.info("INVALID_ARGUMENT: %s: undecodable request (%s)", name, request.reason)
+    await context.abort(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"the request body is not a valid message for {name} ({request.reason})",
+    )
+
+
 def loop_handler(name: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """An async handler (health checking) guarded as the servicers are: an undecodable
-    body is INVALID_ARGUMENT, an unimplemented method UNIMPLEMENTED, one log line each."""
+    """An async handler (health checking, reflection) guarded as the servicers are: an
+    undecodable body is INVALID_ARGUMENT, an unimplemented method UNIMPLEMENTED, one log
+    line each."""
+    if handler.request_streaming:
+        return _loop_stream_handler(name, handler)
 
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if isinstance(request, Undecodable):
-            log.info("INVALID_ARGUMENT: %s: undecodable request (%s)", name, request.reason)
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"the request body is not a valid message for {name} ({request.reason})",
-            )
+            await _refuse_undecodable(name, request, context)
         behavior = handler.unary_unary or handler.unary_stream
         try:
             result = behavior(request, context)
@@ -366,6 +375,29 @@ def loop_handler(name: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHan
         else grpc.unary_stream_rpc_method_handler
     )
     return make(
+        guarded,
+        request_deserializer=_tolerant(handler.request_deserializer),
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _loop_stream_handler(name: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """The same for a method that streams requests (reflection): each request is checked
+    as it arrives, before the servicer takes it."""
+
+    async def guarded(
+        requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        async def checked() -> AsyncIterator[Any]:
+            async for request in requests:
+                if isinstance(request, Undecodable):
+                    await _refuse_undecodable(name, request, context)
+                yield request
+
+        async for reply in handler.stream_stream(checked(), context):
+            yield reply
+
+    return grpc.stream_stream_rpc_method_handler(
         guarded,
         request_deserializer=_tolerant(handler.request_deserializer),
         response_serializer=handler.response_serializer,

@@ -2,7 +2,8 @@
 answer is INTERNAL (or UNKNOWN, or a hang), and health stays SERVING after each method.
 
 The methods come from the service descriptors of every `shoal.v1` module (and health
-checking), so a new method is fuzzed without editing this test. Seeded: the seed is
+checking and reflection), so a new method is fuzzed without editing this test; a method
+that streams requests gets one to three bodies. Seeded: the seed is
 printed, and SHOAL_FUZZ_SEED=<seed> replays a run; SHOAL_FUZZ_CALLS sets the calls per
 method (40 by default; the whole run takes seconds).
 """
@@ -19,6 +20,7 @@ import grpc
 import pytest
 from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 import shoal.v1
 from shoal import Client
@@ -33,8 +35,9 @@ FAILURES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 # The client's own deadline passing means the server hung; a DEADLINE_EXCEEDED the server
 # sends (a statement past the time limit the request asked for) is an answer.
 CLIENT_DEADLINE_DETAILS = "Deadline Exceeded"
-# Health.Watch never ends by design; reflection streams requests (not fuzzed here).
+# Health.Watch never ends by design.
 SKIPPED = {"grpc.health.v1.Health.Watch"}
+REQUESTS_PER_STREAM_MAX = 3
 STREAMED_REPLIES_MAX = 50
 NAMES = ["fuzz_free", "fuzz_accounts", "fuzz_hll", "fuzz_missing", "alice", "bob", "k1"]
 
@@ -46,13 +49,9 @@ def methods() -> list[MethodDescriptor]:
         for info in pkgutil.iter_modules(shoal.v1.__path__)
         if info.name.endswith("_pb2")
     ]
-    for module in [*modules, health_pb2]:
+    for module in [*modules, health_pb2, reflection_pb2]:
         for service in module.DESCRIPTOR.services_by_name.values():
-            found.extend(
-                method
-                for method in service.methods
-                if not method.client_streaming and method.full_name not in SKIPPED
-            )
+            found.extend(method for method in service.methods if method.full_name not in SKIPPED)
     return sorted(found, key=lambda method: method.full_name)
 
 
@@ -72,8 +71,18 @@ def fuzzed_server(fresh_server: ServerProcess) -> Iterator[ServerProcess]:
     yield fresh_server
 
 
-def call_once(channel: grpc.Channel, method: MethodDescriptor, body: bytes) -> None:
+def call_once(channel: grpc.Channel, method: MethodDescriptor, bodies: list[bytes]) -> None:
     path = f"/{method.containing_service.full_name}/{method.name}"
+    if method.client_streaming:
+        stream = channel.stream_stream(path)(iter(bodies), timeout=CALL_TIMEOUT_S)
+        try:
+            for count, _ in enumerate(stream):
+                if count >= STREAMED_REPLIES_MAX:
+                    break
+        finally:
+            stream.cancel()
+        return
+    body = bodies[0]
     if method.server_streaming:
         stream = channel.unary_stream(path)(body, timeout=CALL_TIMEOUT_S)
         try:
@@ -105,9 +114,11 @@ def test_every_rpc_survives_random_and_mutated_messages(fuzzed_server: ServerPro
     with grpc.insecure_channel(fuzzed_server.target) as channel:
         for method in covered:
             for attempt in range(calls):
-                body = fuzzer.body(method.input_type)
+                count = rng.randint(1, REQUESTS_PER_STREAM_MAX) if method.client_streaming else 1
+                bodies = [fuzzer.body(method.input_type) for _ in range(count)]
+                body = b"|".join(bodies)
                 try:
-                    call_once(channel, method, body)
+                    call_once(channel, method, bodies)
                 except grpc.RpcError as error:
                     hung = (
                         error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
