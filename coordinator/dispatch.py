@@ -24,7 +24,7 @@ import grpc
 import grpc.aio
 
 from coordinator.config import ServerConfig
-from coordinator.services.guard import Undecodable
+from coordinator.services.guard import Undecodable, tolerant
 
 log = logging.getLogger(__name__)
 
@@ -328,19 +328,6 @@ def stream_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
     return handle
 
 
-def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    if deserializer is None:
-        return None
-
-    def deserialize(data: bytes) -> Any:
-        try:
-            return deserializer(data)
-        except Exception as error:
-            return Undecodable(f"{type(error).__name__}: {error}")
-
-    return deserialize
-
-
 async def _refuse_undecodable(
     name: str, request: Undecodable, context: grpc.aio.ServicerContext[Any, Any]
 ) -> None:
@@ -376,7 +363,7 @@ def loop_handler(name: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHan
     )
     return make(
         guarded,
-        request_deserializer=_tolerant(handler.request_deserializer),
+        request_deserializer=tolerant(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )
 
@@ -399,7 +386,7 @@ def _loop_stream_handler(name: str, handler: grpc.RpcMethodHandler) -> grpc.RpcM
 
     return grpc.stream_stream_rpc_method_handler(
         guarded,
-        request_deserializer=_tolerant(handler.request_deserializer),
+        request_deserializer=tolerant(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )
 

@@ -1,14 +1,14 @@
-"""Guards every method of the server: a request body that does not parse is
-INVALID_ARGUMENT, and a method the server does not implement is UNIMPLEMENTED, each with
-one log line.
+"""Guards the servicers' methods: a request body that does not parse is INVALID_ARGUMENT,
+and a method the server does not implement is UNIMPLEMENTED, each with one log line.
 
-grpcio answers a request it cannot deserialize with INTERNAL and logs an ERROR with a
-traceback, so random bytes sent to any method flood the log and look like a server
-fault; it logs a traceback too for every call of a method whose servicer raises
-NotImplementedError (health checking's List, in some versions). This interceptor gives
-every unary-request method a deserializer that never raises: an undecodable body
-becomes an `Undecodable` request, which the method's behaviour, wrapped here too,
-answers with INVALID_ARGUMENT before the servicer sees it.
+grpcio answers a request it cannot deserialize with INTERNAL (UNKNOWN on grpc.aio) and
+logs an ERROR with a traceback, so random bytes sent to any method flood the log and
+look like a server fault; it logs a traceback too for every call of a method whose
+servicer raises NotImplementedError. `tolerant` makes a deserializer that never raises:
+an undecodable body becomes an `Undecodable` request, which the method's behaviour,
+wrapped by `tolerate_undecodable` (the threaded servicers) or `dispatch.loop_handler`
+(health and reflection, on the event loop), answers with INVALID_ARGUMENT before the
+servicer sees it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Undecodable:
         self.reason = reason
 
 
-def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+def tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
     if deserializer is None:
         return None
 
@@ -87,34 +87,9 @@ def _refusing(method: str, behaviour: Behaviour, streaming: bool) -> Behaviour:
     return unary
 
 
-class RequestGuard(grpc.ServerInterceptor):
-    """Wraps every unary-request method: undecodable bodies and unimplemented methods."""
-
-    def __init__(self) -> None:
-        # Wrapped handlers by method: each call's lookup returns the same handler, so it
-        # is wrapped once rather than on every call.
-        self._wrapped: dict[str, tuple[Any, Any]] = {}
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        if handler is None or handler.request_streaming:
-            return handler
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = tolerate_undecodable(method, handler)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
-
-
 def tolerate_undecodable(method: str, handler: Any) -> Any:
     """The method's handler (unary request) with a deserializer that never raises."""
-    deserializer = _tolerant(handler.request_deserializer)
+    deserializer = tolerant(handler.request_deserializer)
     if handler.response_streaming:
         return handler._replace(
             request_deserializer=deserializer,
