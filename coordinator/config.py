@@ -44,6 +44,13 @@ SETTINGS: tuple[Setting, ...] = (
         "how long a result stream waits for its reader to take a message before it is ended",
     ),
     Setting("node_id", str, "", "name of this node in logs and cluster info"),
+    Setting("metrics_port", int, 0, "HTTP port of the Prometheus /metrics endpoint (0: none)"),
+    Setting(
+        "memory_trim_growth_bytes",
+        int,
+        64 * 1024 * 1024,
+        "growth of the resident size after which freed memory is handed back (0: never)",
+    ),
     Setting("log_level", str, "INFO", "log level", ("DEBUG", "INFO", "WARNING", "ERROR")),
     Setting("log_format", str, "text", "log line format", ("text", "json")),
     Setting("grace_s", float, 10.0, "how long a shutdown waits for calls in flight"),
@@ -65,6 +72,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sql_scan_rows_max", int, 50_000_000, "most rows one SQL statement may scan"),
     Setting("sql_result_bytes_max", int, 512 * 1024 * 1024, "largest SQL result"),
     Setting("sql_batch_rows", int, 8192, "rows per streamed SQL result batch"),
+    Setting(
+        "sql_memory_bytes_max",
+        int,
+        512 * 1024 * 1024,
+        "memory one SQL statement may take (DuckDB's memory limit; 0 leaves DuckDB's own)",
+    ),
     Setting(
         "sketch_accuracy_sample_rate",
         float,
@@ -88,6 +101,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("value_bytes_max", int, 1024 * 1024, "largest value, in JSON bytes"),
     Setting("batch_entries_max", int, 10_000, "most keys in one batch call"),
     Setting("transaction_keys_max", int, 10_000, "most keys one transaction reads and writes"),
+    Setting(
+        "transaction_bytes_max",
+        int,
+        256 * 1024 * 1024,
+        "most bytes of keys and values one transaction writes",
+    ),
     Setting("message_bytes_max", int, 64 * 1024 * 1024, "largest gRPC message"),
     Setting("concurrent_calls_max", int, 1024, "calls in progress before RESOURCE_EXHAUSTED"),
     Setting("admin_calls_max", int, 64, "admin calls in progress, served apart from the others"),
@@ -111,6 +130,8 @@ class ServerConfig:
     workers: int = 16
     stream_stall_ms: int = 60_000
     node_id: str = ""
+    metrics_port: int = 0
+    memory_trim_growth_bytes: int = 64 * 1024 * 1024
     log_level: str = "INFO"
     log_format: str = "text"
     grace_s: float = 10.0
@@ -123,6 +144,7 @@ class ServerConfig:
     sql_scan_rows_max: int = 50_000_000
     sql_result_bytes_max: int = 512 * 1024 * 1024
     sql_batch_rows: int = 8192
+    sql_memory_bytes_max: int = 512 * 1024 * 1024
     sketch_accuracy_sample_rate: float = 0.01
     sketch_accuracy_keys_max: int = 100
     sketch_accuracy_items_per_key_max: int = 10_000

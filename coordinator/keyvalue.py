@@ -155,6 +155,7 @@ class KeyValue:
                 f"{len(keys)} keys but {len(values)} values; they must pair up", field="values"
             )
         self._check_batch(len(keys))
+        self.planner.check_write_bytes(sum(map(len, keys)) + sum(map(len, values)))
         definition = self.catalog.get(map_name)
         if is_system_map(map_name):
             raise_system_map(map_name)

@@ -134,6 +134,8 @@ class Node:
                 scan_rows_max=config.sql_scan_rows_max,
                 result_bytes_max=config.sql_result_bytes_max,
                 batch_rows=config.sql_batch_rows,
+                memory_bytes_max=config.sql_memory_bytes_max,
+                batch_bytes_max=config.limits.message_bytes_max,
             ),
             self.statements.run,
         )

@@ -34,6 +34,8 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from coordinator import config as config_module
 from coordinator.config import ConfigError, ServerConfig
 from coordinator.dispatch import Lanes, OnLoop, Registrar
+from coordinator.exposition import MetricsEndpoint
+from coordinator.memory import MemoryKeeper
 from coordinator.node import Node
 from coordinator.pipelines.host import PipelineHost
 from coordinator.services.admin import AdminService
@@ -83,6 +85,8 @@ class RunningServer:
     loop: asyncio.AbstractEventLoop
     loop_thread: threading.Thread
     pools: list[futures.ThreadPoolExecutor]
+    memory: MemoryKeeper
+    metrics_endpoint: MetricsEndpoint | None = None
     pipelines: PipelineHost | None = None
 
     def on_loop(self, coroutine: Coroutine[Any, Any, Result]) -> Result:
@@ -100,6 +104,9 @@ class RunningServer:
         for pool in self.pools:
             pool.shutdown(wait=True, cancel_futures=True)
         self.loop.close()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.stop()
+        self.memory.stop()
         self.node.close()
 
 
@@ -135,6 +142,12 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     refused = bind_failure(config.host, config.port)
     if refused is not None:
         raise ConfigError(f"cannot listen on {config.address}: {refused}")
+    if config.metrics_port:
+        refused = bind_failure(config.host, config.metrics_port)
+        if refused is not None:
+            raise ConfigError(
+                f"cannot serve metrics on {config.host}:{config.metrics_port}: {refused}"
+            )
     # A seed makes the server's random draws (reservoir samples) replay; 0 draws one.
     rng = random.Random(config.seed or None)
     node = Node(config, rng=rng, faults=faults or FaultPoints.from_environment())
@@ -159,6 +172,17 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         node.close()
         raise
     node.start_background()
+    memory = MemoryKeeper(node.metrics, trim_growth_bytes=config.memory_trim_growth_bytes)
+    memory.start()
+    metrics_endpoint = None
+    if config.metrics_port:
+
+        def render() -> str:
+            memory.sample()
+            return node.metrics.render()
+
+        metrics_endpoint = MetricsEndpoint(config.host, config.metrics_port, render)
+        metrics_endpoint.start()
     if pipelines is not None:
         pipelines.start()
     return RunningServer(
@@ -169,6 +193,8 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         loop=loop,
         loop_thread=loop_thread,
         pools=lanes.pools(),
+        memory=memory,
+        metrics_endpoint=metrics_endpoint,
         pipelines=pipelines,
     )
 

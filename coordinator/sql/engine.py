@@ -54,6 +54,10 @@ class SqlConfig:
     result_bytes_max: int = 512 * 1024 * 1024
     batch_rows: int = 8192
     connections: int = 4
+    # DuckDB's memory limit for one statement (each pooled connection is its own database).
+    memory_bytes_max: int = 512 * 1024 * 1024
+    # No result batch may be larger than a gRPC message can carry.
+    batch_bytes_max: int = 64 * 1024 * 1024
 
 
 @dataclass
@@ -105,6 +109,8 @@ class Cancellation:
 
 
 REGISTERED_TABLES_MAX = 32
+# A statement whose result was larger than this gives its DuckDB database back.
+HEAVY_RESULT_BYTES = 64 * 1024 * 1024
 
 
 # How often an interrupt is repeated until the statement ends (see Interruptor).
@@ -148,8 +154,11 @@ class PooledConnection:
     registered under its name (an unchanged map between queries) is not registered again.
     """
 
-    def __init__(self) -> None:
-        self.connection = duckdb.connect(config=DUCKDB_CONFIG)
+    def __init__(self, memory_bytes_max: int = 0) -> None:
+        config = dict(DUCKDB_CONFIG)
+        if memory_bytes_max:
+            config["memory_limit"] = f"{memory_bytes_max}B"
+        self.connection = duckdb.connect(config=config)
         functions.register(self.connection)
         self._registered: dict[str, pa.Table] = {}
 
@@ -171,9 +180,10 @@ class PooledConnection:
 class ConnectionPool:
     """DuckDB connections, each used by one statement at a time."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, memory_bytes_max: int = 0) -> None:
         self._idle: queue.LifoQueue[PooledConnection] = queue.LifoQueue()
         self._size = size
+        self._memory_bytes_max = memory_bytes_max
         self._created = 0
         self._lock = threading.Lock()
 
@@ -185,10 +195,15 @@ class ConnectionPool:
         with self._lock:
             if self._created < self._size:
                 self._created += 1
-                return PooledConnection()
+                return PooledConnection(self._memory_bytes_max)
         return self._idle.get()
 
-    def release(self, pooled: PooledConnection) -> None:
+    def release(self, pooled: PooledConnection, *, heavy: bool = False) -> None:
+        if heavy:
+            # DuckDB keeps the memory a large result took until its database closes
+            # (about the result's size, measured): a fresh one takes the old one's place.
+            pooled.connection.close()
+            pooled = PooledConnection(self._memory_bytes_max)
         self._idle.put(pooled)
 
 
@@ -197,7 +212,10 @@ def duckdb_error(error: duckdb.Error) -> GridError:
     if isinstance(error, duckdb.InterruptException):
         return StatementCancelled("the statement was interrupted")
     if isinstance(error, duckdb.OutOfMemoryException):
-        return ResourceExhausted(f"the statement ran out of memory: {message}")
+        return ResourceExhausted(
+            f"the statement needs more memory than sql_memory_bytes_max allows: {message}",
+            field="statement",
+        )
     if "max expression depth" in message.lower():
         # DuckDB's own bound, whose advice (SET max_expression_depth) may not run here.
         return analysis_module.too_deep()
@@ -322,7 +340,7 @@ class SqlEngine:
         self.keyvalue = keyvalue
         self.snapshots = snapshots
         self.config = config
-        self.pool = ConnectionPool(config.connections)
+        self.pool = ConnectionPool(config.connections, config.memory_bytes_max)
         self.watchdog = Watchdog()
         self._modify = modify
 
@@ -451,6 +469,7 @@ class SqlEngine:
         alarm: int | None = None
         timed_out = threading.Event()
         reader: Any = None
+        sent_bytes = 0
         interruptor = Interruptor(connection, self.watchdog)
         # The configured limit caps what a client asks for; a client may only ask for less.
         limit_ms = min(timeout_ms or self.config.timeout_ms, self.config.timeout_ms)
@@ -483,11 +502,18 @@ class SqlEngine:
                 check_interrupted()
                 yield Header(columns=columns, schema=reader.schema, kind=kind)
                 rows = 0
-                sent_bytes = 0
                 for batch in reader:
                     check_interrupted()
                     rows += batch.num_rows
                     sent_bytes += batch.nbytes
+                    if batch.nbytes > self.config.batch_bytes_max:
+                        # Refused before it is copied into messages (several times its size).
+                        raise ResourceExhausted(
+                            f"a result batch of {batch.nbytes} bytes exceeds "
+                            f"message_bytes_max ({self.config.batch_bytes_max}); select less "
+                            "per row or ask for fewer rows per batch",
+                            field="statement",
+                        )
                     if sent_bytes > self.config.result_bytes_max:
                         raise ResourceExhausted(
                             f"the result exceeds {self.config.result_bytes_max} bytes; add a "
@@ -525,7 +551,7 @@ class SqlEngine:
                 # A result left open (the client went away mid-stream) would make the
                 # connection refuse the next statement that gets it from the pool.
                 reader.close()
-            self.pool.release(pooled)
+            self.pool.release(pooled, heavy=sent_bytes > HEAVY_RESULT_BYTES)
 
     def _explain(
         self,

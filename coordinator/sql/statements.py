@@ -186,22 +186,28 @@ class Statements:
         tables = {name: snapshot.table for name, snapshot in snapshots.items()}
         columns: list[str] = []
         rows: list[tuple[Any, ...]] = []
+        counted = 0
         for index, tree in enumerate(queries):
             batches: list[pa.RecordBatch] = []
             for event in self.engine.run_query(tree, tables, parameters):
                 if isinstance(event, pa.RecordBatch):
+                    # Counted as the rows arrive, before any becomes Python objects
+                    # (a few hundred bytes a value): a statement past the limit is
+                    # refused without taking that memory.
+                    counted += event.num_rows
+                    if counted > self.transaction_keys_max:
+                        raise InvalidArgument(
+                            f"the statement changes more than {self.transaction_keys_max} "
+                            f"rows; one statement may change at most "
+                            f"{self.transaction_keys_max} (transaction_keys_max)",
+                            field="statement",
+                        )
                     batches.append(event)
                 elif isinstance(event, Header) and index == 0:
                     columns = [name for name, _ in event.columns]
             for batch in batches:
                 values = [column.to_pylist() for column in batch.columns]
                 rows.extend(zip(*values, strict=True))
-            if len(rows) > self.transaction_keys_max:
-                raise InvalidArgument(
-                    f"the statement changes {len(rows)} rows; one statement may change at most "
-                    f"{self.transaction_keys_max}",
-                    field="statement",
-                )
         return columns, rows
 
     def _insert(

@@ -142,6 +142,17 @@ class Planner:
                     f"field '{name}' is {spec.type}; only list fields take appends", field=name
                 )
 
+    def check_write_bytes(self, write_bytes: int) -> None:
+        """Refuses a commit that writes more than `transaction_bytes_max` bytes of keys
+        and values, before anything is validated or staged: its writes are held in
+        memory several times over (request, staged state, log record, stored entry)."""
+        if write_bytes > self._limits.transaction_bytes_max:
+            raise ResourceExhausted(
+                f"the commit writes {write_bytes} bytes of keys and values; the limit is "
+                f"{self._limits.transaction_bytes_max} (transaction_bytes_max)",
+                field="writes",
+            )
+
     def plan(
         self,
         reads: Sequence[Read],
@@ -159,6 +170,7 @@ class Planner:
                 f"{self._limits.transaction_keys_max}",
                 field="writes",
             )
+        self.check_write_bytes(sum(len(write.key) + len(write.value) for write in writes))
         work: dict[int, PartitionWork] = {}
         partition_of = self._partitioner.partition_of
         read_targets = {(read.map, read.key) for read in reads}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +17,7 @@ import orjson
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shoal import Client
+from shoal import Client, ResourceExhaustedError
 from shoal.v1 import admin_pb2, admin_pb2_grpc, data_pb2, data_pb2_grpc, query_pb2, query_pb2_grpc
 from tests.support.server_process import REPO_ROOT, ServerProcess
 
@@ -221,3 +223,50 @@ def test_a_stalled_stream_gives_back_its_sql_connection(
     finally:
         for opened in channels:
             opened.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_memory_is_bounded_per_statement_and_commit_and_exported(
+    fresh_server: ServerProcess, map_name: str
+) -> None:
+    metrics_port = free_port()
+    fresh_server.extra_args = [
+        "--metrics-port",
+        str(metrics_port),
+        "--transaction-bytes-max",
+        "100000",
+        "--sql-memory-bytes-max",
+        str(32 * 1024 * 1024),
+    ]
+    fresh_server.start()
+    with Client(fresh_server.target) as client:
+        client.create_map(map_name)
+        # One value larger than a message: refused as DuckDB hands it over, before it is
+        # copied into messages.
+        with pytest.raises(ResourceExhaustedError) as too_wide:
+            client.sql("SELECT repeat('x', 100000000) AS big")
+        assert "message_bytes_max" in too_wide.value.message
+        # Work past DuckDB's memory limit for one statement.
+        with pytest.raises(ResourceExhaustedError) as too_big:
+            client.sql("SELECT string_agg(repeat('x', 1000), '') FROM range(200000)")
+        assert "sql_memory_bytes_max" in too_big.value.message
+        # A batch past the bytes one commit may write, refused before it runs.
+        with pytest.raises(ResourceExhaustedError) as too_much:
+            client.put_many(map_name, {f"k{index}": "x" * 1000 for index in range(200)})
+        assert "transaction_bytes_max" in too_much.value.message
+        assert client.get(map_name, "k1") is None
+        client.put_many(map_name, {f"k{index}": "x" * 1000 for index in range(50)})
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as page:
+        text = page.read().decode()
+    resident = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("shoal_process_resident")
+    }
+    assert resident["shoal_process_resident_bytes"] > 10 * 1024 * 1024
+    assert resident["shoal_process_resident_peak_bytes"] >= resident["shoal_process_resident_bytes"]
