@@ -23,12 +23,14 @@ PROTO_OUT := clients/python/shoal/v1
 PROTO_STAMP := $(PROTO_OUT)/.stamp-generated
 
 .PHONY: help venv install install-serve proto proto-check run test lint unit integration fault conformance \
-        bench load kafka-up kafka-down redis-up redis-down hazelcast-up hazelcast-down \
+        bench load kafka-up kafka-down redis-up redis-down redis-cluster-up redis-cluster-down \
+        hazelcast-up hazelcast-down \
         ignite-up ignite-down servers-down clean
 
 help:
 	@echo "make run | test | lint | proto | bench | load | kafka-up | kafka-down | redis-up | redis-down"
-	@echo "     hazelcast-up | hazelcast-down | ignite-up | ignite-down | servers-down"
+	@echo "     redis-cluster-up | redis-cluster-down | hazelcast-up | hazelcast-down"
+	@echo "     ignite-up | ignite-down | servers-down"
 
 $(PY):
 	$(PYTHON_SYSTEM) -m venv $(VENV)
@@ -111,6 +113,12 @@ redis-up:
 redis-down:
 	deploy/local/redis.sh down
 
+redis-cluster-up:
+	deploy/local/redis-cluster.sh up
+
+redis-cluster-down:
+	deploy/local/redis-cluster.sh down
+
 # The JVM members' health checks use the venv's hazelcast-python-client and pyignite.
 hazelcast-up: $(INSTALL_STAMP)
 	deploy/local/hazelcast.sh up
@@ -124,7 +132,7 @@ ignite-up: $(INSTALL_STAMP)
 ignite-down:
 	deploy/local/ignite.sh down
 
-servers-down: kafka-down redis-down hazelcast-down ignite-down
+servers-down: kafka-down redis-down redis-cluster-down hazelcast-down ignite-down
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache reports

@@ -14,6 +14,7 @@ from tests.support.external_servers import (
     ensure_ignite,
     ensure_kafka,
     ensure_redis,
+    ensure_redis_cluster,
     hazelcast_running,
     ignite_running,
     kafka_running,
@@ -21,6 +22,7 @@ from tests.support.external_servers import (
     stop_ignite,
     stop_kafka,
     stop_redis,
+    stop_redis_cluster,
 )
 from tests.support.server_process import ServerProcess
 
@@ -102,6 +104,21 @@ def redis_url() -> Iterator[str]:
     finally:
         if started_here:
             stop_redis(CONFORMANCE_REDIS_PORT)
+
+
+# The first of the three ports of the conformance tier's Redis Cluster.
+CONFORMANCE_REDIS_CLUSTER_PORT = 7300
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A 3-master Redis Cluster on loopback (deploy/local/redis-cluster.sh), stopped at the
+    session's end."""
+    url = ensure_redis_cluster(CONFORMANCE_REDIS_CLUSTER_PORT)
+    try:
+        yield url
+    finally:
+        stop_redis_cluster(CONFORMANCE_REDIS_CLUSTER_PORT)
 
 
 @pytest.fixture(scope="session")

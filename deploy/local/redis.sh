@@ -17,6 +17,8 @@
 #   REDIS_STOP_TIMEOUT   seconds to wait for the process to exit, default 10
 #   REDIS_APPENDFSYNC    unset (default): no persistence; always|everysec: an append-only file
 #                        (AOF) in the run directory, fsynced on every write or once a second
+#   REDIS_CLUSTER_NODE   yes: start the server as a Redis Cluster node (nodes.conf in its run
+#                        directory); deploy/local/redis-cluster.sh joins such nodes into a cluster
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,6 +29,7 @@ REDIS_PORT="${REDIS_PORT:-6379}"
 REDIS_START_TIMEOUT="${REDIS_START_TIMEOUT:-20}"
 REDIS_STOP_TIMEOUT="${REDIS_STOP_TIMEOUT:-10}"
 REDIS_APPENDFSYNC="${REDIS_APPENDFSYNC:-}"
+REDIS_CLUSTER_NODE="${REDIS_CLUSTER_NODE:-}"
 
 CACHE_DIR="${SHOAL_CACHE_DIR:-${REPO_ROOT}/.cache}"
 mkdir -p "${CACHE_DIR}"
@@ -123,6 +126,10 @@ EOF
     printf 'appendonly yes\nappendfsync %s\n' "${REDIS_APPENDFSYNC}" >>"${CONF_FILE}"
   else
     echo "appendonly no" >>"${CONF_FILE}"
+  fi
+  if [[ "${REDIS_CLUSTER_NODE}" == "yes" ]]; then
+    printf 'cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 5000\n' \
+      >>"${CONF_FILE}"
   fi
 }
 

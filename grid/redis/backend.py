@@ -1,21 +1,42 @@
-"""The Redis backend: a namespace of partitions in one Redis (Redis Cluster ready: every key of
-a partition carries the partition's hash tag), shared by every coordinator that opens it."""
+"""The Redis backend: a namespace of partitions in one Redis or one Redis Cluster (every key of a
+partition carries the partition's hash tag, so a partition is one slot), shared by every
+coordinator that opens it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
 from grid.backend import ParticipantHooks
 from grid.redis.catalog_store import RedisCatalogStore
 from grid.redis.layout import PartitionLayout
 from grid.redis.partition import STEPS_SOURCE, RedisPartition
 
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+def connect(url: str) -> Any:
+    """A client for ``redis://host:port`` (one server) or ``redis+cluster://h:p,h:p`` (a Redis
+    Cluster, found from any of the given nodes). Both run the same scripts: every key of a step
+    carries its partition's hash tag, so each step goes to the one node that owns the slot."""
+    if url.startswith(CLUSTER_SCHEME):
+        # redis-py's ClusterNode has no annotations; called through Any to keep mypy strict.
+        make_node: Any = ClusterNode
+        nodes = []
+        for address in url[len(CLUSTER_SCHEME) :].strip("/").split(","):
+            host, _, port = address.rpartition(":")
+            nodes.append(make_node(host, int(port)))
+        return RedisCluster(startup_nodes=nodes)
+    return redis.Redis.from_url(url)
+
 
 @dataclass(frozen=True)
 class RedisBackendConfig:
+    # redis://host:port, or redis+cluster://host:port,host:port for a Redis Cluster.
     url: str
     # Every key starts with it: several grids (a sandbox, a test) share one Redis apart.
     namespace: str
@@ -27,7 +48,7 @@ class RedisBackend:
 
     def __init__(self, config: RedisBackendConfig) -> None:
         self.config = config
-        self._client: redis.Redis = redis.Redis.from_url(config.url)
+        self._client: Any = connect(config.url)
         # redis-py sends EVALSHA and loads the script again after NOSCRIPT (a restart).
         script = self._client.register_script(STEPS_SOURCE)
         self._partitions = [
@@ -38,7 +59,7 @@ class RedisBackend:
 
     @property
     def name(self) -> str:
-        return "redis"
+        return "redis-cluster" if self.config.url.startswith(CLUSTER_SCHEME) else "redis"
 
     @property
     def partitions(self) -> Sequence[RedisPartition]:

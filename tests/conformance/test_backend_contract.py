@@ -4,7 +4,8 @@ Each backend in BACKENDS declares how to open it on a fresh data location, and w
 cannot do yet (GAPS): a test that needs a missing capability is a strict expected failure
 with the reason, never a skip, so a gap that closes fails the suite until its entry goes.
 Today: the embedded memory backend, and the Redis backend on a real redis-server
-(`deploy/local/redis.sh`, marked `redis`).
+(`deploy/local/redis.sh`) and on a 3-master Redis Cluster (`deploy/local/redis-cluster.sh`),
+both marked `redis`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 
 import orjson
 import pytest
-import redis
 
 from grid.backend import Backend, ParticipantHooks
 from grid.catalog import Catalog
@@ -45,7 +45,7 @@ from grid.participant import (
     Vote,
     Write,
 )
-from grid.redis.backend import RedisBackend, RedisBackendConfig
+from grid.redis.backend import RedisBackend, RedisBackendConfig, connect
 
 pytestmark = pytest.mark.conformance
 
@@ -68,7 +68,7 @@ def _redis_factory(url: str) -> Callable[[Path], Backend]:
     return open_redis
 
 
-BACKENDS = ("memory", "redis")
+BACKENDS = ("memory", "redis", "redis-cluster")
 # What each backend cannot do yet, and why; a test names what it needs.
 GAPS: dict[str, dict[str, str]] = {
     "memory": {},
@@ -77,12 +77,13 @@ GAPS: dict[str, dict[str, str]] = {
         "sketch add is not run yet (the Lua steps keep counts, the Python path does not)",
     },
 }
+GAPS["redis-cluster"] = GAPS["redis"]
 
 
 def backends(needs: str | None = None) -> list[Any]:
     params = []
     for name in BACKENDS:
-        marks: list[Any] = [pytest.mark.redis] if name == "redis" else []
+        marks: list[Any] = [pytest.mark.redis] if name.startswith("redis") else []
         if needs is not None and needs in GAPS[name]:
             marks.append(pytest.mark.xfail(strict=True, reason=f"{name}: {GAPS[name][needs]}"))
         params.append(pytest.param(name, marks=marks))
@@ -119,8 +120,10 @@ class Opened:
 @pytest.fixture(params=backends())
 def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opened]:
     path = tmp_path / request.param
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
+    shared = request.param.startswith("redis")
+    if shared:
+        fixture = "redis_cluster_url" if request.param == "redis-cluster" else "redis_url"
+        url: str = request.getfixturevalue(fixture)
         factory = _redis_factory(url)
     else:
         factory = _memory
@@ -129,16 +132,16 @@ def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opened]:
         yield backend
     finally:
         backend.backend.close()
-        if request.param == "redis":
+        if shared:
             _drop_namespace(url, _namespace(path))
 
 
 def _drop_namespace(url: str, namespace: str) -> None:
-    client = redis.Redis.from_url(url)
+    client = connect(url)
     try:
-        names = list(client.scan_iter(match=f"{{{namespace}:*", count=1000))
-        if names:
-            client.delete(*names)
+        # One DELETE per key: on a cluster, the keys of several partitions are on several nodes.
+        for name in list(client.scan_iter(match=f"{{{namespace}:*", count=1000)):
+            client.delete(name)
     finally:
         client.close()
 

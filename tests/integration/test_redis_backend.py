@@ -1,5 +1,6 @@
 """The Redis backend shared by several coordinators: two backends opened on one namespace (as
-two coordinators would) see one grid, and every participant step is atomic between them.
+two coordinators would) see one grid, and every participant step is atomic between them; on
+one redis-server and on a 3-master Redis Cluster.
 
 The single-backend contract is tests/conformance/test_backend_contract.py; this file checks what
 only sharing can break: a lock taken through one coordinator holds against the other, a
@@ -16,7 +17,6 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
-import redis
 
 from grid.entry import value_of, version_of
 from grid.errors import Conflict, FailedPrecondition
@@ -37,27 +37,27 @@ from grid.protocol import (
     Vote,
     Write,
 )
-from grid.redis.backend import RedisBackend, RedisBackendConfig
+from grid.redis.backend import RedisBackend, RedisBackendConfig, connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
 PARTITIONS = 4
 
 
-@pytest.fixture
-def coordinators(redis_url: str) -> Iterator[tuple[RedisBackend, RedisBackend]]:
+@pytest.fixture(params=["redis_url", "redis_cluster_url"], ids=["redis", "redis-cluster"])
+def coordinators(request: pytest.FixtureRequest) -> Iterator[tuple[RedisBackend, RedisBackend]]:
+    url: str = request.getfixturevalue(request.param)
     namespace = f"shared-{uuid.uuid4().hex[:12]}"
-    config = RedisBackendConfig(redis_url, namespace, PARTITIONS)
+    config = RedisBackendConfig(url, namespace, PARTITIONS)
     first, second = RedisBackend(config), RedisBackend(config)
     try:
         yield first, second
     finally:
         first.close()
         second.close()
-        client = redis.Redis.from_url(redis_url)
-        names = list(client.scan_iter(match=f"{{{namespace}:*"))
-        if names:
-            client.delete(*names)
+        client = connect(url)
+        for name in list(client.scan_iter(match=f"{{{namespace}:*")):
+            client.delete(name)
         client.close()
 
 
@@ -169,7 +169,7 @@ def test_a_partition_remembers_a_bounded_number_of_answers(
     assert isinstance(newest, Applied) and newest.replayed
     oldest = partition.step(ApplyOnePhase(b"request-0", (), (put("k", 0),)))
     assert isinstance(oldest, Applied) and not oldest.replayed
-    client = redis.Redis.from_url(first.config.url)
+    client = connect(first.config.url)
     try:
         prefix = f"{{{first.config.namespace}:p3}}:"
         assert client.hlen(prefix + "o") <= 4096

@@ -34,6 +34,7 @@ __all__ = [
     "ensure_ignite",
     "ensure_kafka",
     "ensure_redis",
+    "ensure_redis_cluster",
     "hazelcast_running",
     "ignite_running",
     "kafka_running",
@@ -42,11 +43,13 @@ __all__ = [
     "stop_ignite",
     "stop_kafka",
     "stop_redis",
+    "stop_redis_cluster",
 ]
 
 REPO_ROOT: Final[Path] = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT: Final[Path] = REPO_ROOT / "deploy" / "local" / "kafka.sh"
 REDIS_SCRIPT: Final[Path] = REPO_ROOT / "deploy" / "local" / "redis.sh"
+REDIS_CLUSTER_SCRIPT: Final[Path] = REPO_ROOT / "deploy" / "local" / "redis-cluster.sh"
 HAZELCAST_SCRIPT: Final[Path] = REPO_ROOT / "deploy" / "local" / "hazelcast.sh"
 IGNITE_SCRIPT: Final[Path] = REPO_ROOT / "deploy" / "local" / "ignite.sh"
 
@@ -283,3 +286,27 @@ def ignite_running() -> bool:
 def stop_ignite() -> None:
     """Stops the local node (``ignite.sh down``); its data is gone."""
     _stop_member(IGNITE_SCRIPT, IGNITE_ENV, "Ignite node")
+
+
+def ensure_redis_cluster(first_port: int) -> str:
+    """Makes sure a 3-master Redis Cluster answers on 127.0.0.1:``first_port`` (and the next
+    two ports) and returns its URL, ``redis+cluster://127.0.0.1:<p>,...``
+    (``deploy/local/redis-cluster.sh up``)."""
+    _run_script(
+        REDIS_CLUSTER_SCRIPT,
+        "up",
+        timeout_s=REDIS_UP_TIMEOUT_S,
+        extra_env={"REDIS_CLUSTER_PORT": str(first_port)},
+    )
+    nodes = ",".join(f"127.0.0.1:{first_port + offset}" for offset in range(3))
+    return f"redis+cluster://{nodes}"
+
+
+def stop_redis_cluster(first_port: int) -> None:
+    """Stops the cluster ``ensure_redis_cluster(first_port)`` started."""
+    _run_script(
+        REDIS_CLUSTER_SCRIPT,
+        "down",
+        timeout_s=REDIS_DOWN_TIMEOUT_S,
+        extra_env={"REDIS_CLUSTER_PORT": str(first_port)},
+    )
