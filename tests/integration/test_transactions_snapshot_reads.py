@@ -108,7 +108,8 @@ def test_the_same_reader_next_to_8_writers_on_two_partitions(
 def test_a_read_version_older_than_the_window_is_refused_and_transact_retries(
     fresh_server: ServerProcess, map_name: str
 ) -> None:
-    fresh_server.extra_args = ["--mvcc-window-ms", "300"]
+    # Long enough that a retry reads two keys well inside it, even on a busy machine.
+    fresh_server.extra_args = ["--mvcc-window-ms", "1500"]
     fresh_server.start()
     client = Client(fresh_server.target)
     client.create_map(map_name)
