@@ -132,12 +132,14 @@ def _expected(
     targets: list[tuple[str, str]],
     entries: dict[tuple[str, str], bytes | None],
     holders: dict[tuple[str, str], dict[str, str]],
+    counts: dict[tuple[str, str], int],
 ) -> list[Any]:
     arguments: list[Any] = [len(targets)]
     for map_name, key in targets:
         entry = entries[(map_name, key)]
         version = 0 if entry is None else version_of(entry)
-        arguments += [map_name, key, version, _holders_text(holders[(map_name, key)])]
+        target = (map_name, key)
+        arguments += [map_name, key, version, _holders_text(holders[target]), counts[target]]
     return arguments
 
 
@@ -175,13 +177,13 @@ class HookedSteps:
         modes = lock_modes(event.reads, event.writes, hooks.guarded_field)
         for attempt in range(ATTEMPTS_MAX):
             _backoff(attempt)
-            entries, holders = self._read(targets)
+            entries, holders, counts = self._read(targets)
             _check(event.reads, modes, entries, holders, "")
             resolved, template, removed = self._resolve(
-                event.writes, entries, holders, hooks, check=True
+                event.writes, entries, holders, counts, hooks, check=True
             )
             arguments: list[Any] = [event.request_id.hex(), event.version, event.horizon]
-            arguments += _expected(targets, entries, holders)
+            arguments += _expected(targets, entries, holders, counts)
             arguments += _resolved(resolved)
             arguments += [orjson.dumps(template), orjson.dumps(removed)]
             reply = self._call("apply_resolved", *arguments)
@@ -195,12 +197,12 @@ class HookedSteps:
         txn = event.txn_id.hex()
         for attempt in range(ATTEMPTS_MAX):
             _backoff(attempt)
-            entries, holders = self._read(targets)
+            entries, holders, counts = self._read(targets)
             try:
                 _check(event.reads, modes, entries, holders, txn)
                 # Resolving checks conditions, types and schemas against current state; the
                 # locks keep that state until the decision.
-                self._resolve(event.writes, entries, holders, hooks, check=True)
+                self._resolve(event.writes, entries, holders, counts, hooks, check=True)
             except (Conflict, FailedPrecondition, InvalidArgument) as error:
                 return Vote(False, str(error), error)
             arguments: list[Any] = [
@@ -217,6 +219,7 @@ class HookedSteps:
                     key,
                     0 if entry is None else version_of(entry),
                     _holders_text(holders[(map_name, key)]),
+                    counts[(map_name, key)],
                     modes[(map_name, key)],
                 ]
             arguments += _writes_as_given(event.writes)
@@ -239,9 +242,9 @@ class HookedSteps:
             if staged is None:
                 return [b"ack", 0]
             targets = _targets((), staged)
-            entries, holders = self._read(targets)
+            entries, holders, counts = self._read(targets)
             resolved, template, removed = self._resolve(
-                staged, entries, holders, hooks, check=False
+                staged, entries, holders, counts, hooks, check=False
             )
             arguments: list[Any] = [txn, event.version, event.horizon, len(targets)]
             for map_name, key in targets:
@@ -286,27 +289,36 @@ class HookedSteps:
 
     def _read(
         self, targets: list[tuple[str, str]]
-    ) -> tuple[dict[tuple[str, str], bytes | None], dict[tuple[str, str], dict[str, str]]]:
+    ) -> tuple[
+        dict[tuple[str, str], bytes | None],
+        dict[tuple[str, str], dict[str, str]],
+        dict[tuple[str, str], int],
+    ]:
+        """Per key: its entry, its lock holders and how many values reference it."""
         layout = self._layout
         pipe = self._client.pipeline(transaction=True)
         for map_name, key in targets:
             pipe.hget(layout.entries(map_name), key)
             pipe.hget(layout.versions(map_name), key)
             pipe.hget(layout.prefix + "l", _lock_field(map_name, key))
+            pipe.hget(f"{layout.prefix}r:{map_name}", key)
         replies = pipe.execute()
         entries: dict[tuple[str, str], bytes | None] = {}
         holders: dict[tuple[str, str], dict[str, str]] = {}
+        counts: dict[tuple[str, str], int] = {}
         for position, target in enumerate(targets):
-            value, version, raw = replies[3 * position : 3 * position + 3]
+            value, version, raw, count = replies[4 * position : 4 * position + 4]
             entries[target] = None if value is None else value + int(version).to_bytes(8, "little")
             holders[target] = orjson.loads(raw) if raw else {}
-        return entries, holders
+            counts[target] = int(count or 0)
+        return entries, holders, counts
 
     def _resolve(
         self,
         writes: Sequence[Write],
         entries: dict[tuple[str, str], bytes | None],
         holders: dict[tuple[str, str], dict[str, str]],
+        counts: dict[tuple[str, str], int],
         hooks: ParticipantHooks,
         *,
         check: bool,
@@ -314,6 +326,7 @@ class HookedSteps:
         """As Participant._resolve: the PUT/DELETE entries, which writes get the version ('v')
         or none ('0'), and the deletes that removed a value."""
         pending: dict[tuple[str, str], bytes | None] = {}
+        references: dict[tuple[str, str], int] = {}
         resolved: list[tuple[str, str, str, bytes]] = []
         template: list[str] = []
         removed: list[int] = []
@@ -331,10 +344,32 @@ class HookedSteps:
             if check:
                 _check_condition(write, current_version)
             new_value: bytes | None
+            if write.op == Op.REFERENCE:
+                change = int(write.value)
+                if check and change > 0 and current_value is None:
+                    raise FailedPrecondition(
+                        f"referenced key '{write.map}/{write.key}' does not exist",
+                        field="key",
+                        target=target,
+                    )
+                references[target] = references.get(target, 0) + change
+                # The count changes, not the value: the answer is the key's version (the step's
+                # own when an earlier write of this step made it).
+                template.append("v" if current_version == -1 else str(current_version))
+                resolved.append(("REFERENCE", write.map, write.key, str(change).encode()))
+                continue
             if write.op == Op.PUT:
                 new_value = write.value
             elif write.op == Op.DELETE:
                 new_value = None
+                count = counts.get(target, 0) + references.get(target, 0)
+                if check and count > 0 and current_value is not None:
+                    raise FailedPrecondition(
+                        f"'{write.map}/{write.key}' is referenced by {count} value(s); "
+                        "change or delete them first",
+                        field="key",
+                        target=target,
+                    )
                 if current_value is not None:
                     removed.append(position)
             elif write.op == Op.SKETCH_ADD:

@@ -7,8 +7,7 @@ retries by request id), the three-phase commit steps, status records by compare-
 dropping a map, overwritten states kept for reads at older versions (until the horizon passes
 them; no byte budget yet), the last 4,096 answers and decisions remembered for retries.
 Increments, appends and sketch adds, in one-phase steps and in transactions, run through
-grid/redis/hooked.py. Not yet: references in the same step as those. The design they follow is
-docs/ARCHITECTURE.md, "Shared backends".
+grid/redis/hooked.py. The design they follow is docs/ARCHITECTURE.md, "Shared backends".
 """
 
 from __future__ import annotations
@@ -60,15 +59,6 @@ def _no_sketches(map_name: str, current: bytes | None, items: bytes) -> bytes:
 
 class UnsupportedByBackend(FailedPrecondition):
     """A write this backend cannot run yet (see the module's docstring)."""
-
-
-def _no_references(writes: Sequence[Write]) -> None:
-    if any(write.op == Op.REFERENCE for write in writes):
-        raise UnsupportedByBackend(
-            "the redis backend does not run references in the same step as increments, "
-            "appends or sketch adds yet",
-            field="op",
-        )
 
 
 def _reads(reads: Sequence[Read]) -> list[Any]:
@@ -144,7 +134,6 @@ class RedisPartition:
 
     def step(self, event: Event) -> Reply:
         if isinstance(event, ApplyOnePhase) and needs_hooks(event.writes):
-            _no_references(event.writes)
             reply = self._hooked.apply(event, self.hooks)
             if isinstance(reply, Applied):
                 return reply
@@ -158,10 +147,6 @@ class RedisPartition:
                 raise _refusal(reply)
             return _applied(reply[2], bool(reply[1]))
         if isinstance(event, Prepare) and needs_hooks(event.writes):
-            try:
-                _no_references(event.writes)
-            except UnsupportedByBackend as unsupported:
-                return Vote(False, str(unsupported), unsupported)
             return self._hooked.prepare(event, self.hooks)
         if isinstance(event, Prepare):
             try:

@@ -280,10 +280,12 @@ local function apply_one_phase()
   return {'applied', 0, encoded}
 end
 
--- Whether a key is still at the version, with the lock holders, that the coordinator read
--- (holders: the JSON it read, '' for none; compared decoded, as it re-encodes them).
-local function unchanged(map, key, expected, holders)
+-- Whether a key is still at the version, with the lock holders and the reference count, that
+-- the coordinator read (holders: the JSON it read, '' for none; compared decoded, as it
+-- re-encodes them).
+local function unchanged(map, key, expected, holders, references)
   if current_version(map, key) ~= expected then return false end
+  if reference_count(map, key) ~= references then return false end
   local now = redis.call('HGET', LOCKS, lock_field(map, key))
   if not now then return holders == '' end
   if holders == '' then return false end
@@ -304,9 +306,9 @@ local function apply_resolved()
   local i = 7
   for _ = 1, count do
     local map, key, expected, holders = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
-    i = i + 4
-    if current_version(map, key) ~= expected then return {'retry'} end
-    if not unchanged(map, key, expected, holders) then return {'retry'} end
+    local references = tonumber(ARGV[i + 4])
+    i = i + 5
+    if not unchanged(map, key, expected, holders, references) then return {'retry'} end
   end
   local writes
   writes, i = parse_writes(i)
@@ -316,7 +318,7 @@ local function apply_resolved()
   local version = given_version ~= 0 and given_version or lsn
   install(writes, version)
   local versions = {}
-  for index, kind in ipairs(template) do versions[index] = kind == 'v' and version or 0 end
+  for index, kind in ipairs(template) do versions[index] = kind == 'v' and version or tonumber(kind) end
   local encoded = answer(versions, removed)
   if request ~= '' then remember(OUTCOMES, OUTCOME_ORDER, request, encoded) end
   forget(horizon)
@@ -382,11 +384,13 @@ local function prepare_resolved()
   local modes, order = {}, {}
   for _ = 1, count do
     local map, key = ARGV[i], ARGV[i + 1]
-    if not unchanged(map, key, tonumber(ARGV[i + 2]), ARGV[i + 3]) then return {'retry'} end
+    if not unchanged(map, key, tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])) then
+      return {'retry'}
+    end
     local field = lock_field(map, key)
     order[#order + 1] = field
-    modes[field] = ARGV[i + 4]
-    i = i + 5
+    modes[field] = ARGV[i + 5]
+    i = i + 6
   end
   local writes = parse_writes(i)
   return stage(txn, lease, status_partition, durable, order, modes, writes)
@@ -477,7 +481,7 @@ local function commit_resolved()
   local version = given_version ~= 0 and given_version or lsn
   install(writes, version)
   local versions = {}
-  for index, kind in ipairs(template) do versions[index] = kind == 'v' and version or 0 end
+  for index, kind in ipairs(template) do versions[index] = kind == 'v' and version or tonumber(kind) end
   local encoded = answer(versions, removed)
   remember(OUTCOMES, OUTCOME_ORDER, txn, encoded)
   forget(horizon)

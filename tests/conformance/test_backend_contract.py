@@ -72,10 +72,7 @@ BACKENDS = ("memory", "redis", "redis-cluster")
 # What each backend cannot do yet, and why; a test names what it needs.
 GAPS: dict[str, dict[str, str]] = {
     "memory": {},
-    "redis": {
-        "references_with_merges": "a reference in the same step as an increment, append or "
-        "sketch add is not run yet (the Lua steps keep counts, the Python path does not)",
-    },
+    "redis": {},
 }
 GAPS["redis-cluster"] = GAPS["redis"]
 
@@ -310,7 +307,6 @@ def test_a_reference_staged_by_a_transaction_holds_the_key(opened: Opened) -> No
         opened.step(1, ApplyOnePhase(b"r3", (), (Write(Op.DELETE, "m", "c1"),)))
 
 
-@pytest.mark.parametrize("opened", backends(needs="references_with_merges"), indirect=True)
 def test_a_reference_and_an_increment_in_one_step(opened: Opened) -> None:
     opened.step(0, ApplyOnePhase(b"r1", (), (put("c1", {"n": 1}),)))
     both = (
