@@ -39,6 +39,7 @@ __all__ = [
     "ignite_running",
     "kafka_running",
     "restart_kafka",
+    "run_redis_script",
     "stop_hazelcast",
     "stop_ignite",
     "stop_kafka",
@@ -309,4 +310,15 @@ def stop_redis_cluster(first_port: int) -> None:
         "down",
         timeout_s=REDIS_DOWN_TIMEOUT_S,
         extra_env={"REDIS_CLUSTER_PORT": str(first_port)},
+    )
+
+
+def run_redis_script(action: str, port: int, environment: Mapping[str, str]) -> str:
+    """``deploy/local/redis.sh <action>`` for a redis-server of a test's own (its port, its
+    ``SHOAL_CACHE_DIR``, ``REDIS_APPENDFSYNC``...), for tests that crash and restart it."""
+    return _run_script(
+        REDIS_SCRIPT,
+        action,
+        timeout_s=REDIS_UP_TIMEOUT_S,
+        extra_env={"REDIS_PORT": str(port), **environment},
     )
