@@ -12,7 +12,6 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
 
 from grid.backend import StagedView, StatusView
@@ -114,7 +113,8 @@ class MemoryPartition:
     def apply(self, event: Event) -> tuple[Reply, Callable[[], None]]:
         """Runs one participant event; returns its reply and a call that waits until
         the event's records are durable (so a caller holding the commit sequence can
-        wait after releasing it, and concurrent commits share one fsync)."""
+        wait after releasing it, and concurrent commits share one fsync). A checkpoint
+        the log's size calls for is written by that call too, outside the sequence."""
         reply: Reply | None = None
         end_bytes = 0
         with self.lock:
@@ -126,15 +126,28 @@ class MemoryPartition:
                     end_bytes = log_file.append(encode_record(action.record))
                 elif isinstance(action, Send):
                     reply = action.reply
-            if end_bytes and log_file.size_bytes >= self.checkpoint_wal_bytes:
-                self._checkpoint_locked()
-                end_bytes = 0
         assert reply is not None, "every participant event sends a reply"
         if isinstance(reply, Failed):
             raise reply.error
-        if end_bytes and self.policy is FsyncPolicy.ALWAYS:
-            return reply, partial(log_file.sync_to, end_bytes)
-        return reply, _durable
+        if not end_bytes:
+            return reply, _durable
+        checkpoint = end_bytes >= self.checkpoint_wal_bytes
+        if self.policy is not FsyncPolicy.ALWAYS and not checkpoint:
+            return reply, _durable
+
+        def wait_durable() -> None:
+            if self.policy is FsyncPolicy.ALWAYS:
+                # Safe after a rotation too: closing a log syncs it first.
+                log_file.sync_to(end_bytes)
+            if checkpoint:
+                self._checkpoint_if_due()
+
+        return reply, wait_durable
+
+    def _checkpoint_if_due(self) -> None:
+        with self.lock:
+            if self._log is not None and self._log.size_bytes >= self.checkpoint_wal_bytes:
+                self._checkpoint_locked()
 
     def version_stats(self) -> VersionStats:
         return self.participant.versions.stats
