@@ -197,10 +197,13 @@ local function keep(map, key, end_version)
   redis.call('ZADD', EXPIRING, end_version, map .. '\0' .. key .. '\0' .. end_version)
 end
 
--- Drops the kept states that ended at or before the horizon (what no read may still use).
+-- Drops the kept states that ended at or before the horizon (what no read may still use), at
+-- most FORGET_MAX per step: a step must stay short, or it stalls every client of the server;
+-- what is left goes with the next steps.
+local FORGET_MAX = 512
 local function forget(horizon)
   if horizon <= 0 then return end
-  local expired = redis.call('ZRANGEBYSCORE', EXPIRING, '-inf', horizon)
+  local expired = redis.call('ZRANGEBYSCORE', EXPIRING, '-inf', horizon, 'LIMIT', 0, FORGET_MAX)
   if #expired == 0 then return end
   local floor = tonumber(redis.call('HGET', META, 'floor') or '0')
   for _, member in ipairs(expired) do
@@ -209,9 +212,9 @@ local function forget(horizon)
     redis.call('ZREMRANGEBYSCORE', states, '-inf', ended)
     if redis.call('EXISTS', states) == 0 then redis.call('SREM', prefix .. 'hk:' .. map, key) end
     if tonumber(ended) > floor then floor = tonumber(ended) end
+    redis.call('ZREM', EXPIRING, member)
   end
   redis.call('HSET', META, 'floor', floor)
-  redis.call('ZREMRANGEBYSCORE', EXPIRING, '-inf', horizon)
 end
 
 local function install(writes, version)
@@ -561,7 +564,8 @@ local function drop_map()
   for _, key in ipairs(redis.call('SMEMBERS', prefix .. 'hk:' .. map)) do
     redis.call('DEL', prefix .. 'h:' .. map .. ':' .. key)
   end
-  redis.call('DEL', prefix .. 'e:' .. map, prefix .. 'v:' .. map, prefix .. 'hk:' .. map,
+  -- UNLINK: a big map's hashes are freed by Redis in the background, not inside this step.
+  redis.call('UNLINK', prefix .. 'e:' .. map, prefix .. 'v:' .. map, prefix .. 'hk:' .. map,
     prefix .. 'r:' .. map)
   redis.call('HDEL', META, 'map:' .. map)
   next_lsn()

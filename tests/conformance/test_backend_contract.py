@@ -36,6 +36,7 @@ from grid.participant import (
     Commit,
     Condition,
     CreateStatus,
+    DropMap,
     ForgetVersions,
     PreCommit,
     Prepare,
@@ -317,6 +318,21 @@ def test_a_reference_and_an_increment_in_one_step(opened: Opened) -> None:
     assert isinstance(applied, Applied)
     with pytest.raises(FailedPrecondition):
         opened.step(0, ApplyOnePhase(b"r3", (), (Write(Op.DELETE, "m", "c1"),)))
+
+
+def test_a_map_is_dropped_only_when_no_transaction_holds_its_keys(opened: Opened) -> None:
+    opened.step(3, ApplyOnePhase(b"r1", (), (put("a", 1), put("b", 2))))
+    opened.step(3, Prepare(b"t", (), (put("a", 3),), 10**13, 0))
+    with pytest.raises(FailedPrecondition):
+        opened.step(3, DropMap("m"))
+    opened.step(3, Abort(b"t"))
+    opened.step(3, DropMap("m"))
+    partition = opened.backend.partitions[3]
+    assert partition.items("m") == []
+    assert partition.get("m", "a") is None
+    applied = opened.step(3, ApplyOnePhase(b"r2", (), (put("a", 4),)))
+    assert isinstance(applied, Applied)
+    assert [key for key, _ in partition.items("m")] == ["a"]
 
 
 def _version(reply: object) -> int:

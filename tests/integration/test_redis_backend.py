@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from grid.entry import value_of, version_of
-from grid.errors import Conflict, FailedPrecondition
+from grid.errors import Conflict, FailedPrecondition, ReadVersionTooOld
 from grid.memory.records import Op
 from grid.protocol import (
     ABORTED,
@@ -31,6 +31,7 @@ from grid.protocol import (
     Commit,
     Condition,
     CreateStatus,
+    ForgetVersions,
     PreCommit,
     Prepare,
     StatusReply,
@@ -233,3 +234,26 @@ def test_increments_prepared_through_both_coordinators_do_not_conflict(
     entry = first.partitions[1].get("m", "stock")
     assert entry is not None and orjson.loads(value_of(entry)) == {"n": 15}
     assert first.partitions[1].staged_transactions() == []
+
+
+def test_forgetting_old_versions_is_done_in_bounded_slices(
+    coordinators: tuple[RedisBackend, RedisBackend],
+) -> None:
+    """A step forgets at most 512 kept states, so a long backlog never makes one script stall
+    the server; the next steps take the rest, and reads below the forgotten are refused."""
+    first, _ = coordinators
+    partition = first.partitions[2]
+    versions = []
+    for index in range(1200):
+        applied = partition.step(ApplyOnePhase(b"", (), (put("hot", index),)))
+        assert isinstance(applied, Applied)
+        versions.append(applied.versions[0])
+    assert partition.version_stats().kept == 1199
+    horizon = versions[-1]
+    for expected in (1199 - 512, 1199 - 1024, 0):
+        partition.step(ForgetVersions(horizon))
+        assert partition.version_stats().kept == expected
+    with pytest.raises(ReadVersionTooOld):
+        partition.get_at("m", "hot", versions[0])
+    latest = partition.get_at("m", "hot", horizon)
+    assert latest is not None and orjson.loads(value_of(latest)) == 1199
