@@ -4,6 +4,7 @@ purpose (`at=`, `snapshot()`)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from grid.partitioner import Partitioner
-from shoal import Client, ConflictError
+from shoal import AsyncClient, Client, ConflictError, InvalidArgumentError
 from tests.support.server_process import ServerProcess
 
 pytestmark = pytest.mark.integration
@@ -205,3 +206,49 @@ def test_a_read_write_transaction_whose_read_changed_fails_at_its_first_write(
     assert reader.get(map_name, "c") == {"n": 1}
     reader.commit()
     client.close()
+
+
+def test_a_read_only_transaction_scans_at_its_read_version(
+    shoal_server: str, map_name: str
+) -> None:
+    client = Client(shoal_server)
+    client.create_map(map_name)
+    client.put_many(map_name, {f"k{index}": {"n": 1} for index in range(10)})
+    tx = client.transaction()
+    assert tx.get(map_name, "k0") == {"n": 1}
+    with client.transaction() as writer:
+        for index in range(10):
+            writer.put(map_name, f"k{index}", {"n": 2})
+        writer.put(map_name, "new", {"n": 2})
+    assert dict(tx.scan(map_name)) == {f"k{index}": {"n": 1} for index in range(10)}
+    with pytest.raises(InvalidArgumentError, match="scanned cannot write"):
+        tx.put(map_name, "k0", {"n": 3})
+    tx.commit()
+    # A scan as the first read takes the read version; writing first refuses the scan.
+    fresh = client.transaction()
+    assert dict(fresh.scan(map_name, prefix="new")) == {"new": {"n": 2}}
+    assert fresh.read_version > 0
+    writing = client.transaction()
+    writing.put(map_name, "x", {"n": 1})
+    with pytest.raises(InvalidArgumentError, match="writes cannot scan"):
+        writing.scan(map_name)
+    client.close()
+
+
+def test_an_async_transaction_scans_and_reads_at_one_version(
+    shoal_server: str, map_name: str
+) -> None:
+    async def run() -> None:
+        client = AsyncClient(shoal_server)
+        await client.create_map(map_name)
+        await client.put(map_name, "a", {"n": 1})
+        tx = client.transaction()
+        assert await tx.get(map_name, "a") == {"n": 1}
+        await client.put(map_name, "a", {"n": 2})
+        await client.put(map_name, "b", {"n": 2})
+        assert [item async for item in tx.scan(map_name)] == [("a", {"n": 1})]
+        assert await client.get(map_name, "a", at=tx.read_version) == {"n": 1}
+        await tx.commit()
+        await client.close()
+
+    asyncio.run(run())

@@ -177,7 +177,13 @@ class AsyncClient:
         return bool((await self._call(lambda s: s.data.Delete, request, idempotent=True)).existed)
 
     async def scan(
-        self, map_name: str, *, prefix: str = "", limit: int = 0, chunk_entries: int = 0
+        self,
+        map_name: str,
+        *,
+        prefix: str = "",
+        limit: int = 0,
+        chunk_entries: int = 0,
+        at: int | None = None,
     ) -> AsyncIterator[tuple[str, Any]]:
         request = _requests.build(
             data_pb2.ScanRequest,
@@ -185,6 +191,7 @@ class AsyncClient:
             prefix=prefix,
             limit=limit,
             chunk_entries=chunk_entries,
+            read_version=0 if at is None else read_version_of(at),
         )
         stream = self._connection.current.data.Scan(request, metadata=self._metadata)
         try:
@@ -261,13 +268,28 @@ class AsyncTransaction(TransactionWrites):
 
     async def get_many(self, map_name: str, keys: Iterable[str]) -> dict[str, Any]:
         """The values of the keys that exist, as this transaction sees them; the keys
-        not yet known are read in one consistent batch."""
+        not yet known are read in one batch at the transaction's read version."""
         key_list, missing, request = self._batch_request(map_name, keys)
         if request is not None:
             await self._learn_limits()
             reply = await self._client._call(lambda s: s.data.GetMany, request, idempotent=True)
             self._state.record_batch(map_name, missing, reply)
         return self._state.visible(map_name, key_list)
+
+    async def scan(
+        self, map_name: str, *, prefix: str = "", limit: int = 0
+    ) -> AsyncIterator[tuple[str, Any]]:
+        """As `Transaction.scan`: the map at the read version, in read-only transactions."""
+        self._state.note_scan()
+        if not self._state.read_version:
+            reply = await self._client._call(
+                lambda s: s.data.ReadVersion, data_pb2.ReadVersionRequest(), idempotent=True
+            )
+            self._state.note_read_version(int(reply.read_version))
+        async for item in self._client.scan(
+            map_name, prefix=prefix, limit=limit, at=self._state.read_version
+        ):
+            yield item
 
     async def commit(self) -> CommitResult:
         request = self._commit_request()

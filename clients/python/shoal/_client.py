@@ -224,7 +224,8 @@ class Client:
         chunk_entries: int = 0,
         at: int | None = None,
     ) -> Iterator[tuple[str, Any]]:
-        """Every (key, value) of a map, streamed in chunks; each partition at one point."""
+        """Every (key, value) of a map, streamed in chunks; each partition at one read
+        version, or all of them as of `at`."""
         request = _requests.build(
             data_pb2.ScanRequest,
             map=map_name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -170,6 +170,17 @@ class Transaction(TransactionWrites):
             reply = self._client._call(lambda s: s.data.GetMany, request, idempotent=True)
             self._state.record_batch(map_name, missing, reply)
         return self._state.visible(map_name, key_list)
+
+    def scan(self, map_name: str, *, prefix: str = "", limit: int = 0) -> Iterator[tuple[str, Any]]:
+        """Every (key, value) of a map as of this transaction's read version. Only a
+        read-only transaction may scan (a scan's range is not validated at commit)."""
+        self._state.note_scan()
+        if not self._state.read_version:
+            reply = self._client._call(
+                lambda s: s.data.ReadVersion, data_pb2.ReadVersionRequest(), idempotent=True
+            )
+            self._state.note_read_version(int(reply.read_version))
+        return self._client.scan(map_name, prefix=prefix, limit=limit, at=self._state.read_version)
 
     def commit(self) -> CommitResult:
         """Commits; raises ConflictError when the transaction must be retried."""

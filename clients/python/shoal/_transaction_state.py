@@ -73,6 +73,8 @@ class TransactionState:
         # Why the transaction cannot commit if it writes: a key it read changed after
         # its read version (the commit would abort), so a write fails at once.
         self.doomed: str | None = None
+        # Whether the transaction scanned a map: then it may not write (see note_scan).
+        self.scanned = False
 
     def note_read_version(self, version: int) -> None:
         if not self.read_version:
@@ -87,6 +89,27 @@ class TransactionState:
         if self.finished:
             raise InvalidArgumentError(
                 "the transaction is finished; start a new one", field="transaction"
+            )
+
+    def note_scan(self) -> None:
+        """A scan sees the map at the read version, but its range is not validated at
+        commit (a key inserted since would go unseen), so only read-only transactions
+        may scan: scanning and writing in one transaction are refused."""
+        self.check_open()
+        if self.writes:
+            raise InvalidArgumentError(
+                "a transaction that writes cannot scan: a scan's range is not validated at "
+                "commit; read the keys with get or get_many instead",
+                field="scan",
+            )
+        self.scanned = True
+
+    def check_not_scanned(self) -> None:
+        if self.scanned:
+            raise InvalidArgumentError(
+                "a transaction that scanned cannot write: a scan's range is not validated "
+                "at commit; read the keys with get or get_many instead",
+                field="scan",
             )
 
     def note_changed(self, where: str) -> None:
@@ -159,6 +182,7 @@ class TransactionState:
 
     def put(self, target: Target, value: Any, condition: Any = None) -> None:
         self.check_open()
+        self.check_not_scanned()
         encoded = _codec.encode(value)
         self.writes.append(
             _requests.build(
@@ -177,6 +201,7 @@ class TransactionState:
 
     def delete(self, target: Target, condition: Any = None) -> None:
         self.check_open()
+        self.check_not_scanned()
         self.writes.append(
             _requests.build(
                 transactions_pb2.WriteOp,
@@ -192,6 +217,7 @@ class TransactionState:
 
     def update(self, target: Target, kind: Any, changes: dict[str, Any]) -> None:
         self.check_open()
+        self.check_not_scanned()
         self.writes.append(
             _requests.build(
                 transactions_pb2.WriteOp,
@@ -207,6 +233,7 @@ class TransactionState:
 
     def sketch_add(self, target: Target, items: list[Any]) -> None:
         self.check_open()
+        self.check_not_scanned()
         self.writes.append(
             _requests.build(
                 transactions_pb2.WriteOp,
