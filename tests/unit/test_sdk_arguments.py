@@ -75,3 +75,29 @@ def test_a_transaction_names_the_argument_at_the_call() -> None:
         with pytest.raises(InvalidArgumentError) as deep:
             transaction.put("m", "k", nested(5000))
         assert deep.value.field == "value"
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        [("x-user", "ключ")],
+        [("X-Upper", "v")],
+        [("x-line", "a\nb")],
+        [("x-bin", "text, not bytes")],
+        [("grpc-timeout", "1S")],
+        [("just-a-key",)],
+    ],
+)
+def test_metadata_grpc_would_refuse_is_refused_when_the_client_is_made(metadata: Any) -> None:
+    # gRPC refuses such metadata on every call with INTERNAL "Invalid metadata".
+    with pytest.raises(InvalidArgumentError) as raised:
+        Client(NOWHERE, metadata=metadata)
+    assert raised.value.field == "metadata"
+    with pytest.raises(InvalidArgumentError):
+        AsyncClient(NOWHERE, metadata=metadata)
+
+
+def test_good_metadata_is_kept() -> None:
+    metadata = [("x-user", "alice"), ("x-token-bin", b"\x00\xff")]
+    with Client(NOWHERE, metadata=metadata) as client:
+        assert client._metadata == tuple(metadata)

@@ -37,7 +37,7 @@ class AsyncClient:
         self.targets = parse_targets(target)
         self.timeout_s = timeout_s
         self.transaction_retry = transaction_retry or TransactionRetry()
-        self._metadata = tuple(metadata) if metadata else None
+        self._metadata = _requests.check_metadata(metadata)
         self._connection = AsyncConnection(self.targets, retry or RetryPolicy())
         # The server's transaction_keys_max, asked for once by the first transaction
         # that grows large (see _transaction_state.SIZE_CHECKED_FROM).

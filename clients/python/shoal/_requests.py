@@ -68,6 +68,50 @@ def _type_name(descriptor: Any) -> str | None:
     return None
 
 
+_METADATA_KEY_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+def check_metadata(
+    metadata: Iterable[tuple[str, Any]] | None,
+) -> tuple[tuple[str, Any], ...] | None:
+    """Metadata sent with every call, as gRPC accepts it (it refuses any other call by call
+    with INTERNAL "Invalid metadata"): lowercase keys of letters, digits and ``-_.``;
+    printable ASCII values, or bytes for keys ending in ``-bin``."""
+    if not metadata:
+        return None
+    checked = tuple(metadata)
+    for entry in checked:
+        if not (isinstance(entry, tuple) and len(entry) == 2):
+            raise InvalidArgumentError(
+                f"metadata must be (key, value) pairs, got {entry!r}", field="metadata"
+            )
+        key, value = entry
+        if (
+            not isinstance(key, str)
+            or not key
+            or key.startswith("grpc-")
+            or not set(key) <= _METADATA_KEY_CHARACTERS
+        ):
+            raise InvalidArgumentError(
+                f"metadata key {key!r} must be lowercase letters, digits and -_. "
+                "(and not start with grpc-)",
+                field="metadata",
+            )
+        if key.endswith("-bin"):
+            if not isinstance(value, bytes):
+                raise InvalidArgumentError(
+                    f"metadata {key!r} ends in -bin, so its value must be bytes",
+                    field="metadata",
+                )
+        elif not (isinstance(value, str) and value.isascii() and value.isprintable()):
+            raise InvalidArgumentError(
+                f"metadata {key!r} must have printable ASCII text as its value (use a key "
+                f"ending in -bin for other bytes), got {value!r}",
+                field="metadata",
+            )
+    return checked
+
+
 def new_id() -> bytes:
     """A request or transaction id: 16 random bytes, the key that makes retries safe."""
     return os.urandom(16)
