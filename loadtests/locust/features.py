@@ -70,21 +70,29 @@ def probe(client: Client, feature: str, prefix: str = "load") -> str | None:
 
 
 class FeatureCache:
-    """The probe answers of one process, each feature probed once per target."""
+    """The probe answers of one process, each feature probed once per target: the users
+    that start together wait for the first one's probe rather than each sending one (a
+    burst of probes, SQL streams among them, is load the test did not ask for)."""
 
     def __init__(self) -> None:
         self._missing: dict[tuple[str, str], str | None] = {}
         self._lock = threading.Lock()
+        self._probing: dict[tuple[str, str], threading.Lock] = {}
 
     def missing(self, client: Client, target: str, feature: str, prefix: str) -> str | None:
+        key = (target, feature)
         with self._lock:
-            if (target, feature) in self._missing:
-                return self._missing[(target, feature)]
-        reason = probe(client, feature, prefix)
-        with self._lock:
-            first = (target, feature) not in self._missing
-            self._missing[(target, feature)] = reason
-        if reason is not None and first:
+            if key in self._missing:
+                return self._missing[key]
+            probing = self._probing.setdefault(key, threading.Lock())
+        with probing:
+            with self._lock:
+                if key in self._missing:
+                    return self._missing[key]
+            reason = probe(client, feature, prefix)
+            with self._lock:
+                self._missing[key] = reason
+        if reason is not None:
             log.warning(
                 "skipping the %s tasks: %s does not offer %s (%s)",
                 feature,

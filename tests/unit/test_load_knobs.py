@@ -207,3 +207,39 @@ def test_stop_after_names_requests_and_counts() -> None:
     assert load_settings({}).stop_after == {}
     with pytest.raises(SettingsError, match="SHOAL_LOAD_STOP_AFTER"):
         load_settings({"SHOAL_LOAD_STOP_AFTER": "txn.transfer"})
+
+
+def test_users_starting_together_share_one_feature_probe() -> None:
+    import threading
+    import time
+
+    from loadtests.locust import features
+
+    calls: list[str] = []
+
+    class Result:
+        def fetchall(self) -> list[Any]:
+            time.sleep(0.05)
+            return [(1,)]
+
+    class ProbedClient:
+        def sql(self, statement: str) -> Result:
+            calls.append(statement)
+            return Result()
+
+    cache = features.FeatureCache()
+    answers: list[str | None] = []
+    users = [
+        threading.Thread(
+            target=lambda: answers.append(
+                cache.missing(ProbedClient(), "host:1", features.SQL, "load")  # type: ignore[arg-type]
+            )
+        )
+        for _ in range(8)
+    ]
+    for user in users:
+        user.start()
+    for user in users:
+        user.join(10)
+    assert answers == [None] * 8
+    assert calls == ["SELECT 1"]
