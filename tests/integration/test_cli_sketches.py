@@ -104,3 +104,20 @@ def test_a_query_of_the_wrong_kind_is_one_line(run: Run, map_name: str) -> None:
     failure = run("top", visitors, "d1", code=1)
     assert failure.startswith("shoal: INVALID_ARGUMENT: ")
     assert len(failure.splitlines()) == 1
+
+
+def test_options_may_sit_between_arguments(run: Run, map_name: str) -> None:
+    visitors = f"{map_name}_hll"
+    run("create", visitors, "--kind", "hll")
+    run("add", visitors, "d1", "a", "b")
+    run("add", visitors, "d2", "b", "c")
+    # A list argument goes on after an option: d2 is a key here, not an error.
+    merged = json.loads(run("estimate", visitors, "d1", "--json", "d2"))
+    assert merged["keys_found"] == 2
+    assert round(merged["value"]) == 3
+    latency = f"{map_name}_kll"
+    run("create", latency, "--kind", "kll")
+    run("add", latency, "d1", "1", "2", "3")
+    run("add", latency, "d2", "100")
+    answer = json.loads(run("quantiles", latency, "d1", "--merge", "d2", "1", "--json"))
+    assert [item["value"] for item in answer["quantiles"]] == [100]

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from shoal._argument_parser import subcommands
 from shoal._completion import completes, sketch_map_names
 from shoal._errors import InvalidArgumentError
 
@@ -41,7 +42,7 @@ def add_parser(commands: Any) -> None:
         description="Sketch maps: one probabilistic sketch per key. "
         "Each subcommand has its own --help.",
     )
-    actions = sketches.add_subparsers(dest="action", required=True, metavar="subcommand")
+    actions = subcommands(sketches, dest="action", required=True, metavar="subcommand")
 
     def subcommand(name: str, handler: Handler, summary: str, example: str) -> Any:
         parser = actions.add_parser(

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from shoal import _completion, _pipelines_cli, _sketch_cli, _sql_shell
+from shoal._argument_parser import subcommands
 from shoal._cli_failure import describe, no_coordinator, shown
 from shoal._completion import completes, map_names
 from shoal._errors import ShoalError, UnavailableError
@@ -266,7 +267,7 @@ def _bytes(count: int) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoal", description="The Shoal data grid.")
     _add_common_options(parser, defaults=True)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    commands = subcommands(parser, dest="command", required=True, metavar="command")
 
     commands.add_parser("serve", help="run a coordinator (see shoal serve --help)", add_help=False)
 
