@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 SHELLS = ["bash", "zsh", "fish", "tcsh", "powershell"]
+# How long a completion may wait for the coordinator's map names (a person is waiting
+# on the Tab key); SHOAL_COMPLETION_TIMEOUT_S changes it.
 ASK_TIMEOUT_S = 1.0
 
 Completer = Callable[..., list[str]]
@@ -62,8 +64,9 @@ def _names(parsed_args: argparse.Namespace, listing: Callable[[Any], list[str]])
     from shoal._client import Client
 
     try:
-        with Client(getattr(parsed_args, "target", ""), timeout_s=ASK_TIMEOUT_S) as client:
-            if not client._connection.connect(ASK_TIMEOUT_S):
+        timeout_s = float(os.environ.get("SHOAL_COMPLETION_TIMEOUT_S", ASK_TIMEOUT_S))
+        with Client(getattr(parsed_args, "target", ""), timeout_s=timeout_s) as client:
+            if not client._connection.connect(timeout_s):
                 return []
             return listing(client)
     except Exception:
