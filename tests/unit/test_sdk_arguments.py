@@ -36,6 +36,13 @@ CALLS: list[tuple[str, Callable[[Client], Any], str]] = [
     ("huge-if-version-delete", lambda c: c.delete("m", "k", if_version=2**64), "if_version"),
     ("negative-k", lambda c: c.sketches.top("m", "k", k=-1), "k"),
     ("map-not-text", lambda c: c.get(5, "k"), "map"),  # type: ignore[arg-type]
+    ("flag-not-bool", lambda c: c.put("m", "k", 1, if_exists="yes"), "if_exists"),
+    ("flag-overflows", lambda c: c.drop_map("m", if_exists=2**64), "if_exists"),
+    ("items-not-pairs", lambda c: c.put_many("m", "abc"), "items"),
+    ("items-not-pairs-2", lambda c: c.put_many("m", [("k", 1, 2)]), "items"),
+    ("timeout-not-number", lambda c: c.sql("SELECT 1", timeout_s="soon"), "timeout_s"),
+    ("timeout-nan", lambda c: c.sql("SELECT 1", timeout_s=float("nan")), "timeout_s"),
+    ("chunk-not-int", lambda c: c.sketches.add("m", "k", [1], chunk_items="3"), "chunk_items"),
 ]
 
 

@@ -34,11 +34,11 @@ def build(message_type: type[Message], /, **fields: Any) -> Message:
     instead of the raw ValueError, TypeError or UnicodeEncodeError from deep inside it."""
     try:
         return message_type(**fields)
-    except (ValueError, TypeError) as error:  # UnicodeEncodeError is a ValueError
+    except (ValueError, TypeError, OverflowError) as error:  # UnicodeEncodeError: ValueError
         for name, value in fields.items():
             try:
                 message_type(**{name: value})
-            except (ValueError, TypeError) as culprit:
+            except (ValueError, TypeError, OverflowError) as culprit:
                 raise InvalidArgumentError(
                     _refusal(message_type, name, value, culprit), field=name
                 ) from None
@@ -112,6 +112,20 @@ def check_metadata(
     return checked
 
 
+def check_seconds(seconds: Any, what: str) -> float:
+    """A duration in seconds given by the caller: a positive, finite number."""
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 < seconds < float("inf")
+    ):
+        shown = repr(seconds) if isinstance(seconds, int | float) else type(seconds).__name__
+        raise InvalidArgumentError(
+            f"{what} must be a positive number of seconds, got {shown}", field=what
+        )
+    return float(seconds)
+
+
 def new_id() -> bytes:
     """A request or transaction id: 16 random bytes, the key that makes retries safe."""
     return os.urandom(16)
@@ -131,6 +145,11 @@ def schema_bytes(schema: Mapping[str, Any] | None) -> bytes:
 def condition(
     if_version: int | None = None, if_absent: bool = False, if_exists: bool = False
 ) -> common_pb2.Condition | None:
+    for name, flag in (("if_absent", if_absent), ("if_exists", if_exists)):
+        if not isinstance(flag, bool):
+            raise InvalidArgumentError(
+                f"{name} must be True or False, got {type(flag).__name__}", field=name
+            )
     chosen = (if_version is not None) + if_absent + if_exists
     if chosen == 0:
         return None
@@ -165,10 +184,21 @@ def check_key(key: Any, what: str = "key") -> str:
 def put_many_request(
     map_name: str, items: Mapping[str, Any] | Iterable[tuple[str, Any]]
 ) -> data_pb2.PutManyRequest:
-    pairs = items.items() if isinstance(items, Mapping) else items
+    # Typed as the pairs it should be; a caller may pass anything.
+    given: Any = items
+    pairs = given.items() if isinstance(given, Mapping) else given
     keys = []
     values = []
-    for key, value in pairs:
+    if isinstance(pairs, str | bytes) or not isinstance(pairs, Iterable):
+        raise InvalidArgumentError(
+            "items must be a mapping of key to value, or (key, value) pairs", field="items"
+        )
+    for pair in pairs:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise InvalidArgumentError(
+                f"items must be (key, value) pairs, got {type(pair).__name__}", field="items"
+            )
+        key, value = pair
         keys.append(check_key(key))
         values.append(_codec.encode(value))
     return build(

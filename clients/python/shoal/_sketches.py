@@ -86,8 +86,11 @@ def target(map_name: str, keys: Keys) -> sketches_pb2.SketchTarget:
 
 
 def chunks(items: Any, size: int) -> list[Any]:
-    if size < 1:
-        raise InvalidArgumentError("chunk_items must be at least 1", field="chunk_items")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise InvalidArgumentError(
+            f"chunk_items must be an integer of at least 1, got {type(size).__name__}",
+            field="chunk_items",
+        )
     if getattr(items, "dtype", None) is None and not isinstance(items, list):
         if isinstance(items, str | bytes | bytearray) or not isinstance(items, Iterable):
             raise InvalidArgumentError(

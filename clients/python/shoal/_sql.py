@@ -79,6 +79,8 @@ class Cursor:
         batch_rows: int = 0,
     ) -> Cursor:
         self.close()
+        if timeout_s is not None:
+            timeout_s = _requests.check_seconds(timeout_s, "timeout_s")
         request = _requests.build(
             query_pb2.ExecuteRequest,
             statement=statement,
