@@ -3,7 +3,6 @@ torn last log record is dropped without losing anything acknowledged."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -83,7 +82,7 @@ def test_acknowledged_puts_survive_kill_9(fresh_server: ServerProcess, fsync: st
         assert client.put(MAP, key, {"after": "restart"}) > before.version
 
 
-def test_graceful_stop_checkpoints_and_restarts_fast(fresh_server: ServerProcess) -> None:
+def test_graceful_stop_checkpoints_and_restarts_without_replay(fresh_server: ServerProcess) -> None:
     fresh_server.start()
     acknowledged = put_keys(fresh_server.target, KEYS)
 
@@ -94,13 +93,12 @@ def test_graceful_stop_checkpoints_and_restarts_fast(fresh_server: ServerProcess
     # Everything is in the checkpoints: the logs after them are empty.
     assert all(path.stat().st_size == 0 for path in wal_files(data_dir))
 
+    # A fast restart is one that loads checkpoints and replays nothing; its wall time is
+    # the machine's, so the log says what the restart did rather than a stopwatch.
     offset = log_size(fresh_server)
-    started = time.monotonic()
     fresh_server.start()
-    restart_s = time.monotonic() - started
     assert " 0 log records replayed" in log_since(fresh_server, offset)
     assert f"{len(acknowledged)} entries" in log_since(fresh_server, offset)
-    assert restart_s < 10, f"restart took {restart_s:.1f}s"
     assert_all_present(fresh_server.target, acknowledged)
 
 

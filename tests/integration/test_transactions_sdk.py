@@ -60,7 +60,9 @@ def test_transact_retries_on_conflict(client: Client, shoal_server: str, map_nam
 
 
 def test_transact_retry_backs_off_briefly(client: Client, shoal_server: str, map_name: str) -> None:
-    """The default retry policy starts at milliseconds; five conflicts cost far under a second."""
+    """The default retry policy starts at milliseconds: five conflicts back off for about
+    60 ms in all (2 + 4 + 8 + 16 + 32 at most), where a policy starting at a second would
+    take seconds. The bound leaves a busy shared machine room for its own delays."""
     client.create_map(map_name)
     client.put(map_name, "k", 0)
     conflicts = 5
@@ -81,7 +83,7 @@ def test_transact_retry_backs_off_briefly(client: Client, shoal_server: str, map
         elapsed_s = time.monotonic() - started
     assert attempts == conflicts + 1
     assert client.get(map_name, "k") == conflicts * 1000 + 1
-    assert elapsed_s < 0.75, f"{conflicts} retries took {elapsed_s:.2f}s"
+    assert elapsed_s < 5, f"{conflicts} retries took {elapsed_s:.2f}s"
 
 
 def test_transact_gives_up_after_its_attempts(
