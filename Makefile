@@ -16,8 +16,10 @@ PIP_FLAGS := --progress-bar on
 BUILD_TOOLS := 'pip>=23.1' 'setuptools>=68'
 # --no-compile: Python compiles a module when it is first imported, which is a small part of
 # the packages (pip would compile all of them: a quarter of the install's CPU time).
-PIP_INSTALL := $(PIP) install $(PIP_FLAGS) -c constraints.txt --no-build-isolation --no-compile \
-	--config-settings editable_mode=compat
+# Setuptools' notice about editable installs is a banner of stars in the middle of pip's
+# progress, on every install: filtered out.
+PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" \
+	$(PIP) install $(PIP_FLAGS) -c constraints.txt --no-build-isolation --no-compile
 PROTO_SRC := $(wildcard proto/shoal/v1/*.proto)
 PROTO_OUT := clients/python/shoal/v1
 PROTO_STAMP := $(PROTO_OUT)/.stamp-generated
@@ -47,8 +49,7 @@ $(PY):
 	fi
 
 # Serving needs the two packages and their run-time dependencies only; `make test` adds
-# the dev extra (generator, test, lint, benchmark and load tools). Editable packages are
-# plain .pth paths (compat mode), and pip shows its progress.
+# the dev extra (generator, test, lint, benchmark and load tools). pip shows its progress.
 $(SERVE_STAMP): $(PY) pyproject.toml clients/python/pyproject.toml constraints.txt
 	@echo "Installing what serving needs into $(VENV) (make test adds the dev tools)"
 	$(PIP) install $(PIP_FLAGS) $(BUILD_TOOLS)
