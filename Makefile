@@ -12,12 +12,15 @@ INSTALL_STAMP := $(VENV)/.stamp-installed
 SERVE_STAMP := $(VENV)/.stamp-serve
 PIP_FLAGS := --progress-bar on
 # Installed in the venv itself, which then builds the two editable packages (no isolated
-# build environments to download); a no-op once they are there.
+# build environments to download). A venv made by an older Makefile may hold an older
+# setuptools: asking Python is quicker than starting pip.
 BUILD_TOOLS := 'pip>=23.1' 'setuptools>=68'
-# --no-compile: Python compiles a module when it is first imported, which is a small part of
-# the packages (pip would compile all of them: a quarter of the install's CPU time).
-# Setuptools' notice about editable installs is a banner of stars in the middle of pip's
-# progress, on every install: filtered out.
+ENSURE_BUILD_TOOLS := $(PY) -c "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) < 68)" \
+	2>/dev/null || $(PIP) install $(PIP_FLAGS) $(BUILD_TOOLS)
+# --no-compile: Python compiles a module when it is first imported, a small part of the
+# packages (pip would compile all of them: a quarter of the install's CPU time).
+# Setuptools' notice about editable installs, a banner of stars in the middle of pip's
+# progress on every install, is filtered out.
 PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" \
 	$(PIP) install $(PIP_FLAGS) -c constraints.txt --no-build-isolation --no-compile
 PROTO_SRC := $(wildcard proto/shoal/v1/*.proto)
@@ -52,13 +55,13 @@ $(PY):
 # the dev extra (generator, test, lint, benchmark and load tools). pip shows its progress.
 $(SERVE_STAMP): $(PY) pyproject.toml clients/python/pyproject.toml constraints.txt
 	@echo "Installing what serving needs into $(VENV) (make test adds the dev tools)"
-	$(PIP) install $(PIP_FLAGS) $(BUILD_TOOLS)
+	$(ENSURE_BUILD_TOOLS)
 	$(PIP_INSTALL) -e ./clients/python -e .
 	touch $@
 
 $(INSTALL_STAMP): $(PY) pyproject.toml clients/python/pyproject.toml constraints.txt
 	@echo "Installing the server, the SDK and the dev tools into $(VENV)"
-	$(PIP) install $(PIP_FLAGS) $(BUILD_TOOLS)
+	$(ENSURE_BUILD_TOOLS)
 	$(PIP_INSTALL) -e ./clients/python -e '.[dev]'
 	touch $(SERVE_STAMP) $@
 
