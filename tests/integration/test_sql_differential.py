@@ -33,6 +33,8 @@ def test_grid_sql_agrees_with_duckdb(shoal_server: str, request: pytest.FixtureR
         finally:
             tester.close()
     print(f"\nSQL differential, seed {seed}, {queries} cases: {tester.counts.line()}")
+    for note in tester.notes:
+        print(note)
     assert not tester.failures, (
         f"{len(tester.failures)} mismatch(es) between grid SQL and DuckDB "
         f"(replay: --sql-seed {seed} --queries {queries}):\n\n"
