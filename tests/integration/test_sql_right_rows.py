@@ -7,6 +7,7 @@ Each expected answer is DuckDB's own, run in this process on the same rows."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,9 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
+import grpc
 import pytest
 
 from shoal import Client, InvalidArgumentError
+from shoal.v1 import query_pb2, query_pb2_grpc
 
 pytestmark = pytest.mark.integration
 
@@ -327,6 +330,20 @@ def test_sum_of_a_bigint_column_is_an_int(client: Client, r2: str) -> None:
     assert large == (9223372036854775817,)
     (exact,) = client.sql(f"SELECT sum(a::DECIMAL(10, 2)) FROM {r2}").fetchone() or (None,)
     assert type(exact) is Decimal
+
+
+def test_sum_is_an_exact_integer_in_json_rows_too(shoal_server: str) -> None:
+    """A client without pyarrow reads JSON rows: a HUGEINT is a JSON integer there."""
+    with grpc.insecure_channel(shoal_server) as channel:
+        stub = query_pb2_grpc.QueryStub(channel)
+        request = query_pb2.ExecuteRequest(
+            statement="SELECT sum(x), 2.5::DECIMAL(3, 1) "
+            "FROM (VALUES (9223372036854775807), (10)) v(x)",
+            format=query_pb2.JSON,
+        )
+        messages = list(stub.Execute(request, timeout=30))
+    rows = [row for message in messages for data in message.json_rows for row in json.loads(data)]
+    assert rows == [[9223372036854775817, 2.5]]
 
 
 # Every shape the fast path accepts, against DuckDB -----------------------------------
