@@ -303,7 +303,7 @@ def plot(
         rate.set_ylabel("requests/s")
         by_threads.set_ylim(bottom=0)
         rate.set_ylim(bottom=0)
-        by_threads.set_title("cost of more threads")
+        by_threads.set_title("threaded server: more threads")
         by_threads.grid(True, alpha=0.3)
         lines = by_threads.get_legend_handles_labels()
         more = rate.get_legend_handles_labels()
