@@ -31,6 +31,7 @@ KEY_COLUMN = "__key"
 # Deeper statements are refused from the token count before the parser runs.
 NESTING_MAX = 64
 RECURSION_LIMIT = 4000
+CACHED_STATEMENT_CHARS_MAX = 16 * 1024
 if sys.getrecursionlimit() < RECURSION_LIMIT:
     sys.setrecursionlimit(RECURSION_LIMIT)
 Tokenizer = DuckDB.Tokenizer
@@ -191,9 +192,23 @@ def _parameter_count(tree: exp.Expression, numbered: int) -> int:
     return max(numbers, default=0)
 
 
-@functools.lru_cache(maxsize=1024)
 def parse(statement: str) -> Analysis:
-    """The analysis of a statement; cached by its text, so callers must not change it."""
+    """The analysis of a statement; cached by its text, so callers must not change it.
+
+    Only statements of up to CACHED_STATEMENT_CHARS_MAX characters are cached: a
+    thousand cached multi-megabyte statements (a large INSERT ... VALUES each) would
+    hold gigabytes, and such a statement is rarely sent twice."""
+    if len(statement) <= CACHED_STATEMENT_CHARS_MAX:
+        return _cached_parse(statement)
+    return _guarded_parse(statement)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_parse(statement: str) -> Analysis:
+    return _guarded_parse(statement)
+
+
+def _guarded_parse(statement: str) -> Analysis:
     try:
         return _parse(statement)
     except RecursionError:
