@@ -178,6 +178,7 @@ class Reader:
                 ["bash", "-c", "\n".join([preamble, *lines])],
                 cwd=self.folder,
                 env=self.environment,
+                stdin=subprocess.DEVNULL,  # an interactive command ends at once, as in CI
                 capture_output=True,
                 text=True,
                 timeout=BLOCK_TIMEOUT_S,
