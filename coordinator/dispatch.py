@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import queue
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -108,12 +110,60 @@ class Admission:
         self.in_progress -= 1
 
 
+class Workers:
+    """Threads that run unary handlers for the event loop, one hop each way: a call is
+    queued with its loop future, and its answer set through ``call_soon_threadsafe``
+    (``run_in_executor`` adds a concurrent future and a second callback chain)."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}_{index}", daemon=True)
+            for index in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def run(self, behavior: Behavior, request: Any, call: CallContext) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+        self._queue.put((loop, answer, behavior, request, call))
+        return answer
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            loop, answer, behavior, request, call = item
+            try:
+                result = behavior(request, call)
+            except BaseException as error:
+                loop.call_soon_threadsafe(_fail, answer, error)
+            else:
+                loop.call_soon_threadsafe(_succeed, answer, result)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+
+def _succeed(answer: asyncio.Future[Any], result: Any) -> None:
+    if not answer.done():
+        answer.set_result(result)
+
+
+def _fail(answer: asyncio.Future[Any], error: BaseException) -> None:
+    if not answer.done():
+        answer.set_exception(error)
+
+
 @dataclass
 class Lane:
     """Where a group of methods runs: its admission and its thread pools."""
 
     admission: Admission
-    calls: futures.ThreadPoolExecutor
+    calls: Workers
     streams: futures.ThreadPoolExecutor
     # Closes the generators of ended streams; never busy for long, so an ended stream
     # always gives back what it holds (a SQL connection) even when `streams` is full.
@@ -142,7 +192,7 @@ class Lanes:
         limits = config.limits
         stall_s = config.stream_stall_ms / 1000
         closer = futures.ThreadPoolExecutor(CLOSER_WORKERS, thread_name_prefix="grpc-closer")
-        calls = futures.ThreadPoolExecutor(config.workers, thread_name_prefix="grpc-calls")
+        calls = Workers(config.workers, "grpc-calls")
         # Shared by the main and query lanes: one limit over every call but admin calls.
         admission = Admission(limits.concurrent_calls_max, "concurrent_calls_max")
         admin_pool = futures.ThreadPoolExecutor(ADMIN_WORKERS, thread_name_prefix="grpc-admin")
@@ -165,7 +215,7 @@ class Lanes:
             ),
             admin=Lane(
                 Admission(limits.admin_calls_max, "admin_calls_max"),
-                calls=admin_pool,
+                calls=Workers(ADMIN_WORKERS, "grpc-admin-calls"),
                 streams=admin_pool,
                 closer=closer,
                 stall_s=stall_s,
@@ -179,10 +229,13 @@ class Lanes:
             return self.query
         return self.main
 
-    def pools(self) -> list[futures.ThreadPoolExecutor]:
+    def pools(self) -> list[Workers | futures.ThreadPoolExecutor]:
         """Every pool once, the closer last: stopping pools may end streams to close."""
         lanes = (self.main, self.query, self.admin)
-        pools = {id(pool): pool for lane in lanes for pool in (lane.calls, lane.streams)}
+        pools: dict[int, Workers | futures.ThreadPoolExecutor] = {}
+        for lane in lanes:
+            pools.setdefault(id(lane.calls), lane.calls)
+            pools.setdefault(id(lane.streams), lane.streams)
         return [*pools.values(), self.main.closer]
 
     def shutdown(self) -> None:
@@ -255,9 +308,8 @@ def unary_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
             await _refuse(context, lane.admission)
         try:
             call = CallContext(context, watch=False)
-            loop = asyncio.get_running_loop()
             try:
-                return await loop.run_in_executor(lane.calls, behavior, request, call)
+                return await lane.calls.run(behavior, request, call)
             except Exception as error:
                 await _end(context, error, name)
             finally:

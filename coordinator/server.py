@@ -3,10 +3,10 @@
 grpc.aio on an event loop thread, with the synchronous servicers run in thread pools
 by `coordinator.dispatch`. grpcio's threaded server held a worker thread for each open
 stream until its reader took every message, so 16 unread streams (the 16 workers)
-stopped every call, health checks included. Measured on this project's 2-core machine
-(3,000 sequential then 6,000 64-in-flight Gets, farm-bench, paired runs), the aio
-server matched the threaded one (wall time ratio 1.00) once Gets are answered on the
-loop; through a thread hop they took 1.7 times as long.
+stopped every call, health checks included. Measured against the threaded server on
+the same code (farm-bench, paired runs on the 2-core machine, see docs/ARCHITECTURE.md):
+Gets, answered on the loop, take 1.0 to 1.2 times as long; Puts, one thread hop each
+way, 1.3 times.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from coordinator import config as config_module
 from coordinator.config import ConfigError, ServerConfig
-from coordinator.dispatch import Lanes, OnLoop, Registrar
+from coordinator.dispatch import Lanes, OnLoop, Registrar, Workers
 from coordinator.exposition import MetricsEndpoint
 from coordinator.memory import MemoryKeeper
 from coordinator.node import Node
@@ -84,7 +84,7 @@ class RunningServer:
     port: int
     loop: asyncio.AbstractEventLoop
     loop_thread: threading.Thread
-    pools: list[futures.ThreadPoolExecutor]
+    pools: list[Workers | futures.ThreadPoolExecutor]
     memory: MemoryKeeper
     metrics_endpoint: MetricsEndpoint | None = None
     pipelines: PipelineHost | None = None

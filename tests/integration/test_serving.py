@@ -66,7 +66,7 @@ def own_channel(target: str) -> grpc.Channel:
 
 
 @contextlib.contextmanager
-def unread_streams(target: str, map_name: str, streams: int, queries: int) -> Iterator[None]:
+def unread_streams(target: str, map_name: str, streams: int, queries: int) -> Iterator[list[Any]]:
     """Opens `streams` streams (`queries` of them endless SQL results, the others scans
     of one entry a message), each on its own connection, and never reads them."""
     channels = [own_channel(target) for _ in range(streams)]
@@ -87,7 +87,7 @@ def unread_streams(target: str, map_name: str, streams: int, queries: int) -> It
                         data_pb2.ScanRequest(map=map_name, chunk_entries=1)
                     )
                 )
-        yield
+        yield calls
     finally:
         for call in calls:
             call.cancel()
@@ -137,7 +137,8 @@ def test_unread_streams_do_not_hold_the_server(fresh_server: ServerProcess, map_
 def test_calls_past_the_limit_are_refused_while_health_and_admin_answer(
     fresh_server: ServerProcess, map_name: str
 ) -> None:
-    calls_max = 6
+    # No more streams than the engine has DuckDB connections (4), so each starts at once.
+    calls_max = 4
     fresh_server.extra_args = [
         "--concurrent-calls-max",
         str(calls_max),
@@ -152,8 +153,10 @@ def test_calls_past_the_limit_are_refused_while_health_and_admin_answer(
     with own_channel(fresh_server.target) as channel:
         data = data_pb2_grpc.DataStub(channel)
         query = query_pb2_grpc.QueryStub(channel)
-        with unread_streams(fresh_server.target, map_name, calls_max, calls_max):
-            # The streams are admitted as the server reads them: wait until it is full.
+        with unread_streams(fresh_server.target, map_name, calls_max, calls_max) as streams:
+            # Each stream's first message says the server admitted it; then none is read.
+            for stream in streams:
+                next(stream)
             deadline = time.monotonic() + 60
             while True:
                 try:
@@ -197,8 +200,9 @@ def test_a_stalled_stream_gives_back_its_sql_connection(
 ) -> None:
     fresh_server.extra_args = ["--stream-stall-ms", "1000"]
     fresh_server.start()
-    # More endless results than the engine has DuckDB connections, never read.
-    unread = 6
+    # As many endless results as the engine has DuckDB connections (4): each starts at
+    # once (its first message says so), then none is read.
+    unread = 4
     channels = [own_channel(fresh_server.target) for _ in range(unread + 1)]
     try:
         streams = [
@@ -207,6 +211,8 @@ def test_a_stalled_stream_gives_back_its_sql_connection(
             )
             for opened in channels[:unread]
         ]
+        for stream in streams:
+            next(stream)
         answer = list(
             query_pb2_grpc.QueryStub(channels[unread]).Execute(
                 query_pb2.ExecuteRequest(statement="SELECT 42", format=query_pb2.JSON),
