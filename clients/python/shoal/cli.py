@@ -18,7 +18,7 @@ from shoal import _completion, _pipelines_cli, _sketch_cli, _sql_shell
 from shoal._argument_parser import subcommands
 from shoal._cli_failure import describe, no_coordinator, shown
 from shoal._completion import completes, map_names
-from shoal._errors import ShoalError, UnavailableError
+from shoal._errors import ShoalError
 
 if TYPE_CHECKING:
     from shoal._client import Client
@@ -377,6 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILURE
+    except KeyboardInterrupt:
+        # Ctrl-C before a command runs (while it starts): no traceback either.
+        return EXIT_INTERRUPTED
 
 
 def _main(arguments_list: list[str]) -> int:
@@ -407,7 +410,8 @@ def _main(arguments_list: list[str]) -> int:
         # line a person understands, not after the call's deadline and retries with
         # gRPC's text.
         if not client._connection.connect(min(arguments.connect_timeout, call_timeout_s)):
-            raise UnavailableError(no_coordinator(client.targets))
+            print(f"shoal: UNAVAILABLE: {no_coordinator(client.targets)}", file=sys.stderr)
+            return EXIT_FAILURE
         handler: Callable[[Client, argparse.Namespace], int] = arguments.handler
         return handler(client, arguments)
     except UsageError as error:
