@@ -2,9 +2,10 @@
 
 The shell keeps history (~/.shoal_sql_history), reads statements ended by `;` (over
 several lines, or several on one; see _sql_script), prints aligned tables with the row
-count and time, and keeps going after an error. Ctrl-C cancels the running statement (the server interrupts it) and keeps the
-shell; at the prompt it discards the statement being typed; `\\q` or Ctrl-D quits. A
-script piped in runs to its end and exits 1 when any statement failed.
+count and time, and keeps going after an error. Ctrl-C cancels the running statement
+(the server interrupts it) and keeps the shell; at the prompt it discards the statement
+being typed; `\\q` or Ctrl-D quits. A script piped in runs to its end and exits 1 when
+any statement failed.
 `-e "..." --format table|csv|json` runs one statement for scripts.
 """
 
