@@ -113,6 +113,9 @@ REGISTERED_TABLES_MAX = 32
 HEAVY_RESULT_BYTES = 64 * 1024 * 1024
 
 
+# A result up to this size is read whole before its first batch is sent, so its DuckDB
+# connection goes back to the pool before the client reads (see run_query).
+READ_AHEAD_BYTES = 1024 * 1024
 # How often an interrupt is repeated until the statement ends (see Interruptor).
 INTERRUPT_REPEAT_S = 0.05
 
@@ -470,6 +473,7 @@ class SqlEngine:
         timed_out = threading.Event()
         reader: Any = None
         sent_bytes = 0
+        released = False
         interruptor = Interruptor(connection, self.watchdog)
         # The configured limit caps what a client asks for; a client may only ask for less.
         limit_ms = min(timeout_ms or self.config.timeout_ms, self.config.timeout_ms)
@@ -479,6 +483,44 @@ class SqlEngine:
                 raise StatementTimeout(f"the statement ran past its time limit of {limit_ms} ms")
             if interruptor.requested:
                 raise StatementCancelled("the statement was interrupted")
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            # After this, a late timeout or cancellation cannot interrupt the next
+            # statement that gets this connection from the pool.
+            interruptor.finish()
+            if alarm is not None:
+                self.watchdog.disarm(alarm)
+            if cancellation is not None:
+                cancellation.attach(None)
+            if reader is not None:
+                # A result left open (the client went away mid-stream) would make the
+                # connection refuse the next statement that gets it from the pool.
+                reader.close()
+            self.pool.release(pooled, heavy=sent_bytes > HEAVY_RESULT_BYTES)
+
+        def checked(batch: Any) -> Any:
+            nonlocal sent_bytes
+            check_interrupted()
+            sent_bytes += batch.nbytes
+            if batch.nbytes > self.config.batch_bytes_max:
+                # Refused before it is copied into messages (several times its size).
+                raise ResourceExhausted(
+                    f"a result batch of {batch.nbytes} bytes exceeds "
+                    f"message_bytes_max ({self.config.batch_bytes_max}); select less "
+                    "per row or ask for fewer rows per batch",
+                    field="statement",
+                )
+            if sent_bytes > self.config.result_bytes_max:
+                raise ResourceExhausted(
+                    f"the result exceeds {self.config.result_bytes_max} bytes; add a "
+                    "LIMIT or aggregate",
+                    field="statement",
+                )
+            return batch
 
         try:
             pooled.bind(tables)
@@ -500,58 +542,58 @@ class SqlEngine:
                 rows_per_batch = min(batch_rows or self.config.batch_rows, self.config.batch_rows)
                 reader = relation.to_arrow_reader(rows_per_batch)
                 check_interrupted()
-                yield Header(columns=columns, schema=reader.schema, kind=kind)
-                rows = 0
-                for batch in reader:
-                    check_interrupted()
-                    rows += batch.num_rows
-                    sent_bytes += batch.nbytes
-                    if batch.nbytes > self.config.batch_bytes_max:
-                        # Refused before it is copied into messages (several times its size).
-                        raise ResourceExhausted(
-                            f"a result batch of {batch.nbytes} bytes exceeds "
-                            f"message_bytes_max ({self.config.batch_bytes_max}); select less "
-                            "per row or ask for fewer rows per batch",
-                            field="statement",
-                        )
-                    if sent_bytes > self.config.result_bytes_max:
-                        raise ResourceExhausted(
-                            f"the result exceeds {self.config.result_bytes_max} bytes; add a "
-                            "LIMIT or aggregate",
-                            field="statement",
-                        )
-                    yield batch
+                schema = reader.schema
+                # Read ahead before the first yield: a result that fits READ_AHEAD_BYTES
+                # gives its DuckDB connection back at once, so a client that pauses
+                # between batches holds memory only, never one of the few connections
+                # (threads waiting for connections held by paused streams whose next
+                # step waits for a thread would never finish).
+                ahead: list[Any] = []
+                ahead_bytes = 0
+                finished = False
+                while ahead_bytes <= READ_AHEAD_BYTES:
+                    # pyarrow's reader raises StopIteration after the last batch.
+                    batch = checked(reader.read_next_batch())
+                    ahead.append(batch)
+                    ahead_bytes += batch.nbytes
+            except StopIteration:
+                finished = True
             # DuckDB errors met while the result streams reach us through Arrow's reader,
             # as OSError ("INTERRUPT Error: Interrupted!") or an ArrowException.
             except (duckdb.Error, pa.ArrowException, OSError) as error:
-                if timed_out.is_set():
-                    raise StatementTimeout(
-                        f"the statement ran past its time limit of {limit_ms} ms"
-                    ) from None
-                if isinstance(error, duckdb.Error):
-                    raise duckdb_error(error) from None
-                message = str(error).split("\n")[0]
-                if message.startswith("INTERRUPT"):
-                    raise StatementCancelled("the statement was interrupted") from None
-                raise InvalidArgument(message, field="statement") from None
+                raise self._statement_error(error, timed_out, limit_ms) from None
+            if finished:
+                release()
+            yield Header(columns=columns, schema=schema, kind=kind)
+            rows = 0
+            for batch in ahead:
+                rows += batch.num_rows
+                yield batch
+            if not finished:
+                try:
+                    for batch in reader:
+                        rows += batch.num_rows
+                        yield checked(batch)
+                except (duckdb.Error, pa.ArrowException, OSError) as error:
+                    raise self._statement_error(error, timed_out, limit_ms) from None
             yield Summary(
                 rows=rows,
                 elapsed_us=int((time.perf_counter() - started) * 1_000_000),
                 rows_scanned=rows_scanned,
             )
         finally:
-            # After this, a late timeout or cancellation cannot interrupt the next
-            # statement that gets this connection from the pool.
-            interruptor.finish()
-            if alarm is not None:
-                self.watchdog.disarm(alarm)
-            if cancellation is not None:
-                cancellation.attach(None)
-            if reader is not None:
-                # A result left open (the client went away mid-stream) would make the
-                # connection refuse the next statement that gets it from the pool.
-                reader.close()
-            self.pool.release(pooled, heavy=sent_bytes > HEAVY_RESULT_BYTES)
+            release()
+
+    @staticmethod
+    def _statement_error(error: Exception, timed_out: threading.Event, limit_ms: int) -> GridError:
+        if timed_out.is_set():
+            return StatementTimeout(f"the statement ran past its time limit of {limit_ms} ms")
+        if isinstance(error, duckdb.Error):
+            return duckdb_error(error)
+        message = str(error).split("\n")[0]
+        if message.startswith("INTERRUPT"):
+            return StatementCancelled("the statement was interrupted")
+        return InvalidArgument(message, field="statement")
 
     def _explain(
         self,
