@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,9 +16,17 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 
 def _planned(target: str, venv: Path) -> list[str]:
     """The commands make would run for `target` with a venv that does not exist yet."""
+    # Under `make test` the test inherits MAKELEVEL and MAKEFLAGS, which make a nested make
+    # print "Entering directory" lines among the commands: plan as a fresh make would.
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"}
+    }
     done = subprocess.run(
-        ["make", "-n", target, f"VENV={venv}"],
+        ["make", "--no-print-directory", "-n", target, f"VENV={venv}"],
         cwd=ROOT,
+        env=environment,
         capture_output=True,
         text=True,
         timeout=60,
