@@ -104,7 +104,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "transaction_bytes_max",
         int,
-        256 * 1024 * 1024,
+        64 * 1024 * 1024,
         "most bytes of keys and values one transaction writes",
     ),
     Setting("message_bytes_max", int, 64 * 1024 * 1024, "largest gRPC message"),

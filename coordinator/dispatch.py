@@ -17,6 +17,7 @@ import inspect
 import logging
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -48,6 +49,15 @@ class CallContext:
 
     def __init__(self, context: grpc.aio.ServicerContext[Any, Any], *, watch: bool) -> None:
         self._context = context
+        # Read here, on the loop, while the call is alive: grpc.aio frees the call's
+        # metadata when it ends, and a handler thread reading it after a cancellation
+        # got freed memory ("Invalid encoding" errors, found by a flood of cancelled
+        # calls).
+        self._metadata: tuple[tuple[str, str | bytes], ...] = tuple(
+            context.invocation_metadata() or ()
+        )
+        remaining: float | None = context.time_remaining()
+        self._deadline = None if remaining is None else time.monotonic() + remaining
         self._callbacks: list[Callable[[], None]] = []
         self._finished = False
         if watch:
@@ -62,14 +72,13 @@ class CallContext:
         self._context.set_trailing_metadata(tuple(metadata))
 
     def invocation_metadata(self) -> Sequence[tuple[str, str | bytes]]:
-        return self._context.invocation_metadata() or ()
+        return self._metadata
 
     def time_remaining(self) -> float | None:
-        remaining: float | None = self._context.time_remaining()
-        return remaining
-
-    def peer(self) -> str:
-        return str(self._context.peer())
+        if self._deadline is None:
+            return None
+        left: float = max(self._deadline - time.monotonic(), 0.0)
+        return left
 
     def is_active(self) -> bool:
         return not self._finished
@@ -170,6 +179,11 @@ class Lane:
     closer: futures.ThreadPoolExecutor
     # How long a stream may wait for its reader to take one message.
     stall_s: float
+    # At most this many of the lane's streams have a live generator at once; the others
+    # wait on the loop. SQL has one per DuckDB connection: otherwise statements waiting
+    # for a connection filled the pool's threads while the steps that would finish the
+    # statements holding the connections waited behind them, and every statement hung.
+    generators: asyncio.Semaphore | None = None
 
 
 # Admin calls (maps, schemas, cluster information) are few and short; their own lane
@@ -188,7 +202,7 @@ class Lanes:
     admin: Lane
 
     @classmethod
-    def from_config(cls, config: ServerConfig) -> Lanes:
+    def from_config(cls, config: ServerConfig, *, sql_connections: int) -> Lanes:
         limits = config.limits
         stall_s = config.stream_stall_ms / 1000
         closer = futures.ThreadPoolExecutor(CLOSER_WORKERS, thread_name_prefix="grpc-closer")
@@ -212,6 +226,7 @@ class Lanes:
                 streams=futures.ThreadPoolExecutor(config.workers, thread_name_prefix="grpc-sql"),
                 closer=closer,
                 stall_s=stall_s,
+                generators=asyncio.Semaphore(sql_connections),
             ),
             admin=Lane(
                 Admission(limits.admin_calls_max, "admin_calls_max"),
@@ -342,9 +357,14 @@ def stream_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
             await _refuse(context, lane.admission)
         iterator: Iterator[Any] | None = None
         step: futures.Future[Any] | None = None
+        gate = lane.generators
+        holding = False
         try:
             call = CallContext(context, watch=True)
             try:
+                if gate is not None:
+                    await gate.acquire()
+                    holding = True
                 iterator = iter(behavior(request, call))
                 while True:
                     # One message at a time: the next is made only once gRPC took the last.
@@ -363,6 +383,9 @@ def stream_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
                         # this message, then ends once the reader takes it.
                         stalled, iterator = iterator, None
                         close_when_done(lane.closer, None, stalled)
+                        if gate is not None and holding:
+                            gate.release()
+                            holding = False
                     await write
                     if iterator is None:
                         raise CallAborted(
@@ -376,6 +399,8 @@ def stream_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
             lane.admission.leave()
             if iterator is not None:
                 close_when_done(lane.closer, step, iterator)
+            if gate is not None and holding:
+                gate.release()
 
     return handle
 

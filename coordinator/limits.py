@@ -13,7 +13,7 @@ class Limits:
     batch_entries_max: int = 10_000
     transaction_keys_max: int = 10_000
     # Bytes of keys and values one transaction (or batch, or SQL statement) may write.
-    transaction_bytes_max: int = 256 * 1024 * 1024
+    transaction_bytes_max: int = 64 * 1024 * 1024
     message_bytes_max: int = 64 * 1024 * 1024
     scan_chunk_entries_max: int = 10_000
     # Calls in progress (running or waiting for a thread); more get RESOURCE_EXHAUSTED.

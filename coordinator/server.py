@@ -159,7 +159,7 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     loop = asyncio.new_event_loop()
     loop_thread = threading.Thread(target=loop.run_forever, name="grpc-loop", daemon=True)
     loop_thread.start()
-    lanes = Lanes.from_config(config)
+    lanes = Lanes.from_config(config, sql_connections=node.sql.config.connections)
     try:
         server, health_servicer, port = asyncio.run_coroutine_threadsafe(
             _serve_on_loop(config, node, pipelines, lanes), loop

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent import futures
 from typing import Any
 
 import grpc
@@ -276,3 +277,22 @@ def test_memory_is_bounded_per_statement_and_commit_and_exported(
     }
     assert resident["shoal_process_resident_bytes"] > 10 * 1024 * 1024
     assert resident["shoal_process_resident_peak_bytes"] >= resident["shoal_process_resident_bytes"]
+
+
+def test_many_concurrent_statements_all_finish(shoal_server: str) -> None:
+    # Far more statements than DuckDB connections (4) and SQL threads (16): those
+    # waiting for a connection must not hold the threads that would finish the others.
+    statements = 64
+    with own_channel(shoal_server) as channel:
+        query = query_pb2_grpc.QueryStub(channel)
+
+        def run(index: int) -> bytes:
+            request = query_pb2.ExecuteRequest(
+                statement=f"SELECT count(*) + {index} FROM range(2000000)",
+                format=query_pb2.JSON,
+            )
+            return list(query.Execute(request, timeout=120))[-1].json_rows[0]
+
+        with futures.ThreadPoolExecutor(statements) as clients:
+            answers = list(clients.map(run, range(statements)))
+    assert answers == [f"[[{2_000_000 + index}]]".encode() for index in range(statements)]

@@ -79,6 +79,12 @@ class FakeAioContext:
     def add_done_callback(self, callback: Any) -> None:
         self.done_callbacks.append(callback)
 
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("shoal-trace-id", "abc"),)
+
+    def time_remaining(self) -> float | None:
+        return None
+
 
 @pytest.mark.parametrize("watch", [True, False])
 def test_end_callbacks_run_once_when_the_call_ends(watch: bool) -> None:
@@ -93,5 +99,7 @@ def test_end_callbacks_run_once_when_the_call_ends(watch: bool) -> None:
         call.finish()
     call.finish()
     assert ended == ["ended"]
+    # Read when the call began: still there after it ended.
+    assert call.invocation_metadata() == (("shoal-trace-id", "abc"),)
     assert not call.is_active()
     assert not call.add_callback(lambda: ended.append("late"))
