@@ -108,6 +108,19 @@ class Cancellation:
                 interrupt()
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What a client asked of one statement's run: a shorter time limit, a way to cancel."""
+
+    timeout_ms: int = 0
+    cancellation: Cancellation | None = None
+
+
+Modify: TypeAlias = Callable[
+    [Analysis, list[Any], Callable[[str], MapDefinition], RunOptions], Iterator[Event]
+]
+
+
 REGISTERED_TABLES_MAX = 32
 # A statement whose result was larger than this gives its DuckDB database back.
 HEAVY_RESULT_BYTES = 64 * 1024 * 1024
@@ -337,7 +350,7 @@ class SqlEngine:
         keyvalue: KeyValue,
         snapshots: Snapshots,
         config: SqlConfig,
-        modify: Callable[[Analysis, list[Any], Callable[[str], MapDefinition]], Iterator[Event]],
+        modify: Modify,
     ) -> None:
         self.catalog = catalog
         self.keyvalue = keyvalue
@@ -374,7 +387,8 @@ class SqlEngine:
         if analysis.kind != "select":
             if analysis.explain:
                 raise InvalidArgument("EXPLAIN applies to SELECT statements", field="statement")
-            yield from self._modify(analysis, list(parameters), self.definition)
+            options = RunOptions(timeout_ms=timeout_ms, cancellation=cancellation)
+            yield from self._modify(analysis, list(parameters), self.definition, options)
             return
         definitions = [self.definition(name) for name in analysis.tables]
         lookup = _find_point_lookup(analysis, definitions[0]) if len(definitions) == 1 else None

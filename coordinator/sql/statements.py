@@ -29,7 +29,7 @@ from grid.participant import Condition, Write
 from grid.schema import FieldSpec
 
 if TYPE_CHECKING:
-    from coordinator.sql.engine import Event, SqlEngine
+    from coordinator.sql.engine import Event, RunOptions, SqlEngine
 
 SQL_FIELD_TYPES = {
     "TEXT": "string",
@@ -91,17 +91,20 @@ class Statements:
         analysis: Analysis,
         parameters: list[Any],
         definition: Callable[[str], MapDefinition],
+        options: RunOptions,
     ) -> Iterator[Event]:
+        """Runs one statement; `options` carry the client's time limit and cancellation
+        to the SELECT that computes the rows."""
         if analysis.kind == "create":
             yield from self._create(analysis)
         elif analysis.kind == "drop":
             yield from self._drop(analysis)
         elif analysis.kind == "insert":
-            yield from self._insert(analysis, parameters, definition)
+            yield from self._insert(analysis, parameters, definition, options)
         elif analysis.kind == "update":
-            yield from self._update(analysis, parameters, definition)
+            yield from self._update(analysis, parameters, definition, options)
         else:
-            yield from self._delete(analysis, parameters, definition)
+            yield from self._delete(analysis, parameters, definition, options)
 
     # DDL -------------------------------------------------------------------------
 
@@ -169,6 +172,7 @@ class Statements:
         queries: list[Any],
         parameters: list[Any],
         definition: Callable[[str], MapDefinition],
+        options: RunOptions,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Runs SELECTs at one snapshot of the maps they name: the column names (of the
         first) and the rows of all, in order."""
@@ -189,7 +193,14 @@ class Statements:
         counted = 0
         for index, tree in enumerate(queries):
             batches: list[pa.RecordBatch] = []
-            for event in self.engine.run_query(tree, tables, parameters):
+            events = self.engine.run_query(
+                tree,
+                tables,
+                parameters,
+                timeout_ms=options.timeout_ms,
+                cancellation=options.cancellation,
+            )
+            for event in events:
                 if isinstance(event, pa.RecordBatch):
                     # Counted as the rows arrive, before any becomes Python objects
                     # (a few hundred bytes a value): a statement past the limit is
@@ -211,7 +222,11 @@ class Statements:
         return columns, rows
 
     def _insert(
-        self, analysis: Analysis, parameters: list[Any], definition: Callable[[str], MapDefinition]
+        self,
+        analysis: Analysis,
+        parameters: list[Any],
+        definition: Callable[[str], MapDefinition],
+        options: RunOptions,
     ) -> Iterator[Event]:
         tree = analysis.tree.copy()
         assert isinstance(tree, exp.Insert)
@@ -233,9 +248,9 @@ class Statements:
             )
         source = tree.expression
         if isinstance(source, exp.Values):
-            rows = self._values(source, columns, parameters, definition)
+            rows = self._values(source, columns, parameters, definition, options)
         elif isinstance(source, exp.Query):
-            names, rows = self._rows([source], parameters, definition)
+            names, rows = self._rows([source], parameters, definition, options)
             _check_arity(len(names), columns)
         else:
             raise InvalidArgument("INSERT takes VALUES or a SELECT", field="statement")
@@ -270,6 +285,7 @@ class Statements:
         columns: list[str],
         parameters: list[Any],
         definition: Callable[[str], MapDefinition],
+        options: RunOptions,
     ) -> list[tuple[Any, ...]]:
         """The rows of a VALUES list, each value computed on its own.
 
@@ -297,7 +313,7 @@ class Statements:
             queries.append(
                 exp.select(*(exp.alias_(cell, f"v{index}") for index, cell in enumerate(chunk)))
             )
-        _, wide = self._rows(queries, parameters, definition)
+        _, wide = self._rows(queries, parameters, definition, options)
         flat = [value for row in wide for value in row]
         defaults = [_is_default(cell) for cells in tuples for cell in cells]
         flat = [
@@ -306,7 +322,11 @@ class Statements:
         return [tuple(flat[index : index + width]) for index in range(0, len(flat), width)]
 
     def _update(
-        self, analysis: Analysis, parameters: list[Any], definition: Callable[[str], MapDefinition]
+        self,
+        analysis: Analysis,
+        parameters: list[Any],
+        definition: Callable[[str], MapDefinition],
+        options: RunOptions,
     ) -> Iterator[Event]:
         tree = analysis.tree.copy()
         assert isinstance(tree, exp.Update)
@@ -343,7 +363,7 @@ class Statements:
             tree,
             [exp.alias_(assignments.get(name, exp.column(name)), name) for name in fields],
         )
-        names, rows = self._rows([select], parameters, definition)
+        names, rows = self._rows([select], parameters, definition, options)
         writes = []
         for values in rows:
             row = dict(zip(names, values, strict=True))
@@ -363,12 +383,16 @@ class Statements:
         yield from _affected("update", len(writes))
 
     def _delete(
-        self, analysis: Analysis, parameters: list[Any], definition: Callable[[str], MapDefinition]
+        self,
+        analysis: Analysis,
+        parameters: list[Any],
+        definition: Callable[[str], MapDefinition],
+        options: RunOptions,
     ) -> Iterator[Event]:
         tree = analysis.tree.copy()
         assert isinstance(tree, exp.Delete)
         mapping = definition(tree.this.name)
-        _, rows = self._rows([_selecting(mapping, tree, [])], parameters, definition)
+        _, rows = self._rows([_selecting(mapping, tree, [])], parameters, definition, options)
         writes = [
             Write(Op.DELETE, mapping.name, key, b"", Condition("if_version", version))
             for key, version in rows

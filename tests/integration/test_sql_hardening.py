@@ -116,6 +116,23 @@ def test_a_client_may_shorten_the_server_limit(timed_server: ServerProcess) -> N
     assert "200 ms" in (caught.value.details() or "")
 
 
+def test_a_client_may_shorten_the_limit_of_a_write(timed_server: ServerProcess) -> None:
+    with Client(timed_server.target, timeout_s=30) as client:
+        client.sql("CREATE TABLE slow_writes (id VARCHAR PRIMARY KEY, n BIGINT)")
+        client.sql("INSERT INTO slow_writes VALUES ('a', 1)")
+    with grpc.insecure_channel(timed_server.target) as channel:
+        stub = query_pb2_grpc.QueryStub(channel)
+        for statement in (
+            f"UPDATE slow_writes SET n = ({SLOW_QUERY})",
+            f"INSERT INTO slow_writes VALUES ('b', ({SLOW_QUERY}))",
+            f"DELETE FROM slow_writes WHERE n < ({SLOW_QUERY})",
+        ):
+            with pytest.raises(grpc.RpcError) as caught:
+                execute(stub, statement=statement, timeout_ms=200)
+            assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "200 ms" in (caught.value.details() or ""), statement
+
+
 @pytest.mark.parametrize("value", [3, 99, 2**31 - 1])
 def test_an_unknown_result_format_is_refused(stub: query_pb2_grpc.QueryStub, value: int) -> None:
     with pytest.raises(grpc.RpcError) as caught:
