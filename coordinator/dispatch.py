@@ -149,6 +149,9 @@ class Workers:
             else:
                 loop.call_soon_threadsafe(_succeed, answer, result)
 
+    def threads(self) -> list[threading.Thread]:
+        return list(self._threads)
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         for _ in self._threads:
             self._queue.put(None)

@@ -15,11 +15,13 @@ import argparse
 import asyncio
 import errno
 import logging
+import os
 import random
 import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Coroutine, Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -92,8 +94,10 @@ class RunningServer:
     def on_loop(self, coroutine: Coroutine[Any, Any, Result]) -> Result:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
-    def stop(self, grace_s: float) -> None:
-        """Stops taking calls, lets calls in flight finish, then closes the grid."""
+    def stop(self, grace_s: float) -> bool:
+        """Stops taking calls, lets calls in flight finish, then closes the grid. Returns
+        False when a handler thread was still busy after `grace_s` more: the process
+        must then end without waiting for it (see `serve`)."""
         self.on_loop(_set_health(self.health, health_pb2.HealthCheckResponse.NOT_SERVING))
         if self.pipelines is not None:
             # Before the grid closes: each pipeline finishes the batch it is committing.
@@ -102,12 +106,29 @@ class RunningServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.loop_thread.join()
         for pool in self.pools:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=False, cancel_futures=True)
+        finished = _join_threads(
+            [thread for pool in self.pools for thread in _threads_of(pool)], grace_s
+        )
         self.loop.close()
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.stop()
         self.memory.stop()
         self.node.close()
+        return finished
+
+
+def _threads_of(pool: Workers | futures.ThreadPoolExecutor) -> list[threading.Thread]:
+    if isinstance(pool, Workers):
+        return pool.threads()
+    return list(pool._threads)
+
+
+def _join_threads(threads: list[threading.Thread], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0.0))
+    return not any(thread.is_alive() for thread in threads)
 
 
 async def _set_health(
@@ -274,9 +295,16 @@ def serve(config: ServerConfig) -> int:
     # Tests and scripts read this line to learn the port when they asked for port 0.
     print(f"SHOAL_READY {config.host}:{running.port}", flush=True)
     stopping.wait()
-    running.stop(config.grace_s)
+    finished = running.stop(config.grace_s)
+    if not finished:
+        log.warning("a call was still running after the grace period; exiting without it")
     log.info("shoal stopped")
     logging.shutdown()
+    if not finished:
+        # The interpreter would wait for the busy thread at exit (thread pools join
+        # their threads), possibly for ever; the grid is closed and the log flushed.
+        sys.stdout.flush()
+        os._exit(0)
     return 0
 
 
