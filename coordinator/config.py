@@ -40,7 +40,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "stream_stall_ms",
         int,
-        60_000,
+        30_000,
         "how long a result stream waits for its reader to take a message before it is ended",
     ),
     Setting("node_id", str, "", "name of this node in logs and cluster info"),
@@ -128,7 +128,7 @@ class ServerConfig:
     fsync_interval_ms: int = 20
     checkpoint_wal_bytes: int = 64 * 1024 * 1024
     workers: int = 16
-    stream_stall_ms: int = 60_000
+    stream_stall_ms: int = 30_000
     node_id: str = ""
     metrics_port: int = 0
     memory_trim_growth_bytes: int = 64 * 1024 * 1024
