@@ -183,9 +183,11 @@ class Lane:
     # How long a stream may wait for its reader to take one message.
     stall_s: float
     # At most this many of the lane's streams have a live generator at once; the others
-    # wait on the loop. SQL has one per DuckDB connection: otherwise statements waiting
-    # for a connection filled the pool's threads while the steps that would finish the
-    # statements holding the connections waited behind them, and every statement hung.
+    # wait on the loop. Without it, statements waiting for a DuckDB connection filled the
+    # SQL threads while the steps that would finish the statements holding connections
+    # waited behind them, and every statement hung. With threads + connections - 1 live
+    # statements, fewer than `threads` can be waiting for a connection (only when all
+    # connections are held), so a holder's next step always finds a thread.
     generators: asyncio.Semaphore | None = None
 
 
@@ -229,7 +231,7 @@ class Lanes:
                 streams=futures.ThreadPoolExecutor(config.workers, thread_name_prefix="grpc-sql"),
                 closer=closer,
                 stall_s=stall_s,
-                generators=asyncio.Semaphore(sql_connections),
+                generators=asyncio.Semaphore(config.workers + sql_connections - 1),
             ),
             admin=Lane(
                 Admission(limits.admin_calls_max, "admin_calls_max"),
