@@ -32,6 +32,8 @@ KEY_COLUMN = "__key"
 NESTING_MAX = 64
 RECURSION_LIMIT = 4000
 CACHED_STATEMENT_CHARS_MAX = 16 * 1024
+# The quoted name a `?` stands in as while the statement is parsed (see _numbered).
+PARAMETER_STAND_IN = "__shoal_parameter_"
 if sys.getrecursionlimit() < RECURSION_LIMIT:
     sys.setrecursionlimit(RECURSION_LIMIT)
 Tokenizer = DuckDB.Tokenizer
@@ -151,11 +153,13 @@ def too_deep() -> InvalidArgument:
 
 
 def _numbered(text: str) -> tuple[str, int]:
-    """The statement with each `?` replaced by `$n` (n in the order of the text), and how
-    many there were. Numbering before anything rearranges the statement keeps each
-    parameter bound to its own place (sqlglot writes `OFFSET ? LIMIT ?` back as
-    `LIMIT .. OFFSET ..`). Also refuses nesting deeper than NESTING_MAX, before the
-    recursive parser meets it."""
+    """The statement with each `?` replaced by a stand-in naming its number (n in the
+    order of the text), and how many there were. Numbering before anything rearranges
+    the statement keeps each parameter bound to its own place (sqlglot writes
+    `OFFSET ? LIMIT ?` back as `LIMIT .. OFFSET ..`). The stand-in is a quoted name,
+    turned into the placeholder `$n` after parsing (see _placeholders): sqlglot's
+    tokenizer fails on `$1` followed by an empty string (`WHERE a = $1 AND b = ''`).
+    Also refuses nesting deeper than NESTING_MAX, before the recursive parser meets it."""
     tokens = Tokenizer().tokenize(text)
     depth = 0
     for token in tokens:
@@ -174,10 +178,26 @@ def _numbered(text: str) -> tuple[str, int]:
     last = 0
     for number, token in enumerate(placeholders, 1):
         pieces.append(text[last : token.start])
-        pieces.append(f"${number}")
+        pieces.append(f'"{PARAMETER_STAND_IN}{number}"')
         last = token.end + 1
     pieces.append(text[last:])
     return "".join(pieces), len(placeholders)
+
+
+def _placeholders(tree: exp.Expr) -> exp.Expr:
+    """The stand-ins of _numbered as the placeholders `$1`, `$2`, ..."""
+
+    def replace(node: exp.Expression) -> exp.Expression:
+        if (
+            isinstance(node, exp.Column)
+            and not node.table
+            and node.name.startswith(PARAMETER_STAND_IN)
+            and node.name[len(PARAMETER_STAND_IN) :].isdigit()
+        ):
+            return exp.Placeholder(this=node.name[len(PARAMETER_STAND_IN) :])
+        return node
+
+    return tree.transform(replace, copy=False)
 
 
 def _parameter_count(tree: exp.Expression, numbered: int) -> int:
@@ -234,7 +254,7 @@ def _parse(statement: str) -> Analysis:
     found = [tree for tree in trees if tree is not None]
     if len(found) != 1:
         raise InvalidArgument("send one statement per call", field="statement")
-    tree: Any = found[0]
+    tree: Any = _placeholders(found[0]) if count else found[0]
     kind = _kind(tree)
     _check_allowed(tree)
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
