@@ -34,6 +34,8 @@ RECURSION_LIMIT = 4000
 CACHED_STATEMENT_CHARS_MAX = 16 * 1024
 # The quoted name a `?` stands in as while the statement is parsed (see _numbered).
 PARAMETER_STAND_IN = "__shoal_parameter_"
+# A statement's own numbered parameter, `$1`, outside strings and names.
+OWN_NUMBER = re.compile(r"(?<![\w$])\$([0-9]+)(?![\w$])")
 if sys.getrecursionlimit() < RECURSION_LIMIT:
     sys.setrecursionlimit(RECURSION_LIMIT)
 Tokenizer = DuckDB.Tokenizer
@@ -83,43 +85,47 @@ def _position(statement: str, offset: int) -> tuple[int, int]:
     return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
-def _unterminated(statement: str) -> tuple[int, str] | None:
-    """Where a quoted string, quoted name, dollar-quoted string or block comment opens and
-    never closes (what makes the tokenizer fail), and what it is."""
+def _scan(statement: str) -> tuple[list[tuple[int, int]], tuple[int, str] | None]:
+    """The stretches of the statement outside strings, quoted names and comments (start,
+    end), and where a string, quoted name, dollar-quoted string or block comment opens
+    and never closes (what makes the tokenizer fail), with what it is."""
+    code: list[tuple[int, int]] = []
     index = 0
+    start = 0
     length = len(statement)
     while index < length:
         char = statement[index]
+        closing = ""
         if statement.startswith("--", index):
-            end = statement.find("\n", index)
-            index = length if end < 0 else end + 1
+            closing, what = "\n", ""
+        elif statement.startswith("/*", index):
+            closing, what = "*/", "comment"
+        elif statement.startswith("$$", index):
+            closing, what = "$$", "string"
+        elif char in "'\"":
+            closing, what = char, "string" if char == "'" else "quoted name"
+        if not closing:
+            index += 1
             continue
-        if statement.startswith("/*", index):
-            end = statement.find("*/", index + 2)
+        code.append((start, index))
+        cursor = index + (1 if closing == char else 2)
+        while True:
+            end = statement.find(closing, cursor)
             if end < 0:
-                return index, "comment"
-            index = end + 2
-            continue
-        if statement.startswith("$$", index):
-            end = statement.find("$$", index + 2)
-            if end < 0:
-                return index, "string"
-            index = end + 2
-            continue
-        if char in "'\"":
-            cursor = index + 1
-            while True:
-                end = statement.find(char, cursor)
-                if end < 0:
-                    return index, "string" if char == "'" else "quoted name"
-                if statement.startswith(char * 2, end):
-                    cursor = end + 2  # A doubled quote stands for itself.
-                    continue
-                break
-            index = end + 1
-            continue
-        index += 1
-    return None
+                if closing == "\n":
+                    return code, None
+                return code, (index, what)
+            if closing in "'\"" and statement.startswith(closing * 2, end):
+                cursor = end + 2  # A doubled quote stands for itself.
+                continue
+            break
+        index = start = end + len(closing)
+    code.append((start, length))
+    return code, None
+
+
+def _unterminated(statement: str) -> tuple[int, str] | None:
+    return _scan(statement)[1]
 
 
 def _syntax_error(error: ParseError | TokenError, statement: str) -> InvalidArgument:
@@ -184,6 +190,25 @@ def _numbered(text: str) -> tuple[str, int]:
     return "".join(pieces), len(placeholders)
 
 
+def _own_numbers(text: str) -> tuple[str, int]:
+    """The statement with its own numbered parameters (`$1`, `$2`) as stand-ins too, and
+    the highest number: sqlglot's tokenizer fails on `$1` before an empty string."""
+    if "$" not in text:
+        return text, 0
+    spans, _ = _scan(text)
+    pieces: list[str] = []
+    highest = 0
+    last = 0
+    for start, end in spans:
+        for match in OWN_NUMBER.finditer(text, start, end):
+            pieces.append(text[last : match.start()])
+            pieces.append(f'"{PARAMETER_STAND_IN}{match.group(1)}"')
+            highest = max(highest, int(match.group(1)))
+            last = match.end()
+    pieces.append(text[last:])
+    return "".join(pieces), highest
+
+
 def _placeholders(tree: exp.Expr) -> exp.Expr:
     """The stand-ins of _numbered as the placeholders `$1`, `$2`, ..."""
 
@@ -198,18 +223,6 @@ def _placeholders(tree: exp.Expr) -> exp.Expr:
         return node
 
     return tree.transform(replace, copy=False)
-
-
-def _parameter_count(tree: exp.Expression, numbered: int) -> int:
-    if numbered:
-        return numbered
-    # A statement may number its own parameters ($1, $2, ...) instead of using `?`.
-    numbers = [
-        int(str(node.this))
-        for node in tree.find_all(exp.Placeholder)
-        if str(node.this or "").isdigit()
-    ]
-    return max(numbers, default=0)
 
 
 def parse(statement: str) -> Analysis:
@@ -247,14 +260,19 @@ def _parse(statement: str) -> Analysis:
         explain = True
         text = re.sub(r"[^\n]", " ", match.group()) + text[match.end() :]
     try:
-        numbered, count = _numbered(text)
+        own, highest = _own_numbers(text)
+        numbered, count = _numbered(own)
         trees = sqlglot.parse(numbered, read="duckdb")
     except (ParseError, TokenError) as error:
         raise _syntax_error(_error_in_original(text, error), text) from None
+    if count and highest:
+        raise InvalidArgument(
+            "the statement mixes ? and $n parameters: use one kind", field="statement"
+        )
     found = [tree for tree in trees if tree is not None]
     if len(found) != 1:
         raise InvalidArgument("send one statement per call", field="statement")
-    tree: Any = _placeholders(found[0]) if count else found[0]
+    tree: Any = _placeholders(found[0]) if count or highest else found[0]
     kind = _kind(tree)
     _check_allowed(tree)
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
@@ -276,7 +294,7 @@ def _parse(statement: str) -> Analysis:
         tree=tree,
         explain=explain,
         tables=tables,
-        parameters=_parameter_count(tree, count),
+        parameters=count or highest,
     )
     if kind == "select":
         _describe_scans(analysis)
@@ -286,12 +304,15 @@ def _parse(statement: str) -> Analysis:
 def _error_in_original(text: str, error: ParseError | TokenError) -> ParseError | TokenError:
     """The syntax error as the user's text gives it: the numbered text's positions are
     shifted by every `?` that became `$n` before the error."""
-    if "?" not in text:
+    if "?" not in text and "$" not in text:
         return error
     try:
         sqlglot.parse(text, read="duckdb")
-    except (ParseError, TokenError) as original:
+    except ParseError as original:
         return original
+    except TokenError:
+        # The user's text may meet the tokenizer's failure the stand-ins avoid.
+        return error
     return error
 
 

@@ -24,6 +24,8 @@ from grid.errors import InvalidArgument
             1,
         ),
         ("SELECT ?, '', ?", "SELECT $1, '', $2", 2),
+        ("SELECT $2, '', $1 WHERE a = '$3'", "SELECT $2, '', $1 WHERE a = '$3'", 2),
+        ("SELECT $$ $1 $$, ?", "SELECT ' $1 ', $1", 1),
     ],
 )
 def test_parameters_are_numbered_in_the_order_of_the_text(
@@ -32,6 +34,11 @@ def test_parameters_are_numbered_in_the_order_of_the_text(
     parsed = analysis.parse(statement)
     assert parsed.tree.sql(dialect="duckdb") == numbered
     assert parsed.parameters == count
+
+
+def test_mixing_parameter_kinds_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match="mixes"):
+        analysis.parse("SELECT ?, $1")
 
 
 @pytest.mark.parametrize(
