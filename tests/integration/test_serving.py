@@ -221,6 +221,10 @@ def test_a_stalled_stream_gives_back_its_sql_connection(
             )
         )
         assert answer[-1].json_rows == [b"[[42]]"]
+        # The readers stay away well past stream_stall_ms (the behaviour under test is a
+        # pause longer than the limit, so this wait is the input, not a guess at timing):
+        # read at once, a stream would simply be read to its end.
+        time.sleep(5.0)
         # The reader that comes back gets what was sent, then the reason it ended.
         with pytest.raises(grpc.RpcError) as ended:
             for _ in streams[0]:
