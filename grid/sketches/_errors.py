@@ -26,11 +26,20 @@ class SketchParameterError(SketchError):
         return f"{self.parameter}: {self.reason}"
 
 
+# Messages name a query as the SDK, CLI and SQL users call it, not by this library's methods.
+QUERY_NAMES = {
+    "distinct_count": "estimate",
+    "might_contain": "contains",
+    "might_contain_many": "contains",
+}
+
+
 class SketchKindError(SketchError):
     """An operation was asked of a sketch kind that does not support it."""
 
     def __init__(self, operation: str, kind: str, expected: tuple[str, ...]) -> None:
-        reason = f"{operation} needs a {' or '.join(expected)} sketch, not {kind}"
+        query = QUERY_NAMES.get(operation, operation)
+        reason = f"{query} needs a {' or '.join(expected)} sketch, not {kind}"
         super().__init__(reason)
         self.operation = operation
         self.kind = kind

@@ -280,3 +280,15 @@ def test_a_failure_naming_a_key_with_a_newline_stays_on_one_line(
     line = assert_one_line_failure(failed, "FAILED_PRECONDITION")
     assert "a\\nb" in line
     assert "(no key 'a\\nb'" in ok("get", map_name, "a\nb", target=shoal_server)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--timeout", "-1"), ("--timeout", "soon"), ("--connect-timeout", "nan")]
+)
+def test_a_duration_that_is_not_positive_is_a_usage_error(
+    shoal_server: str, option: str, value: str
+) -> None:
+    result = run_cli("get", "m", "k", option, value, target=shoal_server)
+    assert result.returncode == 2
+    assert f"argument {option}: '{value}' is not" in result.stderr
+    assert "Traceback" not in result.stderr

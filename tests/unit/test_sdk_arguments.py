@@ -43,6 +43,8 @@ CALLS: list[tuple[str, Callable[[Client], Any], str]] = [
     ("timeout-not-number", lambda c: c.sql("SELECT 1", timeout_s="soon"), "timeout_s"),
     ("timeout-nan", lambda c: c.sql("SELECT 1", timeout_s=float("nan")), "timeout_s"),
     ("chunk-not-int", lambda c: c.sketches.add("m", "k", [1], chunk_items="3"), "chunk_items"),
+    ("deep-at", lambda c: c.get("m", "k", at=nested(5000)), "at"),  # type: ignore[arg-type]
+    ("huge-at", lambda c: c.get("m", "k", at=2**64), "at"),
 ]
 
 
@@ -54,6 +56,14 @@ def test_bad_arguments_name_the_argument(call: Callable[[Client], Any], field: s
         call(client)
     assert raised.value.field == field
     assert field in raised.value.message
+
+
+@pytest.mark.parametrize("timeout_s", [-1, 0, float("nan"), "10"])
+def test_a_client_refuses_a_timeout_that_is_not_a_positive_number(timeout_s: Any) -> None:
+    for make in (Client, AsyncClient):
+        with pytest.raises(InvalidArgumentError) as raised:
+            make(NOWHERE, timeout_s=timeout_s)
+        assert raised.value.field == "timeout_s"
 
 
 def test_the_asyncio_client_names_the_argument_too() -> None:

@@ -35,7 +35,7 @@ class AsyncClient:
         metadata: Sequence[tuple[str, str]] | None = None,
     ) -> None:
         self.targets = parse_targets(target)
-        self.timeout_s = timeout_s
+        self.timeout_s = _requests.check_seconds(timeout_s, "timeout_s")
         self.transaction_retry = transaction_retry or TransactionRetry()
         self._metadata = _requests.check_metadata(metadata)
         self._connection = AsyncConnection(self.targets, retry or RetryPolicy())

@@ -39,9 +39,12 @@ class Snapshot:
 
 
 def read_version_of(at: int) -> int:
-    if isinstance(at, bool) or not isinstance(at, int) or at <= 0:
+    if isinstance(at, bool) or not isinstance(at, int) or not 0 < at < 2**64:
+        # Only the type of a value that is not an int: the repr of a deeply nested list
+        # would itself raise RecursionError.
+        shown = repr(at) if isinstance(at, int) else type(at).__name__
         raise InvalidArgumentError(
-            f"at must be a read version (a positive int), got {at!r}", field="at"
+            f"at must be a read version (a positive 64-bit int), got {shown}", field="at"
         )
     return at
 

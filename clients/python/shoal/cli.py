@@ -346,17 +346,28 @@ def _add_common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=default(None),
         help=f"deadline of each call (s; default {CALL_TIMEOUT_S:g}; for sql, the server's "
         "time limit of a statement)",
     )
     parser.add_argument(
         "--connect-timeout",
-        type=float,
+        type=_seconds,
         default=default(CONNECT_TIMEOUT_S),
         help="give up when no coordinator accepts a connection within this time (s)",
     )
+
+
+def _seconds(text: str) -> float:
+    """A duration option: a positive, finite number of seconds (argparse names the option)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
 
 
 def _accept_common_options(parser: argparse.ArgumentParser) -> None:
