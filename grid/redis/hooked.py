@@ -29,7 +29,8 @@ from grid.errors import Conflict, FailedPrecondition, InvalidArgument
 from grid.field_updates import apply_field_update, increments_in_flight
 from grid.locks import COMMUTATIVE, COMPATIBLE, lock_modes
 from grid.memory.records import Op
-from grid.protocol import Applied, ApplyOnePhase, Commit, Condition, Prepare, Vote, Write
+from grid.participant import check_condition
+from grid.protocol import Applied, ApplyOnePhase, Commit, Prepare, Vote, Write
 from grid.redis.layout import PartitionLayout
 
 # How often a step reads again after another step changed what it read, before it reports a
@@ -54,28 +55,6 @@ def needs_hooks(writes: Sequence[Write]) -> bool:
 
 def _lock_field(map_name: str, key: str) -> str:
     return f"{map_name}\0{key}"
-
-
-def _check_condition(write: Write, current_version: int) -> None:
-    condition: Condition | None = write.condition
-    if condition is None:
-        return
-    where, target = f"{write.map}/{write.key}", (write.map, write.key)
-    if condition.kind == "if_absent" and current_version != 0:
-        raise FailedPrecondition(
-            f"'{where}' exists (condition if_absent)", field="key", target=target
-        )
-    if condition.kind == "if_exists" and current_version == 0:
-        raise FailedPrecondition(
-            f"'{where}' does not exist (condition if_exists)", field="key", target=target
-        )
-    if condition.kind == "if_version" and current_version != condition.version:
-        raise FailedPrecondition(
-            f"'{where}' is at version {current_version}, not {condition.version} "
-            "(condition if_version)",
-            field="key",
-            target=target,
-        )
 
 
 def _text(raw: Any) -> str:
@@ -342,7 +321,7 @@ class HookedSteps:
                 current_value = None if stored is None else value_of(stored)
                 current_version = 0 if stored is None else version_of(stored)
             if check:
-                _check_condition(write, current_version)
+                check_condition(write, current_version)
             new_value: bytes | None
             if write.op == Op.REFERENCE:
                 change = int(write.value)
