@@ -131,6 +131,14 @@ write_config() {
     </join>
   </network>
   <jet enabled="false"/>
+  <!-- Shoal's partitions and commit sequences (grid/hazelcast/): one entry each, changed in
+       place by entry processors; in BINARY format every step would copy a whole partition. -->
+  <map name="shoal.*.partitions">
+    <in-memory-format>OBJECT</in-memory-format>
+  </map>
+  <map name="shoal.*.sequence">
+    <in-memory-format>OBJECT</in-memory-format>
+  </map>
   <serialization>
     <data-serializable-factories>
       <!-- deploy/local/hazelcast/src: Shoal's entry processors, built by this script. -->

@@ -5,7 +5,8 @@ cannot do yet (GAPS): a test that needs a missing capability is a strict expecte
 with the reason, never a skip, so a gap that closes fails the suite until its entry goes.
 Today: the embedded memory backend, and the Redis backend on a real redis-server
 (`deploy/local/redis.sh`) and on a 3-master Redis Cluster (`deploy/local/redis-cluster.sh`),
-both marked `redis`.
+both marked `redis`, and the Hazelcast backend on a real member (`deploy/local/hazelcast.sh`),
+marked `hazelcast`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from grid.backend import Backend, ParticipantHooks
 from grid.catalog import Catalog
 from grid.entry import value_of, version_of
 from grid.errors import Conflict, FailedPrecondition, ReadVersionTooOld
+from grid.hazelcast.backend import HazelcastBackend, HazelcastBackendConfig, drop_namespace
 from grid.memory.backend import MemoryBackend, MemoryBackendConfig
 from grid.memory.records import Op
 from grid.participant import (
@@ -47,6 +49,7 @@ from grid.participant import (
     Write,
 )
 from grid.redis.backend import RedisBackend, RedisBackendConfig, connect
+from tests.support.external_servers import HAZELCAST_CLUSTER_NAME
 
 pytestmark = pytest.mark.conformance
 
@@ -69,11 +72,19 @@ def _redis_factory(url: str) -> Callable[[Path], Backend]:
     return open_redis
 
 
-BACKENDS = ("memory", "redis", "redis-cluster")
+def _hazelcast_factory(url: str) -> Callable[[Path], Backend]:
+    def open_hazelcast(path: Path) -> Backend:
+        return HazelcastBackend(HazelcastBackendConfig(url, _namespace(path), PARTITIONS))
+
+    return open_hazelcast
+
+
+BACKENDS = ("memory", "redis", "redis-cluster", "hazelcast")
 # What each backend cannot do yet, and why; a test names what it needs.
 GAPS: dict[str, dict[str, str]] = {
     "memory": {},
     "redis": {},
+    "hazelcast": {},
 }
 GAPS["redis-cluster"] = GAPS["redis"]
 
@@ -82,6 +93,8 @@ def backends(needs: str | None = None) -> list[Any]:
     params = []
     for name in BACKENDS:
         marks: list[Any] = [pytest.mark.redis] if name.startswith("redis") else []
+        if name == "hazelcast":
+            marks.append(pytest.mark.hazelcast)
         if needs is not None and needs in GAPS[name]:
             marks.append(pytest.mark.xfail(strict=True, reason=f"{name}: {GAPS[name][needs]}"))
         params.append(pytest.param(name, marks=marks))
@@ -119,16 +132,24 @@ class Opened:
 def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opened]:
     path = tmp_path / request.param
     shared = request.param.startswith("redis")
+    hazelcast_url = ""
     if shared:
         fixture = "redis_cluster_url" if request.param == "redis-cluster" else "redis_url"
         url: str = request.getfixturevalue(fixture)
         factory = _redis_factory(url)
+    elif request.param == "hazelcast":
+        address = request.getfixturevalue("hazelcast_address")
+        hazelcast_url = f"hazelcast://{address}/{HAZELCAST_CLUSTER_NAME}"
+        factory = _hazelcast_factory(hazelcast_url)
     else:
         factory = _memory
     backend = Opened(factory, path)
     try:
         yield backend
     finally:
+        if hazelcast_url:
+            assert isinstance(backend.backend, HazelcastBackend)
+            drop_namespace(backend.backend.client, _namespace(path))
         backend.backend.close()
         if shared:
             _drop_namespace(url, _namespace(path))

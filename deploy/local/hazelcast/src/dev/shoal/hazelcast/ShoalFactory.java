@@ -9,6 +9,21 @@ public final class ShoalFactory implements DataSerializableFactory {
 
   @Override
   public IdentifiedDataSerializable create(int typeId) {
-    return typeId == StepProcessor.CLASS_ID ? new StepProcessor() : null;
+    switch (typeId) {
+      case StepProcessor.CLASS_ID:
+        return new StepProcessor();
+      case PartitionProcessor.CLASS_ID:
+        return new PartitionProcessor();
+      case PartitionReader.CLASS_ID:
+        return new PartitionReader();
+      case PartitionState.CLASS_ID:
+        return new PartitionState();
+      case SequenceProcessor.CLASS_ID:
+        return new SequenceProcessor();
+      case SequenceState.CLASS_ID:
+        return new SequenceState();
+      default:
+        return null;
+    }
   }
 }

@@ -1,0 +1,111 @@
+package dev.shoal.hazelcast;
+
+import com.hazelcast.map.EntryProcessor;
+import com.hazelcast.nio.ObjectDataInput;
+import com.hazelcast.nio.ObjectDataOutput;
+import com.hazelcast.nio.serialization.IdentifiedDataSerializable;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The commit sequence of a namespace (grid/hazelcast/sequence.py): take the next number and
+ * hold it with a lease, release it, renew it, the read version, the holders whose lease
+ * passed. Leases are read from the member's clock, never a coordinator's; the clock is read
+ * once per call, so a backup replica applies the very lease the owner computed.
+ */
+public final class SequenceProcessor
+    implements EntryProcessor<Object, SequenceState, List<Object>>, IdentifiedDataSerializable {
+  public static final int CLASS_ID = 5;
+
+  private String op;
+  private long number;
+  private String owner;
+  private long nowMs;
+
+  public SequenceProcessor() {}
+
+  @Override
+  public List<Object> process(Map.Entry<Object, SequenceState> entry) {
+    SequenceState state = entry.getValue();
+    if (state == null) {
+      state = new SequenceState();
+    }
+    if (nowMs == 0) {
+      nowMs = System.currentTimeMillis();
+    }
+    List<Object> result = new ArrayList<>();
+    switch (op) {
+      case "take":
+        {
+          // number carries the lease in milliseconds.
+          long taken = ++state.last;
+          state.flight.put(taken, new SequenceState.Holder(nowMs + number, owner));
+          result.add(taken);
+          break;
+        }
+      case "release":
+        state.flight.remove(number);
+        result.add(1L);
+        break;
+      case "renew":
+        {
+          SequenceState.Holder holder = state.flight.get(number);
+          if (holder != null) {
+            state.flight.put(number, new SequenceState.Holder(nowMs + Long.parseLong(owner), holder.owner));
+          }
+          result.add(holder == null ? 0L : 1L);
+          break;
+        }
+      case "read_version":
+        result.add(state.flight.isEmpty() ? state.last : state.flight.firstKey() - 1);
+        return result;
+      case "expired":
+        {
+          // number carries how many of the oldest held numbers to look at.
+          Iterator<Map.Entry<Long, SequenceState.Holder>> held =
+              state.flight.entrySet().iterator();
+          for (long seen = 0; seen < number && held.hasNext(); seen++) {
+            Map.Entry<Long, SequenceState.Holder> item = held.next();
+            if (item.getValue().leaseMs <= nowMs) {
+              result.add(item.getKey());
+              result.add(item.getValue().owner);
+            }
+          }
+          return result;
+        }
+      default:
+        throw new IllegalArgumentException("unknown sequence operation " + op);
+    }
+    entry.setValue(state);
+    return result;
+  }
+
+  @Override
+  public int getFactoryId() {
+    return ShoalFactory.ID;
+  }
+
+  @Override
+  public int getClassId() {
+    return CLASS_ID;
+  }
+
+  @Override
+  public void writeData(ObjectDataOutput out) throws IOException {
+    out.writeString(op);
+    out.writeLong(number);
+    out.writeString(owner);
+    out.writeLong(nowMs);
+  }
+
+  @Override
+  public void readData(ObjectDataInput in) throws IOException {
+    op = in.readString();
+    number = in.readLong();
+    owner = in.readString();
+    nowMs = in.readLong();
+  }
+}

@@ -1,0 +1,1 @@
+"""The Hazelcast backend: partitions, commit sequence and catalog in a Hazelcast 5 cluster."""

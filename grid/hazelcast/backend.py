@@ -1,0 +1,110 @@
+"""The Hazelcast backend: a namespace of partitions in a Hazelcast 5 cluster (one entry per
+partition, changed by Shoal's entry processors), shared by every coordinator that opens it.
+
+The members need Shoal's jar on their classpath with its serialization factory registered, and
+the namespace's partitions and sequence maps in OBJECT in-memory format;
+deploy/local/hazelcast.sh builds and configures both (docs/ARCHITECTURE.md, "Shared backends").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hazelcast.client import HazelcastClient
+
+from grid.backend import ParticipantHooks
+from grid.errors import InvalidArgument
+from grid.hazelcast.catalog_store import HazelcastCatalogStore, catalog_map_name
+from grid.hazelcast.partition import HazelcastPartition
+from grid.hazelcast.sequence import sequence_map_name
+
+SCHEME = "hazelcast://"
+CLUSTER_NAME_DEFAULT = "dev"
+
+
+def parse_url(url: str) -> tuple[list[str], str]:
+    """``hazelcast://host:port[,host:port...]/cluster-name``: the members to find the cluster
+    from, and its name (Hazelcast's default, ``dev``, when none is given)."""
+    if not url.startswith(SCHEME):
+        raise InvalidArgument(f"a Hazelcast URL starts with {SCHEME}, got {url!r}", field="backend")
+    members, _, cluster_name = url[len(SCHEME) :].partition("/")
+    addresses = [member for member in members.split(",") if member]
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidArgument(
+                f"a Hazelcast member is host:port, got {address!r} in {url!r}", field="backend"
+            )
+    if not addresses:
+        raise InvalidArgument(f"no Hazelcast member in {url!r}", field="backend")
+    return addresses, cluster_name.strip("/") or CLUSTER_NAME_DEFAULT
+
+
+def connect(url: str, *, connect_timeout_s: float = 30.0) -> Any:
+    """A client of the cluster a ``hazelcast://`` URL names; thread-safe, one per backend."""
+    members, cluster_name = parse_url(url)
+    return HazelcastClient(
+        cluster_members=members,
+        cluster_name=cluster_name,
+        cluster_connect_timeout=connect_timeout_s,
+    )
+
+
+def partitions_map_name(namespace: str) -> str:
+    return f"shoal.{namespace}.partitions"
+
+
+@dataclass(frozen=True)
+class HazelcastBackendConfig:
+    # hazelcast://host:port/cluster-name
+    url: str
+    # Names every map of this grid: several grids (a sandbox, a test) share one cluster apart.
+    namespace: str
+    partitions: int
+
+
+class HazelcastBackend:
+    """A ``grid.backend.Backend`` whose partitions and catalog live in Hazelcast."""
+
+    name = "hazelcast"
+
+    def __init__(self, config: HazelcastBackendConfig) -> None:
+        self.config = config
+        self._client: Any = connect(config.url)
+        partitions_map = self._client.get_map(partitions_map_name(config.namespace)).blocking()
+        self._partitions = [
+            HazelcastPartition(partitions_map, index) for index in range(config.partitions)
+        ]
+        self._catalog_store = HazelcastCatalogStore(self._client, config.namespace)
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    @property
+    def partitions(self) -> Sequence[HazelcastPartition]:
+        return self._partitions
+
+    @property
+    def catalog_store(self) -> HazelcastCatalogStore:
+        return self._catalog_store
+
+    def open(self, hooks: ParticipantHooks) -> None:
+        # Steps with a Python hook (increments, appends, sketch adds) consult them.
+        for partition in self._partitions:
+            partition.hooks = hooks
+
+    def close(self) -> None:
+        self._client.shutdown()
+
+
+def drop_namespace(client: Any, namespace: str) -> None:
+    """Destroys every map of a namespace (tests, and removing a sandbox's grid)."""
+    for name in (
+        partitions_map_name(namespace),
+        sequence_map_name(namespace),
+        catalog_map_name(namespace),
+    ):
+        client.get_map(name).blocking().destroy()

@@ -1,0 +1,239 @@
+"""One partition kept in Hazelcast: its whole state is one entry, and each participant step is
+one entry processor on it (dev.shoal.hazelcast.PartitionProcessor, the Java twin of
+grid/redis/steps.lua, taking the same arguments and giving the same replies).
+
+Hazelcast runs one operation of a partition at a time on the partition's thread, so a step is
+atomic and every coordinator sees the same partition; with the map's in-memory format OBJECT
+the member changes the state in place (deploy/local/hazelcast.sh configures ``shoal.*.partitions``
+so). Increments, appends and sketch adds read the records they name, resolve in Python and
+compare-and-apply (grid/hazelcast/hooked.py), exactly as on Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from grid.backend import ParticipantHooks, StagedView, StatusView
+from grid.entry import pack
+from grid.errors import FailedPrecondition, ReadVersionTooOld
+from grid.hazelcast.hooked import HazelcastHookedSteps
+from grid.hazelcast.processors import PartitionRead, PartitionStep
+from grid.protocol import (
+    Abort,
+    Ack,
+    Applied,
+    ApplyOnePhase,
+    CasStatus,
+    Commit,
+    CreateStatus,
+    DropMap,
+    Event,
+    ForgetStatus,
+    ForgetVersions,
+    PreCommit,
+    Prepare,
+    ReadOutcome,
+    ReadStatus,
+    Reply,
+    StatusReply,
+    Vote,
+)
+from grid.redis.hooked import needs_hooks
+
+# The arguments and replies are grid/redis/steps.lua's, so they are built and read by the same
+# functions as the Redis backend's.
+from grid.redis.partition import (
+    UnsupportedByBackend,
+    _applied,
+    _reads,
+    _refusal,
+    _text,
+    _writes,
+)
+from grid.versions import VersionStats
+
+
+def _no_sketches(map_name: str, current: bytes | None, items: bytes) -> bytes:
+    raise FailedPrecondition(f"map '{map_name}' is not a sketch map here", field="map")
+
+
+def _entries(found: list[Any], start: int) -> list[tuple[str, bytes]]:
+    """(key, entry) from a reader's [key, value, version, ...] reply, sorted by key."""
+    return sorted(
+        (found[position], pack(bytes(found[position + 1]), found[position + 2]))
+        for position in range(start, len(found), 3)
+    )
+
+
+class HazelcastPartition:
+    """A ``grid.backend.PartitionStore`` whose state is one entry of a Hazelcast map."""
+
+    def __init__(self, partitions_map: Any, index: int) -> None:
+        self.index = index
+        self._map = partitions_map
+        self._key = f"p{index}"
+        self._hooked = HazelcastHookedSteps(self._call, self.get, self._read)
+        # Set by HazelcastBackend.open: what steps with a Python hook consult.
+        self.hooks = ParticipantHooks(
+            validators=lambda map_name: None,
+            guarded_field=lambda map_name, field_name: False,
+            sketch_apply=_no_sketches,
+        )
+
+    def _call(self, step: str, *arguments: Any) -> list[Any]:
+        reply: list[Any] = self._map.execute_on_key(self._key, PartitionStep(step, arguments))
+        return reply
+
+    def _read(self, read: str, *arguments: Any) -> list[Any]:
+        reply: list[Any] = self._map.execute_on_key(self._key, PartitionRead(read, arguments))
+        return reply
+
+    def step(self, event: Event) -> Reply:
+        if isinstance(event, ApplyOnePhase) and needs_hooks(event.writes):
+            reply = self._hooked.apply(event, self.hooks)
+            if isinstance(reply, Applied):
+                return reply
+            if _text(reply[0]) != "applied":
+                raise _refusal(reply)
+            return _applied(reply[2], bool(reply[1]))
+        if isinstance(event, ApplyOnePhase):
+            arguments = [event.request_id.hex(), event.version, event.horizon]
+            reply = self._call("apply", *arguments, *_reads(event.reads), *_writes(event.writes))
+            if _text(reply[0]) != "applied":
+                raise _refusal(reply)
+            return _applied(reply[2], bool(reply[1]))
+        if isinstance(event, Prepare) and needs_hooks(event.writes):
+            return self._hooked.prepare(event, self.hooks)
+        if isinstance(event, Prepare):
+            try:
+                writes = _writes(event.writes)
+            except UnsupportedByBackend as unsupported:
+                return Vote(False, str(unsupported), unsupported)
+            reply = self._call(
+                "prepare",
+                event.txn_id.hex(),
+                event.lease_expires_ms,
+                event.status_partition,
+                "1" if event.durable else "0",
+                *_reads(event.reads),
+                *writes,
+            )
+            if _text(reply[0]) == "yes":
+                return Vote(True)
+            if len(reply) >= 5:
+                # ['no', message, kind, map, key]: a refusal with the error it stands for.
+                refused = _refusal([reply[2], reply[1], reply[3], reply[4]])
+                return Vote(False, str(refused), refused)
+            return Vote(False, _text(reply[1]))
+        if isinstance(event, PreCommit):
+            return Ack(known=bool(self._call("pre_commit", event.txn_id.hex())[1]))
+        if isinstance(event, Commit):
+            reply = self._call("commit", event.txn_id.hex(), event.version, event.horizon)
+            if _text(reply[0]) == "hooked":
+                reply = self._hooked.commit(event, self.hooks)
+            if _text(reply[0]) == "applied":
+                return _applied(reply[2], False)
+            return Ack(known=bool(reply[1]))
+        if isinstance(event, Abort):
+            return Ack(known=bool(self._call("abort", event.txn_id.hex())[1]))
+        if isinstance(event, CreateStatus):
+            participants = orjson.dumps(list(event.participants))
+            return self._status(
+                self._call(
+                    "create_status",
+                    event.txn_id.hex(),
+                    participants,
+                    event.lease_expires_ms,
+                    event.now_ms,
+                )
+            )
+        if isinstance(event, CasStatus):
+            return self._status(
+                self._call(
+                    "cas_status", event.txn_id.hex(), event.expected, event.new, event.now_ms
+                )
+            )
+        if isinstance(event, ReadStatus):
+            return self._status(self._read("status", event.txn_id.hex()))
+        if isinstance(event, ReadOutcome):
+            reply = self._read("outcome", event.request_id.hex())
+            if _text(reply[0]) == "applied":
+                return _applied(reply[2], True)
+            return Ack(known=False)
+        if isinstance(event, ForgetStatus):
+            return Ack(known=bool(self._call("forget_status", event.txn_id.hex())[1]))
+        if isinstance(event, DropMap):
+            reply = self._call("drop_map", event.map)
+            if _text(reply[0]) != "ack":
+                raise _refusal(reply)
+            return Ack()
+        if isinstance(event, ForgetVersions):
+            return Ack(known=bool(self._call("forget_versions", event.horizon)[1]))
+        raise TypeError(f"unknown participant event {type(event).__name__}")
+
+    @staticmethod
+    def _status(reply: list[Any]) -> StatusReply:
+        state = _text(reply[1])
+        return StatusReply(
+            state or None,
+            tuple(orjson.loads(reply[2]) or ()),
+            int(reply[3]),
+            swapped=bool(reply[4]),
+        )
+
+    def apply(self, event: Event) -> tuple[Reply, Callable[[], None]]:
+        # The step is as durable as the cluster makes a write (its backups) when it returns.
+        return self.step(event), lambda: None
+
+    def commit_version(self) -> int:
+        return int(self._read("meta")[0])
+
+    def version_stats(self) -> VersionStats:
+        return VersionStats(kept=int(self._read("meta")[1]))
+
+    def get(self, map_name: str, key: str) -> bytes | None:
+        found = self._read("get", map_name, key)
+        return pack(bytes(found[0]), found[1]) if found else None
+
+    def get_at(self, map_name: str, key: str, version: int) -> bytes | None:
+        found = self._read("get_at", map_name, key, version)
+        if found[0] == "too_old":
+            raise ReadVersionTooOld(version, int(found[1]))
+        return pack(bytes(found[1]), found[2]) if len(found) > 1 else None
+
+    def items_at(self, map_name: str, version: int) -> list[tuple[str, bytes]]:
+        found = self._read("items_at", map_name, version)
+        if found[0] == "too_old":
+            raise ReadVersionTooOld(version, int(found[1]))
+        return _entries(found, 1)
+
+    def items(self, map_name: str) -> list[tuple[str, bytes]]:
+        return _entries(self._read("items", map_name), 0)
+
+    def status_records(self) -> list[StatusView]:
+        found = self._read("status_records")
+        return [
+            StatusView(
+                txn_id=bytes.fromhex(found[position]),
+                state=found[position + 1],
+                participants=tuple(orjson.loads(found[position + 2]) or ()),
+                lease_expires_ms=int(found[position + 3]),
+                updated_ms=int(found[position + 4]),
+            )
+            for position in range(0, len(found), 5)
+        ]
+
+    def staged_transactions(self) -> list[StagedView]:
+        found = self._read("staged")
+        return [
+            StagedView(
+                txn_id=bytes.fromhex(found[position]),
+                state=found[position + 1],
+                lease_expires_ms=int(found[position + 2]),
+                status_partition=int(found[position + 3]),
+            )
+            for position in range(0, len(found), 4)
+        ]

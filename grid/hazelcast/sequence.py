@@ -1,0 +1,66 @@
+"""The commit sequence in Hazelcast: one order of commits for every coordinator of a namespace.
+
+The same operations as grid/redis/sequence.py (take, release, renew, the read version, the
+numbers whose holders' leases passed), each one entry processor
+(dev.shoal.hazelcast.SequenceProcessor) on the namespace's one sequence entry, so coordinators
+never race on it; a lease is read from the clock of the member that owns the entry, never from
+a coordinator's (docs/ARCHITECTURE.md, "Commit order").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from grid.hazelcast.processors import SequenceOperation
+
+SEQUENCE_KEY = "sequence"
+
+
+def sequence_map_name(namespace: str) -> str:
+    return f"shoal.{namespace}.sequence"
+
+
+class HazelcastCommitSequence:
+    def __init__(self, client: Any, namespace: str, *, lease_ms: int = 10_000) -> None:
+        self.lease_ms = lease_ms
+        self._map = client.get_map(sequence_map_name(namespace)).blocking()
+
+    def _run(self, operation: str, number: int = 0, owner: str = "") -> list[Any]:
+        found: list[Any] = self._map.execute_on_key(
+            SEQUENCE_KEY, SequenceOperation(operation, number, owner)
+        )
+        return found
+
+    def take(self, owner: str) -> int:
+        """The next number, held (in flight) by ``owner`` until released or its lease ends."""
+        return int(self._run("take", self.lease_ms, owner)[0])
+
+    def release(self, number: int) -> None:
+        """The commit holding ``number`` is applied everywhere (or decided against)."""
+        self._run("release", number)
+
+    def renew(self, number: int) -> bool:
+        """Extends the lease of a number still held; False when it is no longer held."""
+        return bool(self._run("renew", number, str(self.lease_ms))[0])
+
+    @contextmanager
+    def commit(self, owner: str) -> Iterator[int]:
+        """Holds the next number while the caller applies its commit with it."""
+        number = self.take(owner)
+        try:
+            yield number
+        finally:
+            # A commit that failed leaves a gap: numbers need not be dense.
+            self.release(number)
+
+    def read_version(self) -> int:
+        """The newest version whose commits are all applied: a consistent point to read at."""
+        return int(self._run("read_version")[0])
+
+    def expired(self, scan_max: int = 1000) -> list[tuple[int, str]]:
+        """Numbers (and owners) among the oldest ``scan_max`` held whose lease passed by the
+        member's clock: their coordinators are presumed gone."""
+        found = self._run("expired", scan_max)
+        return [(int(found[position]), found[position + 1]) for position in range(0, len(found), 2)]

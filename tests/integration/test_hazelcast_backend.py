@@ -1,0 +1,292 @@
+"""The Hazelcast backend shared by several coordinators (grid/hazelcast/), on a real member.
+
+The single-backend contract is tests/conformance/test_backend_contract.py; this file checks what
+only sharing can break: two backends opened on one namespace (as two coordinators would) see
+one grid, a lock taken through one holds against the other, a transaction prepared by one is
+finished by the other, status swaps and increments racing between them have one outcome; and
+the commit sequence and the catalog kept in Hazelcast for every coordinator.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from grid.entry import value_of
+from grid.errors import Conflict
+from grid.hazelcast.backend import (
+    HazelcastBackend,
+    HazelcastBackendConfig,
+    connect,
+    drop_namespace,
+)
+from grid.hazelcast.catalog_store import CATALOG_KEY, HazelcastCatalogStore, catalog_map_name
+from grid.hazelcast.sequence import HazelcastCommitSequence
+from grid.memory.records import Op
+from grid.protocol import (
+    ABORTED,
+    COMMITTED,
+    PENDING,
+    Applied,
+    ApplyOnePhase,
+    CasStatus,
+    Commit,
+    CreateStatus,
+    PreCommit,
+    Prepare,
+    StatusReply,
+    Vote,
+    Write,
+)
+from tests.support.external_servers import HAZELCAST_CLUSTER_NAME
+
+pytestmark = [pytest.mark.integration, pytest.mark.hazelcast]
+
+PARTITIONS = 4
+Pair = tuple[HazelcastBackend, HazelcastBackend]
+
+
+@pytest.fixture
+def url(hazelcast_address: str) -> str:
+    return f"hazelcast://{hazelcast_address}/{HAZELCAST_CLUSTER_NAME}"
+
+
+@pytest.fixture
+def namespace(url: str) -> Iterator[str]:
+    name = f"shared-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = connect(url)
+    try:
+        drop_namespace(client, name)
+    finally:
+        client.shutdown()
+
+
+@pytest.fixture
+def coordinators(url: str, namespace: str) -> Iterator[Pair]:
+    config = HazelcastBackendConfig(url, namespace, PARTITIONS)
+    first, second = HazelcastBackend(config), HazelcastBackend(config)
+    try:
+        yield first, second
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.fixture
+def client(url: str) -> Iterator[Any]:
+    connection = connect(url)
+    try:
+        yield connection
+    finally:
+        connection.shutdown()
+
+
+def put(key: str, value: object) -> Write:
+    return Write(Op.PUT, "m", key, orjson.dumps(value))
+
+
+def run_threads(count: int, target: Callable[[int], None]) -> None:
+    threads = [threading.Thread(target=target, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_a_lock_taken_through_one_coordinator_holds_against_the_other(
+    coordinators: Pair,
+) -> None:
+    first, second = coordinators
+    vote = first.partitions[1].step(Prepare(b"t1", (), (put("k", 1),), 10**13, 0))
+    assert isinstance(vote, Vote) and vote.yes
+    with pytest.raises(Conflict):
+        second.partitions[1].step(ApplyOnePhase(b"r1", (), (put("k", 2),)))
+    other = second.partitions[1].step(Prepare(b"t2", (), (put("k", 3),), 10**13, 0))
+    assert isinstance(other, Vote) and not other.yes
+    # The second coordinator finishes what the first prepared, as a recovery sweeper does.
+    assert [view.txn_id for view in second.partitions[1].staged_transactions()] == [b"t1"]
+    second.partitions[1].step(PreCommit(b"t1"))
+    assert isinstance(second.partitions[1].step(Commit(b"t1")), Applied)
+    entry = first.partitions[1].get("m", "k")
+    assert entry is not None and orjson.loads(value_of(entry)) == 1
+    assert first.partitions[1].staged_transactions() == []
+
+
+def test_status_swaps_racing_between_coordinators_have_one_winner(coordinators: Pair) -> None:
+    first, second = coordinators
+    created = first.partitions[0].step(CreateStatus(b"t", (0, 1), 10**13, 1))
+    assert isinstance(created, StatusReply) and created.swapped
+    start = threading.Barrier(8)
+    replies: list[StatusReply] = []
+
+    def swap(index: int) -> None:
+        outcome = COMMITTED if index % 4 < 2 else ABORTED
+        start.wait()
+        reply = coordinators[index % 2].partitions[0].step(CasStatus(b"t", PENDING, outcome, 2))
+        assert isinstance(reply, StatusReply)
+        replies.append(reply)
+
+    run_threads(8, swap)
+    winners = [reply for reply in replies if reply.swapped]
+    assert len(winners) == 1
+    assert all(reply.state == winners[0].state for reply in replies)
+    assert [view.state for view in second.partitions[0].status_records()] == [winners[0].state]
+
+
+def test_increments_racing_from_two_coordinators_all_count(coordinators: Pair) -> None:
+    """Resolved in Python and applied only if the key did not change since it was read:
+    increments sent at once through both coordinators all land, none twice."""
+    first, second = coordinators
+    first.partitions[0].step(ApplyOnePhase(b"", (), (put("hits", {"n": 0}),)))
+    rounds = 20
+    errors: list[BaseException] = []
+
+    def add(index: int) -> None:
+        increment = Write(Op.INCREMENT, "m", "hits", orjson.dumps({"n": 1}))
+        try:
+            for _ in range(rounds):
+                while True:
+                    try:
+                        coordinators[index % 2].partitions[0].step(
+                            ApplyOnePhase(b"", (), (increment,))
+                        )
+                        break
+                    except Conflict:
+                        continue  # lost every race this time: nothing applied
+        except BaseException as error:
+            errors.append(error)
+
+    run_threads(4, add)
+    assert errors == []
+    entry = second.partitions[0].get("m", "hits")
+    assert entry is not None and orjson.loads(value_of(entry)) == {"n": 4 * rounds}
+
+
+def test_increments_prepared_through_both_coordinators_do_not_conflict(
+    coordinators: Pair,
+) -> None:
+    first, second = coordinators
+    first.partitions[1].step(ApplyOnePhase(b"", (), (put("stock", {"n": 10}),)))
+
+    def increment(amount: int) -> Write:
+        return Write(Op.INCREMENT, "m", "stock", orjson.dumps({"n": amount}))
+
+    one = first.partitions[1].step(Prepare(b"t1", (), (increment(2),), 10**13, 0))
+    other = second.partitions[1].step(Prepare(b"t2", (), (increment(3),), 10**13, 0))
+    assert isinstance(one, Vote) and one.yes
+    assert isinstance(other, Vote) and other.yes
+    with pytest.raises(Conflict):
+        first.partitions[1].step(ApplyOnePhase(b"", (), (put("stock", {"n": 0}),)))
+    second.partitions[1].step(Commit(b"t2"))
+    first.partitions[1].step(Commit(b"t1"))
+    entry = first.partitions[1].get("m", "stock")
+    assert entry is not None and orjson.loads(value_of(entry)) == {"n": 15}
+    assert first.partitions[1].staged_transactions() == []
+
+
+def test_a_partition_remembers_a_bounded_number_of_answers(coordinators: Pair) -> None:
+    """Answers kept for retries are trimmed oldest first (4,096), as the memory participant's."""
+    partition = coordinators[0].partitions[3]
+    for index in range(4100):
+        partition.step(ApplyOnePhase(f"request-{index}".encode(), (), (put("k", index),)))
+    newest = partition.step(ApplyOnePhase(b"request-4099", (), (put("k", 4099),)))
+    assert isinstance(newest, Applied) and newest.replayed
+    oldest = partition.step(ApplyOnePhase(b"request-0", (), (put("k", 0),)))
+    assert isinstance(oldest, Applied) and not oldest.replayed
+
+
+def test_commit_numbers_are_unique_and_reads_stay_below_every_number_held(
+    client: Any, namespace: str
+) -> None:
+    coordinators = [HazelcastCommitSequence(client, namespace) for _ in range(2)]
+    taken: list[list[int]] = [[] for _ in range(4)]
+
+    def commit_many(index: int) -> None:
+        for _ in range(25):
+            with coordinators[index % 2].commit(f"c{index}") as number:
+                taken[index].append(number)
+
+    run_threads(4, commit_many)
+    assert sorted(number for numbers in taken for number in numbers) == list(range(1, 101))
+    assert all(numbers == sorted(numbers) for numbers in taken)
+    first, second = coordinators
+    assert second.read_version() == 100
+    early, late = first.take("first"), second.take("second")
+    second.release(late)
+    assert second.read_version() == early - 1, "the earlier commit is not applied yet"
+    first.release(early)
+    assert first.read_version() == late
+
+
+def test_a_number_whose_holder_died_is_found_after_its_lease(client: Any, namespace: str) -> None:
+    dying = HazelcastCommitSequence(client, namespace, lease_ms=300)
+    alive = HazelcastCommitSequence(client, namespace, lease_ms=60_000)
+    abandoned = dying.take("gone")
+    held = alive.take("alive")
+    expired: list[tuple[int, str]] = []
+
+    def found() -> bool:
+        expired[:] = alive.expired()
+        return bool(expired)
+
+    wait_for(found, timeout_s=30)
+    assert expired == [(abandoned, "gone")], "a live holder's number is not reported"
+    assert not alive.renew(abandoned + 1000)
+    assert alive.renew(held)
+    alive.release(abandoned)
+    assert alive.read_version() == held - 1
+
+
+def test_two_catalog_changes_from_the_same_version_cannot_both_win(
+    client: Any, namespace: str
+) -> None:
+    first, second = (
+        HazelcastCatalogStore(client, namespace),
+        HazelcastCatalogStore(client, namespace),
+    )
+    assert first.load_versioned() == (0, [])
+    results: list[int | None] = []
+    start = threading.Barrier(6)
+
+    def change(index: int) -> None:
+        start.wait()
+        results.append((first, second)[index % 2].save_if(0, [{"name": f"map{index}"}]))
+
+    run_threads(6, change)
+    assert sorted(results, key=lambda outcome: outcome or 0) == [None] * 5 + [1]
+    version, maps = second.load_versioned()
+    assert second.save_if(version, [*maps, {"name": "orders"}]) == 2
+    assert first.load_versioned() == (2, [*maps, {"name": "orders"}])
+
+
+def test_catalog_watchers_learn_of_changes_notified_or_not(client: Any, namespace: str) -> None:
+    writer, reader = (
+        HazelcastCatalogStore(client, namespace),
+        HazelcastCatalogStore(client, namespace),
+    )
+    seen: list[int] = []
+    watcher = reader.watch(seen.append)
+    try:
+        assert writer.save_if(0, [{"name": "accounts"}]) == 1
+        wait_for(lambda: seen == [1], timeout_s=5)
+        # A change whose notification is lost (the listener removed first): the poll finds it.
+        reader.stop_listening(watcher.registration)
+        raw = orjson.dumps({"version": 2, "maps": []})
+        client.get_map(catalog_map_name(namespace)).blocking().put(CATALOG_KEY, raw)
+        wait_for(lambda: seen == [1, 2], timeout_s=5)
+    finally:
+        watcher.close()
