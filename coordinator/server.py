@@ -39,12 +39,14 @@ from coordinator.dispatch import Lanes, OnLoop, Registrar, Workers
 from coordinator.exposition import MetricsEndpoint
 from coordinator.memory import MemoryKeeper
 from coordinator.node import Node
+from coordinator.operators.replays import ReplayManager
 from coordinator.pipelines.host import PipelineHost
 from coordinator.services.admin import AdminService
 from coordinator.services.data import DataService
 from coordinator.services.guard import tolerate_undecodable
 from coordinator.services.pipelines import PipelinesService
 from coordinator.services.query import QueryService
+from coordinator.services.replays import ReplaysService
 from coordinator.services.sketches import SketchesService
 from coordinator.services.transactions import TransactionsService
 from coordinator.telemetry import configure_logging
@@ -59,6 +61,8 @@ from shoal.v1 import (
     pipelines_pb2_grpc,
     query_pb2,
     query_pb2_grpc,
+    replay_pb2,
+    replay_pb2_grpc,
     sketches_pb2,
     sketches_pb2_grpc,
     transactions_pb2,
@@ -75,6 +79,7 @@ SERVICE_NAMES = (
     query_pb2.DESCRIPTOR.services_by_name["Query"].full_name,
     sketches_pb2.DESCRIPTOR.services_by_name["Sketches"].full_name,
     pipelines_pb2.DESCRIPTOR.services_by_name["Pipelines"].full_name,
+    replay_pb2.DESCRIPTOR.services_by_name["Replays"].full_name,
 )
 
 
@@ -90,6 +95,7 @@ class RunningServer:
     memory: MemoryKeeper
     metrics_endpoint: MetricsEndpoint | None = None
     pipelines: PipelineHost | None = None
+    replays: ReplayManager | None = None
 
     def on_loop(self, coroutine: Coroutine[Any, Any, Result]) -> Result:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
@@ -99,6 +105,9 @@ class RunningServer:
         False when a handler thread was still busy after `grace_s` more: the process
         must then end without waiting for it (see `serve`)."""
         self.on_loop(_set_health(self.health, health_pb2.HealthCheckResponse.NOT_SERVING))
+        if self.replays is not None:
+            # Before the grid closes; a replay stopped here resumes at the next start.
+            self.replays.stop(grace_s)
         if self.pipelines is not None:
             # Before the grid closes: each pipeline finishes the batch it is committing.
             self.pipelines.stop(grace_s)
@@ -177,13 +186,14 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     except BaseException:
         node.close()
         raise
+    replays = ReplayManager(node, kafka=config.kafka)
     loop = asyncio.new_event_loop()
     loop_thread = threading.Thread(target=loop.run_forever, name="grpc-loop", daemon=True)
     loop_thread.start()
     lanes = Lanes.from_config(config, sql_connections=node.sql.config.connections)
     try:
         server, health_servicer, port = asyncio.run_coroutine_threadsafe(
-            _serve_on_loop(config, node, pipelines, lanes), loop
+            _serve_on_loop(config, node, pipelines, replays, lanes), loop
         ).result()
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
@@ -206,6 +216,7 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         metrics_endpoint.start()
     if pipelines is not None:
         pipelines.start()
+    replays.start()
     return RunningServer(
         node=node,
         server=server,
@@ -217,11 +228,16 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         memory=memory,
         metrics_endpoint=metrics_endpoint,
         pipelines=pipelines,
+        replays=replays,
     )
 
 
 async def _serve_on_loop(
-    config: ServerConfig, node: Node, pipelines: PipelineHost | None, lanes: Lanes
+    config: ServerConfig,
+    node: Node,
+    pipelines: PipelineHost | None,
+    replays: ReplayManager,
+    lanes: Lanes,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     """Builds and starts the grpc.aio server; runs on the event loop's thread."""
     limits = config.limits
@@ -239,6 +255,9 @@ async def _serve_on_loop(
     query_pb2_grpc.add_QueryServicer_to_server(QueryService(node.sql), registrar)
     sketches_pb2_grpc.add_SketchesServicer_to_server(SketchesService(node.sketches), registrar)
     pipelines_pb2_grpc.add_PipelinesServicer_to_server(PipelinesService(pipelines), registrar)
+    replay_pb2_grpc.add_ReplaysServicer_to_server(
+        ReplaysService(replays, pipelines, config.kafka), registrar
+    )
     # Health and reflection answer on the event loop itself: no admission, no thread,
     # so they answer whatever the pools are doing.
     health_servicer = health.aio.HealthServicer()

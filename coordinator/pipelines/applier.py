@@ -523,6 +523,10 @@ class BatchApplier:
         for key, share in attempt.progress.items():
             state = share.state
             state.next_offset = share.next_offset
+            share_applied, share_rejected, share_duplicates = share.outcomes()
+            state.applied += share_applied
+            state.rejected += share_rejected
+            state.duplicates += share_duplicates
             if share.keys:
                 state.dedup.add_segment(share.first_offset, share.keys)
             outbox = [offset for offset in state.outbox if offset not in state.confirmed]

@@ -41,6 +41,11 @@ class OffsetsRecord:
     batch: str = ""
     owner: str = ""
     committed_ms: int = 0
+    # Events of the partition applied, rejected and skipped as repeats since its first
+    # batch: committed with the effects, so exact after any crash (replay progress).
+    applied: int = 0
+    rejected: int = 0
+    duplicates: int = 0
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -52,6 +57,9 @@ class OffsetsRecord:
                 "batch": self.batch,
                 "owner": self.owner,
                 "committed_ms": self.committed_ms,
+                "applied": self.applied,
+                "rejected": self.rejected,
+                "duplicates": self.duplicates,
             }
         )
 
@@ -65,4 +73,7 @@ class OffsetsRecord:
             batch=str(document.get("batch", "")),
             owner=str(document.get("owner", "")),
             committed_ms=int(document.get("committed_ms", 0)),
+            applied=int(document.get("applied", 0)),
+            rejected=int(document.get("rejected", 0)),
+            duplicates=int(document.get("duplicates", 0)),
         )

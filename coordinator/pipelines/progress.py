@@ -54,6 +54,10 @@ class PartitionState:
     confirmed: set[int] = field(default_factory=set)
     dead_letter_floor: int | None = None
     new_floor: int | None = None
+    # Running totals of the partition's outcomes, as its offsets record holds them.
+    applied: int = 0
+    rejected: int = 0
+    duplicates: int = 0
     key: TopicPartitionKey = ("", 0)
 
     def __post_init__(self) -> None:
@@ -94,6 +98,11 @@ class Share:
         self.seen: set[str] = set()
         self.dead_letters: list[DeadLetter] = []
         self.timestamps: list[int] = []
+
+    def outcomes(self) -> tuple[int, int, int]:
+        """The share's events applied, rejected and skipped as repeats."""
+        duplicates = sum(1 for timestamp in self.timestamps if timestamp < 0)
+        return len(self.timestamps) - duplicates, len(self.dead_letters), duplicates
 
     def bookkeeping_keys(self) -> int:
         """A bound on the bookkeeping writes of the share before its dead letters: the
@@ -139,6 +148,9 @@ def load_state(
             window,
             outbox=list(record.outbox),
             dead_letter_floor=record.dead_letter_floor,
+            applied=record.applied,
+            rejected=record.rejected,
+            duplicates=record.duplicates,
         )
     pending = []
     for source_offset in state.outbox:
@@ -198,6 +210,7 @@ def bookkeeping_writes(
                 )
             )
         floor = state.new_floor if state.new_floor is not None else state.dead_letter_floor
+        applied, rejected, duplicates = share.outcomes()
         record = OffsetsRecord(
             offset=share.next_offset,
             dedup_segments=segments,
@@ -206,6 +219,9 @@ def bookkeeping_writes(
             batch=batch_tag,
             owner=owner,
             committed_ms=now_ms,
+            applied=state.applied + applied,
+            rejected=state.rejected + rejected,
+            duplicates=state.duplicates + duplicates,
         )
         positions[key] = len(writes)
         writes.append(

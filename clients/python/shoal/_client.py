@@ -17,6 +17,7 @@ from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
 if TYPE_CHECKING:
     # Imported where used: a short-lived process (the `shoal` command) that only reads a
     # key should not pay for the sketch, SQL and retry machinery.
+    from shoal._replays import Replays
     from shoal._sketches import Sketches
     from shoal._sql import Cursor
 
@@ -78,6 +79,14 @@ class Client:
         from shoal._sketches import Sketches
 
         return Sketches(self)
+
+    @functools.cached_property
+    def replays(self) -> Replays:
+        """Replays of a Kafka range through a pipeline into a sandbox or another grid:
+        ``client.replays.start(...)``, ``status``, ``follow``, ``cancel``, ``list``."""
+        from shoal._replays import Replays
+
+        return Replays(self)
 
     # Maps ------------------------------------------------------------------------
 

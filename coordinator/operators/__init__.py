@@ -1,0 +1,1 @@
+"""Operators' tools over pipelines: replays of a Kafka range, backfills, reconciliation."""
