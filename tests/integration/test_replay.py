@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -21,11 +24,12 @@ from tests.support.pipeline_server import (
 )
 from tests.support.pipeline_workload import expected_of, generate
 from tests.support.replay import grid_checksums, produce_timestamped, start_target_grid
+from tests.support.server_process import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 # The issue's figure is 50,000; make test replays fewer on the shared 2-core machine.
-EVENTS = int(os.environ.get("SHOAL_REPLAY_EVENTS", "8000"))
+EVENTS = int(os.environ.get("SHOAL_REPLAY_EVENTS", "6000"))
 STEP_MS = 10
 
 
@@ -41,10 +45,12 @@ def consumer_groups(bootstrap: str) -> set[str]:
     return asyncio.run(run())
 
 
-@pytest.fixture
-def production(tmp_path, kafka_bootstrap):
+@pytest.fixture(scope="module")
+def production(tmp_path_factory, kafka_bootstrap):
     """A production coordinator running the orders pipeline over a timestamped topic,
-    caught up with every event; yields (server, topic, group, messages, base_ms)."""
+    caught up with every event; yields (server, topic, group, messages, base_ms). The
+    tests replay out of it and check that it never changes."""
+    tmp_path = tmp_path_factory.mktemp("production")
     topic, group = unique("orders"), unique("orders-to-grid")
     create_topic(kafka_bootstrap, topic, 4)
     workload = generate(EVENTS, seed=3, invalid_fraction=0.02, duplicate_fraction=0.05)
@@ -147,5 +153,119 @@ def test_a_replay_killed_with_its_coordinator_resumes_and_ends_exact(
         check_grid(target.target, expected)
         orders, _ = grid_outcome(target.target)
         assert len(orders) == len(expected.orders)
+    finally:
+        target.stop()
+
+
+def shoal(target: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shoal.cli", "--target", target, *arguments],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_cli_refuses_bad_replays_naming_the_problem(tmp_path, kafka_bootstrap, production):
+    server, topic, group, messages, base_ms = production
+    target = start_target_grid(tmp_path / "target")
+    broken = tmp_path / "broken_pipeline.py"
+    broken.write_text("import no_such_module_anywhere\n")
+    window = ["--from", "2026-01-01T00:00Z", "--to", "2026-01-01T01:00Z"]
+    try:
+        before = grid_checksums(server.target)
+        common = ["replay", "start", "--topic", topic, "--into", target.target]
+        cases = [
+            ([*common, "--pipeline", str(broken), *window], "broken_pipeline.py"),
+            ([*common, "--pipeline", str(tmp_path / "absent.py"), *window], "does not exist"),
+            (
+                [
+                    *common,
+                    "--pipeline",
+                    group,
+                    "--from",
+                    "2026-01-02T00:00Z",
+                    "--to",
+                    "2026-01-01T00:00Z",
+                ],
+                "ends",
+            ),
+            ([*common, "--pipeline", group, *window], "holds no events"),
+            (
+                [
+                    "replay",
+                    "start",
+                    "--topic",
+                    unique("absent"),
+                    "--into",
+                    target.target,
+                    "--pipeline",
+                    group,
+                    *window,
+                ],
+                "no topic",
+            ),
+            ([*common, "--pipeline", group, "--from", "yesterday", "--to", "today"], "ISO 8601"),
+            (
+                [
+                    "replay",
+                    "start",
+                    "--topic",
+                    topic,
+                    "--sandbox",
+                    "no-such-sandbox",
+                    "--pipeline",
+                    group,
+                    *window,
+                ],
+                "sandbox",
+            ),
+            ([*common, "--pipeline", group, "--from-offsets", "0-12"], "partition:offset"),
+            (["replay", "status", f"{target.target}/r-0000000000"], "no replay"),
+        ]
+        for arguments, named in cases:
+            completed = shoal(server.target, *arguments)
+            assert completed.returncode != 0, (arguments, completed.stdout)
+            assert named in completed.stderr, (arguments, completed.stderr)
+            assert "Traceback" not in completed.stderr
+        assert grid_checksums(server.target) == before
+        assert grid_checksums(target.target)["orders"].startswith("0:")
+    finally:
+        target.stop()
+
+
+def test_the_cli_follows_a_replay_to_its_end(tmp_path, kafka_bootstrap, production):
+    server, topic, group, messages, base_ms = production
+    count = min(len(messages), 2000)
+    expected = expected_of(messages[:count])
+    target = start_target_grid(tmp_path / "target")
+    try:
+        completed = shoal(
+            server.target,
+            "--json",
+            "replay",
+            "start",
+            "--pipeline",
+            group,
+            "--topic",
+            topic,
+            "--from",
+            str(base_ms),
+            "--to",
+            str(base_ms + count * STEP_MS),
+            "--into",
+            target.target,
+            "--rate",
+            "5000/s",
+            "--follow",
+        )
+        assert completed.returncode == 0, completed.stderr
+        lines = [json.loads(line) for line in completed.stdout.splitlines()]
+        assert lines[-1]["state"] == "done" and lines[-1]["processed"] == count
+        assert lines[-1]["applied"] == len(expected.orders)
+        check_grid(target.target, expected)
+        shown = shoal(server.target, "replay", "status", lines[-1]["id"])
+        assert shown.returncode == 0 and "done" in shown.stdout, shown.stderr
     finally:
         target.stop()

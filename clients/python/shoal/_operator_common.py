@@ -46,12 +46,14 @@ def pipeline_code(client: Client, pipeline: str | Path, name: str = "") -> repla
 
 
 def time_ms(value: datetime | str | int | float, what: str) -> int:
-    """Milliseconds since the epoch of a datetime, an ISO 8601 text or a number of ms;
-    a time without a zone is UTC."""
+    """Milliseconds since the epoch of a datetime, an ISO 8601 text or a number of ms
+    (also as digits); a time without a zone is UTC."""
     if isinstance(value, bool):
         raise InvalidArgumentError(f"{what} is not a time: {value!r}", field=what)
     if isinstance(value, int | float):
         return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.strip())
