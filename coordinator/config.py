@@ -31,7 +31,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "address to listen on"),
     Setting("port", int, 50051, "gRPC port (0 picks a free one)"),
     Setting("data_dir", Path, Path("./data"), "data directory of the memory backend"),
-    Setting("backend", str, "memory", "grid backend", ("memory",)),
+    Setting(
+        "backend",
+        str,
+        "memory",
+        "grid backend: memory, redis://host:port[/namespace] or "
+        "redis+cluster://host:port,host:port[/namespace]",
+    ),
     Setting("partitions", int, 64, "number of partitions, fixed when the data directory is made"),
     Setting("fsync", str, "batch", "when the log reaches the disk", ("always", "batch", "off")),
     Setting("fsync_interval_ms", int, 20, "fsync period of the batch policy"),
@@ -187,6 +193,16 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
         raise ConfigError(
             f"{setting.name} from {source} must be one of {', '.join(setting.choices)}, got {raw!r}"
         )
+    if setting.name == "backend":
+        # Imported here: coordinator.backends imports this module.
+        from coordinator.backends import USAGE, check_backend
+
+        try:
+            check_backend(value)
+        except ValueError as error:
+            raise ConfigError(
+                f"backend from {source} must be {USAGE} ({error}), got {raw!r}"
+            ) from None
     if setting.kind in (int, float) and value < 0:
         raise ConfigError(f"{setting.name} from {source} must not be negative, got {raw!r}")
     return value

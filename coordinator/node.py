@@ -12,11 +12,12 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
-from coordinator.clock import Clock, SystemClock
+from coordinator.backends import open_backend
+from coordinator.clock import Clock, StoreClock, SystemClock
 from coordinator.config import ServerConfig
 from coordinator.keyvalue import KeyValue
 from coordinator.limits import Limits
@@ -29,14 +30,14 @@ from coordinator.transactions.faults import FaultPoints
 from coordinator.transactions.manager import TransactionConfig, TransactionManager
 from coordinator.transactions.planning import Planner
 from coordinator.transactions.recovery import RecoverySweeper
+from coordinator.transactions.sequence import CommitOrder
+from coordinator.transactions.store_sequence import StoreCommitSequence
 from coordinator.transactions.story import Stories
-from grid.backend import ParticipantHooks
+from grid.backend import ParticipantHooks, SharedBackend, is_shared
 from grid.catalog import Catalog, MapDefinition
 from grid.entry import value_of
 from grid.errors import InvalidArgument
-from grid.memory.backend import MemoryBackend, MemoryBackendConfig
 from grid.memory.records import Op
-from grid.memory.wal import FsyncPolicy
 from grid.participant import ApplyOnePhase, DropMap, Write
 from grid.partitioner import Partitioner
 from grid.schema import parse_schema
@@ -64,21 +65,8 @@ class Node:
         self.started_s = time.monotonic()
         self.limits: Limits = config.limits
         self.partitioner = Partitioner(config.partitions)
-        self.backend = MemoryBackend(
-            MemoryBackendConfig(
-                data_dir=config.data_dir,
-                partitions=config.partitions,
-                fsync=FsyncPolicy(config.fsync),
-                fsync_interval_ms=config.fsync_interval_ms,
-                checkpoint_wal_bytes=config.checkpoint_wal_bytes,
-                # A window of 0 keeps no versions: every read is of the latest state.
-                versions_bytes_max=(
-                    config.mvcc_window_bytes_max // config.partitions
-                    if config.mvcc_window_ms
-                    else 0
-                ),
-            )
-        )
+        self.backend = open_backend(config)
+        self.shared = is_shared(self.backend)
         self.catalog = Catalog(self.backend.catalog_store)
         self.backend.open(
             ParticipantHooks(
@@ -87,12 +75,25 @@ class Node:
                 sketch_apply=self._sketch_apply,
             )
         )
+        # Another coordinator's catalog change reaches this one through the store's watcher.
+        watch = getattr(self.backend.catalog_store, "watch", None)
+        self._catalog_watcher = None if watch is None else watch(self._catalog_changed)
+        # On a shared store every coordinator reads leases by the store's clock and takes
+        # commit numbers from the store (docs/ARCHITECTURE.md, "Shared backends").
+        lease_clock: Clock = self.clock
+        sequence: CommitOrder | None = None
+        if self.shared:
+            shared = cast(SharedBackend, self.backend)
+            lease_clock = StoreClock(shared.time_ms)
+            sequence = StoreCommitSequence(
+                shared.sequence, self.clock, window_ms=config.mvcc_window_ms
+            )
         self.stories = Stories(self.clock)
         self.planner = Planner(self.catalog, self.partitioner, self.backend.partitions, self.limits)
         self.transactions = TransactionManager(
             self.backend.partitions,
             self.planner,
-            clock=self.clock,
+            clock=lease_clock,
             config=TransactionConfig(
                 lease_ms=config.txn_lease_ms,
                 sweep_interval_ms=config.txn_sweep_interval_ms,
@@ -102,13 +103,15 @@ class Node:
             faults=self.faults,
             stories=self.stories,
             metrics=self.metrics,
+            sequence=sequence,
         )
         # Before the recovery sweep: committing a recovered transaction may add to sketches.
         self.sketches = SketchMaps(self)
         self.sweeper = RecoverySweeper(self.transactions)
-        # This node is the only one using its data directory, so every transaction
-        # left undecided by a previous run has lost its coordinator.
-        self.sweeper.sweep(everything=True)
+        # On memory this node is the only one using its data directory, so every
+        # transaction left undecided by a previous run has lost its coordinator. On a shared
+        # store others may be driving theirs right now: only expired leases say abandoned.
+        self.sweeper.sweep(everything=not self.shared)
         self.keyvalue = KeyValue(
             self.catalog,
             self.partitioner,
@@ -147,8 +150,17 @@ class Node:
     def start_background(self) -> None:
         self.sweeper.start()
 
+    def _catalog_changed(self, version: int) -> None:
+        try:
+            self.catalog.refresh()
+        except Exception:
+            # The watcher polls again within half a second; a failed reload is retried then.
+            log.exception("reloading the catalog (version %d) failed", version)
+
     def close(self) -> None:
         self.sweeper.stop()
+        if self._catalog_watcher is not None:
+            self._catalog_watcher.close()
         self.backend.close()
 
     # Maps ------------------------------------------------------------------------
@@ -230,18 +242,13 @@ class Node:
     def map_stats(self, name: str) -> MapStats:
         stats = MapStats()
         for partition in self.backend.partitions:
-            segment = partition.participant.segments.get(name)
-            if segment is not None:
-                stats.entries += len(segment.entries)
-                stats.memory_bytes += segment.memory_bytes()
+            size = partition.map_size(name)
+            stats.entries += size.entries
+            stats.memory_bytes += size.memory_bytes
         return stats
 
     def entry_count(self) -> int:
-        return sum(
-            len(segment.entries)
-            for partition in self.backend.partitions
-            for segment in partition.participant.segments.values()
-        )
+        return sum(self.map_stats(name).entries for name in self.catalog.names())
 
     def uptime_ms(self) -> int:
         return int((time.monotonic() - self.started_s) * 1000)

@@ -298,7 +298,7 @@ def serve(config: ServerConfig) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    recovery = running.node.backend.recovery
+    recovery = getattr(running.node.backend, "recovery", None)
     log.info(
         "shoal serving on %s:%d (backend %s, %d partitions, fsync %s, data %s, %s entries "
         "recovered in %.2fs)",

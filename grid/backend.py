@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from grid.catalog import CatalogStore
 from grid.participant import Event, NumericGuard, Reply, SketchApply, ValidatorLookup
@@ -44,6 +44,25 @@ class StagedView:
     state: str
     lease_expires_ms: int
     status_partition: int
+
+
+@dataclass(frozen=True)
+class MapState:
+    """What a partition can say cheaply about one map without reading it.
+
+    `mark` moves whenever the map's entries change here (equal marks: the same entries);
+    `version` is the newest commit version that changed them. A reader at a version at or
+    after `version` may use an image of the entries taken under the same mark.
+    """
+
+    mark: object
+    version: int
+
+
+@dataclass(frozen=True)
+class MapSize:
+    entries: int
+    memory_bytes: int
 
 
 class PartitionStore(Protocol):
@@ -82,6 +101,14 @@ class PartitionStore(Protocol):
         """The committed entries of one map in this partition, at one point in time."""
         ...
 
+    def map_state(self, map_name: str) -> MapState:
+        """The map's change mark and newest version here (see MapState)."""
+        ...
+
+    def map_size(self, map_name: str) -> MapSize:
+        """How many entries the map holds here, and about how many bytes they take."""
+        ...
+
     def status_records(self) -> list[StatusView]: ...
 
     def staged_transactions(self) -> list[StagedView]: ...
@@ -100,3 +127,25 @@ class Backend(Protocol):
     def open(self, hooks: ParticipantHooks) -> None: ...
 
     def close(self) -> None: ...
+
+
+class SharedBackend(Backend, Protocol):
+    """A backend several coordinators serve at once (``shared`` is True): it brings the one
+    commit sequence and the one clock they all use (docs/ARCHITECTURE.md, "Shared backends").
+    The memory backend has ``shared`` False and none of these."""
+
+    shared: bool
+
+    @property
+    def sequence(self) -> Any:
+        """The commit sequence in the store (coordinator.transactions.store_sequence
+        .StoreSequence)."""
+        ...
+
+    def time_ms(self) -> int:
+        """The store's clock, in milliseconds since the epoch."""
+        ...
+
+
+def is_shared(backend: Backend) -> bool:
+    return bool(getattr(backend, "shared", False))

@@ -1,7 +1,8 @@
 """The catalog of maps: names, schemas (versioned), sketch specifications.
 
 The catalog is small and changes rarely, so each change rewrites it whole through a
-`CatalogStore` (for the memory backend, one JSON file replaced atomically).
+`CatalogStore` (for the memory backend, one JSON file replaced atomically; on a shared store,
+a versioned record changed by compare-and-set, see `VersionedCatalogStore`).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -22,6 +24,9 @@ MAP_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 # Maps whose names start with this belong to the coordinator itself (for example the
 # pipelines' `__offsets`): clients may read them but not create, write or drop them.
 SYSTEM_MAP_PREFIX = "__"
+
+
+T = TypeVar("T")
 
 
 def is_system_map(name: str) -> bool:
@@ -59,6 +64,15 @@ class CatalogStore(Protocol):
     def load(self) -> list[dict[str, Any]]: ...
 
     def save(self, maps: list[dict[str, Any]]) -> None: ...
+
+
+class VersionedCatalogStore(CatalogStore, Protocol):
+    """A catalog shared by several coordinators (grid/redis/catalog_store.py): versioned, and
+    changed by compare-and-set on the version, so two changes racing cannot both win."""
+
+    def load_versioned(self) -> tuple[int, list[dict[str, Any]]]: ...
+
+    def save_if(self, expected_version: int | None, maps: list[dict[str, Any]]) -> int | None: ...
 
 
 class FileCatalogStore:
@@ -101,13 +115,27 @@ class Catalog:
 
     def __init__(self, store: CatalogStore) -> None:
         self._store = store
+        # A shared store's catalog: every change is checked and saved against its latest
+        # version, and `refresh` (called when another coordinator changes it) reloads it.
+        self._versioned: VersionedCatalogStore | None = (
+            store if hasattr(store, "save_if") else None  # type: ignore[assignment]
+        )
+        self._version = 0
         self._lock = threading.Lock()
         self._maps: dict[str, MapDefinition] = {}
         self._validators: dict[str, Validator] = {}
         self._guarded: dict[str, frozenset[str]] = {}
-        for described in store.load():
+        if self._versioned is not None:
+            self._version, described_maps = self._versioned.load_versioned()
+        else:
+            described_maps = store.load()
+        self._replace(described_maps)
+
+    def _replace(self, described_maps: list[dict[str, Any]]) -> None:
+        maps: list[MapDefinition] = []
+        for described in described_maps:
             try:
-                definition = MapDefinition.from_json(described)
+                maps.append(MapDefinition.from_json(described))
             except InvalidArgument as error:
                 # A schema stored by an older version that this one refuses (a pattern
                 # RE2 cannot run, for example): name the map, so it can be fixed.
@@ -116,7 +144,53 @@ class Catalog:
                     f"refuses: {error.message}",
                     field="map",
                 ) from None
+        self._maps.clear()
+        self._validators.clear()
+        self._guarded.clear()
+        for definition in maps:
             self._install(definition)
+
+    @property
+    def version(self) -> int:
+        """The shared catalog's version this coordinator has (0 for a file catalog)."""
+        return self._version
+
+    def refresh(self) -> None:
+        """Loads the shared catalog again when it changed (another coordinator's change)."""
+        if self._versioned is None:
+            return
+        with self._lock:
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
+        assert self._versioned is not None
+        version, described_maps = self._versioned.load_versioned()
+        if version != self._version:
+            self._replace(described_maps)
+            self._version = version
+
+    def _change(self, change: Callable[[], tuple[T, bool]]) -> T:
+        """Runs `change` (its result, and whether it changed the maps) under the lock, and
+        saves what it changed. On a shared store it runs against the latest catalog, and
+        again after a reload when another coordinator's change was saved first: every
+        check (names, compatibility, references) is made against the catalog it replaces."""
+        with self._lock:
+            while True:
+                if self._versioned is not None:
+                    self._refresh_locked()
+                result, changed = change()
+                if not changed:
+                    return result
+                described = [definition.to_json() for definition in self._maps.values()]
+                if self._versioned is None:
+                    self._store.save(described)
+                    return result
+                saved = self._versioned.save_if(self._version, described)
+                if saved is not None:
+                    self._version = saved
+                    return result
+                # Lost the race: the reload at the top of the loop drops this attempt.
+                self._version = -1
 
     def _install(self, definition: MapDefinition) -> None:
         self._maps[definition.name] = definition
@@ -133,9 +207,6 @@ class Catalog:
                 or spec.min_length is not None
                 or spec.enum is not None
             )
-
-    def _save(self) -> None:
-        self._store.save([definition.to_json() for definition in self._maps.values()])
 
     def get(self, name: str) -> MapDefinition:
         definition = self._maps.get(name)
@@ -170,18 +241,20 @@ class Catalog:
     ) -> tuple[MapDefinition, bool]:
         """Creates a map; returns it and whether it was created now."""
         check_map_name(name)
-        with self._lock:
+
+        def change() -> tuple[tuple[MapDefinition, bool], bool]:
             existing = self._maps.get(name)
             if existing is not None:
                 if if_not_exists:
-                    return existing, False
+                    return (existing, False), False
                 raise AlreadyExists(f"map '{name}' already exists", field="map")
             if schema is not None:
                 self._check_references(name, schema)
             definition = MapDefinition(name=name, schema=schema, created_ms=now_ms, sketch=sketch)
             self._install(definition)
-            self._save()
-            return definition, True
+            return (definition, True), True
+
+        return self._change(change)
 
     def create_system(self, name: str, *, now_ms: int) -> MapDefinition:
         """Creates, or returns when it exists, a schemaless map reserved for the system.
@@ -190,14 +263,16 @@ class Catalog:
         """
         if not is_system_map(name) or not MAP_NAME_PATTERN.match(name):
             raise InvalidArgument(f"{name!r} is not a system map name", field="map")
-        with self._lock:
+
+        def change() -> tuple[MapDefinition, bool]:
             existing = self._maps.get(name)
             if existing is not None:
-                return existing
+                return existing, False
             definition = MapDefinition(name=name, schema=None, created_ms=now_ms)
             self._install(definition)
-            self._save()
-            return definition
+            return definition, True
+
+        return self._change(change)
 
     def alter_schema(
         self, name: str, schema: Schema, *, stored_entries: int | None = None
@@ -205,7 +280,8 @@ class Catalog:
         """Replaces a map's schema with a compatible one. `stored_entries` is how many values
         the map holds, when known: an empty map takes any schema, since no stored value
         can be invalidated."""
-        with self._lock:
+
+        def change() -> tuple[MapDefinition, bool]:
             current = self.get(name)
             if current.sketch is not None:
                 raise InvalidArgument(f"map '{name}' is a sketch map; it has no schema")
@@ -229,16 +305,20 @@ class Catalog:
                 created_ms=current.created_ms,
             )
             self._install(definition)
-            self._save()
-            return definition
+            return definition, True
+
+        return self._change(change)
 
     def drop(self, name: str) -> None:
-        with self._lock:
+
+        def change() -> tuple[None, bool]:
             self.check_droppable(name)
             del self._maps[name]
             self._validators.pop(name, None)
             self._guarded.pop(name, None)
-            self._save()
+            return None, True
+
+        self._change(change)
 
     def check_droppable(self, name: str) -> MapDefinition:
         definition = self.get(name)

@@ -63,6 +63,12 @@ class ReadVersionTooOld(Conflict):
         )
 
 
+class StaleVersion(Conflict):
+    """A one-phase step refused because a commit numbered later already changed one of its
+    keys (several coordinators on a shared store); the coordinator takes a new number and
+    applies again. A Conflict, so that one that escapes is retried by the client."""
+
+
 class ResourceExhausted(GridError):
     status = "RESOURCE_EXHAUSTED"
 

@@ -1,33 +1,34 @@
 """Consistent snapshots of maps as Arrow tables, for one query.
 
-Each partition keeps, beside its entries, the Arrow image SQL last built from them,
-tagged with the segment's change counter. A snapshot reads every partition at one
-read version (so no transaction is seen on some of its partitions only, see
-coordinator.transactions.sequence): the cached image of every partition unchanged
-since, and the entries as of that version of every other; those become images and,
-when they are also the partition's latest state, are cached for the next query.
-Memory cost: one Arrow
-image per partition of each map SQL has read, about the size of its columns; a
+The coordinator keeps, per partition and map, the Arrow image SQL last built from the
+partition's entries, tagged with the partition's change mark for the map (see
+grid.backend.MapState: a segment's change counter on the memory backend, a counter in the
+partition's meta record on a shared store, so a mark means the same to every coordinator). A
+snapshot reads every partition at one read version (so no transaction is seen on some of its
+partitions only, see coordinator.transactions.sequence): the cached image of every partition
+unchanged since, and the entries as of that version of every other; those become images and,
+when they are also the partition's latest state, are cached for the next query. Memory cost:
+one Arrow image per partition of each map SQL has read, about the size of its columns; a
 query adds the copies of partitions changed since the last query while it runs.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import pyarrow as pa
 
 from coordinator.sql.tables import build_image, table_schema
-from coordinator.transactions.sequence import CommitSequence
+from grid.backend import PartitionStore
 from grid.catalog import MapDefinition
-from grid.memory.partition import MemoryPartition
-from grid.memory.segment import Segment
 
-MEMO_KEY = "sql-image"
-# The generation of an image taken at a read version older than the partition's state.
-STALE = -1
+
+class ReadVersions(Protocol):
+    def read_version(self) -> int: ...
 
 
 @dataclass
@@ -41,8 +42,10 @@ class TableSnapshot:
 
 @dataclass
 class _Captured:
-    segment: Segment | None
-    generation: int
+    index: int
+    # The partition's mark for the map when the entries are its latest state; None when
+    # they are older (used by this query, never cached).
+    mark: object
     image: pa.Table | None
     entries: list[tuple[str, bytes]] | None
 
@@ -52,12 +55,15 @@ def _schema_tag(definition: MapDefinition) -> int:
 
 
 class Snapshots:
-    def __init__(self, partitions: Sequence[MemoryPartition], sequence: CommitSequence) -> None:
+    def __init__(self, partitions: Sequence[PartitionStore], sequence: ReadVersions) -> None:
         self.partitions = partitions
         self.sequence = sequence
+        # (partition, map) -> (mark, schema tag, image): the image of the entries under mark.
+        self._images: dict[tuple[int, str], tuple[object, int, pa.Table]] = {}
+        self._images_lock = threading.Lock()
         # The last whole table of each map, with what it was made of: an unchanged map
         # gives the same table object, which DuckDB connections need not register again.
-        self._tables: dict[str, tuple[tuple[tuple[int, int, int], ...], pa.Table]] = {}
+        self._tables: dict[str, tuple[tuple[tuple[int, object, int], ...], pa.Table]] = {}
 
     def capture(
         self,
@@ -80,28 +86,23 @@ class Snapshots:
             captured = []
             for index in wanted[definition.name]:
                 partition = self.partitions[index]
-                segment = partition.participant.segments.get(definition.name)
-                if segment is None:
-                    captured.append(_Captured(None, 0, None, None))
+                state = partition.map_state(definition.name)
+                if state.mark is None:
                     continue
-                # The generation first: a commit moves the segment's version before it
-                # changes entries, so an unchanged version means generation `generation`
-                # is the state at the read version.
-                generation = segment.generation
-                memo = segment.memo.get(MEMO_KEY)
+                cached = self._images.get((index, definition.name))
                 if (
-                    segment.version <= version
-                    and isinstance(memo, tuple)
-                    and memo[0] == generation
-                    and memo[1] == tag
+                    state.version <= version
+                    and cached is not None
+                    and cached[0] == state.mark
+                    and cached[1] == tag
                 ):
-                    captured.append(_Captured(segment, generation, memo[2], None))
+                    captured.append(_Captured(index, state.mark, cached[2], None))
                     continue
                 entries = partition.items_at(definition.name, version)
-                if segment.version > version or segment.generation != generation:
-                    # Older than the latest state: used by this query, never cached.
-                    generation = STALE
-                captured.append(_Captured(segment, generation, None, entries))
+                # Cached only when nothing changed while reading and the read version saw
+                # the latest state: the same mark then means the same entries to any reader.
+                latest = state.version <= version and partition.map_state(definition.name) == state
+                captured.append(_Captured(index, state.mark if latest else None, None, entries))
             taken[definition.name] = captured
         capture_ms = (time.perf_counter() - started) * 1000
         snapshots = {}
@@ -109,12 +110,8 @@ class Snapshots:
             images = []
             rebuilt = 0
             tag = _schema_tag(definition)
-            made_of = tuple(
-                (id(item.segment), item.generation, tag)
-                for item in taken[definition.name]
-                if item.segment is not None
-            )
-            current = all(item.generation != STALE for item in taken[definition.name])
+            made_of = tuple((item.index, item.mark, tag) for item in taken[definition.name])
+            current = all(item.mark is not None for item in taken[definition.name])
             last = self._tables.get(definition.name)
             if last is not None and last[0] == made_of and current and not only_partitions:
                 snapshots[definition.name] = TableSnapshot(
@@ -126,14 +123,13 @@ class Snapshots:
                 )
                 continue
             for item in taken[definition.name]:
-                if item.segment is None:
-                    continue
                 image = item.image
                 if image is None:
                     image = build_image(definition, item.entries or [])
                     rebuilt += 1
-                    if item.generation != STALE and item.segment.generation == item.generation:
-                        item.segment.memo[MEMO_KEY] = (item.generation, tag, image)
+                    if item.mark is not None:
+                        with self._images_lock:
+                            self._images[(item.index, definition.name)] = (item.mark, tag, image)
                 if image.num_rows:
                     images.append(image)
             table = pa.concat_tables(images) if images else table_schema(definition).empty_table()

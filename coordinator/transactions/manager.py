@@ -22,7 +22,7 @@ from coordinator.metrics import Registry
 from coordinator.transactions.driver import CommitDriver, Request
 from coordinator.transactions.faults import FaultPoints
 from coordinator.transactions.planning import PartitionWork, Plan, Planner
-from coordinator.transactions.sequence import CommitSequence
+from coordinator.transactions.sequence import CommitOrder, CommitSequence
 from coordinator.transactions.story import Stories
 from grid.backend import PartitionStore
 from grid.errors import (
@@ -30,6 +30,7 @@ from grid.errors import (
     FailedPrecondition,
     InvalidArgument,
     ReadVersionTooOld,
+    StaleVersion,
 )
 from grid.participant import (
     ABORTED,
@@ -50,6 +51,10 @@ from grid.participant import (
 from grid.versions import VersionStats
 
 log = logging.getLogger(__name__)
+
+# How many times a one-phase commit is numbered again after a later-numbered commit reached
+# its keys first (grid.errors.StaleVersion; only on a shared store, under contention).
+STALE_ATTEMPTS_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ class TransactionManager:
         faults: FaultPoints,
         stories: Stories,
         metrics: Registry | None = None,
+        sequence: CommitOrder | None = None,
     ) -> None:
         self.partitions = partitions
         self.planner = planner
@@ -116,8 +122,9 @@ class TransactionManager:
         self.config = config
         self.faults = faults
         self.stories = stories
-        # One order of all commits; its numbers are the versions of what they write.
-        self.sequence = CommitSequence(
+        # One order of all commits; its numbers are the versions of what they write. A
+        # shared store brings its own (coordinator.transactions.store_sequence).
+        self.sequence: CommitOrder = sequence or CommitSequence(
             max((partition.commit_version() for partition in partitions), default=0),
             clock,
             window_ms=config.mvcc_window_ms,
@@ -205,15 +212,23 @@ class TransactionManager:
         reads, writes = tuple(work.reads), tuple(work.writes)
         waited_ms = 0.0
         backoff_ms = 1.0
+        stale = 0
         while True:
             try:
                 horizon = self.sequence.horizon()
-                with self.sequence.commit() as version:
+                with self.sequence.commit(txn_id) as version:
                     reply, wait_durable = store.apply(
                         ApplyOnePhase(txn_id, reads, writes, version, horizon)
                     )
                 wait_durable()
                 break
+            except StaleVersion:
+                # A commit numbered later reached a key first (another coordinator's, on a
+                # shared store): nothing was written; a new number orders this one after it.
+                stale += 1
+                if stale < STALE_ATTEMPTS_MAX:
+                    continue
+                raise
             except Conflict as conflict:
                 if not plain or waited_ms >= self.config.plain_write_wait_ms:
                     if not plain:
@@ -300,7 +315,7 @@ class TransactionManager:
             waits = []
             following: list[Request] = []
             horizon = self.sequence.horizon()
-            with self.sequence.commit() as version:
+            with self.sequence.commit(txn_id) as version:
                 for item in batch:
                     event = Commit(txn_id, version, horizon)
                     reply, wait_durable = self._commit_on(txn_id, item.partition, event)
@@ -336,6 +351,16 @@ class TransactionManager:
         For batches that commit each partition's share on its own (a plain batch, an
         at-least-once pipeline): the shares still take one place in the commit order.
         """
+        for attempt in range(STALE_ATTEMPTS_MAX):
+            try:
+                return self._apply_shares(shares)
+            except StaleVersion:
+                # Shares applied before the refusal answer the retry from memory (by request id).
+                if attempt == STALE_ATTEMPTS_MAX - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _apply_shares(self, shares: Sequence[tuple[int, ApplyOnePhase]]) -> list[Applied]:
         replies: list[Applied] = []
         waits = []
         horizon = self.sequence.horizon()

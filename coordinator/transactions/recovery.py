@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 
 from coordinator.transactions.manager import TransactionManager
+from coordinator.transactions.store_sequence import StoreCommitSequence
 from coordinator.transactions.three_phase import recovery_decision
 from grid.backend import StagedView, StatusView
 from grid.participant import (
@@ -40,6 +41,8 @@ class SweepReport:
     committed: int = 0
     aborted: int = 0
     forgotten: int = 0
+    # Numbers of a shared store's commit sequence whose holder died after committing.
+    released: int = 0
 
 
 class RecoverySweeper:
@@ -51,6 +54,9 @@ class RecoverySweeper:
     def sweep(self, *, everything: bool = False) -> SweepReport:
         """One pass; `everything` treats every lease as expired (start-up of a sole node)."""
         manager = self.manager
+        # Taken before the records are read: a number is taken after its transaction's
+        # prepares, so a holder still unfinished shows below as staged somewhere.
+        expired_numbers = self._expired_numbers()
         now = manager.clock.now_ms()
         report = SweepReport()
         staged: dict[bytes, list[tuple[int, StagedView]]] = {}
@@ -91,6 +97,16 @@ class RecoverySweeper:
                 # record was decided and forgotten; either way nobody can commit it.
                 self._finish(txn_id, ABORTED, [index for index, _ in holders])
                 report.aborted += 1
+        for number, owner in expired_numbers:
+            txn_id = _txn_of(owner)
+            held = records.get(txn_id)
+            unfinished = txn_id in staged or (held is not None and held.state not in FINAL_STATES)
+            if not unfinished and not manager.is_in_flight(txn_id):
+                # Its coordinator died between taking the number and releasing it, and
+                # every partition it wrote is committed (or it wrote none): the read version
+                # may pass it.
+                self._release(number)
+                report.released += 1
         if report.committed or report.aborted:
             log.info(
                 "recovery sweep: %d committed, %d aborted, %d forgotten",
@@ -99,6 +115,15 @@ class RecoverySweeper:
                 report.forgotten,
             )
         return report
+
+    def _expired_numbers(self) -> list[tuple[int, str]]:
+        sequence = self.manager.sequence
+        return sequence.expired() if isinstance(sequence, StoreCommitSequence) else []
+
+    def _release(self, number: int) -> None:
+        sequence = self.manager.sequence
+        if isinstance(sequence, StoreCommitSequence):
+            sequence.release(number)
 
     def _decide(self, txn_id: bytes, record: StatusView, participant_states: list[str]) -> str:
         manager = self.manager
@@ -129,7 +154,10 @@ class RecoverySweeper:
             # A recovered commit takes its place in the commit order like any other.
             waits = []
             horizon = manager.sequence.horizon()
-            with manager.sequence.commit() as version:
+            # The transaction's own number when its coordinator took one before it died
+            # (a shared store's sequence gives a transaction one number): every partition
+            # commits it at one version.
+            with manager.sequence.commit(txn_id) as version:
                 for index in partitions:
                     event = Commit(txn_id, version, horizon)
                     waits.append(manager.partitions[index].apply(event)[1])
@@ -160,3 +188,10 @@ class RecoverySweeper:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+
+
+def _txn_of(owner: str) -> bytes:
+    try:
+        return bytes.fromhex(owner)
+    except ValueError:
+        return owner.encode()

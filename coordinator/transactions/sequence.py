@@ -19,7 +19,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
 from coordinator.clock import Clock
 
@@ -27,26 +28,66 @@ from coordinator.clock import Clock
 SAMPLES_MAX = 4096
 
 
+class Horizon:
+    """The oldest version reads may still use: the read version that was visible `window_ms`
+    ago, from samples of the visible version (one per window/64, so the horizon trails by
+    at most that much: versions are kept a little longer, never less)."""
+
+    def __init__(self, start: int, clock: Clock, window_ms: int) -> None:
+        self._clock = clock
+        self.window_ms = window_ms
+        # (time, visible version) samples, oldest first.
+        self._samples: deque[tuple[int, int]] = deque()
+        self._lock = threading.Lock()
+        self._sample_interval_ms = max(1, window_ms // 64)
+        self.version = start
+
+    def note(self, visible: int) -> int:
+        """Samples the visible version now; returns the horizon."""
+        now_ms = self._clock.now_ms()
+        with self._lock:
+            samples = self._samples
+            if not samples or now_ms - samples[-1][0] >= self._sample_interval_ms:
+                samples.append((now_ms, visible))
+                if len(samples) > SAMPLES_MAX:
+                    self.version = max(self.version, samples.popleft()[1])
+            elif samples[-1][0] == now_ms:
+                samples[-1] = (now_ms, visible)
+            cutoff = now_ms - self.window_ms
+            # A version sampled at or before the cutoff was visible then; the newest wins.
+            while samples and samples[0][0] <= cutoff:
+                self.version = max(self.version, samples.popleft()[1])
+            if self.window_ms == 0:
+                self.version = visible
+            return self.version
+
+
+class CommitOrder(Protocol):
+    """What the manager needs of a commit sequence: in process (`CommitSequence`) or in a
+    shared store (coordinator.transactions.store_sequence)."""
+
+    def commit(self, owner: bytes = b"") -> AbstractContextManager[int]: ...
+
+    def read_version(self) -> int: ...
+
+    def horizon(self) -> int: ...
+
+
 class CommitSequence:
     def __init__(self, start: int, clock: Clock, *, window_ms: int = 5000) -> None:
         self._lock = threading.Lock()
-        self._clock = clock
         self.window_ms = window_ms
         # The last number handed out, and the last whose commit is applied everywhere.
         # At least 1: a read version of 0 means "none" on the wire (the latest value).
         start = max(start, 1)
         self._last = start
         self._visible = start
-        # (time, visible version) samples, oldest first: the horizon is the newest
-        # version that was already visible `window_ms` ago.
-        self._samples: deque[tuple[int, int]] = deque()
-        self._samples_lock = threading.Lock()
-        self._sample_interval_ms = max(1, window_ms // 64)
-        self._horizon = start
+        self._horizon = Horizon(start, clock, window_ms)
 
     @contextmanager
-    def commit(self) -> Iterator[int]:
-        """Holds the next number of the sequence while the caller applies its commit."""
+    def commit(self, owner: bytes = b"") -> Iterator[int]:
+        """Holds the next number of the sequence while the caller applies its commit
+        (`owner`, the transaction, matters only to a shared store's sequence)."""
         with self._lock:
             version = self._last + 1
             self._last = version
@@ -55,7 +96,7 @@ class CommitSequence:
             finally:
                 # A commit that failed (a conflict) leaves a gap: numbers need not be dense.
                 self._visible = version
-                self._note()
+                self._horizon.note(version)
 
     def read_version(self) -> int:
         """The newest version whose commits are all applied: a consistent point to read at."""
@@ -63,26 +104,4 @@ class CommitSequence:
 
     def horizon(self) -> int:
         """The oldest version reads may still use: what was visible `window_ms` ago."""
-        self._note()
-        return self._horizon
-
-    def _note(self) -> None:
-        """Samples the visible version now, and moves the horizon to what was visible
-        `window_ms` ago (a sample is taken at most every window/64, so the horizon
-        trails by at most that much: versions are kept a little longer, never less)."""
-        now_ms = self._clock.now_ms()
-        visible = self._visible
-        with self._samples_lock:
-            samples = self._samples
-            if not samples or now_ms - samples[-1][0] >= self._sample_interval_ms:
-                samples.append((now_ms, visible))
-                if len(samples) > SAMPLES_MAX:
-                    self._horizon = max(self._horizon, samples.popleft()[1])
-            elif samples[-1][0] == now_ms:
-                samples[-1] = (now_ms, visible)
-            cutoff = now_ms - self.window_ms
-            # A version sampled at or before the cutoff was visible then; the newest wins.
-            while samples and samples[0][0] <= cutoff:
-                self._horizon = max(self._horizon, samples.popleft()[1])
-            if self.window_ms == 0:
-                self._horizon = visible
+        return self._horizon.note(self._visible)

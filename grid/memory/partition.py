@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from grid.backend import StagedView, StatusView
+from grid.backend import MapSize, MapState, StagedView, StatusView
 from grid.errors import StorageFailure
 from grid.memory.checkpoint import load_checkpoint, write_checkpoint
 from grid.memory.records import decode_record, encode_record
@@ -200,6 +200,22 @@ class MemoryPartition:
             if segment is None:
                 return []
             return list(segment.entries.items())
+
+    def map_state(self, map_name: str) -> MapState:
+        segment = self.participant.segments.get(map_name)
+        if segment is None:
+            return MapState(None, 0)
+        # The generation first: a commit moves the segment's version before it changes
+        # entries, so a version at or below a read version means this generation is the
+        # state at that read version.
+        generation = segment.generation
+        return MapState((segment.serial, generation), segment.version)
+
+    def map_size(self, map_name: str) -> MapSize:
+        segment = self.participant.segments.get(map_name)
+        if segment is None:
+            return MapSize(0, 0)
+        return MapSize(len(segment.entries), segment.memory_bytes())
 
     def iterate_maps(self) -> Iterator[str]:
         yield from list(self.participant.segments)

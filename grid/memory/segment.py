@@ -9,14 +9,20 @@ checkpoint or an Arrow image take the values as they are.
 
 from __future__ import annotations
 
+import itertools
+
+# Tells segments apart for caches outside them (a map dropped and made again is a new one).
+_serials = itertools.count(1)
+
 
 class Segment:
     """One map's entries in one partition, with a change counter for cached images."""
 
-    __slots__ = ("entries", "generation", "history", "map", "memo", "version")
+    __slots__ = ("entries", "generation", "history", "map", "memo", "serial", "version")
 
     def __init__(self, map_name: str) -> None:
         self.map = map_name
+        self.serial = next(_serials)
         self.entries: dict[str, bytes] = {}
         # Overwritten states of recently changed keys only (see grid.versions), so a
         # key that does not change costs nothing more.

@@ -12,9 +12,11 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from grid.backend import ParticipantHooks
+from grid.errors import FailedPrecondition
 from grid.redis.catalog_store import RedisCatalogStore
 from grid.redis.layout import PartitionLayout
 from grid.redis.partition import STEPS_SOURCE, RedisPartition
+from grid.redis.sequence import RedisCommitSequence
 
 CLUSTER_SCHEME = "redis+cluster://"
 
@@ -41,6 +43,9 @@ class RedisBackendConfig:
     # Every key starts with it: several grids (a sandbox, a test) share one Redis apart.
     namespace: str
     partitions: int
+    # Lease of a commit number (by Redis's clock) before another coordinator may presume its
+    # holder dead.
+    lease_ms: int = 10_000
 
 
 class RedisBackend:
@@ -56,6 +61,21 @@ class RedisBackend:
             for index in range(config.partitions)
         ]
         self._catalog_store = RedisCatalogStore(self._client, config.namespace)
+        self._sequence = RedisCommitSequence(
+            self._client, config.namespace, lease_ms=config.lease_ms
+        )
+
+    # Several coordinators share this backend: see grid.backend.SharedBackend.
+    shared = True
+
+    @property
+    def sequence(self) -> RedisCommitSequence:
+        return self._sequence
+
+    def time_ms(self) -> int:
+        """Redis's clock (``TIME``): the one clock every coordinator's leases are read by."""
+        seconds, microseconds = self._client.time()
+        return int(seconds) * 1000 + int(microseconds) // 1000
 
     @property
     def name(self) -> str:
@@ -74,6 +94,18 @@ class RedisBackend:
         for partition in self._partitions:
             partition.hooks = hooks
         self._client.ping()
+        # The partition count is the namespace's, fixed by the first coordinator: a key's
+        # partition must be the same for every coordinator.
+        key = f"{{{self.config.namespace}:catalog}}:partitions"
+        self._client.set(key, self.config.partitions, nx=True)
+        fixed = int(self._client.get(key))
+        if fixed != self.config.partitions:
+            raise FailedPrecondition(
+                f"namespace '{self.config.namespace}' has {fixed} partitions, not "
+                f"{self.config.partitions} (--partitions must match the coordinators already "
+                "serving it)",
+                field="partitions",
+            )
 
     def close(self) -> None:
         self._client.close()

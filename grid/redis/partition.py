@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 import redis
 
-from grid.backend import ParticipantHooks, StagedView, StatusView
+from grid.backend import MapSize, MapState, ParticipantHooks, StagedView, StatusView
 from grid.entry import pack
-from grid.errors import Conflict, FailedPrecondition, GridError, ReadVersionTooOld
+from grid.errors import Conflict, FailedPrecondition, GridError, ReadVersionTooOld, StaleVersion
 from grid.memory.records import Op
 from grid.protocol import (
     Abort,
@@ -97,6 +97,8 @@ def _refusal(reply: list[Any]) -> GridError:
     map_name, key = _text(reply[2]), _text(reply[3])
     target = (map_name, key) if key else None
     field = "key" if key else "map"
+    if kind == "stale":
+        return StaleVersion(message, field=field, target=target)
     if kind == "conflict":
         return Conflict(message, field=field, target=target)
     return FailedPrecondition(message, field=field, target=target)
@@ -242,6 +244,20 @@ class RedisPartition:
 
     def commit_version(self) -> int:
         return int(self._client.hget(self._layout.meta, "version") or 0)
+
+    def map_state(self, map_name: str) -> MapState:
+        newest, changes = self._client.hmget(
+            self._layout.meta, [f"map:{map_name}", f"changes:{map_name}"]
+        )
+        return MapState(int(changes or 0), int(newest or 0))
+
+    def map_size(self, map_name: str) -> MapSize:
+        entries = self._layout.entries(map_name)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hlen(entries)
+        pipe.memory_usage(entries)
+        count, used = pipe.execute()
+        return MapSize(int(count), int(used or 0))
 
     def version_stats(self) -> VersionStats:
         return VersionStats(kept=int(self._client.zcard(self._layout.expiring)))

@@ -5,11 +5,15 @@ next number and holds it while it applies on its partitions; the read version is
 number below every number still held, so a read at it sees each commit on all of its partitions
 or on none. Here the numbers live under one hash tag (``{<namespace>:seq}``, one Redis Cluster
 slot): ``last`` (the last number handed out), ``flight`` (a sorted set of the numbers held),
-``leases`` and ``owners`` (hashes: number -> lease expiry in the store's milliseconds, and who
-holds it). Each operation is one Lua script, so coordinators never race on them, and a lease is
-read from Redis's clock (``TIME``), never from a coordinator's: a holder that died is found by
-``expired()`` once its lease passed by that clock, whatever the coordinators' clocks say, and
-the recovery sweeper decides its transaction before it ``release``s the number
+``leases``, ``owners`` and ``numbers`` (hashes: number -> lease expiry in the store's
+milliseconds, number -> who holds it, holder -> number). A holder (a transaction's id) holds at
+most one number: whoever takes a number for a transaction already holding one gets that number,
+so the coordinator committing a transaction and a recovery sweeper finishing it on another
+coordinator commit it at one version on every partition. Each operation is one Lua script, so
+coordinators never race on them, and a lease is read from Redis's clock (``TIME``), never from
+a coordinator's: a holder that died is found by ``expired()`` once its lease passed by that
+clock, whatever the coordinators' clocks say, and the recovery sweeper decides its transaction
+before it ``release``s the number
 (docs/ARCHITECTURE.md, "Commit order").
 """
 
@@ -22,15 +26,22 @@ from typing import Any
 import redis
 
 TAKE = """
+local held = redis.call('HGET', KEYS[5], ARGV[2])
+if held then return tonumber(held) end
 local number = redis.call('INCR', KEYS[1])
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZADD', KEYS[2], number, number)
 redis.call('HSET', KEYS[3], number, now_ms + tonumber(ARGV[1]))
 redis.call('HSET', KEYS[4], number, ARGV[2])
+redis.call('HSET', KEYS[5], ARGV[2], number)
 return number
 """
 RELEASE = """
+local owner = redis.call('HGET', KEYS[4], ARGV[1])
+if owner and redis.call('HGET', KEYS[5], owner) == ARGV[1] then
+  redis.call('HDEL', KEYS[5], owner)
+end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
@@ -67,7 +78,13 @@ class RedisCommitSequence:
     def __init__(self, client: redis.Redis, namespace: str, *, lease_ms: int = 10_000) -> None:
         self.lease_ms = lease_ms
         tag = f"{{{namespace}:seq}}"
-        self._keys = [f"{tag}:last", f"{tag}:flight", f"{tag}:leases", f"{tag}:owners"]
+        self._keys = [
+            f"{tag}:last",
+            f"{tag}:flight",
+            f"{tag}:leases",
+            f"{tag}:owners",
+            f"{tag}:numbers",
+        ]
         self._client = client
         self._take = client.register_script(TAKE)
         self._release = client.register_script(RELEASE)
@@ -79,7 +96,8 @@ class RedisCommitSequence:
         return script(keys=self._keys, args=list(arguments), client=self._client)
 
     def take(self, owner: str) -> int:
-        """The next number, held (in flight) by ``owner`` until released or its lease ends."""
+        """The next number, held (in flight) by ``owner`` until released or its lease ends; the
+        number ``owner`` holds already, when it holds one."""
         return int(self._run(self._take, self.lease_ms, owner))
 
     def release(self, number: int) -> None:

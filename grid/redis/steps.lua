@@ -15,8 +15,9 @@
 -- states, "<begin version>|<value>" scored by the version that ended them), <p>hk:<map> (set of
 -- keys with kept states), <p>hx (sorted set "<map> NUL <key> NUL <end>" by end: what to forget
 -- first), <p>oq and <p>dq (lists: the order outcomes and decisions were remembered in);
--- <p>m also holds floor (the newest end of a forgotten state) and map:<map> (the last version
--- that changed the map in this partition).
+-- <p>m also holds floor (the newest end of a forgotten state), map:<map> (the newest version
+-- that changed the map in this partition) and changes:<map> (how many steps changed the map's
+-- entries here: the SQL image cache's key, see coordinator/sql/snapshot.py).
 
 local prefix = ARGV[1]
 local step = ARGV[2]
@@ -217,6 +218,39 @@ local function forget(horizon)
   redis.call('HSET', META, 'floor', floor)
 end
 
+-- Commits from several coordinators reach a partition out of number order (a transaction's
+-- commit after a one-phase write with a later number, on other keys), so map:<map> keeps the
+-- newest; changes:<map> moves on every change, whatever its version.
+local function map_changed(map, version)
+  local newest = tonumber(redis.call('HGET', META, 'map:' .. map) or '0')
+  if version > newest then redis.call('HSET', META, 'map:' .. map, version) end
+  redis.call('HINCRBY', META, 'changes:' .. map, 1)
+end
+
+-- The newest version a key was written or deleted at (its value's, or the end of its last kept
+-- state; states forgotten ended at or before the horizon, older than any number in flight).
+local function newest_version(map, key)
+  local current = current_version(map, key)
+  local last = redis.call('ZREVRANGE', prefix .. 'h:' .. map .. ':' .. key, 0, 0, 'WITHSCORES')
+  if #last > 0 and tonumber(last[2]) > current then return tonumber(last[2]) end
+  return current
+end
+
+-- A one-phase step whose commit number is older than a key's newest version: another
+-- coordinator's commit, numbered later, reached the key first. Applying would put the key's
+-- history out of order, so the step refuses before writing and the coordinator takes a new
+-- number (grid.errors.StaleVersion). Never seen with one coordinator on the memory backend.
+local function stale_refusal(writes, given_version)
+  if given_version == 0 then return nil end
+  for _, write in ipairs(writes) do
+    if write.op ~= 'REFERENCE' and newest_version(write.map, write.key) > given_version then
+      return {'stale', "'" .. write.map .. '/' .. write.key .. "' has a newer version than commit "
+        .. given_version, write.map, write.key}
+    end
+  end
+  return nil
+end
+
 local function install(writes, version)
   local versions = {}
   for _, write in ipairs(writes) do
@@ -229,13 +263,13 @@ local function install(writes, version)
       versions[#versions + 1] = current_version(write.map, write.key)
     elseif write.op == 'DELETE' then
       keep(write.map, write.key, version)
-      redis.call('HSET', META, 'map:' .. write.map, version)
+      map_changed(write.map, version)
       redis.call('HDEL', prefix .. 'e:' .. write.map, write.key)
       redis.call('HDEL', prefix .. 'v:' .. write.map, write.key)
       versions[#versions + 1] = 0
     else
       keep(write.map, write.key, version)
-      redis.call('HSET', META, 'map:' .. write.map, version)
+      map_changed(write.map, version)
       redis.call('HSET', prefix .. 'e:' .. write.map, write.key, write.value)
       redis.call('HSET', prefix .. 'v:' .. write.map, write.key, version)
       versions[#versions + 1] = version
@@ -273,6 +307,8 @@ local function apply_one_phase()
     local refusal = lock_refusal(field, modes[field], '')
     if refusal then return refusal end
   end
+  local stale = stale_refusal(writes, given_version)
+  if stale then return stale end
   local refusal, removed = check_writes(writes, prospective_version(given_version), true)
   if refusal then return refusal end
   local lsn = next_lsn()
@@ -315,6 +351,8 @@ local function apply_resolved()
   end
   local writes
   writes, i = parse_writes(i)
+  local stale = stale_refusal(writes, given_version)
+  if stale then return stale end
   local template = cjson.decode(ARGV[i])
   local removed = cjson.decode(ARGV[i + 1])
   local lsn = next_lsn()
@@ -568,6 +606,8 @@ local function drop_map()
   redis.call('UNLINK', prefix .. 'e:' .. map, prefix .. 'v:' .. map, prefix .. 'hk:' .. map,
     prefix .. 'r:' .. map)
   redis.call('HDEL', META, 'map:' .. map)
+  -- Counted on, never reset: a map made again under the name has no image cached under it.
+  redis.call('HINCRBY', META, 'changes:' .. map, 1)
   next_lsn()
   return {'ack', 1}
 end

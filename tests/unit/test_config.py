@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from coordinator.backends import parse_backend
 from coordinator.config import (
     SETTINGS,
     ConfigError,
@@ -139,7 +140,7 @@ def test_parser_refuses_bad_choices(capsys):
         ({"SHOAL_GRACE_S": "soon"}, "grace_s from SHOAL_GRACE_S must be float"),
         ({"SHOAL_PORT": "-1"}, "port from SHOAL_PORT must not be negative"),
         ({"SHOAL_FSYNC": "sometimes"}, "fsync from SHOAL_FSYNC must be one of always, batch, off"),
-        ({"SHOAL_BACKEND": "redis"}, "backend from SHOAL_BACKEND must be one of memory"),
+        ({"SHOAL_BACKEND": "redis"}, "backend from SHOAL_BACKEND must be memory, redis://"),
         ({"SHOAL_LOG_LEVEL": "debug"}, "log_level from SHOAL_LOG_LEVEL must be one of DEBUG"),
         ({"SHOAL_PARTITIONS": "0"}, "partitions must be within 1..4096, got 0"),
         ({"SHOAL_PARTITIONS": "4097"}, "partitions must be within 1..4096"),
@@ -209,3 +210,41 @@ def test_with_overrides_replaces_fields():
     assert (changed.port, changed.node_id) == (0, "n1")
     assert config.port == 50051
     assert changed.limits == config.limits
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme", "addresses", "namespace"),
+    [
+        ("memory", "memory", (), ""),
+        ("redis://127.0.0.1:6379", "redis", ("127.0.0.1:6379",), "shoal"),
+        ("redis://127.0.0.1:6379/orders", "redis", ("127.0.0.1:6379",), "orders"),
+        (
+            "redis+cluster://h1:7000,h2:7001/grid-2",
+            "redis+cluster",
+            ("h1:7000", "h2:7001"),
+            "grid-2",
+        ),
+    ],
+)
+def test_backend_urls_are_parsed(url, scheme, addresses, namespace):
+    parsed = parse_backend(url)
+    assert (parsed.scheme, parsed.addresses, parsed.namespace) == (scheme, addresses, namespace)
+    assert load(flags={"backend": url}).backend == url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("redis://", "no host:port given"),
+        ("redis://localhost", "'localhost' is not host:port"),
+        ("redis://h:99999", "'h:99999' is not host:port"),
+        ("redis://a:1,b:2", "redis:// takes one host:port"),
+        ("mongodb://h:1", "unknown backend scheme 'mongodb'"),
+        ("redis://h:1/bad name", "namespace 'bad name' may hold"),
+    ],
+)
+def test_a_bad_backend_url_is_refused_naming_the_flag(url, reason):
+    with pytest.raises(ConfigError) as caught:
+        load(flags={"backend": url}, environment={})
+    assert "backend from --backend must be memory, redis://" in str(caught.value)
+    assert reason in str(caught.value)
