@@ -102,6 +102,24 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("kafka", str, "", "Kafka bootstrap servers of the pipelines (host:port,...)"),
     Setting("kafka_session_timeout_ms", int, 10_000, "Kafka session timeout of pipeline consumers"),
+    Setting(
+        "procedures",
+        str,
+        "",
+        "procedure modules: directories, .py files or module names, comma-separated",
+    ),
+    Setting(
+        "procedure_timeout_ms",
+        int,
+        5000,
+        "time limit of one procedure call, its retries included (0: none)",
+    ),
+    Setting(
+        "procedure_attempts_max",
+        int,
+        20,
+        "attempts of a procedure call whose commit conflicts before it answers ABORTED",
+    ),
     Setting("seed", int, 0, "seed of the server's randomness (reservoir samples); 0 draws one"),
     Setting("key_bytes_max", int, 1024, "largest key, in UTF-8 bytes"),
     Setting("value_bytes_max", int, 1024 * 1024, "largest value, in JSON bytes"),
@@ -158,6 +176,9 @@ class ServerConfig:
     pipelines: str = ""
     kafka: str = ""
     kafka_session_timeout_ms: int = 10_000
+    procedures: str = ""
+    procedure_timeout_ms: int = 5000
+    procedure_attempts_max: int = 20
     limits: Limits = field(default_factory=Limits)
 
     @property

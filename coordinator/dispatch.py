@@ -194,7 +194,7 @@ class Lane:
 # Admin calls (maps, schemas, cluster information) are few and short; their own lane
 # keeps them answering while the others are full. SQL statements stream from their own
 # pool, so statements waiting for a DuckDB connection never hold the scans' threads.
-ADMIN_SERVICES = frozenset({"shoal.v1.Admin"})
+ADMIN_SERVICES = frozenset({"shoal.v1.Admin", "shoal.v1.ProcedureAdmin"})
 QUERY_SERVICES = frozenset({"shoal.v1.Query"})
 ADMIN_WORKERS = 2
 CLOSER_WORKERS = 2

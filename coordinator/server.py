@@ -41,10 +41,12 @@ from coordinator.memory import MemoryKeeper
 from coordinator.node import Node
 from coordinator.operators.replays import ReplayManager
 from coordinator.pipelines.host import PipelineHost
+from coordinator.procedures.runner import Procedures, procedures_for
 from coordinator.services.admin import AdminService
 from coordinator.services.data import DataService
 from coordinator.services.guard import tolerate_undecodable
 from coordinator.services.pipelines import PipelinesService
+from coordinator.services.procedures import ProcedureAdminService, ProceduresService
 from coordinator.services.query import QueryService
 from coordinator.services.replays import ReplaysService
 from coordinator.services.sketches import SketchesService
@@ -59,6 +61,8 @@ from shoal.v1 import (
     data_pb2_grpc,
     pipelines_pb2,
     pipelines_pb2_grpc,
+    procedures_pb2,
+    procedures_pb2_grpc,
     query_pb2,
     query_pb2_grpc,
     replay_pb2,
@@ -80,6 +84,8 @@ SERVICE_NAMES = (
     sketches_pb2.DESCRIPTOR.services_by_name["Sketches"].full_name,
     pipelines_pb2.DESCRIPTOR.services_by_name["Pipelines"].full_name,
     replay_pb2.DESCRIPTOR.services_by_name["Replays"].full_name,
+    procedures_pb2.DESCRIPTOR.services_by_name["Procedures"].full_name,
+    procedures_pb2.DESCRIPTOR.services_by_name["ProcedureAdmin"].full_name,
 )
 
 
@@ -96,6 +102,7 @@ class RunningServer:
     metrics_endpoint: MetricsEndpoint | None = None
     pipelines: PipelineHost | None = None
     replays: ReplayManager | None = None
+    procedures: Procedures | None = None
 
     def on_loop(self, coroutine: Coroutine[Any, Any, Result]) -> Result:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
@@ -123,6 +130,8 @@ class RunningServer:
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.stop()
         self.memory.stop()
+        if self.procedures is not None:
+            self.procedures.close()
         self.node.close()
         return finished
 
@@ -183,6 +192,7 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     node = Node(config, rng=rng, faults=faults or FaultPoints.from_environment())
     try:
         pipelines = PipelineHost.from_config(node, config)
+        procedures = procedures_for(node)
     except BaseException:
         node.close()
         raise
@@ -193,13 +203,14 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     lanes = Lanes.from_config(config, sql_connections=node.sql.config.connections)
     try:
         server, health_servicer, port = asyncio.run_coroutine_threadsafe(
-            _serve_on_loop(config, node, pipelines, replays, lanes), loop
+            _serve_on_loop(config, node, pipelines, replays, procedures, lanes), loop
         ).result()
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
         loop_thread.join()
         loop.close()
         lanes.shutdown()
+        procedures.close()
         node.close()
         raise
     node.start_background()
@@ -229,6 +240,7 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         metrics_endpoint=metrics_endpoint,
         pipelines=pipelines,
         replays=replays,
+        procedures=procedures,
     )
 
 
@@ -237,6 +249,7 @@ async def _serve_on_loop(
     node: Node,
     pipelines: PipelineHost | None,
     replays: ReplayManager,
+    procedures: Procedures,
     lanes: Lanes,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     """Builds and starts the grpc.aio server; runs on the event loop's thread."""
@@ -255,6 +268,10 @@ async def _serve_on_loop(
     query_pb2_grpc.add_QueryServicer_to_server(QueryService(node.sql), registrar)
     sketches_pb2_grpc.add_SketchesServicer_to_server(SketchesService(node.sketches), registrar)
     pipelines_pb2_grpc.add_PipelinesServicer_to_server(PipelinesService(pipelines), registrar)
+    procedures_pb2_grpc.add_ProceduresServicer_to_server(ProceduresService(procedures), registrar)
+    procedures_pb2_grpc.add_ProcedureAdminServicer_to_server(
+        ProcedureAdminService(procedures), registrar
+    )
     replay_pb2_grpc.add_ReplaysServicer_to_server(
         ReplaysService(replays, pipelines, config.kafka), registrar
     )

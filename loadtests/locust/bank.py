@@ -10,6 +10,7 @@ account's partition.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from shoal import Transaction
 
@@ -28,7 +29,21 @@ def transfer(
     tx: Transaction, accounts_map: str, ledger_map: str, source: str, target: str, amount: int
 ) -> str:
     """Moves `amount` from `source` to `target`; returns the transfer's id."""
-    transfer_id = uuid.uuid4().hex
+    return transfer_with_id(tx, accounts_map, ledger_map, source, target, amount, uuid.uuid4().hex)
+
+
+def transfer_with_id(
+    tx: Transaction | Any,
+    accounts_map: str,
+    ledger_map: str,
+    source: str,
+    target: str,
+    amount: int,
+    transfer_id: str,
+) -> str:
+    """The transfer under an id chosen by the caller (the procedure `bank_transfer` runs
+    it in the coordinator, and the client keeps the id to find the transfer after a crash).
+    `tx` is a client transaction or a procedure's."""
     source_account = tx.get(accounts_map, source)
     target_account = tx.get(accounts_map, target)
     if source_account["balance"] < amount:

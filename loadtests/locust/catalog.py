@@ -40,6 +40,12 @@ TASKS: dict[str, TaskSpec] = {
             "bank transfer between two accounts, with ledger entries (transact)",
         ),
         TaskSpec(
+            transfers.PROCEDURE_TRANSFER,
+            transfers.procedure_transfer,
+            features.PROCEDURES,
+            "the bank transfer as the procedure bank_transfer: one call (--procedures)",
+        ),
+        TaskSpec(
             transfers.AUDIT,
             transfers.audit,
             features.TRANSACTIONS,
@@ -93,6 +99,12 @@ PROFILES: dict[str, Profile] = {
             {transfers.TRANSFER: 9, transfers.AUDIT: 1},
         ),
         Profile(
+            "procedures",
+            "ProcedureTransferUser",
+            "bank transfers as a procedure run in the coordinator, with an occasional audit",
+            {transfers.PROCEDURE_TRANSFER: 9, transfers.AUDIT: 1},
+        ),
+        Profile(
             "sql_analyst",
             "SqlAnalystUser",
             "an analyst's SQL: point lookups, filters and aggregates",
@@ -116,6 +128,7 @@ PROFILES: dict[str, Profile] = {
                 kv.INSERT: 3,
                 kv.DELETE: 3,
                 transfers.TRANSFER: 8,
+                transfers.PROCEDURE_TRANSFER: 2,
                 transfers.AUDIT: 2,
                 analyst.POINT: 4,
                 analyst.FILTER: 2,

@@ -23,6 +23,9 @@ KEY_VALUE = "kv"
 TRANSACTIONS = "transactions"
 SQL = "sql"
 SKETCHES = "sketches"
+PROCEDURES = "procedures"
+# The procedure the load test calls (loadtests/procedures/bank.py).
+BANK_PROCEDURE = "bank_transfer"
 
 # The SDK maps UNIMPLEMENTED to InternalError, keeping grpc's details as the message.
 _UNIMPLEMENTED_MESSAGES = ("method not found", "method not implemented", "unimplemented")
@@ -52,11 +55,24 @@ def _probe_sketches(client: Client, prefix: str) -> None:
     sketches.estimate(f"{prefix}_feature_probe", "probe")
 
 
+class ProcedureMissingError(Exception):
+    """The server serves procedures, but not the one the load test calls."""
+
+
+def _probe_procedures(client: Client) -> None:
+    procedures: Any = client.procedures  # type: ignore[attr-defined,unused-ignore]
+    if BANK_PROCEDURE not in {item["name"] for item in procedures()}:
+        raise ProcedureMissingError(
+            f"no procedure {BANK_PROCEDURE} (shoal serve --procedures loadtests/procedures)"
+        )
+
+
 def probe(client: Client, feature: str, prefix: str = "load") -> str | None:
     """None when the server offers the feature, else the reason it is missing."""
     probes: dict[str, Callable[[], None]] = {
         SQL: lambda: _probe_sql(client),
         SKETCHES: lambda: _probe_sketches(client, prefix),
+        PROCEDURES: lambda: _probe_procedures(client),
     }
     check = probes.get(feature)
     if check is None:
@@ -64,7 +80,7 @@ def probe(client: Client, feature: str, prefix: str = "load") -> str | None:
     try:
         check()
     except Exception as error:
-        if is_unimplemented(error):
+        if is_unimplemented(error) or isinstance(error, ProcedureMissingError):
             return f"{type(error).__name__}: {error}"
     return None
 

@@ -8,14 +8,17 @@ transaction that ``transact`` retries on conflict. Each reported request is one 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from loadtests.locust.bank import InsufficientFundsError, account_key
 from loadtests.locust.bank import transfer as bank_transfer
+from loadtests.locust.features import BANK_PROCEDURE
 from loadtests.locust.session import Session
 from shoal import Transaction
 
 TRANSFER = "txn.transfer"
+PROCEDURE_TRANSFER = "txn.transfer_procedure"
 AUDIT = "txn.audit"
 AMOUNT_MAX = 20
 
@@ -44,6 +47,22 @@ def transfer(session: Session) -> None:
         account_key(source),
         account_key(target),
         session.rng.randint(1, AMOUNT_MAX),
+    )
+
+
+def procedure_transfer(session: Session) -> None:
+    """The same transfer as the procedure `bank_transfer`, run in the coordinator: one
+    round trip, retried on conflict by the server."""
+    source, target = session.accounts.distinct(2)
+    # A declined transfer (insufficient funds) answers None: not a failure.
+    session.client.named(PROCEDURE_TRANSFER).call(
+        BANK_PROCEDURE,
+        session.maps.accounts,
+        session.maps.ledger,
+        account_key(source),
+        account_key(target),
+        session.rng.randint(1, AMOUNT_MAX),
+        uuid.uuid4().hex,
     )
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "KvReadHeavyUser",
     "KvWriteHeavyUser",
     "MixedUser",
+    "ProcedureTransferUser",
     "ShoalUser",
     "SketchIngestUser",
     "SqlAnalystUser",
@@ -54,6 +55,13 @@ class TransferUser(ShoalUser):
     tasks = profile_tasks("transfers")
 
 
+class ProcedureTransferUser(ShoalUser):
+    """Bank transfers as the procedure bank_transfer (needs --procedures loadtests/procedures)."""
+
+    abstract = True
+    tasks = profile_tasks("procedures")
+
+
 class SqlAnalystUser(ShoalUser):
     """SQL point lookups, selective filters and GROUP BY aggregates (needs SQL)."""
 
@@ -81,6 +89,7 @@ PROFILE_USERS: dict[str, type[ShoalUser]] = {
         KvReadHeavyUser,
         KvWriteHeavyUser,
         TransferUser,
+        ProcedureTransferUser,
         SqlAnalystUser,
         SketchIngestUser,
         MixedUser,

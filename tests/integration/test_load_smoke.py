@@ -97,7 +97,7 @@ def expected_tasks(target: str, prefix: str) -> tuple[set[str], set[str]]:
     with Client(target) as client:
         missing = {
             feature
-            for feature in (features.SQL, features.SKETCHES)
+            for feature in (features.SQL, features.SKETCHES, features.PROCEDURES)
             if features.probe(client, feature, prefix) is not None
         }
     tasks = {

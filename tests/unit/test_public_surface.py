@@ -20,6 +20,7 @@ EXPORTED = [
     "MapInfo",
     "NotFoundError",
     "PermissionDeniedError",
+    "ProcedureError",
     "ResourceExhaustedError",
     "RetryPolicy",
     "ShoalError",
@@ -73,6 +74,8 @@ def test_errors_mirror_status_codes() -> None:
         "InvalidArgumentError": "INVALID_ARGUMENT",
         "NotFoundError": "NOT_FOUND",
         "PermissionDeniedError": "PERMISSION_DENIED",
+        # A FailedPreconditionError that also names the procedure's exception type.
+        "ProcedureError": "FAILED_PRECONDITION",
         "ResourceExhaustedError": "RESOURCE_EXHAUSTED",
         "UnauthenticatedError": "UNAUTHENTICATED",
         "UnavailableError": "UNAVAILABLE",

@@ -227,6 +227,28 @@ class AsyncClient:
                 return result
         raise AssertionError("unreachable: tenacity reraises the last error")
 
+    async def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Calls a deployed procedure in one round trip; see `Client.call`."""
+        from shoal import _procedure_calls
+        from shoal._errors import FailedPreconditionError
+
+        request = _procedure_calls.call_request(name, args, kwargs)
+        try:
+            reply = await self._call(_procedure_calls.call_method, request, idempotent=False)
+        except FailedPreconditionError as error:
+            raise _procedure_calls.procedure_error(error) from None
+        return _procedure_calls.result_of(reply)
+
+    async def procedures(self) -> list[dict[str, Any]]:
+        """The procedures the coordinator serves; see `Client.procedures`."""
+        from shoal import _procedure_calls
+        from shoal.v1 import procedures_pb2
+
+        reply = await self._call(
+            _procedure_calls.list_method, procedures_pb2.ListProceduresRequest(), idempotent=True
+        )
+        return _procedure_calls.procedure_list(reply)
+
     def _transaction_keys_max(self) -> int:
         return self._keys_max or 0
 

@@ -294,6 +294,40 @@ class Client:
                 return result
         raise AssertionError("unreachable: tenacity reraises the last error")
 
+    # Procedures ------------------------------------------------------------------
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Calls the procedure ``name`` deployed with the coordinator (``shoal serve
+        --procedures``) with JSON arguments, in one round trip; returns its JSON result.
+
+        It runs as one serializable transaction that the coordinator retries on conflict.
+        Raises ProcedureError when the procedure raised, NotFoundError for an unknown name,
+        DeadlineExceededError past its time limit. A call whose answer is lost (UNAVAILABLE)
+        is not retried: its outcome is unknown, as for any write without an id.
+        """
+        from shoal import _procedure_calls
+        from shoal._errors import FailedPreconditionError
+
+        request = _procedure_calls.call_request(name, args, kwargs)
+        try:
+            reply = self._call(_procedure_calls.call_method, request, idempotent=False)
+        except FailedPreconditionError as error:
+            raise _procedure_calls.procedure_error(error) from None
+        return _procedure_calls.result_of(reply)
+
+    def procedures(self) -> list[dict[str, Any]]:
+        """The procedures the coordinator serves: name, parameters, module, description
+        and counters of calls by outcome."""
+        from shoal import _procedure_calls
+        from shoal.v1 import procedures_pb2
+
+        reply = self._call(
+            _procedure_calls.list_method,
+            procedures_pb2.ListProceduresRequest(),
+            idempotent=True,
+        )
+        return _procedure_calls.procedure_list(reply)
+
     def _transaction_keys_max(self) -> int:
         if self._keys_max is None:
             self._keys_max = int(self.cluster_info().limits.get("transaction_keys_max", 0))

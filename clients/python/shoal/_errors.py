@@ -51,6 +51,15 @@ class FailedPreconditionError(ShoalError):
     code = "FAILED_PRECONDITION"
 
 
+class ProcedureError(FailedPreconditionError):
+    """A procedure raised: ``error_type`` is its exception's type name (``"ValueError"``),
+    and the message says ``procedure 'transfer' raised ValueError: <its message>``."""
+
+    @property
+    def error_type(self) -> str:
+        return self.rule or ""
+
+
 class ConflictError(ShoalError):
     """The transaction conflicted with another and was aborted; it can be retried."""
 

@@ -14,7 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from shoal import _completion, _pipelines_cli, _replay_cli, _sketch_cli, _sql_shell
+from shoal import (
+    _completion,
+    _pipelines_cli,
+    _procedures_cli,
+    _replay_cli,
+    _sketch_cli,
+    _sql_shell,
+)
 from shoal._argument_parser import subcommands
 from shoal._cli_failure import describe, no_coordinator, shown
 from shoal._completion import completes, map_names
@@ -310,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sketch_cli.add_parser(commands)
     _pipelines_cli.add_parser(commands)
     _replay_cli.add_parser(commands)
+    _procedures_cli.add_parser(commands)
 
     status = commands.add_parser("status", help="show the node and the grid")
     status.set_defaults(handler=command_status)

@@ -1,0 +1,1 @@
+"""Procedures: Python functions deployed with the coordinator, each call one transaction."""

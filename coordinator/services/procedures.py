@@ -1,0 +1,47 @@
+"""The Procedures service: calls of deployed procedures, and their listing (an admin call)."""
+
+from __future__ import annotations
+
+import grpc
+
+from coordinator.procedures.runner import Procedures
+from coordinator.services.errors import unary
+from shoal.v1 import procedures_pb2, procedures_pb2_grpc
+
+
+class ProceduresService(procedures_pb2_grpc.ProceduresServicer):
+    def __init__(self, procedures: Procedures) -> None:
+        self.procedures = procedures
+
+    @unary
+    def Call(
+        self, request: procedures_pb2.CallRequest, context: grpc.ServicerContext
+    ) -> procedures_pb2.CallResponse:
+        result = self.procedures.call(
+            request.name, request.args_json, request.kwargs_json, request.call_id
+        )
+        return procedures_pb2.CallResponse(
+            result_json=result.result_json, attempts=result.attempts, version=result.version
+        )
+
+
+class ProcedureAdminService(procedures_pb2_grpc.ProcedureAdminServicer):
+    def __init__(self, procedures: Procedures) -> None:
+        self.procedures = procedures
+
+    @unary
+    def ListProcedures(
+        self, request: procedures_pb2.ListProceduresRequest, context: grpc.ServicerContext
+    ) -> procedures_pb2.ListProceduresResponse:
+        return procedures_pb2.ListProceduresResponse(
+            procedures=[
+                procedures_pb2.ProcedureInfo(
+                    name=status.spec.name,
+                    module=status.spec.module,
+                    parameters=status.spec.parameters,
+                    description=status.spec.description,
+                    counters=status.counters,
+                )
+                for status in self.procedures.statuses()
+            ]
+        )

@@ -1,0 +1,1 @@
+"""Procedures of the benchmark and the load tests (`--procedures loadtests/procedures`)."""
