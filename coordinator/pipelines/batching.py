@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 TopicPartitionKey = tuple[str, int]
+Part = TypeVar("Part")
 
 
 class SourceRecord(Protocol):
@@ -124,6 +125,29 @@ class Batcher:
         self._chunks = kept
         self._size -= dropped
         return dropped
+
+
+def fair_shares(room: int, partitions: Sequence[Part], start: int) -> list[tuple[Part, int]]:
+    """How many records to take from each partition, starting at `start` (mod the count),
+    so that one fetch shares the open batch's room evenly (the first ones take the rest).
+
+    The Kafka client drains its prefetched records partition by partition, in the order
+    the fetches came back, and holds up to `max_partition_fetch_bytes` of each: asked for
+    a batch's room at once, it fills batch after batch from one partition (tens of
+    thousands of records) while the others wait, so partitions advance one at a time and
+    each stalls for as long as the others take. Asking each partition for its share, in a
+    turn that moves on every fetch, keeps them advancing together.
+    """
+    if not partitions or room <= 0:
+        return []
+    count = len(partitions)
+    share, rest = divmod(room, count)
+    ordered = [partitions[(start + index) % count] for index in range(count)]
+    return [
+        (partition, share + (1 if index < rest else 0))
+        for index, partition in enumerate(ordered)
+        if share or index < rest
+    ]
 
 
 def should_fetch(*, in_flight: int, max_in_flight: int, paused: bool, room: int) -> bool:

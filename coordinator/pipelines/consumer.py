@@ -33,7 +33,14 @@ from opentelemetry import trace
 from coordinator.clock import Clock
 from coordinator.node import Node
 from coordinator.pipelines.applier import BatchApplier, BatchResult
-from coordinator.pipelines.batching import Batch, Batcher, Chunk, TopicPartitionKey, should_fetch
+from coordinator.pipelines.batching import (
+    Batch,
+    Batcher,
+    Chunk,
+    TopicPartitionKey,
+    fair_shares,
+    should_fetch,
+)
 from coordinator.pipelines.metrics import PipelineMetrics
 from coordinator.pipelines.offsets import OFFSETS_MAP, OffsetsRecord, offsets_key
 from coordinator.pipelines.progress import SyncResult
@@ -134,6 +141,8 @@ class PipelineRunner:
         self.consumer: AIOKafkaConsumer | None = None
         self.publisher: DeadLetterPublisher | None = None
         self._fetch_paused = False
+        # Which partition takes the first share of the next fetch (see _fetch_fairly).
+        self._fetch_turn = 0
         self._stopping = False
         self._wake: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -393,8 +402,8 @@ class PipelineRunner:
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 continue
             try:
-                fetched = await consumer.getmany(
-                    timeout_ms=max(1, int(batcher.wait_s(now) * 1000)), max_records=batcher.room
+                fetched = await self._fetch_fairly(
+                    consumer, max(1, int(batcher.wait_s(now) * 1000)), batcher.room
                 )
             except KafkaError as error:
                 log.warning("pipeline %s: fetch failed: %s", self.pipeline.name, error)
@@ -411,6 +420,28 @@ class PipelineRunner:
             if received:
                 self.metrics.count(received=received)
             await self._housekeeping(consumer)
+
+    async def _fetch_fairly(
+        self, consumer: AIOKafkaConsumer, timeout_ms: int, room: int
+    ) -> dict[TopicPartition, list[Any]]:
+        """Records for the open batch, each partition taking its share of the room (see
+        `fair_shares`); waits up to `timeout_ms` only when none is buffered."""
+        partitions = sorted(consumer.assignment())
+        self._fetch_turn += 1
+        fetched: dict[TopicPartition, list[Any]] = {}
+        for tp, share in fair_shares(room, partitions, self._fetch_turn):
+            records = (await consumer.getmany(tp, timeout_ms=0, max_records=share)).get(tp)
+            if records:
+                fetched[tp] = records
+        if fetched or not partitions:
+            return fetched
+        # Nothing buffered: wait for the next fetch to land, taking one share of it so the
+        # partition that answers first does not fill the batch alone.
+        share = max(1, room // len(partitions))
+        waited: dict[TopicPartition, list[Any]] = await consumer.getmany(
+            timeout_ms=timeout_ms, max_records=share
+        )
+        return waited
 
     def _submit(self, batch: Batch) -> None:
         self.in_flight += 1

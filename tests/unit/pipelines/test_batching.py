@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.pipelines.batching import Batcher, Chunk, should_fetch
+from coordinator.pipelines.batching import Batcher, Chunk, fair_shares, should_fetch
 
 
 def chunk(partition: int, count: int, epoch: int = 1) -> Chunk:
@@ -69,3 +69,33 @@ def test_fetching_pauses_at_the_in_flight_bound_when_paused_or_full(
     in_flight, paused, room, expected
 ):
     assert should_fetch(in_flight=in_flight, max_in_flight=2, paused=paused, room=room) is expected
+
+
+def test_fair_shares_split_the_room_evenly_and_the_first_take_the_rest() -> None:
+    shares = fair_shares(10, ["p0", "p1", "p2", "p3"], start=0)
+    assert shares == [("p0", 3), ("p1", 3), ("p2", 2), ("p3", 2)]
+    assert sum(share for _, share in shares) == 10
+
+
+def test_fair_shares_turn_moves_the_first_partition() -> None:
+    assert [partition for partition, _ in fair_shares(8, ["a", "b", "c"], start=4)] == [
+        "b",
+        "c",
+        "a",
+    ]
+
+
+def test_fair_shares_with_less_room_than_partitions_gives_one_each_in_turn() -> None:
+    taken = [fair_shares(2, ["a", "b", "c", "d"], start=turn) for turn in range(4)]
+    assert [[partition for partition, _ in shares] for shares in taken] == [
+        ["a", "b"],
+        ["b", "c"],
+        ["c", "d"],
+        ["d", "a"],
+    ]
+    assert all(share == 1 for shares in taken for _, share in shares)
+
+
+def test_fair_shares_of_nothing() -> None:
+    assert fair_shares(0, ["a"], start=0) == []
+    assert fair_shares(5, [], start=0) == []
