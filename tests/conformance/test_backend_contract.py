@@ -5,8 +5,8 @@ cannot do yet (GAPS): a test that needs a missing capability is a strict expecte
 with the reason, never a skip, so a gap that closes fails the suite until its entry goes.
 Today: the embedded memory backend, and the Redis backend on a real redis-server
 (`deploy/local/redis.sh`) and on a 3-master Redis Cluster (`deploy/local/redis-cluster.sh`),
-both marked `redis`, and the Hazelcast backend on a real member (`deploy/local/hazelcast.sh`),
-marked `hazelcast`.
+both marked `redis`; the Hazelcast backend on a real member (`deploy/local/hazelcast.sh`),
+marked `hazelcast`; the Ignite backend on a real node (`deploy/local/ignite.sh`), marked `ignite`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from grid.catalog import Catalog
 from grid.entry import value_of, version_of
 from grid.errors import Conflict, FailedPrecondition, ReadVersionTooOld
 from grid.hazelcast.backend import HazelcastBackend, HazelcastBackendConfig, drop_namespace
+from grid.ignite import backend as ignite
 from grid.memory.backend import MemoryBackend, MemoryBackendConfig
 from grid.memory.records import Op
 from grid.participant import (
@@ -79,12 +80,20 @@ def _hazelcast_factory(url: str) -> Callable[[Path], Backend]:
     return open_hazelcast
 
 
-BACKENDS = ("memory", "redis", "redis-cluster", "hazelcast")
+def _ignite_factory(url: str) -> Callable[[Path], Backend]:
+    def open_ignite(path: Path) -> Backend:
+        return ignite.IgniteBackend(ignite.IgniteBackendConfig(url, _namespace(path), PARTITIONS))
+
+    return open_ignite
+
+
+BACKENDS = ("memory", "redis", "redis-cluster", "hazelcast", "ignite")
 # What each backend cannot do yet, and why; a test names what it needs.
 GAPS: dict[str, dict[str, str]] = {
     "memory": {},
     "redis": {},
     "hazelcast": {},
+    "ignite": {},
 }
 GAPS["redis-cluster"] = GAPS["redis"]
 
@@ -93,8 +102,8 @@ def backends(needs: str | None = None) -> list[Any]:
     params = []
     for name in BACKENDS:
         marks: list[Any] = [pytest.mark.redis] if name.startswith("redis") else []
-        if name == "hazelcast":
-            marks.append(pytest.mark.hazelcast)
+        if name in ("hazelcast", "ignite"):
+            marks.append(getattr(pytest.mark, name))
         if needs is not None and needs in GAPS[name]:
             marks.append(pytest.mark.xfail(strict=True, reason=f"{name}: {GAPS[name][needs]}"))
         params.append(pytest.param(name, marks=marks))
@@ -132,7 +141,7 @@ class Opened:
 def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opened]:
     path = tmp_path / request.param
     shared = request.param.startswith("redis")
-    hazelcast_url = ""
+    hazelcast_url = ignite_url = ""
     if shared:
         fixture = "redis_cluster_url" if request.param == "redis-cluster" else "redis_url"
         url: str = request.getfixturevalue(fixture)
@@ -141,6 +150,9 @@ def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opened]:
         address = request.getfixturevalue("hazelcast_address")
         hazelcast_url = f"hazelcast://{address}/{HAZELCAST_CLUSTER_NAME}"
         factory = _hazelcast_factory(hazelcast_url)
+    elif request.param == "ignite":
+        ignite_url = "ignite://" + request.getfixturevalue("ignite_address")
+        factory = _ignite_factory(ignite_url)
     else:
         factory = _memory
     backend = Opened(factory, path)
@@ -151,6 +163,12 @@ def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opened]:
             assert isinstance(backend.backend, HazelcastBackend)
             drop_namespace(backend.backend.client, _namespace(path))
         backend.backend.close()
+        if ignite_url:
+            client = ignite.connect(ignite_url)
+            try:
+                ignite.drop_namespace(client, _namespace(path))
+            finally:
+                client.close()
         if shared:
             _drop_namespace(url, _namespace(path))
 

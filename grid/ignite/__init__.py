@@ -1,0 +1,1 @@
+"""The Apache Ignite backend: partitions, commit sequence and catalog in Ignite 2.x caches."""

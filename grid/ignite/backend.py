@@ -1,0 +1,135 @@
+"""The Ignite backend: a namespace of partitions in an Apache Ignite 2.x cluster, reached
+through the thin client (pyignite), shared by every coordinator that opens it.
+
+The caches must be TRANSACTIONAL (deploy/local/ignite.sh makes every cache named ``shoal*`` so
+with a cache template), and the cluster must speak thin-client protocol 1.6 or newer
+(transactions; Ignite 2.17 speaks 1.7). pyignite's ``Client`` is not thread-safe: each thread
+that uses the backend gets its own, closed with the backend.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyignite import Client
+
+from grid.backend import ParticipantHooks
+from grid.errors import InvalidArgument
+from grid.ignite.catalog_store import IgniteCatalogStore
+from grid.ignite.partition import IgnitePartition
+from grid.ignite.records import ENTRIES_CACHE_PREFIX, RECORDS_CACHE
+from grid.ignite.sequence import LEASES_CACHE, IgniteCommitSequence
+
+SCHEME = "ignite://"
+# Ignite's own default transaction timeout in ignite.sh; a step is a few round trips.
+TX_TIMEOUT_MS_DEFAULT = 10_000
+
+
+def parse_url(url: str) -> list[tuple[str, int]]:
+    """``ignite://host:port[,host:port...]``: thin-client addresses of the cluster's nodes."""
+    if not url.startswith(SCHEME):
+        raise InvalidArgument(f"an Ignite URL starts with {SCHEME}, got {url!r}", field="backend")
+    nodes = []
+    for address in url[len(SCHEME) :].strip("/").split(","):
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidArgument(
+                f"an Ignite node is host:port, got {address!r} in {url!r}", field="backend"
+            )
+        nodes.append((host, int(port)))
+    return nodes
+
+
+def connect(url: str, *, timeout_s: float = 30.0) -> Any:
+    client = Client(timeout=timeout_s)
+    client.connect(parse_url(url))
+    return client
+
+
+@dataclass(frozen=True)
+class IgniteBackendConfig:
+    # ignite://host:port
+    url: str
+    # Names every cache of this grid: several grids (a sandbox, a test) share one cluster apart.
+    namespace: str
+    partitions: int
+    tx_timeout_ms: int = TX_TIMEOUT_MS_DEFAULT
+
+
+class IgniteBackend:
+    """A ``grid.backend.Backend`` whose partitions and catalog live in Ignite caches."""
+
+    name = "ignite"
+
+    def __init__(self, config: IgniteBackendConfig) -> None:
+        self.config = config
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._clients_lock = threading.Lock()
+        self._partitions = [
+            IgnitePartition(self.client, self.cache, config.namespace, index, config.tx_timeout_ms)
+            for index in range(config.partitions)
+        ]
+        self._catalog_store = IgniteCatalogStore(self.cache, config.namespace)
+
+    def client(self) -> Any:
+        """This thread's client (pyignite's are not thread-safe), connected on first use."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = connect(self.config.url)
+            self._local.client = client
+            self._local.caches = {}
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
+
+    def cache(self, name: str) -> Any:
+        """This thread's handle of a cache, created (TRANSACTIONAL, by the cluster's template
+        for ``shoal*``) when missing; asked of the cluster once per thread."""
+        client = self.client()
+        caches: dict[str, Any] = self._local.caches
+        if name not in caches:
+            caches[name] = client.get_or_create_cache(name)
+        return caches[name]
+
+    def commit_sequence(self, *, lease_ms: int = 10_000) -> IgniteCommitSequence:
+        return IgniteCommitSequence(
+            self.client, self.cache, self.config.namespace, lease_ms=lease_ms
+        )
+
+    @property
+    def partitions(self) -> Sequence[IgnitePartition]:
+        return self._partitions
+
+    @property
+    def catalog_store(self) -> IgniteCatalogStore:
+        return self._catalog_store
+
+    def open(self, hooks: ParticipantHooks) -> None:
+        for partition in self._partitions:
+            partition.hooks = hooks
+        self.client()
+
+    def close(self) -> None:
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+        self._local = threading.local()
+
+
+def drop_namespace(client: Any, namespace: str) -> None:
+    """Removes every record of a namespace (tests, and removing a sandbox's grid): a scan of
+    the shared caches, as the caches are not the namespace's own."""
+    prefix = f"{namespace}|"
+    for name in client.get_cache_names():
+        if name not in (RECORDS_CACHE, LEASES_CACHE) and not name.startswith(ENTRIES_CACHE_PREFIX):
+            continue
+        cache = client.get_cache(name)
+        with cache.scan(page_size=1000) as cursor:
+            keys = [key for key, _ in cursor if isinstance(key, str) and key.startswith(prefix)]
+        if keys:
+            cache.remove_keys(keys)

@@ -1,0 +1,89 @@
+"""The catalog of an Ignite namespace: one document with a version, changed by compare-and-set
+(``replace_if_equals``); the thin client has no listeners, so watchers poll the version."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from grid.ignite.records import RECORDS_CACHE
+
+# How often a watcher reads the version: every change is seen within it (the catalog must be
+# seen everywhere within a second).
+POLL_S = 0.5
+
+
+class IgniteCatalogStore:
+    """A ``grid.catalog.CatalogStore`` in Ignite that every coordinator of the namespace shares,
+    with the compare-and-set and watching of grid/redis/catalog_store.py."""
+
+    def __init__(self, caches: Callable[[str], Any], namespace: str) -> None:
+        self._caches = caches
+        self._key = f"{namespace}|catalog"
+
+    def _cache(self) -> Any:
+        return self._caches(RECORDS_CACHE)
+
+    @staticmethod
+    def _decode(raw: str | None) -> tuple[int, list[dict[str, Any]]]:
+        if raw is None:
+            return 0, []
+        document = orjson.loads(raw)
+        return int(document["version"]), list(document["maps"])
+
+    def load_versioned(self) -> tuple[int, list[dict[str, Any]]]:
+        return self._decode(self._cache().get(self._key))
+
+    def save_if(self, expected_version: int | None, maps: list[dict[str, Any]]) -> int | None:
+        """Saves when the catalog is still at ``expected_version`` (None: whatever it is);
+        the new version, or None when another change came first."""
+        cache = self._cache()
+        while True:
+            raw = cache.get(self._key)
+            version = self._decode(raw)[0]
+            if expected_version is not None and version != expected_version:
+                return None
+            document = orjson.dumps({"version": version + 1, "maps": maps}).decode()
+            if raw is None:
+                swapped = bool(cache.put_if_absent(self._key, document))
+            else:
+                swapped = bool(cache.replace_if_equals(self._key, raw, document))
+            if swapped:
+                return version + 1
+            if expected_version is not None:
+                return None
+
+    def load(self) -> list[dict[str, Any]]:
+        return self.load_versioned()[1]
+
+    def save(self, maps: list[dict[str, Any]]) -> None:
+        self.save_if(None, maps)
+
+    def watch(self, on_change: Callable[[int], None]) -> CatalogWatcher:
+        return CatalogWatcher(self, on_change)
+
+
+class CatalogWatcher:
+    """A thread that calls ``on_change(version)`` once per new catalog version it polls."""
+
+    def __init__(self, store: IgniteCatalogStore, on_change: Callable[[int], None]) -> None:
+        self._store = store
+        self._on_change = on_change
+        self._seen = store.load_versioned()[0]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="catalog-watcher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(POLL_S):
+            version = self._store.load_versioned()[0]
+            if version > self._seen:
+                self._seen = version
+                self._on_change(version)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

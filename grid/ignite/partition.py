@@ -1,0 +1,206 @@
+"""One partition kept in Ignite: each participant step is one pessimistic REPEATABLE_READ
+transaction of the coordinator's thin client, in which grid/ignite/steps.py reads the
+partition's records, decides and writes; committed reads need no transaction.
+
+pyignite's Client is not thread-safe, so each thread has its own (grid/ignite/backend.py). A
+transaction that times out or deadlocks (Ignite ends it with an error) rolls back and the step
+runs again; each step is idempotent, so a retry after a lost reply is harmless too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from pyignite.datatypes.transactions import TransactionConcurrency, TransactionIsolation
+from pyignite.exceptions import CacheError
+
+from grid.backend import ParticipantHooks, StagedView, StatusView
+from grid.entry import pack, version_of
+from grid.errors import FailedPrecondition, ReadVersionTooOld, Unavailable
+from grid.ignite.records import (
+    RECORDS_CACHE,
+    Caches,
+    PartitionRecords,
+    entries_cache_name,
+    partition_prefix,
+)
+from grid.ignite.steps import IgniteSteps
+from grid.protocol import Event, Reply
+from grid.versions import VersionStats
+
+# Attempts of a step whose transaction Ignite ended (a timeout, a deadlock found), before the
+# step fails as unavailable.
+ATTEMPTS_MAX = 5
+
+
+def _no_sketches(map_name: str, current: bytes | None, items: bytes) -> bytes:
+    raise FailedPrecondition(f"map '{map_name}' is not a sketch map here", field="map")
+
+
+class IgnitePartition:
+    """A ``grid.backend.PartitionStore`` whose records live in Ignite caches."""
+
+    def __init__(
+        self,
+        client_for_thread: Callable[[], Any],
+        caches: Caches,
+        namespace: str,
+        index: int,
+        tx_timeout_ms: int,
+    ) -> None:
+        self.index = index
+        self._client = client_for_thread
+        self._caches = caches
+        self._namespace = namespace
+        self._tx_timeout_ms = tx_timeout_ms
+        self._prefix = partition_prefix(namespace, index)
+        # Set by IgniteBackend.open: what steps with a Python hook consult.
+        self.hooks = ParticipantHooks(
+            validators=lambda map_name: None,
+            guarded_field=lambda map_name, field_name: False,
+            sketch_apply=_no_sketches,
+        )
+
+    def step(self, event: Event) -> Reply:
+        client = self._client()
+        for attempt in range(ATTEMPTS_MAX):
+            try:
+                with client.tx_start(
+                    TransactionConcurrency.PESSIMISTIC,
+                    TransactionIsolation.REPEATABLE_READ,
+                    timeout=self._tx_timeout_ms,
+                ) as transaction:
+                    records = PartitionRecords(self._caches, self._namespace, self.index)
+                    reply = IgniteSteps(records, self.hooks).run(event)
+                    records.flush()
+                    transaction.commit()
+                    return reply
+            except CacheError as error:
+                if attempt == ATTEMPTS_MAX - 1:
+                    raise Unavailable(
+                        f"partition {self.index}: Ignite refused the step: {error}"
+                    ) from error
+        raise AssertionError("unreachable")
+
+    def apply(self, event: Event) -> tuple[Reply, Callable[[], None]]:
+        # The transaction committed: as durable as the cluster makes a commit.
+        return self.step(event), lambda: None
+
+    # Reads --------------------------------------------------------------------------
+
+    def _records(self) -> Any:
+        return self._caches(RECORDS_CACHE)
+
+    def _get_json(self, name: str) -> Any:
+        raw = self._records().get(self._prefix + name)
+        return None if raw is None else orjson.loads(raw)
+
+    def _meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = self._get_json("m") or {"version": 0, "floor": 0, "maps": {}}
+        return meta
+
+    def commit_version(self) -> int:
+        return int(self._meta()["version"])
+
+    def version_stats(self) -> VersionStats:
+        return VersionStats(kept=len(self._get_json("hx") or []))
+
+    def _entries(self, map_name: str) -> Any:
+        return self._caches(entries_cache_name(map_name))
+
+    def get(self, map_name: str, key: str) -> bytes | None:
+        raw = self._entries(map_name).get(self._prefix + key)
+        return None if raw is None else bytes(raw)
+
+    def _state_at(
+        self, map_name: str, key: str, entry: bytes | None, version: int, meta: dict[str, Any]
+    ) -> bytes | None:
+        if entry is not None and version_of(entry) <= version:
+            return entry
+        if entry is None and int(meta["maps"].get(map_name, 0)) <= version:
+            return None
+        if version < int(meta["floor"]):
+            raise ReadVersionTooOld(version, int(meta["floor"]))
+        states = self._get_json(f"h|{map_name}|{key}") or []
+        later = sorted(state for state in states if state[0] > version)
+        if not later:
+            return None
+        _, begin, value = later[0]
+        # A state starts at its own version; before it the key was absent.
+        return pack(bytes.fromhex(value), begin) if begin <= version else None
+
+    def get_at(self, map_name: str, key: str, version: int) -> bytes | None:
+        # The meta record first: a commit changes entries before its meta, inside one
+        # transaction, so both are read as one state only through a transaction.
+        entry: bytes | None = self._read_consistently(
+            lambda meta: self._state_at(map_name, key, self.get(map_name, key), version, meta)
+        )
+        return entry
+
+    def items(self, map_name: str) -> list[tuple[str, bytes]]:
+        mine = self._prefix
+        with self._entries(map_name).scan(page_size=1000) as cursor:
+            return sorted(
+                (key[len(mine) :], bytes(value))
+                for key, value in cursor
+                if isinstance(key, str) and key.startswith(mine)
+            )
+
+    def items_at(self, map_name: str, version: int) -> list[tuple[str, bytes]]:
+        def read(meta: dict[str, Any]) -> list[tuple[str, bytes]]:
+            current = dict(self.items(map_name))
+            kept = self._get_json(f"hk|{map_name}") or []
+            found = []
+            for key in sorted({*current, *kept}):
+                entry = self._state_at(map_name, key, current.get(key), version, meta)
+                if entry is not None:
+                    found.append((key, entry))
+            return found
+
+        found: list[tuple[str, bytes]] = self._read_consistently(read)
+        return found
+
+    def _read_consistently(self, read: Callable[[dict[str, Any]], Any]) -> Any:
+        """Runs a read in a pessimistic transaction that holds the partition's meta record,
+        so no step of the partition runs in between."""
+        client = self._client()
+        with client.tx_start(
+            TransactionConcurrency.PESSIMISTIC,
+            TransactionIsolation.REPEATABLE_READ,
+            timeout=self._tx_timeout_ms,
+        ) as transaction:
+            meta = self._meta()
+            found = read(meta)
+            transaction.commit()
+            return found
+
+    def status_records(self) -> list[StatusView]:
+        statuses: dict[str, Any] = self._get_json("t") or {}
+        return [
+            StatusView(
+                txn_id=bytes.fromhex(txn),
+                state=record["state"],
+                participants=tuple(record["participants"]),
+                lease_expires_ms=int(record["lease"]),
+                updated_ms=int(record["updated"]),
+            )
+            for txn, record in sorted(statuses.items())
+        ]
+
+    def staged_transactions(self) -> list[StagedView]:
+        views = []
+        for txn in self._get_json("s") or []:
+            staged = self._get_json(f"x|{txn}")
+            if staged is None:
+                continue
+            views.append(
+                StagedView(
+                    txn_id=bytes.fromhex(txn),
+                    state=staged["state"],
+                    lease_expires_ms=int(staged["lease"]),
+                    status_partition=int(staged["status_partition"]),
+                )
+            )
+        return views

@@ -1,0 +1,124 @@
+"""The commit sequence in Ignite: one order of commits for every coordinator of a namespace.
+
+The same operations as grid/redis/sequence.py. The namespace's sequence record (the last number
+and the numbers held, with their owners) is changed in pessimistic transactions, so
+coordinators never race on it; each number held also has a lease entry in ``shoal.leases``
+written with an expiry policy, so the cluster's clock, never a coordinator's, ends a lease: a
+number whose lease entry is gone is one whose holder stopped renewing it
+(docs/ARCHITECTURE.md, "Commit order").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from pyignite.datatypes.transactions import TransactionConcurrency, TransactionIsolation
+
+from grid.ignite.records import RECORDS_CACHE
+
+LEASES_CACHE = "shoal.leases"
+TX_TIMEOUT_MS = 10_000
+
+
+class IgniteCommitSequence:
+    def __init__(
+        self,
+        client_for_thread: Callable[[], Any],
+        caches: Callable[[str], Any],
+        namespace: str,
+        *,
+        lease_ms: int = 10_000,
+    ) -> None:
+        self.lease_ms = lease_ms
+        self._client = client_for_thread
+        self._caches = caches
+        self._namespace = namespace
+        self._key = f"{namespace}|sequence"
+
+    def _lease_key(self, number: int) -> str:
+        return f"{self._namespace}|{number}"
+
+    def _leases(self) -> Any:
+        return self._caches(LEASES_CACHE).with_expire_policy(
+            create=self.lease_ms, update=self.lease_ms
+        )
+
+    def _change(self, change: Callable[[dict[str, Any]], Any]) -> Any:
+        """Runs ``change`` on the sequence record in a pessimistic transaction and saves it."""
+        client = self._client()
+        records = self._caches(RECORDS_CACHE)
+        with client.tx_start(
+            TransactionConcurrency.PESSIMISTIC,
+            TransactionIsolation.REPEATABLE_READ,
+            timeout=TX_TIMEOUT_MS,
+        ) as transaction:
+            raw = records.get(self._key)
+            state: dict[str, Any] = orjson.loads(raw) if raw else {"last": 0, "flight": {}}
+            result = change(state)
+            records.put(self._key, orjson.dumps(state).decode())
+            transaction.commit()
+            return result
+
+    def _state(self) -> dict[str, Any]:
+        raw = self._caches(RECORDS_CACHE).get(self._key)
+        state: dict[str, Any] = orjson.loads(raw) if raw else {"last": 0, "flight": {}}
+        return state
+
+    def take(self, owner: str) -> int:
+        """The next number, held (in flight) by ``owner`` until released or its lease ends."""
+
+        def take(state: dict[str, Any]) -> int:
+            state["last"] += 1
+            number = int(state["last"])
+            state["flight"][str(number)] = owner
+            return number
+
+        number: int = self._change(take)
+        self._leases().put(self._lease_key(number), owner)
+        return number
+
+    def release(self, number: int) -> None:
+        """The commit holding ``number`` is applied everywhere (or decided against)."""
+        self._change(lambda state: state["flight"].pop(str(number), None))
+        self._caches(LEASES_CACHE).remove_key(self._lease_key(number))
+
+    def renew(self, number: int) -> bool:
+        """Extends the lease of a number still held; False when it is no longer held."""
+        if str(number) not in self._state()["flight"]:
+            return False
+        self._leases().put(self._lease_key(number), "renewed")
+        return True
+
+    @contextmanager
+    def commit(self, owner: str) -> Iterator[int]:
+        """Holds the next number while the caller applies its commit with it."""
+        number = self.take(owner)
+        try:
+            yield number
+        finally:
+            # A commit that failed leaves a gap: numbers need not be dense.
+            self.release(number)
+
+    def read_version(self) -> int:
+        """The newest version whose commits are all applied: a consistent point to read at."""
+        state = self._state()
+        if not state["flight"]:
+            return int(state["last"])
+        return min(int(number) for number in state["flight"]) - 1
+
+    def expired(self, scan_max: int = 1000) -> list[tuple[int, str]]:
+        """Numbers (and owners) among the oldest ``scan_max`` held whose lease entry the
+        cluster let expire: their coordinators are presumed gone."""
+        flight = self._state()["flight"]
+        oldest = sorted(int(number) for number in flight)[:scan_max]
+        if not oldest:
+            return []
+        alive = self._caches(LEASES_CACHE).get_all([self._lease_key(n) for n in oldest])
+        return [
+            (number, flight[str(number)])
+            for number in oldest
+            if self._lease_key(number) not in alive
+        ]

@@ -1,0 +1,385 @@
+"""Shoal's participant steps over a partition's records in Ignite (grid/ignite/records.py),
+run by the coordinator inside one pessimistic transaction: the Python twin of
+grid/redis/steps.lua. Ignite runs no code of ours, so every step reads its records, decides
+here and writes; the decisions about keys (read validation, locks, conditions, references,
+increments, appends, sketch adds, schemas) are grid/redis/hooked.py's, the same code the
+Redis and Hazelcast backends run for steps with a Python hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import orjson
+
+from grid.backend import ParticipantHooks
+from grid.entry import value_of, version_of
+from grid.errors import Conflict, FailedPrecondition, InvalidArgument
+from grid.ignite.records import PartitionRecords
+from grid.locks import lock_modes
+from grid.memory.records import Op
+from grid.protocol import (
+    Abort,
+    Ack,
+    Applied,
+    ApplyOnePhase,
+    CasStatus,
+    Commit,
+    CreateStatus,
+    DropMap,
+    Event,
+    ForgetStatus,
+    ForgetVersions,
+    PreCommit,
+    Prepare,
+    ReadOutcome,
+    ReadStatus,
+    Reply,
+    StatusReply,
+    Vote,
+    Write,
+)
+from grid.redis.hooked import HookedSteps, _check, _targets
+from grid.redis.layout import PartitionLayout
+
+# How many answers and decisions a partition remembers for retries, as the memory participant.
+REMEMBERED_MAX = 4096
+# Kept states forgotten per step at most, so that one step stays short.
+FORGET_MAX = 512
+
+
+def lock_field(map_name: str, key: str) -> str:
+    return f"{map_name}\0{key}"
+
+
+class _Resolver(HookedSteps):
+    """grid/redis/hooked.py's resolution, reading through this step's records."""
+
+    def __init__(self, records: PartitionRecords) -> None:
+        # The Redis client, layout and calls are what the base class reads and writes through;
+        # its readers are replaced below and its steps are not used.
+        super().__init__(cast(Any, None), PartitionLayout("", 0), lambda *a: [], lambda m, k: None)
+        self._records = records
+
+    def _staged_writes(self, txn: str) -> list[Write] | None:
+        staged = self._records.get_json(f"x|{txn}")
+        return None if staged is None else _writes_of(staged)
+
+    def _read(
+        self, targets: list[tuple[str, str]]
+    ) -> tuple[
+        dict[tuple[str, str], bytes | None],
+        dict[tuple[str, str], dict[str, str]],
+        dict[tuple[str, str], int],
+    ]:
+        records = self._records
+        entries = records.entries(targets)
+        locks = records.get_json("l") or {}
+        records.get_many([f"r|{map_name}|{key}" for map_name, key in targets])
+        holders = {target: dict(locks.get(lock_field(*target), {})) for target in targets}
+        counts = {target: int(records.get(f"r|{target[0]}|{target[1]}") or 0) for target in targets}
+        return entries, holders, counts
+
+    def resolve(
+        self, writes: Sequence[Write], hooks: ParticipantHooks, *, check: bool
+    ) -> tuple[list[tuple[str, str, str, bytes]], list[str], list[int]]:
+        targets = _targets((), writes)
+        entries, holders, counts = self._read(targets)
+        return self._resolve(writes, entries, holders, counts, hooks, check=check)
+
+
+def _writes_of(staged: dict[str, Any]) -> list[Write]:
+    return [
+        Write(Op[op], map_name, key, bytes.fromhex(value))
+        for op, map_name, key, value in staged["writes"]
+    ]
+
+
+class IgniteSteps:
+    """Runs one participant event on a partition's records (inside the caller's transaction)."""
+
+    def __init__(self, records: PartitionRecords, hooks: ParticipantHooks) -> None:
+        self.records = records
+        self.meta = records.meta
+        self.hooks = hooks
+        self.resolver = _Resolver(records)
+
+    def run(self, event: Event) -> Reply:
+        if isinstance(event, ApplyOnePhase):
+            return self.apply(event)
+        if isinstance(event, Prepare):
+            return self.prepare(event)
+        if isinstance(event, PreCommit):
+            return self.pre_commit(event.txn_id.hex())
+        if isinstance(event, Commit):
+            return self.commit(event)
+        if isinstance(event, Abort):
+            return self.abort(event.txn_id.hex())
+        if isinstance(event, CreateStatus | CasStatus | ReadStatus | ForgetStatus):
+            return self.status(event)
+        if isinstance(event, ReadOutcome):
+            answer = self.records.get(f"o|{event.request_id.hex()}")
+            return Ack(known=False) if answer is None else _applied(answer, replayed=True)
+        if isinstance(event, DropMap):
+            return self.drop_map(event.map)
+        if isinstance(event, ForgetVersions):
+            self.forget(event.horizon)
+            return Ack()
+        raise TypeError(f"unknown participant event {type(event).__name__}")
+
+    # Remembering --------------------------------------------------------------------
+
+    def _remember(self, kind: str, name: str, value: str) -> None:
+        """Keeps ``value`` under ``<kind>|<name>`` in a ring of REMEMBERED_MAX slots, forgetting
+        what the slot held before (the oldest)."""
+        records = self.records
+        if records.get(f"{kind}|{name}") is not None:
+            records.set(f"{kind}|{name}", value)
+            return
+        counter = "outcomes" if kind == "o" else "decided"
+        slot = self.meta[counter] % REMEMBERED_MAX
+        self.meta[counter] += 1
+        previous = records.get(f"{kind}s|{slot}")
+        if previous is not None:
+            records.delete(f"{kind}|{previous}")
+        records.set(f"{kind}s|{slot}", name)
+        records.set(f"{kind}|{name}", value)
+
+    def _next_lsn(self) -> int:
+        self.meta["lsn"] += 1
+        return int(self.meta["lsn"])
+
+    # Versions -------------------------------------------------------------------------
+
+    def _keep(self, map_name: str, key: str, old: bytes | None, end: int) -> None:
+        if old is None:
+            return
+        records = self.records
+        name = f"h|{map_name}|{key}"
+        states = records.get_json(name) or []
+        states.append([end, version_of(old), value_of(old).hex()])
+        records.set_json(name, states)
+        kept = records.get_json(f"hk|{map_name}") or []
+        if key not in kept:
+            records.set_json(f"hk|{map_name}", [*kept, key])
+        expiring = records.get_json("hx") or []
+        expiring.append([end, map_name, key])
+        records.set_json("hx", expiring)
+
+    def forget(self, horizon: int) -> None:
+        """Drops kept states that ended at or before the horizon, at most FORGET_MAX."""
+        if horizon <= 0:
+            return
+        records = self.records
+        expiring = sorted(records.get_json("hx") or [])
+        due = [item for item in expiring[:FORGET_MAX] if item[0] <= horizon]
+        if not due:
+            return
+        for end, map_name, key in due:
+            name = f"h|{map_name}|{key}"
+            states = [state for state in records.get_json(name) or [] if state[0] > end]
+            if states:
+                records.set_json(name, states)
+            else:
+                records.delete(name)
+                kept = [k for k in records.get_json(f"hk|{map_name}") or [] if k != key]
+                records.set_json(f"hk|{map_name}", kept)
+            self.meta["floor"] = max(self.meta["floor"], end)
+        records.set_json("hx", expiring[len(due) :])
+
+    def _install(self, resolved: list[tuple[str, str, str, bytes]], version: int) -> None:
+        records = self.records
+        for op, map_name, key, value in resolved:
+            if op == "REFERENCE":
+                name = f"r|{map_name}|{key}"
+                count = int(records.get(name) or 0) + int(value)
+                if count <= 0:
+                    records.delete(name)
+                else:
+                    records.set(name, count)
+                continue
+            old = records.entries([(map_name, key)])[(map_name, key)]
+            self._keep(map_name, key, old, version)
+            self.meta["maps"][map_name] = version
+            records.set_entry(map_name, key, None if op == "DELETE" else value, version)
+        self.meta["version"] = max(self.meta["version"], version)
+
+    # Steps ----------------------------------------------------------------------------
+
+    def apply(self, event: ApplyOnePhase) -> Reply:
+        request = event.request_id.hex()
+        if request:
+            answer = self.records.get(f"o|{request}")
+            if answer is not None:
+                return _applied(answer, replayed=True)
+        targets = _targets(event.reads, event.writes)
+        entries, holders, _ = self.resolver._read(targets)
+        modes = lock_modes(event.reads, event.writes, self.hooks.guarded_field)
+        _check(event.reads, modes, entries, holders, "")
+        resolved, template, removed = self.resolver.resolve(event.writes, self.hooks, check=True)
+        lsn = self._next_lsn()
+        version = event.version or lsn
+        self._install(resolved, version)
+        answer = _answer(template, version, removed)
+        if request:
+            self._remember("o", request, answer)
+        self.forget(event.horizon)
+        return _applied(answer, replayed=False)
+
+    def prepare(self, event: Prepare) -> Vote:
+        txn = event.txn_id.hex()
+        records = self.records
+        if txn in (records.get_json("s") or []):
+            return Vote(True)
+        decided = records.get(f"d|{txn}")
+        if decided is not None:
+            return Vote(False, f"the transaction was already {decided} here")
+        targets = _targets(event.reads, event.writes)
+        modes = lock_modes(event.reads, event.writes, self.hooks.guarded_field)
+        try:
+            entries, holders, _ = self.resolver._read(targets)
+            _check(event.reads, modes, entries, holders, txn)
+            # Resolving checks conditions, types and schemas; the locks keep that state.
+            self.resolver.resolve(event.writes, self.hooks, check=True)
+        except (Conflict, FailedPrecondition, InvalidArgument) as error:
+            return Vote(False, str(error), error)
+        locks = records.get_json("l") or {}
+        for (map_name, key), mode in modes.items():
+            locks.setdefault(lock_field(map_name, key), {})[txn] = mode
+        records.set_json("l", locks)
+        staged = {
+            "state": "prepared",
+            "lease": event.lease_expires_ms,
+            "status_partition": event.status_partition,
+            "durable": event.durable,
+            "locks": [lock_field(*target) for target in modes],
+            "writes": [[w.op.name, w.map, w.key, w.value.hex()] for w in event.writes],
+        }
+        records.set_json(f"x|{txn}", staged)
+        records.set_json("s", sorted({*(records.get_json("s") or []), txn}))
+        if event.durable:
+            self._next_lsn()
+        return Vote(True)
+
+    def pre_commit(self, txn: str) -> Ack:
+        staged = self.records.get_json(f"x|{txn}")
+        if staged is None:
+            return Ack(known=False)
+        if staged["state"] != "pre_committed":
+            staged["state"] = "pre_committed"
+            self.records.set_json(f"x|{txn}", staged)
+            self._next_lsn()
+        return Ack()
+
+    def _release(self, txn: str, staged: dict[str, Any]) -> None:
+        records = self.records
+        locks = records.get_json("l") or {}
+        for field in staged["locks"]:
+            holders = locks.get(field, {})
+            holders.pop(txn, None)
+            if not holders:
+                locks.pop(field, None)
+        records.set_json("l", locks)
+        records.delete(f"x|{txn}")
+        records.set_json("s", [other for other in records.get_json("s") or [] if other != txn])
+
+    def commit(self, event: Commit) -> Reply:
+        txn = event.txn_id.hex()
+        staged = self.records.get_json(f"x|{txn}")
+        if staged is None:
+            return Ack(known=False)
+        resolved, template, removed = self.resolver.resolve(
+            _writes_of(staged), self.hooks, check=False
+        )
+        self._release(txn, staged)
+        self._remember("d", txn, "committed")
+        if not staged["durable"]:
+            return Ack()
+        lsn = self._next_lsn()
+        version = event.version or lsn
+        self._install(resolved, version)
+        answer = _answer(template, version, removed)
+        self._remember("o", txn, answer)
+        self.forget(event.horizon)
+        return _applied(answer, replayed=False)
+
+    def abort(self, txn: str) -> Ack:
+        staged = self.records.get_json(f"x|{txn}")
+        if staged is None:
+            # An abort that overtook its prepare: remember it, so the prepare votes no.
+            if self.records.get(f"d|{txn}") is None:
+                self._remember("d", txn, "aborted")
+            return Ack(known=False)
+        self._release(txn, staged)
+        self._remember("d", txn, "aborted")
+        if staged["durable"]:
+            self._next_lsn()
+        return Ack()
+
+    def status(self, event: CreateStatus | CasStatus | ReadStatus | ForgetStatus) -> Reply:
+        records = self.records
+        statuses: dict[str, Any] = records.get_json("t") or {}
+        txn = event.txn_id.hex()
+        record = statuses.get(txn)
+        swapped = False
+        if isinstance(event, ForgetStatus):
+            if record is None:
+                return Ack(known=False)
+            if record["state"] in ("committed", "aborted"):
+                del statuses[txn]
+                records.set_json("t", statuses)
+                self._next_lsn()
+            return Ack()
+        if isinstance(event, CreateStatus) and record is None:
+            record = {
+                "state": "pending",
+                "participants": list(event.participants),
+                "lease": event.lease_expires_ms,
+                "updated": event.now_ms,
+            }
+            swapped = True
+        elif (
+            isinstance(event, CasStatus)
+            and record is not None
+            and record["state"] == event.expected
+        ):
+            record = dict(record, state=event.new, updated=event.now_ms)
+            swapped = True
+        if swapped:
+            statuses[txn] = record
+            records.set_json("t", statuses)
+            self._next_lsn()
+        if record is None:
+            return StatusReply(None)
+        return StatusReply(
+            record["state"], tuple(record["participants"]), int(record["lease"]), swapped
+        )
+
+    def drop_map(self, map_name: str) -> Ack:
+        records = self.records
+        locks = records.get_json("l") or {}
+        if any(field.startswith(map_name + "\0") for field in locks):
+            raise FailedPrecondition(
+                f"map '{map_name}' has keys locked by transactions in flight", field="map"
+            )
+        records.drop_entries(map_name)
+        for key in records.get_json(f"hk|{map_name}") or []:
+            records.delete(f"h|{map_name}|{key}")
+        records.delete(f"hk|{map_name}")
+        records.set_json(
+            "hx", [item for item in records.get_json("hx") or [] if item[1] != map_name]
+        )
+        self.meta["maps"].pop(map_name, None)
+        self._next_lsn()
+        return Ack()
+
+
+def _answer(template: list[str], version: int, removed: list[int]) -> str:
+    versions = [version if kind == "v" else int(kind) for kind in template]
+    return orjson.dumps({"versions": versions, "removed": removed}).decode()
+
+
+def _applied(answer: Any, *, replayed: bool) -> Applied:
+    decoded = orjson.loads(answer)
+    return Applied(tuple(decoded["versions"]), replayed=replayed, removed=tuple(decoded["removed"]))
