@@ -39,10 +39,12 @@ from coordinator.dispatch import Lanes, OnLoop, Registrar, Workers
 from coordinator.exposition import MetricsEndpoint
 from coordinator.memory import MemoryKeeper
 from coordinator.node import Node
+from coordinator.operators.backfills import BackfillManager
 from coordinator.operators.replays import ReplayManager
 from coordinator.pipelines.host import PipelineHost
 from coordinator.procedures.runner import Procedures, procedures_for
 from coordinator.services.admin import AdminService
+from coordinator.services.backfills import BackfillsService
 from coordinator.services.data import DataService
 from coordinator.services.guard import tolerate_undecodable
 from coordinator.services.pipelines import PipelinesService
@@ -86,6 +88,7 @@ SERVICE_NAMES = (
     replay_pb2.DESCRIPTOR.services_by_name["Replays"].full_name,
     procedures_pb2.DESCRIPTOR.services_by_name["Procedures"].full_name,
     procedures_pb2.DESCRIPTOR.services_by_name["ProcedureAdmin"].full_name,
+    replay_pb2.DESCRIPTOR.services_by_name["Backfills"].full_name,
 )
 
 
@@ -274,6 +277,9 @@ async def _serve_on_loop(
     )
     replay_pb2_grpc.add_ReplaysServicer_to_server(
         ReplaysService(replays, pipelines, config.kafka), registrar
+    )
+    replay_pb2_grpc.add_BackfillsServicer_to_server(
+        BackfillsService(BackfillManager(node)), registrar
     )
     # Health and reflection answer on the event loop itself: no admission, no thread,
     # so they answer whatever the pools are doing.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shoal import _codec, _requests
@@ -17,6 +18,7 @@ from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
 if TYPE_CHECKING:
     # Imported where used: a short-lived process (the `shoal` command) that only reads a
     # key should not pay for the sketch, SQL and retry machinery.
+    from shoal._backfill import BackfillProgress, BackfillSummary
     from shoal._replays import Replays
     from shoal._sketches import Sketches
     from shoal._sql import Cursor
@@ -87,6 +89,37 @@ class Client:
         from shoal._replays import Replays
 
         return Replays(self)
+
+    def backfill(
+        self,
+        file: str | Path,
+        *,
+        pipeline: str | Path,
+        name: str = "",
+        sandbox: str | None = None,
+        into: str | None = None,
+        dead_letters: str | Path | None = None,
+        rows_per_call: int = 1000,
+        on_progress: Callable[[BackfillProgress], None] | None = None,
+    ) -> BackfillSummary:
+        """Applies the rows of a .jsonl, .csv or .parquet file through ``pipeline`` (a .py
+        file or a running pipeline's name) into this grid, a sandbox or a grid by address
+        (``into``), exactly once per file content: a re-run is a no-op
+        (``already_done``), an interrupted run resumes. Rejected rows are in the summary
+        and in a dead-letter file (``<file>.rejects.jsonl`` unless ``dead_letters``)."""
+        from shoal._backfill import run_backfill
+
+        return run_backfill(
+            self,
+            file,
+            pipeline=pipeline,
+            name=name,
+            sandbox=sandbox,
+            into=into,
+            dead_letters=dead_letters,
+            rows_per_call=rows_per_call,
+            on_progress=on_progress,
+        )
 
     # Maps ------------------------------------------------------------------------
 

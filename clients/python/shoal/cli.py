@@ -15,6 +15,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from shoal import (
+    _backfill_cli,
     _completion,
     _pipelines_cli,
     _procedures_cli,
@@ -318,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     _pipelines_cli.add_parser(commands)
     _replay_cli.add_parser(commands)
     _procedures_cli.add_parser(commands)
+    _backfill_cli.add_parser(commands)
 
     status = commands.add_parser("status", help="show the node and the grid")
     status.set_defaults(handler=command_status)
