@@ -50,7 +50,28 @@ SETTINGS: tuple[Setting, ...] = (
         "how long a result stream waits for its reader to take a message before it is ended",
     ),
     Setting("node_id", str, "", "name of this node in logs and cluster info"),
-    Setting("metrics_port", int, 0, "HTTP port of the Prometheus /metrics endpoint (0: none)"),
+    Setting(
+        "metrics_port",
+        int,
+        9464,
+        "HTTP port of the Prometheus /metrics endpoint (0: none; the default is skipped "
+        "with a warning when another process holds it)",
+    ),
+    Setting("metrics_host", str, "127.0.0.1", "address the /metrics endpoint listens on"),
+    Setting(
+        "trace_exporter",
+        str,
+        "none",
+        "where spans go: an OTLP (gRPC) collector, the console, or nowhere",
+        ("none", "otlp", "console"),
+    ),
+    Setting(
+        "trace_sample_ratio",
+        float,
+        0.1,
+        "fraction of traces sampled when the caller sent no sampling decision",
+    ),
+    Setting("otlp_endpoint", str, "127.0.0.1:4317", "OTLP gRPC collector of spans"),
     Setting(
         "memory_trim_growth_bytes",
         int,
@@ -154,7 +175,11 @@ class ServerConfig:
     workers: int = 16
     stream_stall_ms: int = 30_000
     node_id: str = ""
-    metrics_port: int = 0
+    metrics_port: int = 9464
+    metrics_host: str = "127.0.0.1"
+    trace_exporter: str = "none"
+    trace_sample_ratio: float = 0.1
+    otlp_endpoint: str = "127.0.0.1:4317"
     memory_trim_growth_bytes: int = 64 * 1024 * 1024
     log_level: str = "INFO"
     log_format: str = "text"
@@ -282,6 +307,12 @@ def load(
     for name in ("fsync_interval_ms", "txn_sweep_interval_ms", "stream_stall_ms"):
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if not 0.0 <= config.trace_sample_ratio <= 1.0:
+        raise ConfigError(
+            f"trace_sample_ratio must be within 0..1, got {config.trace_sample_ratio}"
+        )
+    if config.metrics_port and config.metrics_port == config.port:
+        raise ConfigError(f"metrics_port and port are both {config.port}")
     if not 0.0 <= config.sketch_accuracy_sample_rate <= 1.0:
         raise ConfigError(
             "sketch_accuracy_sample_rate must be within 0..1, "

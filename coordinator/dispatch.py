@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import queue
@@ -56,6 +57,9 @@ class CallContext:
         self._metadata: tuple[tuple[str, str | bytes], ...] = tuple(
             context.invocation_metadata() or ()
         )
+        # The loop's context of the call (its span, its log fields), for the threads that
+        # run a stream's steps.
+        self.variables = contextvars.copy_context()
         remaining: float | None = context.time_remaining()
         self._deadline = None if remaining is None else time.monotonic() + remaining
         self._callbacks: list[Callable[[], None]] = []
@@ -136,14 +140,17 @@ class Workers:
     def run(self, behavior: Behavior, request: Any, call: CallContext) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Any] = loop.create_future()
-        self._queue.put((loop, answer, behavior, request, call))
+        # The handler runs in the caller's context (its span, its log fields): a
+        # contextvar set on the loop does not cross the queue by itself.
+        variables = contextvars.copy_context()
+        self._queue.put((loop, answer, variables, behavior, request, call))
         return answer
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
-            loop, answer, behavior, request, call = item
+            loop, answer, variables, behavior, request, call = item
             try:
-                result = behavior(request, call)
+                result = variables.run(behavior, request, call)
             except BaseException as error:
                 loop.call_soon_threadsafe(_fail, answer, error)
             else:
@@ -373,7 +380,8 @@ def stream_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
                 iterator = iter(behavior(request, call))
                 while True:
                     # One message at a time: the next is made only once gRPC took the last.
-                    step = lane.streams.submit(_next_or_end, iterator)
+                    # Steps never overlap, so each runs in the call's one context.
+                    step = lane.streams.submit(call.variables.run, _next_or_end, iterator)
                     message = await asyncio.wrap_future(step)
                     step = None
                     if message is _END:
@@ -506,10 +514,13 @@ class Registrar:
         lane_of: Callable[[str], Lane],
         *,
         wrap: Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler] | None = None,
+        observe: Callable[[str, Behavior], Behavior] | None = None,
     ) -> None:
         self._server = server
         self._lane_of = lane_of
         self._wrap = wrap
+        # Wraps each method's handler on the loop (metrics, the server span).
+        self._observe = observe or (lambda name, behavior: behavior)
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
         # The generated code registers each service twice; the registered handlers are used.
@@ -525,13 +536,13 @@ class Registrar:
             handler = given if self._wrap is None else self._wrap(name, given)
             if handler.unary_unary is not None:
                 adapted[method] = grpc.unary_unary_rpc_method_handler(
-                    unary_behavior(handler.unary_unary, lane, name),
+                    self._observe(name, unary_behavior(handler.unary_unary, lane, name)),
                     request_deserializer=handler.request_deserializer,
                     response_serializer=handler.response_serializer,
                 )
             elif handler.unary_stream is not None:
                 adapted[method] = grpc.unary_stream_rpc_method_handler(
-                    stream_behavior(handler.unary_stream, lane, name),
+                    self._observe(name, stream_behavior(handler.unary_stream, lane, name)),
                     request_deserializer=handler.request_deserializer,
                     response_serializer=handler.response_serializer,
                 )

@@ -1,29 +1,37 @@
-"""The metrics endpoint: the node's registry as Prometheus text at GET /metrics over HTTP."""
+"""The metrics endpoint: the node's registry at GET /metrics over HTTP, in the Prometheus
+text format (or OpenMetrics when the scraper asks for it)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client.exposition import choose_encoder
+
+from coordinator.metrics import Registry
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
 
 class MetricsEndpoint:
-    """Serves `render()` (called on every scrape, so gauges can be sampled then)."""
+    """Serves the registry; its before-scrape calls run on every scrape."""
 
-    def __init__(self, host: str, port: int, render: Callable[[], str]) -> None:
+    def __init__(self, host: str, port: int, registry: Registry) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path.split("?", 1)[0] != "/metrics":
                     self.send_error(404, "only /metrics is served")
                     return
-                body = render().encode()
+                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+                try:
+                    body = registry.scrape(encoder)
+                except Exception:
+                    log.exception("rendering the metrics failed")
+                    self.send_error(500, "rendering the metrics failed")
+                    return
                 self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

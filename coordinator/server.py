@@ -39,6 +39,9 @@ from coordinator.dispatch import Lanes, OnLoop, Registrar, Workers
 from coordinator.exposition import MetricsEndpoint
 from coordinator.memory import MemoryKeeper
 from coordinator.node import Node
+from coordinator.observability import tracing
+from coordinator.observability.rpc import RpcTelemetry
+from coordinator.observability.wiring import NodeInstrumentation, instrument
 from coordinator.operators.backfills import BackfillManager
 from coordinator.operators.replays import ReplayManager
 from coordinator.pipelines.host import PipelineHost
@@ -77,6 +80,7 @@ from shoal.v1 import (
 
 log = logging.getLogger(__name__)
 Result = TypeVar("Result")
+DEFAULT_METRICS_PORT = 9464
 
 SERVICE_NAMES = (
     data_pb2.DESCRIPTOR.services_by_name["Data"].full_name,
@@ -106,6 +110,7 @@ class RunningServer:
     pipelines: PipelineHost | None = None
     replays: ReplayManager | None = None
     procedures: Procedures | None = None
+    instrumentation: NodeInstrumentation | None = None
 
     def on_loop(self, coroutine: Coroutine[Any, Any, Result]) -> Result:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
@@ -132,6 +137,8 @@ class RunningServer:
         self.loop.close()
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.stop()
+        if self.instrumentation is not None:
+            self.instrumentation.close()
         self.memory.stop()
         if self.procedures is not None:
             self.procedures.close()
@@ -184,12 +191,25 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     refused = bind_failure(config.host, config.port)
     if refused is not None:
         raise ConfigError(f"cannot listen on {config.address}: {refused}")
-    if config.metrics_port:
-        refused = bind_failure(config.host, config.metrics_port)
-        if refused is not None:
-            raise ConfigError(
-                f"cannot serve metrics on {config.host}:{config.metrics_port}: {refused}"
+    metrics_port = config.metrics_port
+    if metrics_port:
+        refused = bind_failure(config.metrics_host, metrics_port)
+        if refused is not None and metrics_port == DEFAULT_METRICS_PORT:
+            # The default port: a second server on one machine still starts.
+            log.warning(
+                "metrics not served: %s:%d: %s (choose another with --metrics-port)",
+                config.metrics_host,
+                metrics_port,
+                refused,
             )
+            metrics_port = 0
+        elif refused is not None:
+            raise ConfigError(
+                f"cannot serve metrics on {config.metrics_host}:{metrics_port}: {refused}"
+            )
+    observed = bool(metrics_port or config.trace_exporter != "none")
+    if observed:
+        tracing.configure(config.trace_exporter, config.trace_sample_ratio, config.otlp_endpoint)
     # A seed makes the server's random draws (reservoir samples) replay; 0 draws one.
     rng = random.Random(config.seed or None)
     node = Node(config, rng=rng, faults=faults or FaultPoints.from_environment())
@@ -204,9 +224,12 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     loop_thread = threading.Thread(target=loop.run_forever, name="grpc-loop", daemon=True)
     loop_thread.start()
     lanes = Lanes.from_config(config, sql_connections=node.sql.config.connections)
+    # Metrics and spans cost nothing when neither is wanted (the benchmark's baseline).
+    instrumentation = instrument(node) if observed else None
+    rpc = RpcTelemetry(node.metrics) if observed else None
     try:
         server, health_servicer, port = asyncio.run_coroutine_threadsafe(
-            _serve_on_loop(config, node, pipelines, replays, procedures, lanes), loop
+            _serve_on_loop(config, node, pipelines, replays, procedures, lanes, rpc), loop
         ).result()
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
@@ -214,19 +237,17 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         loop.close()
         lanes.shutdown()
         procedures.close()
+        if instrumentation is not None:
+            instrumentation.close()
         node.close()
         raise
     node.start_background()
     memory = MemoryKeeper(node.metrics, trim_growth_bytes=config.memory_trim_growth_bytes)
     memory.start()
+    node.metrics.before_scrape(memory.sample)
     metrics_endpoint = None
-    if config.metrics_port:
-
-        def render() -> str:
-            memory.sample()
-            return node.metrics.render()
-
-        metrics_endpoint = MetricsEndpoint(config.host, config.metrics_port, render)
+    if metrics_port:
+        metrics_endpoint = MetricsEndpoint(config.metrics_host, metrics_port, node.metrics)
         metrics_endpoint.start()
     if pipelines is not None:
         pipelines.start()
@@ -244,6 +265,7 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         pipelines=pipelines,
         replays=replays,
         procedures=procedures,
+        instrumentation=instrumentation,
     )
 
 
@@ -254,6 +276,7 @@ async def _serve_on_loop(
     replays: ReplayManager,
     procedures: Procedures,
     lanes: Lanes,
+    rpc: RpcTelemetry | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     """Builds and starts the grpc.aio server; runs on the event loop's thread."""
     limits = config.limits
@@ -264,7 +287,12 @@ async def _serve_on_loop(
             ("grpc.so_reuseport", 0),
         ],
     )
-    registrar = Registrar(server, lanes.lane_of, wrap=tolerate_undecodable)
+    registrar = Registrar(
+        server,
+        lanes.lane_of,
+        wrap=tolerate_undecodable,
+        observe=None if rpc is None else rpc.wrap,
+    )
     data_pb2_grpc.add_DataServicer_to_server(DataService(node.keyvalue), registrar)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node), registrar)
     transactions_pb2_grpc.add_TransactionsServicer_to_server(TransactionsService(node), registrar)

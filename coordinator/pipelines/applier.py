@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from opentelemetry import trace
 
 from coordinator.clock import Clock
 from coordinator.node import Node
+from coordinator.observability.transactions import commit_origin
 from coordinator.pipelines.batching import Batch, TopicPartitionKey
 from coordinator.pipelines.deadletter import DeadLetter
 from coordinator.pipelines.metrics import PipelineMetrics
@@ -57,7 +59,7 @@ from coordinator.pipelines.validation import (
     missing_reference,
     rejection_from_error,
 )
-from coordinator.telemetry import current_trace_id
+from coordinator.telemetry import current_trace_id, log_fields
 from grid.entry import value_of, version_of
 from grid.errors import Conflict, FailedPrecondition, GridError, NotFound
 from grid.participant import ApplyOnePhase, Read, Write
@@ -439,14 +441,21 @@ class BatchApplier:
             },
         ) as span:
             token = current_trace_id.set(trace_id_hex(span))
+            fields = log_fields.bind(pipeline=self.spec.name, batch_id=batch_id, txn_id=tag)
+            origin = commit_origin.set("pipeline")
+            started = time.perf_counter()
+            outcome = REFUSED
             try:
                 versions = self._commit_writes(txn_id, reads, effects, bookkeeping)
+                outcome = COMMITTED
             except Conflict as error:
+                outcome = CONFLICTED
                 span.set_attribute("shoal.outcome", CONFLICTED)
                 log.debug("pipeline %s: batch %d conflicted: %s", self.spec.name, batch_id, error)
                 return CONFLICTED, error
             except FailedPrecondition as error:
                 if error.target is not None and error.target[0] == OFFSETS_MAP:
+                    outcome = FENCED
                     span.set_attribute("shoal.outcome", FENCED)
                     return FENCED, error
                 span.set_attribute("shoal.outcome", REFUSED)
@@ -461,6 +470,9 @@ class BatchApplier:
                 )
                 return REFUSED, error
             finally:
+                self.metrics.record_batch_seconds(time.perf_counter() - started, outcome)
+                commit_origin.reset(origin)
+                log_fields.reset(fields)
                 current_trace_id.reset(token)
             span.set_attribute("shoal.outcome", COMMITTED)
         for key, position in positions.items():

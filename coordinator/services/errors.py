@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from coordinator.telemetry import trace_id_from
+from coordinator.telemetry import current_ids, trace_id_from
 from grid.errors import GridError
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,10 @@ def abort_internal(context: grpc.ServicerContext, handler_name: str) -> None:
 
 
 def _trace_id(context: grpc.ServicerContext) -> str:
+    """The call's trace id: its server span's, else the caller's, else a new one."""
+    current, _ = current_ids()
+    if current != "-":
+        return current
     return trace_id_from(context.invocation_metadata()) or os.urandom(16).hex()
 
 

@@ -105,15 +105,20 @@ class SketchAccuracy:
         self._error = metrics.gauge(
             "shoal_sketch_observed_relative_error",
             "Observed relative error of sketches against exact answers, by kind (mean, max)",
+            ("kind", "stat"),
         )
         self._bound = metrics.gauge(
-            "shoal_sketch_error_bound", "The relative error each sketch kind promises"
+            "shoal_sketch_error_bound", "The relative error each sketch kind promises", ("kind",)
         )
         self._outside = metrics.gauge(
-            "shoal_sketch_outside_bound", "Measurements outside the kind's bound, last pass"
+            "shoal_sketch_outside_bound",
+            "Measurements outside the kind's bound, last pass",
+            ("kind",),
         )
         self._samples = metrics.gauge(
-            "shoal_sketch_accuracy_samples", "Measurements made in the last pass, by kind"
+            "shoal_sketch_accuracy_samples",
+            "Measurements made in the last pass, by kind",
+            ("kind",),
         )
         self._tracked = metrics.gauge(
             "shoal_sketch_accuracy_tracked_keys", "Sketch keys with exact answers kept"
@@ -233,11 +238,11 @@ class SketchAccuracy:
     def _publish(self, report: AccuracyReport) -> None:
         for item in report.kinds:
             kind = item.stats.kind.value
-            self._error.set(item.stats.mean_relative_error, kind=kind, stat="mean")
-            self._error.set(item.stats.max_relative_error, kind=kind, stat="max")
-            self._bound.set(item.stats.error_bound, kind=kind)
-            self._outside.set(item.stats.outside_bound, kind=kind)
-            self._samples.set(item.stats.samples, kind=kind)
+            self._error.labels(kind=kind, stat="mean").set(item.stats.mean_relative_error)
+            self._error.labels(kind=kind, stat="max").set(item.stats.max_relative_error)
+            self._bound.labels(kind=kind).set(item.stats.error_bound)
+            self._outside.labels(kind=kind).set(item.stats.outside_bound)
+            self._samples.labels(kind=kind).set(item.stats.samples)
         self._tracked.set(report.tracked_keys)
 
 

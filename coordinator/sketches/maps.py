@@ -104,10 +104,14 @@ class SketchMaps:
             )
             node.transactions.observer = self.accuracy
         self._adds = node.metrics.counter(
-            "shoal_sketch_adds_total", "Batches added to sketches through Sketches.Add, by kind"
+            "shoal_sketch_adds_total",
+            "Batches added to sketches through Sketches.Add, by kind",
+            ("kind",),
         )
         self._items = node.metrics.counter(
-            "shoal_sketch_items_added_total", "Items added to sketches through Sketches.Add"
+            "shoal_sketch_items_added_total",
+            "Items added to sketches through Sketches.Add",
+            ("kind",),
         )
 
     # Maps ------------------------------------------------------------------------
@@ -157,8 +161,8 @@ class SketchMaps:
             request_id or os.urandom(16), (), [write], plain=True
         )
         if not result.replayed:
-            self._adds.inc(kind=spec.kind.value)
-            self._items.inc(item_count(items), kind=spec.kind.value)
+            self._adds.labels(kind=spec.kind.value).inc()
+            self._items.labels(kind=spec.kind.value).inc(item_count(items))
         return result.versions[0]
 
     # Reads -----------------------------------------------------------------------

@@ -22,6 +22,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from coordinator.keyvalue import KeyValue
+from coordinator.observability.sql import SqlTelemetry
 from coordinator.sql import analysis as analysis_module
 from coordinator.sql import functions, point_lookup
 from coordinator.sql.analysis import Analysis
@@ -359,6 +360,8 @@ class SqlEngine:
         self.pool = ConnectionPool(config.connections, config.memory_bytes_max)
         self.watchdog = Watchdog()
         self._modify = modify
+        # Statement figures and spans (coordinator.observability.sql); None for none.
+        self.telemetry: SqlTelemetry | None = None
 
     def definition(self, name: str) -> MapDefinition:
         try:
@@ -367,6 +370,26 @@ class SqlEngine:
             raise InvalidArgument(f"unknown table '{name}'", field="statement") from None
 
     def execute(
+        self,
+        statement: str,
+        parameters: Sequence[Any],
+        *,
+        batch_rows: int = 0,
+        timeout_ms: int = 0,
+        cancellation: Cancellation | None = None,
+    ) -> Iterator[Event]:
+        """The statement's events: a header, record batches, a summary."""
+        events = self._execute(
+            statement,
+            parameters,
+            batch_rows=batch_rows,
+            timeout_ms=timeout_ms,
+            cancellation=cancellation,
+        )
+        telemetry = self.telemetry
+        yield from (events if telemetry is None else telemetry.observe(events))
+
+    def _execute(
         self,
         statement: str,
         parameters: Sequence[Any],
@@ -434,6 +457,10 @@ class SqlEngine:
         """The Arrow tables of a snapshot of the maps, and the plan lines that say how."""
         plan: list[str] = []
         snapshots = self.snapshots.capture(definitions)
+        if self.telemetry is not None:
+            self.telemetry.rebuilt(
+                sum(snapshot.partitions_rebuilt for snapshot in snapshots.values())
+            )
         scanned = sum(snapshot.table.num_rows for snapshot in snapshots.values())
         if scanned > self.config.scan_rows_max:
             raise ResourceExhausted(

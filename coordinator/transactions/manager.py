@@ -19,6 +19,13 @@ from typing import Protocol
 
 from coordinator.clock import Clock
 from coordinator.metrics import Registry
+from coordinator.observability.transactions import (
+    ONE_PHASE,
+    READ_ONLY,
+    THREE_PHASE,
+    UNTRACED,
+    Untraced,
+)
 from coordinator.transactions.driver import CommitDriver, Request
 from coordinator.transactions.faults import FaultPoints
 from coordinator.transactions.planning import PartitionWork, Plan, Planner
@@ -142,12 +149,15 @@ class TransactionManager:
             "shoal_versions_dropped",
             "overwritten versions dropped, by reason: age (older than mvcc_window_ms) or "
             "budget (mvcc_window_bytes_max)",
+            ("reason",),
         )
         self._too_old = metrics.counter(
             "shoal_read_version_too_old_total", "reads refused: read version older than the window"
         )
         # Sees every commit's writes around it (the sketch accuracy monitor); None for none.
         self.observer: CommitObserver | None = None
+        # Spans and figures of commits and their steps (coordinator.observability).
+        self.telemetry: Untraced = UNTRACED
 
     def status_partition(self, txn_id: bytes) -> int:
         return zlib.crc32(txn_id) % len(self.partitions)
@@ -200,10 +210,13 @@ class TransactionManager:
             self.stories.record(txn_id, "planned", _describe(plan))
         if len(plan.work) == 1:
             partition, work = next(iter(plan.work.items()))
-            return self._one_phase(txn_id, partition, work, plan, plain=plain)
+            with self.telemetry.commit(txn_id, ONE_PHASE):
+                return self._one_phase(txn_id, partition, work, plan, plain=plain)
         if plan.read_only:
-            return self._validate_reads(txn_id, plan)
-        return self._three_phase(txn_id, plan)
+            with self.telemetry.commit(txn_id, READ_ONLY):
+                return self._validate_reads(txn_id, plan)
+        with self.telemetry.commit(txn_id, THREE_PHASE):
+            return self._three_phase(txn_id, plan)
 
     def _one_phase(
         self, txn_id: bytes, partition: int, work: PartitionWork, plan: Plan, *, plain: bool
@@ -216,11 +229,12 @@ class TransactionManager:
         while True:
             try:
                 horizon = self.sequence.horizon()
-                with self.sequence.commit(txn_id) as version:
-                    reply, wait_durable = store.apply(
-                        ApplyOnePhase(txn_id, reads, writes, version, horizon)
-                    )
-                wait_durable()
+                with self.telemetry.phase(partition, ApplyOnePhase):
+                    with self.sequence.commit(txn_id) as version:
+                        reply, wait_durable = store.apply(
+                            ApplyOnePhase(txn_id, reads, writes, version, horizon)
+                        )
+                    wait_durable()
                 break
             except StaleVersion:
                 # A commit numbered later reached a key first (another coordinator's, on a
@@ -303,7 +317,8 @@ class TransactionManager:
             request = queue.popleft()
             flight.phase = driver.phase
             if not isinstance(request.event, Commit):
-                reply = self.partitions[request.partition].step(request.event)
+                with self.telemetry.phase(request.partition, request.event):
+                    reply = self.partitions[request.partition].step(request.event)
                 queue.extend(driver.on_reply(request, reply))
                 continue
             # Every partition's commit happens inside one hold of the commit sequence,
@@ -318,7 +333,8 @@ class TransactionManager:
             with self.sequence.commit(txn_id) as version:
                 for item in batch:
                     event = Commit(txn_id, version, horizon)
-                    reply, wait_durable = self._commit_on(txn_id, item.partition, event)
+                    with self.telemetry.phase(item.partition, event):
+                        reply, wait_durable = self._commit_on(txn_id, item.partition, event)
                     waits.append(wait_durable)
                     following.extend(driver.on_reply(item, reply))
             for wait_durable in waits:
@@ -435,8 +451,8 @@ class TransactionManager:
             total.dropped_by_budget += stats.dropped_by_budget
         self._versions_kept.set(total.kept)
         self._versions_kept_bytes.set(total.kept_bytes)
-        self._versions_dropped.set(total.dropped_by_age, reason="age")
-        self._versions_dropped.set(total.dropped_by_budget, reason="budget")
+        self._versions_dropped.labels(reason="age").set(total.dropped_by_age)
+        self._versions_dropped.labels(reason="budget").set(total.dropped_by_budget)
         return total
 
     # Introspection -----------------------------------------------------------------

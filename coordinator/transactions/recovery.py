@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from coordinator.transactions.manager import TransactionManager
@@ -50,6 +51,8 @@ class RecoverySweeper:
         self.manager = manager
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Told every sweep's report (the recovery metrics); None for nobody.
+        self.on_report: Callable[[SweepReport], None] | None = None
 
     def sweep(self, *, everything: bool = False) -> SweepReport:
         """One pass; `everything` treats every lease as expired (start-up of a sole node)."""
@@ -114,6 +117,8 @@ class RecoverySweeper:
                 report.aborted,
                 report.forgotten,
             )
+        if self.on_report is not None:
+            self.on_report(report)
         return report
 
     def _expired_numbers(self) -> list[tuple[int, str]]:

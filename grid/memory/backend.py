@@ -27,6 +27,7 @@ from grid.backend import ParticipantHooks
 from grid.catalog import FileCatalogStore
 from grid.entry import version_of
 from grid.errors import FailedPrecondition
+from grid.memory.observer import StorageObserver
 from grid.memory.partition import CHECKPOINT_WAL_BYTES_DEFAULT, MemoryPartition
 from grid.memory.wal import BackgroundFlusher, FsyncPolicy
 from grid.participant import OUTCOMES_MAX_DEFAULT, Participant
@@ -161,6 +162,11 @@ class MemoryBackend:
             replayed,
             self.recovery.seconds,
         )
+
+    def observe(self, observer: StorageObserver) -> None:
+        """Reports every partition's fsyncs, log bytes and checkpoints to `observer`."""
+        for partition in self.partitions:
+            partition.observe(observer)
 
     def lookup_many(
         self,

@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from grid.backend import MapSize, MapState, StagedView, StatusView
 from grid.errors import StorageFailure
 from grid.memory.checkpoint import load_checkpoint, write_checkpoint
+from grid.memory.observer import UNOBSERVED, StorageObserver
 from grid.memory.records import decode_record, encode_record
 from grid.memory.wal import BackgroundFlusher, FsyncPolicy, LogFile, read_log
 from grid.participant import Event, Failed, Participant, Persist, Reply, Send
@@ -57,6 +59,7 @@ class MemoryPartition:
         self.lock = threading.Lock()
         self._flusher = flusher
         self._log: LogFile | None = None
+        self._observer: StorageObserver = UNOBSERVED
 
     # Lifecycle -------------------------------------------------------------------
 
@@ -97,8 +100,16 @@ class MemoryPartition:
             if (match := LOG_PATTERN.match(path.name))
         )
 
+    def observe(self, observer: StorageObserver) -> None:
+        """Reports this partition's fsyncs, log bytes and checkpoints to `observer`."""
+        with self.lock:
+            self._observer = observer
+            if self._log is not None:
+                self._log.observer = observer
+
     def _open_log(self, path: Path) -> None:
         self._log = LogFile(path, self.policy)
+        self._log.observer = self._observer
         if self._flusher is not None and self.policy is FsyncPolicy.BATCH:
             self._flusher.register(self._log)
 
@@ -162,6 +173,7 @@ class MemoryPartition:
 
     def _checkpoint_locked(self) -> None:
         """Writes a checkpoint, starts a new log after it, and removes what it replaced."""
+        started = time.perf_counter()
         written = write_checkpoint(self.directory, self.participant)
         previous = self._log
         if previous is not None:
@@ -176,6 +188,7 @@ class MemoryPartition:
             stale_checkpoint = CHECKPOINT_PATTERN.match(path.name)
             if stale_checkpoint and path != written:
                 path.unlink()
+        self._observer.checkpointed(time.perf_counter() - started)
 
     # Reads -----------------------------------------------------------------------
 

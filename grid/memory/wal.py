@@ -22,6 +22,7 @@ import logging
 import os
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from enum import Enum
 from pathlib import Path
 
 from grid.errors import StorageFailure
+from grid.memory.observer import UNOBSERVED, StorageObserver
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,7 @@ class LogFile:
         self._synced_bytes = self._written_bytes
         self._sync_lock = threading.Lock()
         self.failed: BaseException | None = None
+        self.observer: StorageObserver = UNOBSERVED
 
     @property
     def size_bytes(self) -> int:
@@ -130,6 +133,7 @@ class LogFile:
             self.failed = error
             raise StorageFailure(f"cannot write the log {self.path}: {error}") from error
         self._written_bytes += len(data)
+        self.observer.appended(len(data))
         return self._written_bytes
 
     def sync_to(self, end_bytes: int) -> None:
@@ -141,8 +145,10 @@ class LogFile:
                 return
             target = self._written_bytes
             try:
+                started = time.perf_counter()
                 # fdatasync: the data and the size, not the timestamps; half the cost.
                 os.fdatasync(self._fd)
+                self.observer.fsynced(time.perf_counter() - started)
             except OSError as error:
                 self.failed = error
                 raise StorageFailure(f"cannot fsync the log {self.path}: {error}") from error

@@ -44,6 +44,10 @@ class ServerProcess:
             str(self.port),
             "--data-dir",
             str(self.data_dir),
+            # Many servers run at once: none takes the default metrics port unless asked
+            # (a later --metrics-port in extra_args wins).
+            "--metrics-port",
+            "0",
             *self.extra_args,
         ]
         environment = {**os.environ, "PYTHONUNBUFFERED": "1", **self.environment}

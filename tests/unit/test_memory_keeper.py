@@ -39,8 +39,7 @@ def test_freed_memory_past_the_threshold_is_handed_back_once() -> None:
     assert keeper.sample() == 200 * MIB
     assert process.trims == 1
     assert registry.render().count("shoal_memory_trims_total 1.0") == 1
-    gauge = registry.get("shoal_process_resident_bytes")
-    assert gauge is not None and gauge.value() == 200 * MIB
+    assert registry.value("shoal_process_resident_bytes") == 200 * MIB
 
 
 def test_growth_alone_triggers_a_trim_where_free_memory_is_unknown() -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from shoal._errors import ShoalError, UnavailableError, from_rpc_error
+from shoal._tracing import async_interceptors, intercepted
 from shoal.v1 import (
     admin_pb2_grpc,
     data_pb2_grpc,
@@ -107,8 +108,11 @@ def _wait_ready(channel: grpc.Channel, timeout_s: float) -> bool:
 
 
 class Stubs:
-    def __init__(self, channel: Any) -> None:
+    def __init__(self, channel: Any, raw_channel: Any = None) -> None:
+        # `channel` carries the trace context (shoal._tracing); `raw_channel` is grpc's
+        # own, whose connectivity `_wait_ready` reads.
         self.channel = channel
+        self.raw_channel = channel if raw_channel is None else raw_channel
         self.data = data_pb2_grpc.DataStub(channel)
         self.admin = admin_pb2_grpc.AdminStub(channel)
         self.transactions = transactions_pb2_grpc.TransactionsStub(channel)
@@ -131,7 +135,8 @@ class Connection:
     def _open(self, index: int) -> Stubs:
         stubs = self._stubs[index]
         if stubs is None:
-            stubs = Stubs(grpc.insecure_channel(self.targets[index], options=CHANNEL_OPTIONS))
+            channel = grpc.insecure_channel(self.targets[index], options=CHANNEL_OPTIONS)
+            stubs = Stubs(intercepted(channel), channel)
             self._stubs[index] = stubs
         return stubs
 
@@ -146,7 +151,7 @@ class Connection:
         deadline = time.monotonic() + timeout_s
         for offset in range(len(self.targets)):
             index = (self._index + offset) % len(self.targets)
-            if _wait_ready(self._open(index).channel, deadline - time.monotonic()):
+            if _wait_ready(self._open(index).raw_channel, deadline - time.monotonic()):
                 with self._lock:
                     self._index = index
                     self.current = self._open(index)
@@ -208,7 +213,13 @@ class AsyncConnection:
     def _open(self, index: int) -> Stubs:
         stubs = self._stubs[index]
         if stubs is None:
-            stubs = Stubs(grpc.aio.insecure_channel(self.targets[index], options=CHANNEL_OPTIONS))
+            stubs = Stubs(
+                grpc.aio.insecure_channel(
+                    self.targets[index],
+                    options=CHANNEL_OPTIONS,
+                    interceptors=async_interceptors(),
+                )
+            )
             self._stubs[index] = stubs
         return stubs
 

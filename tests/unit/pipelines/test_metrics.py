@@ -24,6 +24,7 @@ def test_counters_and_rules_add_up_and_reach_the_registry():
     metrics.count(applied=2)
     metrics.count_rules(["min", "min", "json"])
     metrics.record_latencies([10.0, 20.0])
+    metrics.record_batch_seconds(0.002, "committed")
     counters, p50, p99 = metrics.snapshot()
     assert counters == {
         "applied": 5,
@@ -33,8 +34,11 @@ def test_counters_and_rules_add_up_and_reach_the_registry():
     }
     assert 9.4 <= p50 <= 10.6 and 19 <= p99 <= 21.2
     metrics.publish([("orders", 3, 42)])
-    text = registry.render()
-    assert 'shoal_pipeline_events_total{outcome="applied",pipeline="p"} 5.0' in text
-    assert 'shoal_pipeline_batches_total{outcome="committed",pipeline="p"} 1.0' in text
-    assert 'shoal_pipeline_lag{partition="3",pipeline="p",topic="orders"} 42.0' in text
-    assert 'shoal_pipeline_apply_latency_ms{pipeline="p",quantile="0.99"}' in text
+    value = registry.value
+    assert value("shoal_pipeline_events_total", pipeline="p", outcome="applied") == 5
+    assert value("shoal_pipeline_batches_total", pipeline="p", outcome="committed") == 1
+    assert value("shoal_pipeline_rejected_total", pipeline="p", rule="min") == 2
+    assert value("shoal_pipeline_lag", pipeline="p", topic="orders", partition="3") == 42
+    assert value("shoal_pipeline_end_to_end_seconds_count", pipeline="p") == 2
+    assert value("shoal_pipeline_end_to_end_seconds_bucket", pipeline="p", le="0.01") == 1
+    assert value("shoal_pipeline_batch_apply_seconds_count", pipeline="p", outcome="committed") == 1

@@ -101,9 +101,8 @@ def test_the_accuracy_monitor_sees_committed_batches_and_publishes_errors(node: 
     assert hll.samples == 1 and hll.outside_bound == 0
     assert hll.max_relative_error <= hll.error_bound
     assert kinds["kll"].stats.samples == 9
-    metric = node.metrics.get("shoal_sketch_observed_relative_error")
-    assert metric is not None
-    assert metric.value(kind="hll", stat="max") == pytest.approx(hll.max_relative_error)
+    observed = node.metrics.value("shoal_sketch_observed_relative_error", kind="hll", stat="max")
+    assert observed == pytest.approx(hll.max_relative_error)
     assert 'shoal_sketch_error_bound{kind="kll"}' in node.metrics.render()
 
 

@@ -1,0 +1,1 @@
+"""Metrics families, spans and their wiring at the coordinator's edges (RPC, commits, SQL, disk)."""
