@@ -3,10 +3,14 @@
 Any coordinator can serve any call, so on UNAVAILABLE an idempotent call moves to the
 next address and tries again with exponential backoff (tenacity). Writes carry a
 client-chosen request or transaction id, which makes their retries idempotent too.
+Each client starts at a coordinator drawn at random, so many clients given the same list
+spread their calls over every coordinator of a shared backend; a call that is not
+idempotent is not retried, but the client's next calls go to the next address.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -127,10 +131,10 @@ class Connection:
     def __init__(self, targets: list[str], retry: RetryPolicy) -> None:
         self.targets = targets
         self.retry = retry
-        self._index = 0
+        self._index = random.randrange(len(targets))
         self._stubs: list[Stubs | None] = [None] * len(targets)
         self._lock = threading.Lock()
-        self.current = self._open(0)
+        self.current = self._open(self._index)
 
     def _open(self, index: int) -> Stubs:
         stubs = self._stubs[index]
@@ -178,9 +182,11 @@ class Connection:
             return method(stubs)(request, timeout=timeout_s, metadata=metadata)
         except grpc.RpcError as error:
             failure = from_rpc_error(error)
-        if not idempotent or not isinstance(failure, UnavailableError):
+        if not isinstance(failure, UnavailableError):
             raise failure
         self.fail_over(stubs)
+        if not idempotent:
+            raise failure
         for attempt in self.retry.retrying():
             with attempt:
                 stubs = self.current
@@ -206,9 +212,9 @@ class AsyncConnection:
     def __init__(self, targets: list[str], retry: RetryPolicy) -> None:
         self.targets = targets
         self.retry = retry
-        self._index = 0
+        self._index = random.randrange(len(targets))
         self._stubs: list[Stubs | None] = [None] * len(targets)
-        self.current = self._open(0)
+        self.current = self._open(self._index)
 
     def _open(self, index: int) -> Stubs:
         stubs = self._stubs[index]
@@ -242,9 +248,11 @@ class AsyncConnection:
             return await method(stubs)(request, timeout=timeout_s, metadata=metadata)
         except grpc.RpcError as error:
             failure: ShoalError = from_rpc_error(error)
-        if not idempotent or not isinstance(failure, UnavailableError):
+        if not isinstance(failure, UnavailableError):
             raise failure
         self.fail_over(stubs)
+        if not idempotent:
+            raise failure
         async for attempt in self.retry.async_retrying():
             with attempt:
                 stubs = self.current
