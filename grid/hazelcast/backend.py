@@ -15,10 +15,10 @@ from typing import Any
 from hazelcast.client import HazelcastClient
 
 from grid.backend import ParticipantHooks
-from grid.errors import InvalidArgument
+from grid.errors import FailedPrecondition, InvalidArgument
 from grid.hazelcast.catalog_store import HazelcastCatalogStore, catalog_map_name
 from grid.hazelcast.partition import HazelcastPartition
-from grid.hazelcast.sequence import sequence_map_name
+from grid.hazelcast.sequence import HazelcastCommitSequence, sequence_map_name
 
 SCHEME = "hazelcast://"
 CLUSTER_NAME_DEFAULT = "dev"
@@ -63,6 +63,9 @@ class HazelcastBackendConfig:
     # Names every map of this grid: several grids (a sandbox, a test) share one cluster apart.
     namespace: str
     partitions: int
+    # Lease of a commit number (by the member's clock) before another coordinator may presume
+    # its holder dead.
+    lease_ms: int = 10_000
 
 
 class HazelcastBackend:
@@ -78,6 +81,19 @@ class HazelcastBackend:
             HazelcastPartition(partitions_map, index) for index in range(config.partitions)
         ]
         self._catalog_store = HazelcastCatalogStore(self._client, config.namespace)
+        self._sequence = HazelcastCommitSequence(
+            self._client, config.namespace, lease_ms=config.lease_ms
+        )
+
+    # Several coordinators share this backend: see grid.backend.SharedBackend.
+    shared = True
+
+    @property
+    def sequence(self) -> HazelcastCommitSequence:
+        return self._sequence
+
+    def time_ms(self) -> int:
+        return self._sequence.time_ms()
 
     @property
     def client(self) -> Any:
@@ -95,6 +111,17 @@ class HazelcastBackend:
         # Steps with a Python hook (increments, appends, sketch adds) consult them.
         for partition in self._partitions:
             partition.hooks = hooks
+        # The partition count is the namespace's, fixed by the first coordinator: a key's
+        # partition must be the same for every coordinator.
+        settings = self._client.get_map(catalog_map_name(self.config.namespace)).blocking()
+        fixed = settings.put_if_absent("partitions", self.config.partitions)
+        if fixed is not None and int(fixed) != self.config.partitions:
+            raise FailedPrecondition(
+                f"namespace '{self.config.namespace}' has {fixed} partitions, not "
+                f"{self.config.partitions} (--partitions must match the coordinators already "
+                "serving it)",
+                field="partitions",
+            )
 
     def close(self) -> None:
         self._client.shutdown()

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from grid.backend import ParticipantHooks, StagedView, StatusView
+from grid.backend import MapSize, MapState, ParticipantHooks, StagedView, StatusView
 from grid.entry import pack
 from grid.errors import FailedPrecondition, ReadVersionTooOld
 from grid.hazelcast.hooked import HazelcastHookedSteps
@@ -190,6 +190,14 @@ class HazelcastPartition:
 
     def commit_version(self) -> int:
         return int(self._read("meta")[0])
+
+    def map_state(self, map_name: str) -> MapState:
+        changes, newest = self._read("map_state", map_name)
+        return MapState(int(changes), int(newest))
+
+    def map_size(self, map_name: str) -> MapSize:
+        entries, used = self._read("map_size", map_name)
+        return MapSize(int(entries), int(used))
 
     def version_stats(self) -> VersionStats:
         return VersionStats(kept=int(self._read("meta")[1]))

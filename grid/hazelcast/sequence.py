@@ -34,7 +34,8 @@ class HazelcastCommitSequence:
         return found
 
     def take(self, owner: str) -> int:
-        """The next number, held (in flight) by ``owner`` until released or its lease ends."""
+        """The next number, held (in flight) by ``owner`` until released or its lease ends; the
+        number ``owner`` holds already, when it holds one."""
         return int(self._run("take", self.lease_ms, owner)[0])
 
     def release(self, number: int) -> None:
@@ -54,6 +55,11 @@ class HazelcastCommitSequence:
         finally:
             # A commit that failed leaves a gap: numbers need not be dense.
             self.release(number)
+
+    def time_ms(self) -> int:
+        """The clock of the member that owns the sequence: the one clock every coordinator's
+        leases are read by."""
+        return int(self._run("time")[0])
 
     def read_version(self) -> int:
         """The newest version whose commits are all applied: a consistent point to read at."""

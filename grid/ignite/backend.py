@@ -17,7 +17,7 @@ from typing import Any
 from pyignite import Client
 
 from grid.backend import ParticipantHooks
-from grid.errors import InvalidArgument
+from grid.errors import FailedPrecondition, InvalidArgument
 from grid.ignite.catalog_store import IgniteCatalogStore
 from grid.ignite.partition import IgnitePartition
 from grid.ignite.records import ENTRIES_CACHE_PREFIX, RECORDS_CACHE
@@ -57,6 +57,9 @@ class IgniteBackendConfig:
     namespace: str
     partitions: int
     tx_timeout_ms: int = TX_TIMEOUT_MS_DEFAULT
+    # Lease of a commit number (by the cluster's clock) before another coordinator may presume
+    # its holder dead.
+    lease_ms: int = 10_000
 
 
 class IgniteBackend:
@@ -74,6 +77,17 @@ class IgniteBackend:
             for index in range(config.partitions)
         ]
         self._catalog_store = IgniteCatalogStore(self.cache, config.namespace)
+        self._sequence = self.commit_sequence(lease_ms=config.lease_ms)
+
+    # Several coordinators share this backend: see grid.backend.SharedBackend.
+    shared = True
+
+    @property
+    def sequence(self) -> IgniteCommitSequence:
+        return self._sequence
+
+    def time_ms(self) -> int:
+        return self._sequence.time_ms()
 
     def client(self) -> Any:
         """This thread's client (pyignite's are not thread-safe), connected on first use."""
@@ -111,7 +125,19 @@ class IgniteBackend:
     def open(self, hooks: ParticipantHooks) -> None:
         for partition in self._partitions:
             partition.hooks = hooks
-        self.client()
+        # The partition count is the namespace's, fixed by the first coordinator: a key's
+        # partition must be the same for every coordinator.
+        records = self.cache(RECORDS_CACHE)
+        key = f"{self.config.namespace}|partitions"
+        records.put_if_absent(key, self.config.partitions)
+        fixed = int(records.get(key))
+        if fixed != self.config.partitions:
+            raise FailedPrecondition(
+                f"namespace '{self.config.namespace}' has {fixed} partitions, not "
+                f"{self.config.partitions} (--partitions must match the coordinators already "
+                "serving it)",
+                field="partitions",
+            )
 
     def close(self) -> None:
         with self._clients_lock:

@@ -16,7 +16,7 @@ import orjson
 from pyignite.datatypes.transactions import TransactionConcurrency, TransactionIsolation
 from pyignite.exceptions import CacheError
 
-from grid.backend import ParticipantHooks, StagedView, StatusView
+from grid.backend import MapSize, MapState, ParticipantHooks, StagedView, StatusView
 from grid.entry import pack, version_of
 from grid.errors import FailedPrecondition, ReadVersionTooOld, Unavailable
 from grid.ignite.records import (
@@ -103,6 +103,17 @@ class IgnitePartition:
 
     def commit_version(self) -> int:
         return int(self._meta()["version"])
+
+    def map_state(self, map_name: str) -> MapState:
+        meta = self._meta()
+        changes = meta.get("changes", {}).get(map_name, 0)
+        return MapState(int(changes), int(meta["maps"].get(map_name, 0)))
+
+    def map_size(self, map_name: str) -> MapSize:
+        """Entries and the bytes of their keys and values (a scan: Ignite keeps no count per
+        partition of ours)."""
+        items = self.items(map_name)
+        return MapSize(len(items), sum(len(key) + len(entry) for key, entry in items))
 
     def version_stats(self) -> VersionStats:
         return VersionStats(kept=len(self._get_json("hx") or []))

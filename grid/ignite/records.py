@@ -8,7 +8,8 @@ whole cluster exchange its partition maps (seconds), too slow for a grid per tes
 Keys never hold a NUL: pyignite cuts such keys short when it scans. The records are
 grid/redis/steps.lua's:
 
-* ``m`` meta: lsn, highest version, floor, each map's last changed version, outcome and
+* ``m`` meta: lsn, highest version, floor, each map's newest changed version and how many
+  steps changed it (the SQL image cache's key), outcome and
   decision counters (a ring of 4,096 slots each, as the memory participant remembers);
 * ``l`` lock table (``map`` NUL ``key`` -> {txn: mode}); ``s`` staged transactions (ids);
   ``x|<txn>`` a staged transaction; ``t`` status records;
@@ -35,6 +36,7 @@ EMPTY_META: dict[str, Any] = {
     "version": 0,
     "floor": 0,
     "maps": {},
+    "changes": {},
     "outcomes": 0,
     "decided": 0,
 }
@@ -65,7 +67,7 @@ class PartitionRecords:
         self._written: dict[str, Any] = {}
         self._entries_read: dict[tuple[str, str], bytes | None] = {}
         self._entries_written: dict[tuple[str, str], bytes | None] = {}
-        self.meta: dict[str, Any] = self.get_json("m") or dict(EMPTY_META, maps={})
+        self.meta: dict[str, Any] = self.get_json("m") or dict(EMPTY_META, maps={}, changes={})
 
     # Plain records ------------------------------------------------------------------
 

@@ -68,9 +68,14 @@ class IgniteCommitSequence:
         return state
 
     def take(self, owner: str) -> int:
-        """The next number, held (in flight) by ``owner`` until released or its lease ends."""
+        """The next number, held (in flight) by ``owner`` until released or its lease ends; the
+        number ``owner`` holds already, when it holds one (a sweeper finishing a transaction
+        commits it at the number it was given)."""
 
         def take(state: dict[str, Any]) -> int:
+            for number, holder in state["flight"].items():
+                if holder == owner:
+                    return int(number)
             state["last"] += 1
             number = int(state["last"])
             state["flight"][str(number)] = owner
@@ -101,6 +106,14 @@ class IgniteCommitSequence:
         finally:
             # A commit that failed leaves a gap: numbers need not be dense.
             self.release(number)
+
+    def time_ms(self) -> int:
+        """The cluster's clock (the node that runs the query): the one clock every
+        coordinator's leases are read by."""
+        with self._client().sql("SELECT CURRENT_TIMESTAMP()") as cursor:
+            ((stamp, _),) = next(iter(cursor))
+        # pyignite builds the datetime with fromtimestamp: timestamp() gives the epoch back.
+        return int(stamp.timestamp() * 1000)
 
     def read_version(self) -> int:
         """The newest version whose commits are all applied: a consistent point to read at."""

@@ -15,7 +15,7 @@ import orjson
 
 from grid.backend import ParticipantHooks
 from grid.entry import value_of, version_of
-from grid.errors import Conflict, FailedPrecondition, InvalidArgument
+from grid.errors import Conflict, FailedPrecondition, InvalidArgument, StaleVersion
 from grid.ignite.records import PartitionRecords
 from grid.locks import lock_modes
 from grid.memory.records import Op
@@ -188,6 +188,33 @@ class IgniteSteps:
             self.meta["floor"] = max(self.meta["floor"], end)
         records.set_json("hx", expiring[len(due) :])
 
+    def _map_changed(self, map_name: str, version: int) -> None:
+        # Commits from several coordinators reach a partition out of number order, so the map's
+        # version keeps the newest; its change count moves on every change.
+        maps, changes = self.meta["maps"], self.meta["changes"]
+        maps[map_name] = max(int(maps.get(map_name, 0)), version)
+        changes[map_name] = int(changes.get(map_name, 0)) + 1
+
+    def _refuse_if_stale(self, writes: Sequence[Write], version: int) -> None:
+        """A one-phase step numbered older than a key's newest version (its value's or the
+        end of its last kept state): another coordinator's later commit reached the key
+        first, so the coordinator must take a new number (grid.errors.StaleVersion)."""
+        if not version:
+            return
+        targets = [(w.map, w.key) for w in writes if w.op != Op.REFERENCE]
+        entries = self.records.entries(targets)
+        for map_name, key in targets:
+            entry = entries[(map_name, key)]
+            newest = 0 if entry is None else version_of(entry)
+            states = self.records.get_json(f"h|{map_name}|{key}") or []
+            newest = max([newest, *(state[0] for state in states)])
+            if newest > version:
+                raise StaleVersion(
+                    f"'{map_name}/{key}' has a newer version than commit {version}",
+                    field="key",
+                    target=(map_name, key),
+                )
+
     def _install(self, resolved: list[tuple[str, str, str, bytes]], version: int) -> None:
         records = self.records
         for op, map_name, key, value in resolved:
@@ -201,7 +228,7 @@ class IgniteSteps:
                 continue
             old = records.entries([(map_name, key)])[(map_name, key)]
             self._keep(map_name, key, old, version)
-            self.meta["maps"][map_name] = version
+            self._map_changed(map_name, version)
             records.set_entry(map_name, key, None if op == "DELETE" else value, version)
         self.meta["version"] = max(self.meta["version"], version)
 
@@ -217,6 +244,7 @@ class IgniteSteps:
         entries, holders, _ = self.resolver._read(targets)
         modes = lock_modes(event.reads, event.writes, self.hooks.guarded_field)
         _check(event.reads, modes, entries, holders, "")
+        self._refuse_if_stale(event.writes, event.version)
         resolved, template, removed = self.resolver.resolve(event.writes, self.hooks, check=True)
         lsn = self._next_lsn()
         version = event.version or lsn
@@ -371,6 +399,9 @@ class IgniteSteps:
             "hx", [item for item in records.get_json("hx") or [] if item[1] != map_name]
         )
         self.meta["maps"].pop(map_name, None)
+        # Counted on, never reset: a map made again under the name has no image cached under it.
+        changes = self.meta.setdefault("changes", {})
+        changes[map_name] = int(changes.get(map_name, 0)) + 1
         self._next_lsn()
         return Ack()
 

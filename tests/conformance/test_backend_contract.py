@@ -12,6 +12,7 @@ marked `hazelcast`; the Ignite backend on a real node (`deploy/local/ignite.sh`)
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,10 @@ from typing import Any
 import orjson
 import pytest
 
-from grid.backend import Backend, ParticipantHooks
+from grid.backend import Backend, ParticipantHooks, SharedBackend, is_shared
 from grid.catalog import Catalog
 from grid.entry import value_of, version_of
-from grid.errors import Conflict, FailedPrecondition, ReadVersionTooOld
+from grid.errors import Conflict, FailedPrecondition, ReadVersionTooOld, StaleVersion
 from grid.hazelcast.backend import HazelcastBackend, HazelcastBackendConfig, drop_namespace
 from grid.ignite import backend as ignite
 from grid.memory.backend import MemoryBackend, MemoryBackendConfig
@@ -90,7 +91,11 @@ def _ignite_factory(url: str) -> Callable[[Path], Backend]:
 BACKENDS = ("memory", "redis", "redis-cluster", "hazelcast", "ignite")
 # What each backend cannot do yet, and why; a test names what it needs.
 GAPS: dict[str, dict[str, str]] = {
-    "memory": {},
+    "memory": {
+        "stale_versions": "one process applies commits in number order: a later number never "
+        "reaches a key first",
+        "shared": "one process: no commit sequence or clock in a store",
+    },
     "redis": {},
     "hazelcast": {},
     "ignite": {},
@@ -418,3 +423,54 @@ def test_reads_at_the_latest_version_are_answered(opened: Opened) -> None:
     entry = partition.get_at("m", "a", latest)
     assert entry is not None and orjson.loads(value_of(entry)) == 1
     assert partition.items_at("m", latest) == [("a", entry)]
+
+
+def test_map_state_moves_with_every_change_and_sizes_count_entries(opened: Opened) -> None:
+    partition = opened.backend.partitions[1]
+    before = partition.map_state("m")
+    version = _version(opened.step(1, ApplyOnePhase(b"r1", (), (put("a", 1),))))
+    after = partition.map_state("m")
+    assert after.mark != before.mark and after.version == version
+    assert partition.map_state("m") == after, "nothing changed: the same mark"
+    opened.step(1, ApplyOnePhase(b"r2", (), (put("b", {"name": "x" * 100}),)))
+    size = partition.map_size("m")
+    assert size.entries == 2 and size.memory_bytes > 100
+    changed = partition.map_state("m")
+    opened.step(1, DropMap("m"))
+    assert partition.map_state("m").mark != changed.mark
+    assert partition.map_size("m").entries == 0
+
+
+@pytest.mark.parametrize("opened", backends(needs="stale_versions"), indirect=True)
+def test_a_one_phase_step_numbered_before_a_keys_newest_version_is_refused(
+    opened: Opened,
+) -> None:
+    """Several coordinators: a commit numbered later may reach a key first; the earlier-numbered
+    step must take a new number rather than put the key's history out of order."""
+    opened.step(2, ApplyOnePhase(b"r1", (), (put("a", {"n": 1}),), version=10))
+    with pytest.raises(StaleVersion):
+        opened.step(2, ApplyOnePhase(b"r2", (), (put("a", {"n": 2}),), version=5))
+    increment = Write(Op.INCREMENT, "m", "a", orjson.dumps({"n": 1}))
+    with pytest.raises(StaleVersion):
+        opened.step(2, ApplyOnePhase(b"r3", (), (increment,), version=6))
+    entry = opened.backend.partitions[2].get("m", "a")
+    assert entry is not None and orjson.loads(value_of(entry)) == {"n": 1}
+    other = opened.step(2, ApplyOnePhase(b"r4", (), (put("b", 2),), version=7))
+    assert isinstance(other, Applied) and other.versions == (7,)
+
+
+@pytest.mark.parametrize("opened", backends(needs="shared"), indirect=True)
+def test_a_shared_store_brings_one_clock_and_one_number_per_transaction(opened: Opened) -> None:
+    assert is_shared(opened.backend)
+    shared: SharedBackend = opened.backend  # type: ignore[assignment]
+    assert abs(shared.time_ms() - time.time() * 1000) < 60_000, "the store's clock, in ms"
+    sequence = shared.sequence
+    number = sequence.take("t1")
+    assert sequence.take("t1") == number, "a transaction holds one number"
+    later = sequence.take("t2")
+    assert later > number
+    assert sequence.read_version() == number - 1
+    sequence.release(number)
+    sequence.release(later)
+    assert sequence.read_version() >= later
+    assert sequence.take("t1") > later, "released: a new number"

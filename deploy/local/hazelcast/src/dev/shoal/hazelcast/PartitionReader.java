@@ -109,6 +109,28 @@ public final class PartitionReader
           }
           return result;
         }
+      case "map_state":
+        {
+          String map = args.text();
+          result.add(state.mapChanges.getOrDefault(map, 0L));
+          result.add(state.mapVersions.getOrDefault(map, 0L));
+          return result;
+        }
+      case "map_size":
+        {
+          // Entries and the bytes of their keys and values (what Shoal stores, not the JVM's
+          // overhead around it).
+          MapData data = state.maps.get(args.text());
+          long bytes = 0;
+          if (data != null) {
+            for (Map.Entry<String, byte[]> value : data.values.entrySet()) {
+              bytes += value.getKey().length() + value.getValue().length + 8;
+            }
+          }
+          result.add(data == null ? 0L : (long) data.values.size());
+          result.add(bytes);
+          return result;
+        }
       case "meta":
         result.add(state.version);
         result.add((long) state.expiring.size());

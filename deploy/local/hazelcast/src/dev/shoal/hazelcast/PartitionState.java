@@ -116,8 +116,10 @@ public final class PartitionState implements IdentifiedDataSerializable {
   public long lsn;
   public long version;
   public long floor;
-  /** Per map: the last version that changed it in this partition. */
+  /** Per map: the newest version that changed it in this partition. */
   public final HashMap<String, Long> mapVersions = new HashMap<>();
+  /** Per map: how many steps changed its entries here (the SQL image cache's key). */
+  public final HashMap<String, Long> mapChanges = new HashMap<>();
   public final HashMap<String, MapData> maps = new HashMap<>();
   /** "map NUL key" to its lock holders: transaction id to mode (S, X, I or R). */
   public final HashMap<String, LinkedHashMap<String, String>> locks = new HashMap<>();
@@ -150,6 +152,11 @@ public final class PartitionState implements IdentifiedDataSerializable {
     out.writeLong(floor);
     out.writeInt(mapVersions.size());
     for (Map.Entry<String, Long> entry : mapVersions.entrySet()) {
+      out.writeString(entry.getKey());
+      out.writeLong(entry.getValue());
+    }
+    out.writeInt(mapChanges.size());
+    for (Map.Entry<String, Long> entry : mapChanges.entrySet()) {
       out.writeString(entry.getKey());
       out.writeLong(entry.getValue());
     }
@@ -234,6 +241,9 @@ public final class PartitionState implements IdentifiedDataSerializable {
     floor = in.readLong();
     for (int i = in.readInt(); i > 0; i--) {
       mapVersions.put(in.readString(), in.readLong());
+    }
+    for (int i = in.readInt(); i > 0; i--) {
+      mapChanges.put(in.readString(), in.readLong());
     }
     for (int i = in.readInt(); i > 0; i--) {
       MapData data = map(in.readString());

@@ -357,6 +357,49 @@ final class PartitionSteps {
     }
   }
 
+  /**
+   * Commits from several coordinators reach a partition out of number order, so the map's
+   * version keeps the newest; its change count moves on every change, whatever its version.
+   */
+  private void mapChanged(String map, long version) {
+    if (version > state.mapVersions.getOrDefault(map, 0L)) {
+      state.mapVersions.put(map, version);
+    }
+    state.mapChanges.merge(map, 1L, Long::sum);
+  }
+
+  /** The newest version a key was written or deleted at (its value's, or its last kept end). */
+  private long newestVersion(String map, String key) {
+    long current = currentVersion(map, key);
+    MapData data = state.maps.get(map);
+    TreeMap<Long, Kept> states = data == null ? null : data.history.get(key);
+    if (states != null && !states.isEmpty() && states.lastKey() > current) {
+      return states.lastKey();
+    }
+    return current;
+  }
+
+  /**
+   * A one-phase step whose commit number is older than a key's newest version: another
+   * coordinator's commit, numbered later, reached the key first; the step refuses before it
+   * writes and the coordinator takes a new number (grid.errors.StaleVersion).
+   */
+  private List<Object> staleRefusal(List<Write> writes, long givenVersion) {
+    if (givenVersion == 0) {
+      return null;
+    }
+    for (Write write : writes) {
+      if (!write.op.equals("REFERENCE") && newestVersion(write.map, write.key) > givenVersion) {
+        return reply(
+            "stale",
+            "'" + write.map + "/" + write.key + "' has a newer version than commit " + givenVersion,
+            write.map,
+            write.key);
+      }
+    }
+    return null;
+  }
+
   private List<Long> install(List<Write> writes, long version) {
     List<Long> versions = new ArrayList<>();
     for (Write write : writes) {
@@ -372,13 +415,13 @@ final class PartitionSteps {
         versions.add(currentVersion(write.map, write.key));
       } else if (write.op.equals("DELETE")) {
         keep(write.map, write.key, version);
-        state.mapVersions.put(write.map, version);
+        mapChanged(write.map, version);
         data.values.remove(write.key);
         data.versions.remove(write.key);
         versions.add(0L);
       } else {
         keep(write.map, write.key, version);
-        state.mapVersions.put(write.map, version);
+        mapChanged(write.map, version);
         data.values.put(write.key, write.value);
         data.versions.put(write.key, version);
         versions.add(version);
@@ -419,6 +462,10 @@ final class PartitionSteps {
       if (refusal != null) {
         return refusal;
       }
+    }
+    List<Object> stale = staleRefusal(writes, givenVersion);
+    if (stale != null) {
+      return stale;
     }
     List<Long> removed = new ArrayList<>();
     List<Object> refusal = checkWrites(writes, prospectiveVersion(givenVersion), true, removed);
@@ -502,6 +549,10 @@ final class PartitionSteps {
       return reply("retry");
     }
     List<Write> writes = parseWrites();
+    List<Object> stale = staleRefusal(writes, givenVersion);
+    if (stale != null) {
+      return stale;
+    }
     String template = args.text();
     List<Long> removed = numbers(args.text());
     long lsn = nextLsn();
@@ -785,6 +836,8 @@ final class PartitionSteps {
     state.maps.remove(map);
     state.expiring.removeIf(item -> item.map.equals(map));
     state.mapVersions.remove(map);
+    // Counted on, never reset: a map made again under the name has no image cached under it.
+    state.mapChanges.merge(map, 1L, Long::sum);
     nextLsn();
     return reply("ack", 1L);
   }

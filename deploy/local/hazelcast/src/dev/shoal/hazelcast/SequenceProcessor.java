@@ -40,16 +40,31 @@ public final class SequenceProcessor
     switch (op) {
       case "take":
         {
-          // number carries the lease in milliseconds.
+          // number carries the lease in milliseconds. A holder holding a number gets it again:
+          // a sweeper finishing a transaction commits it at the number it was given.
+          Long held = state.numbers.get(owner);
+          if (held != null) {
+            result.add(held);
+            return result;
+          }
           long taken = ++state.last;
           state.flight.put(taken, new SequenceState.Holder(nowMs + number, owner));
+          state.numbers.put(owner, taken);
           result.add(taken);
           break;
         }
       case "release":
-        state.flight.remove(number);
-        result.add(1L);
-        break;
+        {
+          SequenceState.Holder holder = state.flight.remove(number);
+          if (holder != null && Long.valueOf(number).equals(state.numbers.get(holder.owner))) {
+            state.numbers.remove(holder.owner);
+          }
+          result.add(1L);
+          break;
+        }
+      case "time":
+        result.add(nowMs);
+        return result;
       case "renew":
         {
           SequenceState.Holder holder = state.flight.get(number);

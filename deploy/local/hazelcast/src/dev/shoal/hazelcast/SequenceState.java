@@ -4,6 +4,7 @@ import com.hazelcast.nio.ObjectDataInput;
 import com.hazelcast.nio.ObjectDataOutput;
 import com.hazelcast.nio.serialization.IdentifiedDataSerializable;
 import java.io.IOException;
+import java.util.HashMap;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -24,6 +25,8 @@ public final class SequenceState implements IdentifiedDataSerializable {
 
   public long last;
   public final TreeMap<Long, Holder> flight = new TreeMap<>();
+  /** The number each holder holds: a holder (a transaction) holds at most one. */
+  public final HashMap<String, Long> numbers = new HashMap<>();
 
   @Override
   public int getFactoryId() {
@@ -51,7 +54,9 @@ public final class SequenceState implements IdentifiedDataSerializable {
     last = in.readLong();
     for (int i = in.readInt(); i > 0; i--) {
       long number = in.readLong();
-      flight.put(number, new Holder(in.readLong(), in.readString()));
+      Holder holder = new Holder(in.readLong(), in.readString());
+      flight.put(number, holder);
+      numbers.put(holder.owner, number);
     }
   }
 }
