@@ -25,6 +25,9 @@ class Setting:
     default: Any
     help: str
     choices: tuple[str, ...] | None = None
+    # A secret (a token) is never a command-line flag (other users see a process's
+    # arguments), and a configuration file holding one must not be world-readable.
+    secret: bool = False
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -158,6 +161,33 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sketch_bytes_max", int, 16 * 1024 * 1024, "largest sketch a sketch map may hold"),
     Setting("schema_fields_max", int, 1000, "most fields one schema may have"),
     Setting("scan_chunk_entries_max", int, 10_000, "most entries in one streamed scan chunk"),
+    # Security (coordinator/security/, README "Security").
+    Setting("tls_cert", str, "", "PEM certificate chain of the gRPC port and metrics endpoint"),
+    Setting("tls_key", str, "", "PEM private key of --tls-cert (refused when others may read it)"),
+    Setting("tls_client_ca", str, "", "PEM CA that client certificates must chain to (mutual TLS)"),
+    Setting(
+        "insecure_listen",
+        bool,
+        False,
+        "listen on a non-loopback address without TLS (a warning is logged)",
+    ),
+    Setting(
+        "auth",
+        str,
+        "auto",
+        "authentication and permissions; auto is off only on loopback without TLS",
+        ("auto", "on", "off"),
+    ),
+    Setting(
+        "auth_bootstrap_token_file",
+        str,
+        "",
+        "file holding the first admin token (else SHOAL_AUTH_BOOTSTRAP_TOKEN, else one is printed)",
+    ),
+    Setting(
+        "auth_bootstrap_token", str, "", "the first admin token (environment only)", secret=True
+    ),
+    Setting("audit_log", str, "", "audit log file (JSON lines; default DATA_DIR/audit.log)"),
 )
 LIMIT_NAMES = {item.name for item in fields(Limits)}
 
@@ -204,11 +234,23 @@ class ServerConfig:
     procedures: str = ""
     procedure_timeout_ms: int = 5000
     procedure_attempts_max: int = 20
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    insecure_listen: bool = False
+    auth: str = "auto"
+    auth_bootstrap_token_file: str = ""
+    auth_bootstrap_token: str = field(default="", repr=False)
+    audit_log: str = ""
     limits: Limits = field(default_factory=Limits)
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
 
 
 class ConfigError(ValueError):
@@ -219,6 +261,8 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
     try:
         if setting.kind is Path:
             value: Any = Path(str(raw))
+        elif setting.kind is bool:
+            value = _boolean(raw)
         elif setting.kind in (int, float) and isinstance(raw, bool):
             # TOML booleans are ints to Python; `port = true` is a mistake, not port 1.
             raise TypeError(raw)
@@ -254,9 +298,32 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
     return value
 
 
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML configuration file (or SHOAL_CONFIG)")
     for setting in SETTINGS:
+        if setting.secret:
+            continue
+        if setting.kind is bool:
+            parser.add_argument(
+                "--" + setting.name.replace("_", "-"),
+                dest=setting.name,
+                action="store_const",
+                const=True,
+                default=None,
+                help=setting.help,
+            )
+            continue
         parser.add_argument(
             "--" + setting.name.replace("_", "-"),
             dest=setting.name,
@@ -286,6 +353,8 @@ def load(
         for name, raw in document.items():
             if name not in known:
                 raise ConfigError(f"unknown setting '{name}' in {path}")
+            if known[name].secret:
+                _refuse_if_readable_by_others(path, name)
             values[name] = _convert(known[name], raw, path)
     for setting in SETTINGS:
         raw_env = environment.get("SHOAL_" + setting.name.upper())
@@ -322,6 +391,15 @@ def load(
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
     return config
+
+
+def _refuse_if_readable_by_others(path: str, name: str) -> None:
+    """A file holding a secret must be readable by its owner (and group) only."""
+    if os.stat(path).st_mode & 0o004:
+        raise ConfigError(
+            f"{path} holds the secret setting {name} but any user may read it; "
+            f"chmod o-r {path} (or 600)"
+        )
 
 
 def with_overrides(config: ServerConfig, **changes: Any) -> ServerConfig:

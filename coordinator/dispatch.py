@@ -19,7 +19,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +33,9 @@ from coordinator.services.guard import Undecodable, tolerant
 log = logging.getLogger(__name__)
 
 Behavior = Callable[[Any, Any], Any]
+# The check a call passes on the loop before it is admitted (authentication and
+# permissions, coordinator/security/gate.py): returns who the call is from, or aborts it.
+Gate = Callable[[str, Any, "grpc.aio.ServicerContext[Any, Any]"], Awaitable[Any]]
 
 
 class CallAborted(Exception):
@@ -64,6 +67,8 @@ class CallContext:
         self._deadline = None if remaining is None else time.monotonic() + remaining
         self._callbacks: list[Callable[[], None]] = []
         self._finished = False
+        # Who the call is from, when auth is on (set by the gate before the handler runs).
+        self.identity: Any = None
         if watch:
             # A stream learns at once that its call ended (cancelled, deadline passed);
             # a unary call's end is when its handler returns.
@@ -201,7 +206,7 @@ class Lane:
 # Admin calls (maps, schemas, cluster information) are few and short; their own lane
 # keeps them answering while the others are full. SQL statements stream from their own
 # pool, so statements waiting for a DuckDB connection never hold the scans' threads.
-ADMIN_SERVICES = frozenset({"shoal.v1.Admin", "shoal.v1.ProcedureAdmin"})
+ADMIN_SERVICES = frozenset({"shoal.v1.Admin", "shoal.v1.ProcedureAdmin", "shoal.v1.Auth"})
 QUERY_SERVICES = frozenset({"shoal.v1.Query"})
 ADMIN_WORKERS = 2
 CLOSER_WORKERS = 2
@@ -326,15 +331,17 @@ async def _end(context: grpc.aio.ServicerContext[Any, Any], error: Exception, na
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
-def unary_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
+def unary_behavior(behavior: Behavior, lane: Lane, name: str, gate: Gate | None = None) -> Behavior:
     if name in INLINE_METHODS:
-        return inline_behavior(behavior, lane, name)
+        return inline_behavior(behavior, lane, name, gate)
 
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        identity = None if gate is None else await gate(name, request, context)
         if not lane.admission.enter():
             await _refuse(context, lane.admission)
         try:
             call = CallContext(context, watch=False)
+            call.identity = identity
             try:
                 return await lane.calls.run(behavior, request, call)
             except Exception as error:
@@ -347,8 +354,12 @@ def unary_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
     return handle
 
 
-def inline_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
+def inline_behavior(
+    behavior: Behavior, lane: Lane, name: str, gate: Gate | None = None
+) -> Behavior:
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if gate is not None:
+            await gate(name, request, context)
         try:
             return behavior(request, CallContext(context, watch=False))
         except Exception as error:
@@ -363,8 +374,11 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-def stream_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
+def stream_behavior(
+    behavior: Behavior, lane: Lane, name: str, check: Gate | None = None
+) -> Behavior:
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        identity = None if check is None else await check(name, request, context)
         if not lane.admission.enter():
             await _refuse(context, lane.admission)
         iterator: Iterator[Any] | None = None
@@ -373,6 +387,7 @@ def stream_behavior(behavior: Behavior, lane: Lane, name: str) -> Behavior:
         holding = False
         try:
             call = CallContext(context, watch=True)
+            call.identity = identity
             try:
                 if gate is not None:
                     await gate.acquire()
@@ -515,12 +530,16 @@ class Registrar:
         *,
         wrap: Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler] | None = None,
         observe: Callable[[str, Behavior], Behavior] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self._server = server
         self._lane_of = lane_of
         self._wrap = wrap
         # Wraps each method's handler on the loop (metrics, the server span).
         self._observe = observe or (lambda name, behavior: behavior)
+        self._gate = gate
+        # Every method registered, so the server can tell which have no permission rule.
+        self.methods: list[str] = []
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
         # The generated code registers each service twice; the registered handlers are used.
@@ -534,15 +553,20 @@ class Registrar:
         for method, given in handlers.items():
             name = f"/{service}/{method}"
             handler = given if self._wrap is None else self._wrap(name, given)
+            self.methods.append(name)
             if handler.unary_unary is not None:
                 adapted[method] = grpc.unary_unary_rpc_method_handler(
-                    self._observe(name, unary_behavior(handler.unary_unary, lane, name)),
+                    self._observe(
+                        name, unary_behavior(handler.unary_unary, lane, name, self._gate)
+                    ),
                     request_deserializer=handler.request_deserializer,
                     response_serializer=handler.response_serializer,
                 )
             elif handler.unary_stream is not None:
                 adapted[method] = grpc.unary_stream_rpc_method_handler(
-                    self._observe(name, stream_behavior(handler.unary_stream, lane, name)),
+                    self._observe(
+                        name, stream_behavior(handler.unary_stream, lane, name, self._gate)
+                    ),
                     request_deserializer=handler.request_deserializer,
                     response_serializer=handler.response_serializer,
                 )

@@ -4,6 +4,7 @@ text format (or OpenMetrics when the scraper asks for it)."""
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -17,7 +18,14 @@ log = logging.getLogger(__name__)
 class MetricsEndpoint:
     """Serves the registry; its before-scrape calls run on every scrape."""
 
-    def __init__(self, host: str, port: int, registry: Registry) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        registry: Registry,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path.split("?", 1)[0] != "/metrics":
@@ -42,6 +50,12 @@ class MetricsEndpoint:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
+        if ssl_context is not None:
+            # The handshake happens on the first read, in the connection's own thread,
+            # so a client that never finishes it cannot stall the accepting thread.
+            self._server.socket = ssl_context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="metrics-http", daemon=True

@@ -46,7 +46,12 @@ from coordinator.operators.backfills import BackfillManager
 from coordinator.operators.replays import ReplayManager
 from coordinator.pipelines.host import PipelineHost
 from coordinator.procedures.runner import Procedures, procedures_for
+from coordinator.security import setup as security_setup
+from coordinator.security import transport
+from coordinator.security.rules import RULES
+from coordinator.security.setup import Security
 from coordinator.services.admin import AdminService
+from coordinator.services.auth import AuthService
 from coordinator.services.backfills import BackfillsService
 from coordinator.services.data import DataService
 from coordinator.services.guard import tolerate_undecodable
@@ -62,6 +67,8 @@ from grid.errors import GridError
 from shoal.v1 import (
     admin_pb2,
     admin_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
     data_pb2,
     data_pb2_grpc,
     pipelines_pb2,
@@ -93,6 +100,7 @@ SERVICE_NAMES = (
     procedures_pb2.DESCRIPTOR.services_by_name["Procedures"].full_name,
     procedures_pb2.DESCRIPTOR.services_by_name["ProcedureAdmin"].full_name,
     replay_pb2.DESCRIPTOR.services_by_name["Backfills"].full_name,
+    auth_pb2.DESCRIPTOR.services_by_name["Auth"].full_name,
 )
 
 
@@ -111,6 +119,7 @@ class RunningServer:
     replays: ReplayManager | None = None
     procedures: Procedures | None = None
     instrumentation: NodeInstrumentation | None = None
+    security: Security | None = None
 
     def on_loop(self, coroutine: Coroutine[Any, Any, Result]) -> Result:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
@@ -142,6 +151,8 @@ class RunningServer:
         self.memory.stop()
         if self.procedures is not None:
             self.procedures.close()
+        if self.security is not None:
+            self.security.close()
         self.node.close()
         return finished
 
@@ -188,6 +199,8 @@ def bind_failure(host: str, port: int) -> str | None:
 
 
 def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> RunningServer:
+    transport.check_listening(config)
+    transport_files = transport.load_files(config)
     refused = bind_failure(config.host, config.port)
     if refused is not None:
         raise ConfigError(f"cannot listen on {config.address}: {refused}")
@@ -214,9 +227,15 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     rng = random.Random(config.seed or None)
     node = Node(config, rng=rng, faults=faults or FaultPoints.from_environment())
     try:
+        security = security_setup.build(config, node)
+    except BaseException:
+        node.close()
+        raise
+    try:
         pipelines = PipelineHost.from_config(node, config)
         procedures = procedures_for(node)
     except BaseException:
+        security.close()
         node.close()
         raise
     replays = ReplayManager(node, kafka=config.kafka)
@@ -229,7 +248,18 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     rpc = RpcTelemetry(node.metrics) if observed else None
     try:
         server, health_servicer, port = asyncio.run_coroutine_threadsafe(
-            _serve_on_loop(config, node, pipelines, replays, procedures, lanes, rpc), loop
+            _serve_on_loop(
+                config,
+                node,
+                pipelines,
+                replays,
+                procedures,
+                lanes,
+                transport_files,
+                security,
+                rpc,
+            ),
+            loop,
         ).result()
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
@@ -239,15 +269,22 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         procedures.close()
         if instrumentation is not None:
             instrumentation.close()
+        security.close()
         node.close()
         raise
     node.start_background()
+    security.start()
     memory = MemoryKeeper(node.metrics, trim_growth_bytes=config.memory_trim_growth_bytes)
     memory.start()
     node.metrics.before_scrape(memory.sample)
     metrics_endpoint = None
     if metrics_port:
-        metrics_endpoint = MetricsEndpoint(config.metrics_host, metrics_port, node.metrics)
+        metrics_endpoint = MetricsEndpoint(
+            config.metrics_host,
+            metrics_port,
+            node.metrics,
+            ssl_context=transport.metrics_ssl_context(config),
+        )
         metrics_endpoint.start()
     if pipelines is not None:
         pipelines.start()
@@ -266,6 +303,7 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         replays=replays,
         procedures=procedures,
         instrumentation=instrumentation,
+        security=security,
     )
 
 
@@ -276,6 +314,8 @@ async def _serve_on_loop(
     replays: ReplayManager,
     procedures: Procedures,
     lanes: Lanes,
+    transport_files: transport.TransportFiles | None,
+    security: Security,
     rpc: RpcTelemetry | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     """Builds and starts the grpc.aio server; runs on the event loop's thread."""
@@ -287,11 +327,13 @@ async def _serve_on_loop(
             ("grpc.so_reuseport", 0),
         ],
     )
+    gate = security.gate
     registrar = Registrar(
         server,
         lanes.lane_of,
         wrap=tolerate_undecodable,
         observe=None if rpc is None else rpc.wrap,
+        gate=None if gate is None else gate.admit,
     )
     data_pb2_grpc.add_DataServicer_to_server(DataService(node.keyvalue), registrar)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node), registrar)
@@ -309,6 +351,11 @@ async def _serve_on_loop(
     replay_pb2_grpc.add_BackfillsServicer_to_server(
         BackfillsService(BackfillManager(node)), registrar
     )
+    auth_pb2_grpc.add_AuthServicer_to_server(AuthService(security), registrar)
+    unruled = sorted(set(registrar.methods) - set(RULES))
+    if unruled and gate is not None:
+        # Refused to everyone while auth is on; coordinator/security/rules.py is the table.
+        log.warning("methods without a permission rule (refused): %s", ", ".join(unruled))
     # Health and reflection answer on the event loop itself: no admission, no thread,
     # so they answer whatever the pools are doing.
     health_servicer = health.aio.HealthServicer()
@@ -322,7 +369,12 @@ async def _serve_on_loop(
         OnLoop(server),
     )
     try:
-        port = server.add_insecure_port(config.address)
+        if transport_files is None:
+            port = server.add_insecure_port(config.address)
+        else:
+            port = server.add_secure_port(
+                config.address, transport.server_credentials(transport_files)
+            )
     except RuntimeError:
         port = 0
     if port == 0:

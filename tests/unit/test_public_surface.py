@@ -25,6 +25,7 @@ EXPORTED = [
     "RetryPolicy",
     "ShoalError",
     "Snapshot",
+    "TLSConfig",
     "Transaction",
     "TransactionRetry",
     "UnauthenticatedError",

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     )
     from shoal._model import ClusterInfo, MapInfo, Versioned
     from shoal._snapshot import Snapshot
+    from shoal._tls import TLSConfig
     from shoal._transaction import CommitResult, Transaction, TransactionRetry
 
 __version__ = "0.1.0"
@@ -58,6 +59,7 @@ __all__ = [
     "RetryPolicy",
     "ShoalError",
     "Snapshot",
+    "TLSConfig",
     "Transaction",
     "TransactionRetry",
     "UnauthenticatedError",
@@ -78,6 +80,7 @@ _HOMES = {
     "MapInfo": "_model",
     "Versioned": "_model",
     "Snapshot": "_snapshot",
+    "TLSConfig": "_tls",
     "CommitResult": "_transaction",
     "Transaction": "_transaction",
     "TransactionRetry": "_transaction",

@@ -11,12 +11,13 @@ from typing import Any
 import grpc
 import tenacity
 
-from shoal import _codec, _requests
+from shoal import _codec, _requests, _tls
 from shoal._connection import AsyncConnection, RetryPolicy, parse_targets
 from shoal._errors import ConflictError, from_rpc_error
 from shoal._model import ClusterInfo, MapInfo, Versioned
 from shoal._sketches import AsyncSketches
 from shoal._snapshot import get_request, read_version_of
+from shoal._tls import TLSConfig, with_token
 from shoal._transaction import CommitResult, TransactionRetry, TransactionWrites
 from shoal._transaction_state import SIZE_CHECKED_FROM
 from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
@@ -33,12 +34,14 @@ class AsyncClient:
         retry: RetryPolicy | None = None,
         transaction_retry: TransactionRetry | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
+        tls: bool | TLSConfig | None = None,
+        token: str | None = None,
     ) -> None:
         self.targets = parse_targets(target)
         self.timeout_s = _requests.check_seconds(timeout_s, "timeout_s")
         self.transaction_retry = transaction_retry or TransactionRetry()
-        self._metadata = _requests.check_metadata(metadata)
-        self._connection = AsyncConnection(self.targets, retry or RetryPolicy())
+        self._metadata = _requests.check_metadata(with_token(metadata, token))
+        self._connection = AsyncConnection(self.targets, retry or RetryPolicy(), _tls.resolve(tls))
         # The server's transaction_keys_max, asked for once by the first transaction
         # that grows large (see _transaction_state.SIZE_CHECKED_FROM).
         self._keys_max: int | None = None

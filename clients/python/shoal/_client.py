@@ -7,17 +7,19 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from shoal import _codec, _requests
+from shoal import _codec, _requests, _tls
 from shoal._connection import Connection, RetryPolicy, parse_targets
 from shoal._errors import ConflictError
 from shoal._model import ClusterInfo, MapInfo, Versioned
 from shoal._snapshot import Snapshot, get_request, read_version_of
+from shoal._tls import TLSConfig, with_token
 from shoal._transaction import Transaction, TransactionRetry
 from shoal.v1 import admin_pb2, data_pb2, transactions_pb2
 
 if TYPE_CHECKING:
     # Imported where used: a short-lived process (the `shoal` command) that only reads a
     # key should not pay for the sketch, SQL and retry machinery.
+    from shoal._auth import Auth
     from shoal._backfill import BackfillProgress, BackfillSummary
     from shoal._replays import Replays
     from shoal._sketches import Sketches
@@ -42,12 +44,14 @@ class Client:
         retry: RetryPolicy | None = None,
         transaction_retry: TransactionRetry | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
+        tls: bool | TLSConfig | None = None,
+        token: str | None = None,
     ) -> None:
         self.targets = parse_targets(target)
         self.timeout_s = _requests.check_seconds(timeout_s, "timeout_s")
         self.transaction_retry = transaction_retry or TransactionRetry()
-        self._metadata = _requests.check_metadata(metadata)
-        self._connection = Connection(self.targets, retry or RetryPolicy())
+        self._metadata = _requests.check_metadata(with_token(metadata, token))
+        self._connection = Connection(self.targets, retry or RetryPolicy(), _tls.resolve(tls))
         # The server's transaction_keys_max, asked for once by the first transaction
         # that grows large (see _transaction_state.SIZE_CHECKED_FROM).
         self._keys_max: int | None = None
@@ -73,6 +77,13 @@ class Client:
             idempotent=idempotent,
             metadata=self._metadata,
         )
+
+    @functools.cached_property
+    def auth(self) -> Auth:
+        """Tokens, grants, teams and the audit log: ``client.auth.create_token(...)``."""
+        from shoal._auth import Auth
+
+        return Auth(self)
 
     @functools.cached_property
     def sketches(self) -> Sketches:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from shoal._errors import ShoalError, UnavailableError, from_rpc_error
+from shoal._tls import TLSConfig, explain_unavailable
 from shoal._tracing import async_interceptors, intercepted
 from shoal.v1 import (
     admin_pb2_grpc,
@@ -128,9 +129,12 @@ class Stubs:
 class Connection:
     """Synchronous channels, one per address, opened on first use."""
 
-    def __init__(self, targets: list[str], retry: RetryPolicy) -> None:
+    def __init__(
+        self, targets: list[str], retry: RetryPolicy, tls: TLSConfig | None = None
+    ) -> None:
         self.targets = targets
         self.retry = retry
+        self.tls = tls
         self._index = random.randrange(len(targets))
         self._stubs: list[Stubs | None] = [None] * len(targets)
         self._lock = threading.Lock()
@@ -139,7 +143,15 @@ class Connection:
     def _open(self, index: int) -> Stubs:
         stubs = self._stubs[index]
         if stubs is None:
-            channel = grpc.insecure_channel(self.targets[index], options=CHANNEL_OPTIONS)
+            target = self.targets[index]
+            if self.tls is None:
+                channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+            else:
+                channel = grpc.secure_channel(
+                    target,
+                    self.tls.credentials(),
+                    options=[*CHANNEL_OPTIONS, *self.tls.channel_options()],
+                )
             stubs = Stubs(intercepted(channel), channel)
             self._stubs[index] = stubs
         return stubs
@@ -169,6 +181,25 @@ class Connection:
                 self.current = self._open(self._index)
 
     def call(
+        self,
+        method: Callable[[Stubs], Callable[..., Reply]],
+        request: Any,
+        *,
+        timeout_s: float,
+        idempotent: bool,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> Reply:
+        try:
+            return self._call(
+                method, request, timeout_s=timeout_s, idempotent=idempotent, metadata=metadata
+            )
+        except UnavailableError as error:
+            explained = explain_unavailable(error.message, self.tls)
+            if explained is error.message:
+                raise
+            raise UnavailableError(explained, trace_id=error.trace_id) from None
+
+    def _call(
         self,
         method: Callable[[Stubs], Callable[..., Reply]],
         request: Any,
@@ -209,9 +240,12 @@ class Connection:
 class AsyncConnection:
     """grpc.aio channels, one per address, opened on first use."""
 
-    def __init__(self, targets: list[str], retry: RetryPolicy) -> None:
+    def __init__(
+        self, targets: list[str], retry: RetryPolicy, tls: TLSConfig | None = None
+    ) -> None:
         self.targets = targets
         self.retry = retry
+        self.tls = tls
         self._index = random.randrange(len(targets))
         self._stubs: list[Stubs | None] = [None] * len(targets)
         self.current = self._open(self._index)
@@ -219,13 +253,19 @@ class AsyncConnection:
     def _open(self, index: int) -> Stubs:
         stubs = self._stubs[index]
         if stubs is None:
-            stubs = Stubs(
-                grpc.aio.insecure_channel(
-                    self.targets[index],
-                    options=CHANNEL_OPTIONS,
+            target = self.targets[index]
+            if self.tls is None:
+                channel = grpc.aio.insecure_channel(
+                    target, options=CHANNEL_OPTIONS, interceptors=async_interceptors()
+                )
+            else:
+                channel = grpc.aio.secure_channel(
+                    target,
+                    self.tls.credentials(),
+                    options=[*CHANNEL_OPTIONS, *self.tls.channel_options()],
                     interceptors=async_interceptors(),
                 )
-            )
+            stubs = Stubs(channel)
             self._stubs[index] = stubs
         return stubs
 
@@ -235,6 +275,25 @@ class AsyncConnection:
             self.current = self._open(self._index)
 
     async def call(
+        self,
+        method: Callable[[Stubs], Callable[..., Any]],
+        request: Any,
+        *,
+        timeout_s: float,
+        idempotent: bool,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> Any:
+        try:
+            return await self._call(
+                method, request, timeout_s=timeout_s, idempotent=idempotent, metadata=metadata
+            )
+        except UnavailableError as error:
+            explained = explain_unavailable(error.message, self.tls)
+            if explained is error.message:
+                raise
+            raise UnavailableError(explained, trace_id=error.trace_id) from None
+
+    async def _call(
         self,
         method: Callable[[Stubs], Callable[..., Any]],
         request: Any,

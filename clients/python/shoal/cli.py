@@ -15,16 +15,18 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from shoal import (
+    _auth_cli,
     _backfill_cli,
     _completion,
     _pipelines_cli,
     _procedures_cli,
     _replay_cli,
+    _security_options,
     _sketch_cli,
     _sql_shell,
 )
 from shoal._argument_parser import subcommands
-from shoal._cli_failure import describe, no_coordinator, shown
+from shoal._cli_failure import describe, shown
 from shoal._completion import completes, map_names
 from shoal._errors import ShoalError
 
@@ -320,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     _replay_cli.add_parser(commands)
     _procedures_cli.add_parser(commands)
     _backfill_cli.add_parser(commands)
+    _auth_cli.add_parser(commands)
 
     status = commands.add_parser("status", help="show the node and the grid")
     status.set_defaults(handler=command_status)
@@ -368,6 +371,7 @@ def _add_common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
         default=default(CONNECT_TIMEOUT_S),
         help="give up when no coordinator accepts a connection within this time (s)",
     )
+    _security_options.add_options(parser, default)
 
 
 def _seconds(text: str) -> float:
@@ -426,13 +430,22 @@ def _main(arguments_list: list[str]) -> int:
     from shoal._client import Client
 
     call_timeout_s = arguments.timeout or CALL_TIMEOUT_S
-    client = Client(arguments.target, timeout_s=call_timeout_s)
+    try:
+        tls = _security_options.tls_of(arguments)
+        token = _security_options.token_of(arguments)
+    except _security_options.SecurityOptionError as error:
+        print(f"shoal: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    client = Client(arguments.target, timeout_s=call_timeout_s, tls=tls, token=token)
     try:
         # Connect before the command: without a coordinator, this fails at once with a
         # line a person understands, not after the call's deadline and retries with
         # gRPC's text.
         if not client._connection.connect(min(arguments.connect_timeout, call_timeout_s)):
-            print(f"shoal: UNAVAILABLE: {no_coordinator(client.targets)}", file=sys.stderr)
+            print(
+                f"shoal: UNAVAILABLE: {_security_options.unreachable(client.targets, tls)}",
+                file=sys.stderr,
+            )
             return EXIT_FAILURE
         handler: Callable[[Client, argparse.Namespace], int] = arguments.handler
         return handler(client, arguments)

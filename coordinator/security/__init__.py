@@ -1,0 +1,1 @@
+"""Transport security, authentication, permissions and the audit log (README "Security")."""

@@ -1,0 +1,146 @@
+"""The check every call passes before its handler runs, on the event loop: who it is
+from (authentication.py), then whether its principal holds every permission the RPC's
+rule names for the maps of its request (rules.py). Refusals and administrative actions
+go to the audit log.
+
+Refusals say as little as they can: a caller without valid credentials learns nothing
+but UNAUTHENTICATED; a known caller is told which permission on which map it lacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from concurrent import futures
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from coordinator.security.audit import AuditLog
+from coordinator.security.authentication import (
+    Authenticator,
+    Credentials,
+    Identity,
+    Outcome,
+    credentials_of,
+    peer_host,
+)
+from coordinator.security.rules import Rule
+from coordinator.security.state import AuthState
+from coordinator.services.guard import Undecodable
+
+log = logging.getLogger(__name__)
+
+UNAUTHENTICATED_DETAILS = (
+    "authentication required: send a valid token (authorization: Bearer ...) "
+    "or a client certificate mapped to a principal"
+)
+
+
+class Gate:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        state: Any,
+        rules: dict[str, Rule],
+        audit: AuditLog,
+        *,
+        mutual_tls: bool,
+    ) -> None:
+        self._authenticator = authenticator
+        # A callable giving the current AuthState snapshot.
+        self._state = state
+        self._rules = rules
+        self._audit = audit
+        self._mutual_tls = mutual_tls
+        # scrypt runs here, never on the loop; two threads bound what guessers can take.
+        self._hashing = futures.ThreadPoolExecutor(2, thread_name_prefix="auth-verify")
+
+    def close(self) -> None:
+        self._hashing.shutdown(wait=False, cancel_futures=True)
+
+    def credentials(self, context: grpc.aio.ServicerContext[Any, Any]) -> Credentials:
+        common_name = None
+        if self._mutual_tls:
+            names = (context.auth_context() or {}).get("x509_common_name") or ()
+            if names:
+                first = names[0]
+                common_name = first.decode() if isinstance(first, bytes) else str(first)
+        return credentials_of(context.invocation_metadata() or (), context.peer(), common_name)
+
+    async def admit(
+        self, name: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Identity:
+        """The caller's identity, or the call is aborted (the abort raises)."""
+        credentials = self.credentials(context)
+        verdict = self._authenticator.cached(credentials)
+        if verdict is None:
+            verdict = await asyncio.get_running_loop().run_in_executor(
+                self._hashing, self._authenticator.verify, credentials
+            )
+        peer = peer_host(credentials.peer)
+        if verdict.outcome is Outcome.LIMITED:
+            self._audit.record(principal="", action=name, outcome="rate_limited", peer=peer)
+            retry_s = self._authenticator.limiter.retry_after_s(peer)
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many failed authentication attempts from {peer}; retry in {retry_s} s",
+            )
+        if verdict.outcome is not Outcome.OK or verdict.identity is None:
+            self._audit.record(
+                principal="",
+                action=name,
+                outcome="unauthenticated",
+                peer=peer,
+                detail=verdict.outcome.value,
+            )
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_DETAILS)
+        assert verdict.identity is not None
+        identity = dataclasses.replace(verdict.identity, peer=peer)
+        rule = self._rules.get(name)
+        if rule is None:
+            self._audit.record(
+                principal=identity.principal,
+                action=name,
+                outcome="denied",
+                peer=peer,
+                credential=identity.credential,
+                detail="no permission rule",
+            )
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{name} has no permission rule, so it is refused while auth is on",
+            )
+        assert rule is not None
+        if rule.open or isinstance(request, Undecodable):
+            return identity
+        needs = rule.needs(request)
+        state: AuthState = self._state()
+        grants = state.grants_of(identity.principal)
+        for need in needs:
+            if not need.met_by(grants):
+                self._audit.record(
+                    principal=identity.principal,
+                    action=name,
+                    outcome="denied",
+                    peer=peer,
+                    maps=[n.resource for n in needs if n.resource],
+                    credential=identity.credential,
+                    detail=need.describe(),
+                )
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"principal '{identity.principal}' lacks {need.describe()}",
+                )
+        if rule.audited:
+            self._audit.record(
+                principal=identity.principal,
+                action=name,
+                outcome="allowed",
+                peer=peer,
+                maps=[n.resource for n in needs if n.resource],
+                credential=identity.credential,
+            )
+        return identity
