@@ -341,7 +341,9 @@ async def _serve_on_loop(
     query_pb2_grpc.add_QueryServicer_to_server(QueryService(node.sql), registrar)
     sketches_pb2_grpc.add_SketchesServicer_to_server(SketchesService(node.sketches), registrar)
     pipelines_pb2_grpc.add_PipelinesServicer_to_server(PipelinesService(pipelines), registrar)
-    procedures_pb2_grpc.add_ProceduresServicer_to_server(ProceduresService(procedures), registrar)
+    procedures_pb2_grpc.add_ProceduresServicer_to_server(
+        ProceduresService(procedures, security), registrar
+    )
     procedures_pb2_grpc.add_ProcedureAdminServicer_to_server(
         ProcedureAdminService(procedures), registrar
     )

@@ -73,6 +73,12 @@ class ResourceExhausted(GridError):
     status = "RESOURCE_EXHAUSTED"
 
 
+class PermissionDenied(GridError):
+    """The caller's principal lacks a permission on a map (auth on, coordinator/security)."""
+
+    status = "PERMISSION_DENIED"
+
+
 class Unavailable(GridError):
     status = "UNAVAILABLE"
 

@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +39,12 @@ from coordinator.procedures.guard import (
 from coordinator.procedures.transaction import GridAccess, ProcedureTransaction
 from coordinator.transactions.manager import TransactionManager
 from grid.errors import Conflict, FailedPrecondition, GridError, InvalidArgument, NotFound
+from grid.protocol import Read, Write
 from shoal import _codec
 from shoal.procedures import ProcedureSpec
+
+# Checks a run's reads and writes before it commits or answers; raises to refuse.
+Authorize = Callable[[Sequence[Read], Sequence[Write]], None]
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +177,17 @@ class Procedures:
             self._counters[name][outcome] += amount
 
     def call(
-        self, name: str, args_json: bytes = b"", kwargs_json: bytes = b"", call_id: bytes = b""
+        self,
+        name: str,
+        args_json: bytes = b"",
+        kwargs_json: bytes = b"",
+        call_id: bytes = b"",
+        *,
+        authorize: Authorize | None = None,
     ) -> CallResult:
+        """Runs the procedure as one transaction. `authorize` sees every key it read and
+        wrote before anything commits or answers, and raises to refuse (auth on: the
+        caller's permissions on every map the procedure touched)."""
         spec = self._specs.get(name)
         if spec is None:
             known = ", ".join(sorted(self._specs)) or "none are loaded"
@@ -191,7 +204,7 @@ class Procedures:
             ) from None
         run = self._watchdog.begin()
         try:
-            result = self._attempts(spec, args, kwargs, call_id or os.urandom(16), run)
+            result = self._attempts(spec, args, kwargs, call_id or os.urandom(16), run, authorize)
         except (ProcedureTimeout, ProcedureIORefused) as error:
             run.finish()
             stopped = run.stopped or error
@@ -216,7 +229,13 @@ class Procedures:
         return result
 
     def _attempts(
-        self, spec: ProcedureSpec, args: list[Any], kwargs: dict[str, Any], call_id: bytes, run: Any
+        self,
+        spec: ProcedureSpec,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        call_id: bytes,
+        run: Any,
+        authorize: Authorize | None = None,
     ) -> CallResult:
         function = spec.function
         manager = self._manager
@@ -239,6 +258,8 @@ class Procedures:
                         spec.name, TypeError(f"its result cannot be sent as JSON: {error}")
                     ) from None
                 writes = tx.writes()
+                if authorize is not None:
+                    authorize(tx.reads(), writes)
                 if not writes:
                     return CallResult(result_json, attempt, 0)
                 txn_id = call_id + attempt.to_bytes(2, "big")

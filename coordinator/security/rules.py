@@ -153,6 +153,11 @@ RULES: dict[str, Rule] = {
     "/shoal.v1.Reconciliation/Reconcile": needs(
         P.PIPELINES, "pipeline", kind="pipeline", audited=True
     ),
+    # Procedures: calling one needs `procedures` on its name; the maps it reads and
+    # writes are checked against the caller's read and write before anything commits
+    # (Security.access_check).
+    "/shoal.v1.Procedures/Call": needs(P.PROCEDURES, "name", kind="procedure"),
+    "/shoal.v1.ProcedureAdmin/ListProcedures": authenticated(),
     # Auth: changing who may do what is a cluster-wide permission.
     "/shoal.v1.Auth/CreateToken": cluster(P.AUTH, audited=True),
     "/shoal.v1.Auth/ListTokens": cluster(P.AUTH),

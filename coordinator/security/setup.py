@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from coordinator.config import ConfigError, ServerConfig
 from coordinator.security.accounts import Accounts
 from coordinator.security.audit import AuditLog
-from coordinator.security.authentication import Authenticator
+from coordinator.security.authentication import Authenticator, Identity
 from coordinator.security.gate import Gate
+from coordinator.security.permissions import Need, Permission
 from coordinator.security.rules import RULES
 from coordinator.security.store import AuthStore, system_commit
 from coordinator.security.transport import is_loopback, read_private
+from grid.errors import PermissionDenied
+from grid.protocol import Read, Write
 
 if TYPE_CHECKING:
     from coordinator.node import Node
@@ -76,6 +80,37 @@ class Security:
         return Accounts(self.store)
 
     _started = False
+
+    def access_check(
+        self, identity: Any
+    ) -> Callable[[Sequence[Read], Sequence[Write]], None] | None:
+        """What code running for a caller (a procedure) may touch: `read` on every map it
+        read, `write` on every map it wrote; None when auth is off."""
+        if not self.enabled or not isinstance(identity, Identity):
+            return None
+
+        def check(reads: Sequence[Read], writes: Sequence[Write]) -> None:
+            grants = self.store.state.grants_of(identity.principal)
+            needs = [Need(Permission.READ, read.map) for read in reads]
+            needs.extend(Need(Permission.WRITE, write.map) for write in writes)
+            for need in needs:
+                if not need.met_by(grants):
+                    self.audit.record(
+                        principal=identity.principal,
+                        action="procedure",
+                        outcome="denied",
+                        peer=identity.peer,
+                        maps=sorted({n.resource for n in needs if n.resource}),
+                        credential=identity.credential,
+                        detail=need.describe(),
+                    )
+                    raise PermissionDenied(
+                        f"principal '{identity.principal}' lacks {need.describe()} "
+                        "(touched by the procedure)",
+                        field="map",
+                    )
+
+        return check
 
     def start(self) -> None:
         with self._lock:

@@ -5,20 +5,31 @@ from __future__ import annotations
 import grpc
 
 from coordinator.procedures.runner import Procedures
+from coordinator.security.setup import Security
 from coordinator.services.errors import unary
 from shoal.v1 import procedures_pb2, procedures_pb2_grpc
 
 
 class ProceduresService(procedures_pb2_grpc.ProceduresServicer):
-    def __init__(self, procedures: Procedures) -> None:
+    def __init__(self, procedures: Procedures, security: Security | None = None) -> None:
         self.procedures = procedures
+        self.security = security
 
     @unary
     def Call(
         self, request: procedures_pb2.CallRequest, context: grpc.ServicerContext
     ) -> procedures_pb2.CallResponse:
+        security = self.security
         result = self.procedures.call(
-            request.name, request.args_json, request.kwargs_json, request.call_id
+            request.name,
+            request.args_json,
+            request.kwargs_json,
+            request.call_id,
+            authorize=(
+                None
+                if security is None
+                else security.access_check(getattr(context, "identity", None))
+            ),
         )
         return procedures_pb2.CallResponse(
             result_json=result.result_json, attempts=result.attempts, version=result.version
