@@ -62,6 +62,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("metrics_host", str, "127.0.0.1", "address the /metrics endpoint listens on"),
     Setting(
+        "metrics_otlp_interval_s",
+        float,
+        0.0,
+        "push the metrics to otlp_endpoint over OTLP every this many seconds (0: no push)",
+    ),
+    Setting(
         "trace_exporter",
         str,
         "none",
@@ -74,7 +80,9 @@ SETTINGS: tuple[Setting, ...] = (
         0.1,
         "fraction of traces sampled when the caller sent no sampling decision",
     ),
-    Setting("otlp_endpoint", str, "127.0.0.1:4317", "OTLP gRPC collector of spans"),
+    Setting(
+        "otlp_endpoint", str, "127.0.0.1:4317", "OTLP gRPC collector of spans and pushed metrics"
+    ),
     Setting(
         "memory_trim_growth_bytes",
         int,
@@ -207,6 +215,7 @@ class ServerConfig:
     node_id: str = ""
     metrics_port: int = 9464
     metrics_host: str = "127.0.0.1"
+    metrics_otlp_interval_s: float = 0.0
     trace_exporter: str = "none"
     trace_sample_ratio: float = 0.1
     otlp_endpoint: str = "127.0.0.1:4317"

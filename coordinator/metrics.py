@@ -198,6 +198,10 @@ class Registry:
     def scrape(self, encode: Callable[[CollectorRegistry], bytes]) -> bytes:
         """The registry encoded by `encode` (a prometheus_client exposition encoder),
         after the before-scrape calls."""
+        self.refresh()
+        return encode(self.registry)
+
+    def refresh(self) -> None:
+        """Runs the before-scrape calls (a scrape and an OTLP push do)."""
         for refresh in list(self._before_scrape):
             refresh()
-        return encode(self.registry)

@@ -220,7 +220,9 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
             raise ConfigError(
                 f"cannot serve metrics on {config.metrics_host}:{metrics_port}: {refused}"
             )
-    observed = bool(metrics_port or config.trace_exporter != "none")
+    observed = bool(
+        metrics_port or config.metrics_otlp_interval_s or config.trace_exporter != "none"
+    )
     if observed:
         tracing.configure(config.trace_exporter, config.trace_sample_ratio, config.otlp_endpoint)
     # A seed makes the server's random draws (reservoir samples) replay; 0 draws one.
@@ -286,6 +288,10 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
             ssl_context=transport.metrics_ssl_context(config),
         )
         metrics_endpoint.start()
+    if instrumentation is not None:
+        instrumentation.watch_replays(replays)
+        if config.metrics_otlp_interval_s:
+            instrumentation.push_over_otlp(config.metrics_otlp_interval_s, config.otlp_endpoint)
     if pipelines is not None:
         pipelines.start()
     replays.start()

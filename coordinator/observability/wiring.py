@@ -17,6 +17,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from coordinator.node import Node
+from coordinator.observability.operators import ReplayFigures, Replays
+from coordinator.observability.otlp_metrics import OtlpMetricsPusher
 from coordinator.observability.process import GarbageCollectorPauses, collect_limit
 from coordinator.observability.sql import SqlTelemetry
 from coordinator.observability.storage import MapFigures, StorageTelemetry
@@ -36,8 +38,21 @@ class NodeInstrumentation:
     _accuracy_lock: threading.Lock = field(default_factory=threading.Lock)
     _accuracy_at: float = -float("inf")
 
+    pusher: OtlpMetricsPusher | None = None
+
     def close(self) -> None:
         self.gc_pauses.stop()
+        if self.pusher is not None:
+            self.pusher.stop()
+
+    def push_over_otlp(self, interval_s: float, endpoint: str) -> None:
+        """Pushes the registry to an OTLP collector every `interval_s`."""
+        self.pusher = OtlpMetricsPusher(self.node.metrics, interval_s, endpoint=endpoint)
+        self.pusher.start()
+
+    def watch_replays(self, replays: Replays) -> None:
+        """Exports the progress of the replays `replays` runs, read at scrape time."""
+        self.node.metrics.on_scrape(ReplayFigures(replays).collect)
 
     def collect_transactions(self) -> Iterable[Metric]:
         manager = self.node.transactions

@@ -7,6 +7,7 @@ import grpc
 from coordinator.node import Node
 from coordinator.services.data import condition_from
 from coordinator.services.errors import unary
+from coordinator.telemetry import log_fields
 from grid.errors import InvalidArgument
 from grid.memory.records import Op
 from grid.participant import Read, Write
@@ -31,6 +32,9 @@ class TransactionsService(transactions_pb2_grpc.TransactionsServicer):
     ) -> transactions_pb2.CommitResponse:
         if len(request.txn_id) < 8:
             raise InvalidArgument("txn_id must hold at least 8 random bytes", field="txn_id")
+        # Every line of this call names the transaction, its refusal's included (logged
+        # after the handler returns). Not reset: the call's context ends with the call.
+        log_fields.bind(txn_id=request.txn_id.hex())
         reads = [Read(item.map, item.key, item.version) for item in request.reads]
         writes = []
         for position, item in enumerate(request.writes):

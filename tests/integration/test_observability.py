@@ -269,3 +269,112 @@ def test_a_kafka_event_with_traceparent_is_traced_to_the_commit_and_counted(
         assert phase_spans(spans, "commit") or phase_spans(spans, "apply_one_phase")
     finally:
         running.stop(5.0)
+
+
+def test_metrics_are_pushed_over_otlp(tmp_path: Path) -> None:
+    """A real OTLP gRPC collector (opentelemetry-proto's service) receives the registry."""
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.metrics.v1 import (
+        metrics_service_pb2,
+        metrics_service_pb2_grpc,
+    )
+
+    received: list[metrics_service_pb2.ExportMetricsServiceRequest] = []
+
+    class Collector(metrics_service_pb2_grpc.MetricsServiceServicer):
+        def Export(self, request, context):
+            received.append(request)
+            return metrics_service_pb2.ExportMetricsServiceResponse()
+
+    collector = grpc.server(futures.ThreadPoolExecutor(2))
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Collector(), collector)
+    port = collector.add_insecure_port("127.0.0.1:0")
+    collector.start()
+    running = start_in_process(
+        tmp_path / "data",
+        metrics_port=0,
+        metrics_otlp_interval_s=0.2,
+        otlp_endpoint=f"127.0.0.1:{port}",
+    )
+    try:
+        with Client(f"127.0.0.1:{running.port}") as client:
+            client.create_map("pushed_kv")
+            client.put("pushed_kv", "k", {"v": 1})
+
+        def pushed_put() -> dict[str, object] | None:
+            for request in list(received):
+                metrics = {
+                    metric.name: metric
+                    for resource in request.resource_metrics
+                    for scope in resource.scope_metrics
+                    for metric in scope.metrics
+                }
+                requests = metrics.get("shoal_rpc_requests_total")
+                if requests is None:
+                    continue
+                puts = [
+                    point.as_double
+                    for point in requests.sum.data_points
+                    if {a.key: a.value.string_value for a in point.attributes}.get("method")
+                    == "Put"
+                ]
+                if puts == [1.0]:
+                    return metrics  # type: ignore[return-value]
+            return None
+
+        metrics = wait_until(pushed_put, timeout_s=30)
+        assert metrics["shoal_rpc_requests_total"].sum.is_monotonic
+        latency = metrics["shoal_rpc_duration_seconds"].histogram.data_points
+        put_latency = [
+            point
+            for point in latency
+            if {a.key: a.value.string_value for a in point.attributes}.get("method") == "Put"
+        ]
+        assert len(put_latency) == 1
+        point = put_latency[0]
+        assert point.count == 1 and sum(point.bucket_counts) == 1
+        assert len(point.bucket_counts) == len(point.explicit_bounds) + 1
+    finally:
+        running.stop(5.0)
+        collector.stop(None)
+
+
+def test_json_log_lines_of_a_call_carry_its_trace_span_and_transaction(
+    tmp_path: Path,
+) -> None:
+    """A refused commit's log line (a real server process, JSON logs) names the caller's
+    trace, the server span and the transaction."""
+    from tests.support.server_process import ServerProcess
+
+    memory_exporter()  # this process's tracer provider: the caller's spans are real
+    server = ServerProcess(
+        tmp_path / "data", ["--log-format", "json", "--metrics-port", str(free_port())]
+    ).start()
+    try:
+        with Client(server.target) as client:
+            client.create_map("logged_kv")
+            client.put("logged_kv", "k", {"v": 1})
+            tracer = trace.get_tracer("test")
+            with tracer.start_as_current_span("caller") as caller:
+                tx = client.transaction()
+                tx.get("logged_kv", "k")
+                tx.put("logged_kv", "k", {"v": 2})
+                client.put("logged_kv", "k", {"v": 3})
+                with pytest.raises(ConflictError):
+                    tx.commit()
+        trace_hex = f"{caller.get_span_context().trace_id:032x}"
+        txn_hex = tx.txn_id
+    finally:
+        server.stop()
+    lines = [
+        json.loads(line)
+        for line in server.log_path.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    refused = [line for line in lines if line["message"].startswith("ABORTED")]
+    assert len(refused) == 1, lines
+    assert refused[0]["trace_id"] == trace_hex
+    assert len(refused[0]["span_id"]) == 16 and refused[0]["span_id"] != "-"
+    assert refused[0]["txn_id"] == txn_hex
