@@ -43,6 +43,7 @@ from coordinator.observability import tracing
 from coordinator.observability.rpc import RpcTelemetry
 from coordinator.observability.wiring import NodeInstrumentation, instrument
 from coordinator.operators.backfills import BackfillManager
+from coordinator.operators.reconcile import Reconciler
 from coordinator.operators.replays import ReplayManager
 from coordinator.pipelines.host import PipelineHost
 from coordinator.procedures.runner import Procedures, procedures_for
@@ -58,6 +59,7 @@ from coordinator.services.guard import tolerate_undecodable
 from coordinator.services.pipelines import PipelinesService
 from coordinator.services.procedures import ProcedureAdminService, ProceduresService
 from coordinator.services.query import QueryService
+from coordinator.services.reconciliation import ReconciliationService
 from coordinator.services.replays import ReplaysService
 from coordinator.services.sketches import SketchesService
 from coordinator.services.transactions import TransactionsService
@@ -100,6 +102,7 @@ SERVICE_NAMES = (
     procedures_pb2.DESCRIPTOR.services_by_name["Procedures"].full_name,
     procedures_pb2.DESCRIPTOR.services_by_name["ProcedureAdmin"].full_name,
     replay_pb2.DESCRIPTOR.services_by_name["Backfills"].full_name,
+    replay_pb2.DESCRIPTOR.services_by_name["Reconciliation"].full_name,
     auth_pb2.DESCRIPTOR.services_by_name["Auth"].full_name,
 )
 
@@ -358,6 +361,9 @@ async def _serve_on_loop(
     )
     replay_pb2_grpc.add_BackfillsServicer_to_server(
         BackfillsService(BackfillManager(node)), registrar
+    )
+    replay_pb2_grpc.add_ReconciliationServicer_to_server(
+        ReconciliationService(Reconciler(node, pipelines, config.kafka)), registrar
     )
     auth_pb2_grpc.add_AuthServicer_to_server(AuthService(security), registrar)
     unruled = sorted(set(registrar.methods) - set(RULES))

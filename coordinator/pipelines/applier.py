@@ -33,6 +33,7 @@ from coordinator.node import Node
 from coordinator.observability.transactions import commit_origin
 from coordinator.pipelines.batching import Batch, TopicPartitionKey
 from coordinator.pipelines.deadletter import DeadLetter
+from coordinator.pipelines.fault_skips import skipped, skips_from_environment
 from coordinator.pipelines.metrics import PipelineMetrics
 from coordinator.pipelines.offsets import (
     OFFSETS_MAP,
@@ -149,6 +150,12 @@ class BatchApplier:
         self._validator = pipeline.validator
         self._dedup_key = self.spec.dedup_key
         self._stop_on_error = self.spec.on_error == "stop"
+        # Test-only: ranges of records this pipeline loses (see fault_skips.py).
+        self._skips = {
+            (topic, partition): ranges
+            for (group, topic, partition), ranges in skips_from_environment().items()
+            if group == self.spec.group
+        }
 
     # Grid access ------------------------------------------------------------------
 
@@ -203,7 +210,12 @@ class BatchApplier:
             if state is None or state.epoch != chunk.epoch:
                 result.dropped += len(chunk.records)
                 continue
-            items.extend((state, record) for record in chunk.records)
+            lost = self._skips.get(chunk.key)
+            items.extend(
+                (state, record)
+                for record in chunk.records
+                if lost is None or not skipped(lost, record.offset)
+            )
         position = 0
         single = False
         conflicts = 0
@@ -308,6 +320,7 @@ class BatchApplier:
                 continue
             share.next_offset = offset + 1
             share.processed += 1
+            share.offsets.append(offset)
             headers = record.headers
             if headers:
                 carrier = carrier_of(headers)
@@ -423,7 +436,7 @@ class BatchApplier:
         reads = attempt.transaction.reads()
         effects = attempt.transaction.writes()
         bookkeeping, positions, expired = bookkeeping_writes(
-            self.spec.group, self.owner, attempt.progress, tag, self.clock.now_ms()
+            self.spec.group, self.owner, attempt.progress, tag, self.clock.now_ms(), self._entry
         )
         parent, links = batch_context(attempt.carriers)
         with self.tracer.start_as_current_span(
@@ -539,6 +552,8 @@ class BatchApplier:
             state.applied += share_applied
             state.rejected += share_rejected
             state.duplicates += share_duplicates
+            if share.ledger is not None:
+                state.ledger = share.ledger
             if share.keys:
                 state.dedup.add_segment(share.first_offset, share.keys)
             outbox = [offset for offset in state.outbox if offset not in state.confirmed]

@@ -17,7 +17,7 @@ import orjson
 
 OFFSETS_MAP = "__offsets"
 DEDUP_MAP = "__dedup"
-SYSTEM_MAPS = (OFFSETS_MAP, DEDUP_MAP, "__deadletters")
+SYSTEM_MAPS = (OFFSETS_MAP, DEDUP_MAP, "__deadletters", "__ledger")
 
 
 def offsets_key(group: str, topic: str, partition: int) -> str:
@@ -46,6 +46,10 @@ class OffsetsRecord:
     applied: int = 0
     rejected: int = 0
     duplicates: int = 0
+    # Where the partition's ledger ring stands (see ledger.py).
+    ledger_seq: int = 0
+    ledger_oldest: int = 0
+    ledger_floor: int | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -60,6 +64,9 @@ class OffsetsRecord:
                 "applied": self.applied,
                 "rejected": self.rejected,
                 "duplicates": self.duplicates,
+                "ledger_seq": self.ledger_seq,
+                "ledger_oldest": self.ledger_oldest,
+                "ledger_floor": self.ledger_floor,
             }
         )
 
@@ -76,4 +83,7 @@ class OffsetsRecord:
             applied=int(document.get("applied", 0)),
             rejected=int(document.get("rejected", 0)),
             duplicates=int(document.get("duplicates", 0)),
+            ledger_seq=int(document.get("ledger_seq", 0)),
+            ledger_oldest=int(document.get("ledger_oldest", 0)),
+            ledger_floor=document.get("ledger_floor"),
         )

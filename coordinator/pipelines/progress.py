@@ -19,6 +19,16 @@ import orjson
 from coordinator.pipelines.batching import TopicPartitionKey
 from coordinator.pipelines.deadletter import DEAD_LETTERS_MAP, DeadLetter, outbox_key
 from coordinator.pipelines.dedup import DedupWindow
+from coordinator.pipelines.ledger import (
+    APPLIED,
+    DUPLICATE,
+    EXPIRE_PER_BATCH,
+    REJECTED,
+    LedgerEntry,
+    LedgerPosition,
+    encode_outcomes,
+    ledger_writes,
+)
 from coordinator.pipelines.offsets import (
     DEDUP_MAP,
     OFFSETS_MAP,
@@ -58,6 +68,7 @@ class PartitionState:
     applied: int = 0
     rejected: int = 0
     duplicates: int = 0
+    ledger: LedgerPosition = field(default_factory=LedgerPosition)
     key: TopicPartitionKey = ("", 0)
 
     def __post_init__(self) -> None:
@@ -82,7 +93,9 @@ class Share:
         "dead_letters",
         "first_offset",
         "keys",
+        "ledger",
         "next_offset",
+        "offsets",
         "processed",
         "seen",
         "state",
@@ -98,6 +111,27 @@ class Share:
         self.seen: set[str] = set()
         self.dead_letters: list[DeadLetter] = []
         self.timestamps: list[int] = []
+        # Offsets of the events taken, in order (each has one outcome).
+        self.offsets: list[int] = []
+        self.ledger: LedgerPosition | None = None
+
+    def ledger_entry(self, tag: str, now_ms: int) -> LedgerEntry:
+        """What the share did with each offset of its range."""
+        rejected = {letter.offset for letter in self.dead_letters}
+        outcomes: dict[int, str] = {}
+        timestamps = iter(self.timestamps)
+        for offset in self.offsets:
+            if offset in rejected:
+                outcomes[offset] = REJECTED
+            else:
+                outcomes[offset] = DUPLICATE if next(timestamps, 0) < 0 else APPLIED
+        return LedgerEntry(
+            self.first_offset,
+            self.next_offset,
+            encode_outcomes(self.first_offset, self.next_offset, outcomes),
+            tag,
+            now_ms,
+        )
 
     def outcomes(self) -> tuple[int, int, int]:
         """The share's events applied, rejected and skipped as repeats."""
@@ -106,9 +140,9 @@ class Share:
 
     def bookkeeping_keys(self) -> int:
         """A bound on the bookkeeping writes of the share before its dead letters: the
-        offsets record, the dedup segment, a few expired segments, confirmed outbox
-        entries."""
-        return 4 + len(self.state.confirmed)
+        offsets record, the dedup segment, a few expired segments, the ledger entry and
+        the expired ones, confirmed outbox entries."""
+        return 5 + EXPIRE_PER_BATCH + len(self.state.confirmed)
 
 
 def load_state(
@@ -151,6 +185,7 @@ def load_state(
             applied=record.applied,
             rejected=record.rejected,
             duplicates=record.duplicates,
+            ledger=LedgerPosition(record.ledger_seq, record.ledger_oldest, record.ledger_floor),
         )
     pending = []
     for source_offset in state.outbox:
@@ -161,7 +196,12 @@ def load_state(
 
 
 def bookkeeping_writes(
-    group: str, owner: str, shares: dict[TopicPartitionKey, Share], batch_tag: str, now_ms: int
+    group: str,
+    owner: str,
+    shares: dict[TopicPartitionKey, Share],
+    batch_tag: str,
+    now_ms: int,
+    entry_of: Callable[[str, str], bytes | None],
 ) -> tuple[list[Write], dict[TopicPartitionKey, int], dict[TopicPartitionKey, list[int]]]:
     """The writes that record the attempt's progress, the position of each offsets
     write among them, and the dedup segments each partition drops."""
@@ -211,6 +251,16 @@ def bookkeeping_writes(
             )
         floor = state.new_floor if state.new_floor is not None else state.dead_letter_floor
         applied, rejected, duplicates = share.outcomes()
+        ledger, share.ledger = ledger_writes(
+            group,
+            topic,
+            partition,
+            share.ledger_entry(batch_tag, now_ms),
+            state.ledger,
+            entry_of,
+            now_ms,
+        )
+        writes.extend(ledger)
         record = OffsetsRecord(
             offset=share.next_offset,
             dedup_segments=segments,
@@ -222,6 +272,9 @@ def bookkeeping_writes(
             applied=state.applied + applied,
             rejected=state.rejected + rejected,
             duplicates=state.duplicates + duplicates,
+            ledger_seq=share.ledger.seq,
+            ledger_oldest=share.ledger.oldest,
+            ledger_floor=share.ledger.floor,
         )
         positions[key] = len(writes)
         writes.append(

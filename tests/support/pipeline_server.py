@@ -22,6 +22,7 @@ def start_pipeline_server(
     bootstrap: str,
     *,
     extra: list[str] | None = None,
+    environment: dict[str, str] | None = None,
 ) -> ServerProcess:
     """A coordinator with the orders maps and customers, running the given pipelines."""
     server = ServerProcess(
@@ -37,6 +38,7 @@ def start_pipeline_server(
             "INFO",
             *(extra or []),
         ],
+        environment=dict(environment or {}),
     ).start()
     with Client(server.target) as client:
         for name in ("orders", "revenue", "customers"):

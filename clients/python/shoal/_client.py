@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     # key should not pay for the sketch, SQL and retry machinery.
     from shoal._auth import Auth
     from shoal._backfill import BackfillProgress, BackfillSummary
+    from shoal._reconcile import Reconciliation
     from shoal._replays import Replays
     from shoal._sketches import Sketches
     from shoal._sql import Cursor
@@ -100,6 +102,21 @@ class Client:
         from shoal._replays import Replays
 
         return Replays(self)
+
+    def reconcile(
+        self,
+        pipeline: str,
+        from_time: datetime | str | int,
+        to_time: datetime | str | int,
+        *,
+        redeliver: bool = False,
+    ) -> Reconciliation:
+        """Per Kafka partition of a pipeline this coordinator runs, in the window: events
+        Kafka holds, applied, rejected, duplicates, and offset ranges missing or applied
+        twice; ``redeliver`` re-applies the missing ranges exactly once, then reports."""
+        from shoal._reconcile import run_reconcile
+
+        return run_reconcile(self, pipeline, from_time, to_time, redeliver=redeliver)
 
     def backfill(
         self,

@@ -20,6 +20,7 @@ from shoal import (
     _completion,
     _pipelines_cli,
     _procedures_cli,
+    _reconcile_cli,
     _replay_cli,
     _security_options,
     _sketch_cli,
@@ -322,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     _replay_cli.add_parser(commands)
     _procedures_cli.add_parser(commands)
     _backfill_cli.add_parser(commands)
+    _reconcile_cli.add_parser(commands)
     _auth_cli.add_parser(commands)
 
     status = commands.add_parser("status", help="show the node and the grid")
