@@ -196,6 +196,14 @@ SETTINGS: tuple[Setting, ...] = (
         "auth_bootstrap_token", str, "", "the first admin token (environment only)", secret=True
     ),
     Setting("audit_log", str, "", "audit log file (JSON lines; default DATA_DIR/audit.log)"),
+    Setting("sandboxes_max", int, 4, "most operator sandboxes at once (0: none)"),
+    Setting(
+        "sandbox_memory_bytes_max",
+        int,
+        2 * 1024**3,
+        "most memory one sandbox's process may use (its seed is checked before it is made)",
+    ),
+    Setting("sandbox_ttl_max_ms", int, 7 * 24 * 3_600_000, "longest time to live of a sandbox"),
 )
 LIMIT_NAMES = {item.name for item in fields(Limits)}
 
@@ -251,6 +259,9 @@ class ServerConfig:
     auth_bootstrap_token_file: str = ""
     auth_bootstrap_token: str = field(default="", repr=False)
     audit_log: str = ""
+    sandboxes_max: int = 4
+    sandbox_memory_bytes_max: int = 2 * 1024**3
+    sandbox_ttl_max_ms: int = 7 * 24 * 3_600_000
     limits: Limits = field(default_factory=Limits)
 
     @property

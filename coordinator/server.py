@@ -43,14 +43,20 @@ from coordinator.observability import tracing
 from coordinator.observability.rpc import RpcTelemetry
 from coordinator.observability.wiring import NodeInstrumentation, instrument
 from coordinator.operators.backfills import BackfillManager
+from coordinator.operators.lifeline import watch_lifeline
+from coordinator.operators.operations import Operations
 from coordinator.operators.reconcile import Reconciler
 from coordinator.operators.replays import ReplayManager
+from coordinator.operators.sandbox_diff import Diffs
+from coordinator.operators.sandbox_seed import Production
+from coordinator.operators.sandboxes import ChildShape, Sandboxes, SandboxLimits
 from coordinator.pipelines.host import PipelineHost
 from coordinator.procedures.runner import Procedures, procedures_for
 from coordinator.security import setup as security_setup
 from coordinator.security import transport
+from coordinator.security.permissions import AUTH_MAP
 from coordinator.security.rules import RULES
-from coordinator.security.setup import Security
+from coordinator.security.setup import Security, auth_enabled
 from coordinator.services.admin import AdminService
 from coordinator.services.auth import AuthService
 from coordinator.services.backfills import BackfillsService
@@ -61,6 +67,7 @@ from coordinator.services.procedures import ProcedureAdminService, ProceduresSer
 from coordinator.services.query import QueryService
 from coordinator.services.reconciliation import ReconciliationService
 from coordinator.services.replays import ReplaysService
+from coordinator.services.sandboxes import SandboxesService
 from coordinator.services.sketches import SketchesService
 from coordinator.services.transactions import TransactionsService
 from coordinator.telemetry import configure_logging
@@ -81,6 +88,8 @@ from shoal.v1 import (
     query_pb2_grpc,
     replay_pb2,
     replay_pb2_grpc,
+    sandbox_pb2,
+    sandbox_pb2_grpc,
     sketches_pb2,
     sketches_pb2_grpc,
     transactions_pb2,
@@ -104,6 +113,7 @@ SERVICE_NAMES = (
     replay_pb2.DESCRIPTOR.services_by_name["Backfills"].full_name,
     replay_pb2.DESCRIPTOR.services_by_name["Reconciliation"].full_name,
     auth_pb2.DESCRIPTOR.services_by_name["Auth"].full_name,
+    sandbox_pb2.DESCRIPTOR.services_by_name["Sandboxes"].full_name,
 )
 
 
@@ -123,6 +133,7 @@ class RunningServer:
     procedures: Procedures | None = None
     instrumentation: NodeInstrumentation | None = None
     security: Security | None = None
+    operators: Operators | None = None
 
     def on_loop(self, coroutine: Coroutine[Any, Any, Result]) -> Result:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
@@ -139,6 +150,9 @@ class RunningServer:
             # Before the grid closes: each pipeline finishes the batch it is committing.
             self.pipelines.stop(grace_s)
         self.on_loop(self.server.stop(grace_s))
+        if self.operators is not None:
+            # Each sandbox stops cleanly; the next start brings them back.
+            self.operators.sandboxes.stop()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.loop_thread.join()
         for pool in self.pools:
@@ -158,6 +172,71 @@ class RunningServer:
             self.security.close()
         self.node.close()
         return finished
+
+
+@dataclass
+class Operators:
+    """Operators' tools of this coordinator (see coordinator.operators)."""
+
+    operations: Operations
+    sandboxes: Sandboxes
+    diffs: Diffs
+
+    @classmethod
+    def for_node(cls, node: Node, config: ServerConfig) -> Operators:
+        operations = Operations(node.clock)
+        production = Production(
+            catalog=node.catalog,
+            partitions=node.backend.partitions,
+            partitioner=node.partitioner,
+            read_version=node.transactions.read_version,
+            now_ms=node.clock.now_ms,
+        )
+        sandboxes = Sandboxes(
+            config.data_dir / "sandboxes",
+            production,
+            child_shape(config),
+            SandboxLimits(
+                sandboxes_max=config.sandboxes_max,
+                memory_bytes_max=config.sandbox_memory_bytes_max,
+                ttl_max_ms=config.sandbox_ttl_max_ms,
+            ),
+            clock=node.clock,
+            operations=operations,
+            memory_estimate=lambda names: sum(node.map_stats(name).memory_bytes for name in names),
+        )
+        diffs = Diffs(
+            node.catalog,
+            node.sql.snapshots,
+            node.transactions.read_version,
+            sandboxes.address_of,
+            operations,
+            memory_bytes_max=config.sql_memory_bytes_max,
+        )
+        return cls(operations, sandboxes, diffs)
+
+
+def child_shape(config: ServerConfig) -> ChildShape:
+    """How sandboxes are started: production's host, partitions and fsync, and its TLS
+    and auth, so a sandbox is no easier to reach than production."""
+    extra: list[str] = []
+    system_maps: tuple[str, ...] = ()
+    if config.tls_cert:
+        extra += ["--tls-cert", config.tls_cert, "--tls-key", config.tls_key]
+    if config.tls_client_ca:
+        extra += ["--tls-client-ca", config.tls_client_ca]
+    if config.insecure_listen:
+        extra += ["--insecure-listen", "true"]
+    if auth_enabled(config):
+        extra += ["--auth", "on"]
+        system_maps = (AUTH_MAP,)
+    return ChildShape(
+        host=config.host,
+        partitions=config.partitions,
+        fsync=config.fsync,
+        extra_args=tuple(extra),
+        system_maps=system_maps,
+    )
 
 
 def _threads_of(pool: Workers | futures.ThreadPoolExecutor) -> list[threading.Thread]:
@@ -244,6 +323,7 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         node.close()
         raise
     replays = ReplayManager(node, kafka=config.kafka)
+    operators = Operators.for_node(node, config)
     loop = asyncio.new_event_loop()
     loop_thread = threading.Thread(target=loop.run_forever, name="grpc-loop", daemon=True)
     loop_thread.start()
@@ -262,6 +342,7 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
                 lanes,
                 transport_files,
                 security,
+                operators,
                 rpc,
             ),
             loop,
@@ -279,6 +360,7 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         raise
     node.start_background()
     security.start()
+    operators.sandboxes.start()
     memory = MemoryKeeper(node.metrics, trim_growth_bytes=config.memory_trim_growth_bytes)
     memory.start()
     node.metrics.before_scrape(memory.sample)
@@ -313,6 +395,7 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         procedures=procedures,
         instrumentation=instrumentation,
         security=security,
+        operators=operators,
     )
 
 
@@ -325,6 +408,7 @@ async def _serve_on_loop(
     lanes: Lanes,
     transport_files: transport.TransportFiles | None,
     security: Security,
+    operators: Operators,
     rpc: RpcTelemetry | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     """Builds and starts the grpc.aio server; runs on the event loop's thread."""
@@ -358,6 +442,17 @@ async def _serve_on_loop(
     )
     replay_pb2_grpc.add_ReplaysServicer_to_server(
         ReplaysService(replays, pipelines, config.kafka), registrar
+    )
+    sandbox_pb2_grpc.add_SandboxesServicer_to_server(
+        SandboxesService(
+            operators.sandboxes,
+            operators.operations,
+            node.catalog,
+            node.sql.snapshots,
+            node.transactions.read_version,
+            operators.diffs.start,
+        ),
+        registrar,
     )
     replay_pb2_grpc.add_BackfillsServicer_to_server(
         BackfillsService(BackfillManager(node)), registrar
@@ -415,6 +510,8 @@ def serve(config: ServerConfig) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # A sandbox stops with the coordinator that supervises it, however that one ended.
+    watch_lifeline(stopping.set)
     recovery = getattr(running.node.backend, "recovery", None)
     log.info(
         "shoal serving on %s:%d (backend %s, %d partitions, fsync %s, data %s, %s entries "

@@ -98,6 +98,28 @@ def _statement_needs(request: Any) -> list[Need]:
     return statement_needs(request.statement)
 
 
+def _maps_read(maps: Iterable[str]) -> list[Need]:
+    """Reading the named maps, or every map (the cluster) when none is named."""
+    names = list(maps)
+    return [Need(P.READ, name) for name in names] or [Need(P.READ, None)]
+
+
+def _sandbox_create_needs(request: Any) -> list[Need]:
+    # A seed copies production's data: reading it is needed as much as the sandbox.
+    found = [Need(P.SANDBOX, request.name, kind="sandbox")]
+    if request.from_snapshot:
+        found.extend(_maps_read(request.maps))
+    return found
+
+
+def _sandbox_diff_needs(request: Any) -> list[Need]:
+    return [Need(P.SANDBOX, request.sandbox, kind="sandbox"), *_maps_read(request.maps)]
+
+
+def _export_needs(request: Any) -> list[Need]:
+    return _maps_read(request.maps)
+
+
 RULES: dict[str, Rule] = {
     # Data
     "/shoal.v1.Data/Get": needs(P.READ, "map"),
@@ -153,6 +175,18 @@ RULES: dict[str, Rule] = {
     "/shoal.v1.Reconciliation/Reconcile": needs(
         P.PIPELINES, "pipeline", kind="pipeline", audited=True
     ),
+    # Sandboxes: the resource is the sandbox's name; seeding, diffing and exporting read
+    # production's maps too.
+    "/shoal.v1.Sandboxes/Create": Rule(
+        compute=_sandbox_create_needs, permission=P.SANDBOX, audited=True
+    ),
+    "/shoal.v1.Sandboxes/List": cluster(P.SANDBOX),
+    "/shoal.v1.Sandboxes/Describe": needs(P.SANDBOX, "name", kind="sandbox"),
+    "/shoal.v1.Sandboxes/Delete": needs(P.SANDBOX, "name", kind="sandbox", audited=True),
+    "/shoal.v1.Sandboxes/Diff": Rule(compute=_sandbox_diff_needs, permission=P.SANDBOX),
+    "/shoal.v1.Sandboxes/GetOperation": cluster(P.SANDBOX),
+    "/shoal.v1.Sandboxes/WatchOperation": cluster(P.SANDBOX),
+    "/shoal.v1.Sandboxes/ExportMaps": computed(_export_needs, P.READ),
     # Procedures: calling one needs `procedures` on its name; the maps it reads and
     # writes are checked against the caller's read and write before anything commits
     # (Security.access_check).

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shoal._backfill import BackfillProgress, BackfillSummary
     from shoal._reconcile import Reconciliation
     from shoal._replays import Replays
+    from shoal._sandbox import Sandboxes
     from shoal._sketches import Sketches
     from shoal._sql import Cursor
 
@@ -148,6 +149,40 @@ class Client:
             rows_per_call=rows_per_call,
             on_progress=on_progress,
         )
+
+    @functools.cached_property
+    def sandboxes(self) -> Sandboxes:
+        """Operators' sandboxes: ``client.sandboxes.create("incident-42", from_snapshot=True)``,
+        ``list``, ``describe``, ``delete``, ``diff``."""
+        from shoal._sandbox import Sandboxes
+
+        return Sandboxes(self)
+
+    def sandbox(self, name: str) -> Client:
+        """A client connected to the sandbox ``name`` (its address asked of this client's
+        coordinator), with this client's timeout, retries, TLS and token."""
+        from shoal._sandbox import sandbox_target
+
+        info = self.sandboxes.describe(name)
+        if info.state != "ready":
+            from shoal._errors import FailedPreconditionError
+
+            detail = f": {info.error}" if info.error else ""
+            raise FailedPreconditionError(
+                f"sandbox '{name}' is {info.state}, not ready{detail}", field="sandbox"
+            )
+        target = sandbox_target(info.address, self._connection.targets[self._connection_index()])
+        return Client(
+            target,
+            timeout_s=self.timeout_s,
+            retry=self._connection.retry,
+            transaction_retry=self.transaction_retry,
+            metadata=self._metadata,
+            tls=self._connection.tls,
+        )
+
+    def _connection_index(self) -> int:
+        return self._connection._index
 
     # Maps ------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from shoal import (
     _procedures_cli,
     _reconcile_cli,
     _replay_cli,
+    _sandbox_cli,
     _security_options,
     _sketch_cli,
     _sql_shell,
@@ -325,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backfill_cli.add_parser(commands)
     _reconcile_cli.add_parser(commands)
     _auth_cli.add_parser(commands)
+    _sandbox_cli.add_parser(commands)
 
     status = commands.add_parser("status", help="show the node and the grid")
     status.set_defaults(handler=command_status)
@@ -337,11 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     _completion.add_parser(commands)
     for name, command in commands.choices.items():
         if name not in ("serve", "completion"):
-            _accept_common_options(command)
+            _accept_common_options(command, sandbox=name != "sandbox")
     return parser
 
 
-def _add_common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+def _add_common_options(
+    parser: argparse.ArgumentParser, *, defaults: bool, sandbox: bool = True
+) -> None:
     """The options every command takes, before or after the command's name.
 
     The top-level parser holds the defaults; a subcommand's copy is SUPPRESSed so that
@@ -374,6 +378,16 @@ def _add_common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
         help="give up when no coordinator accepts a connection within this time (s)",
     )
     _security_options.add_options(parser, default)
+    # A command with a --sandbox of its own (a replay's target) keeps it; the common one
+    # sends the command itself to the sandbox.
+    if sandbox and "--sandbox" not in parser._option_string_actions:
+        parser.add_argument(
+            "--sandbox",
+            dest="data_sandbox",
+            metavar="NAME",
+            default=default(None),
+            help="run the command against this sandbox of the coordinator",
+        )
 
 
 def _seconds(text: str) -> float:
@@ -387,13 +401,13 @@ def _seconds(text: str) -> float:
     return seconds
 
 
-def _accept_common_options(parser: argparse.ArgumentParser) -> None:
+def _accept_common_options(parser: argparse.ArgumentParser, *, sandbox: bool = True) -> None:
     """Adds the common options to a command and to each of its own subcommands."""
-    _add_common_options(parser, defaults=False)
+    _add_common_options(parser, defaults=False, sandbox=sandbox)
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for subcommand in action.choices.values():
-                _accept_common_options(subcommand)
+                _accept_common_options(subcommand, sandbox=sandbox)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -450,6 +464,11 @@ def _main(arguments_list: list[str]) -> int:
             )
             return EXIT_FAILURE
         handler: Callable[[Client, argparse.Namespace], int] = arguments.handler
+        sandbox_name = getattr(arguments, "data_sandbox", None)
+        if sandbox_name and arguments.command != "sandbox":
+            production = client
+            client = production.sandbox(sandbox_name)
+            production.close()
         return handler(client, arguments)
     except UsageError as error:
         print(f"shoal: {error}", file=sys.stderr)
