@@ -344,14 +344,18 @@ def test_a_sandbox_of_a_production_with_auth_answers_to_the_same_tokens(tmp_path
             client.create_map("secret")
             client.put("secret", "k", {"n": 1})
             info = client.sandboxes.create("guarded", from_snapshot=True)
-            with Client(info.address, timeout_s=10) as anonymous:
-                with pytest.raises(UnauthenticatedError):
-                    anonymous.get("secret", "k")
+            with (
+                Client(info.address, timeout_s=10) as anonymous,
+                pytest.raises(UnauthenticatedError),
+            ):
+                anonymous.get("secret", "k")
             with client.sandbox("guarded") as sandbox:
                 assert sandbox.get("secret", "k") == {"n": 1}
             client.sandboxes.delete("guarded")
-        with Client(server.target, timeout_s=10) as anonymous:
-            with pytest.raises(UnauthenticatedError):
-                anonymous.sandboxes.list()
+        with (
+            Client(server.target, timeout_s=10) as anonymous,
+            pytest.raises(UnauthenticatedError),
+        ):
+            anonymous.sandboxes.list()
     finally:
         server.stop()
