@@ -26,6 +26,7 @@ from pathlib import Path
 import redis
 
 from loadtests.bench.report import Report, Row
+from loadtests.bench.scale import pick
 from shoal import Client
 from tests.support.server_process import REPO_ROOT, ServerProcess
 
@@ -65,8 +66,8 @@ def measure(
     return rows
 
 
-def main(report: Report, redis_port: int, work_dir: Path, quick: bool) -> None:
-    counts = COUNTS[:-1] if quick else COUNTS
+def main(report: Report, redis_port: int, work_dir: Path, scale: str) -> None:
+    counts = pick(scale, tiny=COUNTS[:2], quick=COUNTS[:-1], full=COUNTS)
     for count, shoal_bytes, redis_bytes in measure(redis_port, work_dir, counts):
         report.add(
             Row(

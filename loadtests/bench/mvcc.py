@@ -25,6 +25,7 @@ from typing import Any
 
 from loadtests.bench.kv import VALUE_100, percentile_ms, rss_bytes
 from loadtests.bench.report import Report, Row
+from loadtests.bench.scale import pick
 from shoal import Client
 from tests.support.server_process import ServerProcess
 
@@ -88,7 +89,9 @@ def plain_gets(target: str, seconds: float) -> list[float]:
     return latencies
 
 
-def readers_next_to_writers(report: Report, work_dir: Path, seconds: float) -> None:
+def readers_next_to_writers(
+    report: Report, work_dir: Path, seconds: float, warm_up_s: float = 1.5
+) -> None:
     server = ServerProcess(work_dir / "mvcc-readers", ["--fsync", "batch"]).start()
     try:
         client = Client(server.target)
@@ -98,12 +101,14 @@ def readers_next_to_writers(report: Report, work_dir: Path, seconds: float) -> N
         alone, _, _, _ = read_only_runs(server.target, seconds)
         context = multiprocessing.get_context("spawn")
         writers = [
-            context.Process(target=writer_process, args=(server.target, seed, seconds + 2))
+            context.Process(
+                target=writer_process, args=(server.target, seed, seconds + warm_up_s + 0.5)
+            )
             for seed in range(WRITERS)
         ]
         for process in writers:
             process.start()
-        time.sleep(1.5)  # let the writers connect and get going
+        time.sleep(warm_up_s)  # let the writers connect and get going
         latencies, done, attempts, totals = read_only_runs(server.target, seconds)
         plain = plain_gets(server.target, seconds / 2)
         for process in writers:
@@ -235,9 +240,11 @@ def memory_per_key(work_dir: Path, name: str, window_ms: int, keys: int) -> floa
         server.stop()
 
 
-def main(report: Report, redis_port: int, work_dir: Path, quick: bool) -> None:
-    seconds = 3.0 if quick else 10.0
-    readers_next_to_writers(report, work_dir, seconds)
+def main(report: Report, redis_port: int, work_dir: Path, scale: str) -> None:
+    seconds = pick(scale, tiny=0.6, quick=3.0, full=10.0)
+    readers_next_to_writers(
+        report, work_dir, seconds, warm_up_s=pick(scale, tiny=0.5, quick=1.5, full=1.5)
+    )
     window_on, window_off, cpu_on_us, cpu_off_us = put_rates(work_dir, seconds)
     report.add(
         Row(
@@ -264,7 +271,7 @@ def main(report: Report, redis_port: int, work_dir: Path, quick: bool) -> None:
         )
     )
     # Fewer keys make RSS growth too noisy to compare within 10%.
-    keys = 300_000
+    keys = pick(scale, tiny=2_000, quick=300_000, full=300_000)
     memory_on = memory_per_key(work_dir, "mvcc-memory-on", 5000, keys)
     memory_off = memory_per_key(work_dir, "mvcc-memory-off", 0, keys)
     report.add(

@@ -58,6 +58,25 @@ class Report:
         self.failed[suite] = f"{type(error).__name__}: {error}"
         print(f"  {suite}: FAILED: {self.failed[suite]}", flush=True)
 
+    def missed(self) -> list[Row]:
+        """The figures whose goal was not met, in the order they were measured."""
+        return [row for row in self.rows if row.met is False]
+
+    def missed_goals(self) -> str:
+        """The missed goals, one a line with the ratio next to the goal and the row's note
+        (the measured reason, where a suite knows it); printed after the table."""
+        missed = self.missed()
+        if not missed:
+            return "all goals met"
+        lines = [f"{len(missed)} goal(s) not met:"]
+        for row in missed:
+            sign = "≥" if row.higher_is_better else "≤"
+            reason = f" ({row.note})" if row.note else ""
+            lines.append(
+                f"  MISSED {row.suite}/{row.name}: {row.ratio:.2f}x, goal {sign}{row.goal}x{reason}"
+            )
+        return "\n".join(lines)
+
     def table(self, previous: Mapping[tuple[str, str], float] | None = None) -> str:
         """The figures as one table; with ``previous`` (see ``previous_figures``) a column
         shows each figure of the last comparable run and the change since."""
@@ -90,25 +109,38 @@ class Report:
         out.extend(f"{suite}: FAILED: {reason}" for suite, reason in self.failed.items())
         return "\n".join(out)
 
-    def save(self, path: Path, *, quick: bool = False, suites: Sequence[str] = ()) -> None:
+    def save(self, path: Path, *, scale: str = "full", suites: Sequence[str] = ()) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         document = {
             "started": self.started,
             "machine": {"python": platform.python_version(), "node": platform.node()},
-            "quick": quick,
+            "scale": scale,
+            "quick": scale == "quick",
             "suites": list(suites),
             "failed_suites": self.failed,
             "rows": [{**asdict(row), "ratio": row.ratio, "met": row.met} for row in self.rows],
+            "missed_goals": [
+                {
+                    "suite": row.suite,
+                    "name": row.name,
+                    "ratio": row.ratio,
+                    "goal": row.goal,
+                    "higher_is_better": row.higher_is_better,
+                    "note": row.note,
+                }
+                for row in self.missed()
+            ],
         }
         path.write_text(json.dumps(document, indent=2))
 
 
-def previous_figures(path: Path, *, quick: bool) -> dict[tuple[str, str], float] | None:
-    """Our figures of the run saved at ``path``, when it was of the same kind (quick or
-    full, whose figures are not comparable); None when there is none to compare with."""
+def previous_figures(path: Path, *, scale: str) -> dict[tuple[str, str], float] | None:
+    """Our figures of the run saved at ``path``, when it was of the same scale (tiny, quick
+    and full figures are not comparable); None when there is none to compare with."""
     try:
         document = json.loads(path.read_text())
-        if bool(document.get("quick", False)) != quick:
+        saved = document.get("scale") or ("quick" if document.get("quick") else "full")
+        if saved != scale:
             return None
         return {(row["suite"], row["name"]): float(row["ours"]) for row in document["rows"]}
     except (OSError, ValueError, KeyError, TypeError):

@@ -1,0 +1,82 @@
+"""Every benchmark suite runs to the end on tiny data (`make bench --tiny`), so a change
+that breaks the benchmark code fails `make test` instead of the next `make bench`.
+
+Each suite runs as `make bench` runs it (`python -m loadtests.bench`, its own private
+redis-server), and the saved report must hold rows of that suite, no failed suite, and
+its missed goals listed in the JSON exactly as the rows say. The figures themselves are
+meaningless at this size and are not judged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtests.bench.__main__ import SUITES
+from tests.support.server_process import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def run_suite(names: str, output: Path, environment: dict[str, str]) -> dict[str, object]:
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtests.bench",
+            "--tiny",
+            "--only",
+            names,
+            "--output",
+            str(output),
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    # Missed goals come last, after the table.
+    assert finished.stdout.rstrip().splitlines()[-1].startswith(("all goals met", "  MISSED"))
+    document: dict[str, object] = json.loads(output.read_text())
+    return document
+
+
+OTHER_SUITES = [name for name in SUITES if name != "pipelines"]
+
+
+def test_every_suite_runs_on_tiny_data(tmp_path: Path) -> None:
+    # One run for all of them, as `make bench` runs them: a process and a Redis per suite
+    # would double the test's time.
+    document = run_suite(",".join(OTHER_SUITES), tmp_path / "bench.json", {})
+    check_document(OTHER_SUITES, document)
+
+
+@pytest.mark.kafka
+def test_pipelines_suite_runs_on_tiny_data(kafka_bootstrap: str, tmp_path: Path) -> None:
+    document = run_suite(
+        "pipelines", tmp_path / "bench.json", {"SHOAL_TEST_KAFKA": kafka_bootstrap}
+    )
+    check_document(["pipelines"], document)
+
+
+def check_document(names: list[str], document: dict[str, object]) -> None:
+    assert document["scale"] == "tiny"
+    assert document["failed_suites"] == {}
+    rows = document["rows"]
+    assert isinstance(rows, list)
+    # Every suite added figures, and no figure claims another suite.
+    assert {row["suite"] for row in rows} == set(names)
+    for row in rows:
+        assert row["ours"] == row["ours"] and row["ours"] >= 0, row  # a number, not NaN
+    missed = [(row["suite"], row["name"]) for row in rows if row["met"] is False]
+    listed = document["missed_goals"]
+    assert isinstance(listed, list)
+    assert [(item["suite"], item["name"]) for item in listed] == missed
