@@ -3,6 +3,9 @@
     memory                                   the embedded grid in this process (the default)
     redis://host:port[/namespace]            one Redis server shared by every coordinator
     redis+cluster://host:port,host:port[/ns] a Redis Cluster, found from any of its nodes
+    hazelcast://host:port[,...]/cluster[/ns] a Hazelcast 5 cluster by its name (Shoal's jar on
+                                             its members: deploy/local/hazelcast.sh)
+    ignite://host:port[,...][/namespace]     an Apache Ignite 2.x cluster's thin-client port
 
 A shared backend's namespace (default `shoal`) prefixes every key, so several grids share one
 store apart; every coordinator started with the same URL serves the same grid.
@@ -21,7 +24,10 @@ from coordinator.config import ServerConfig
 from grid.backend import Backend
 
 DEFAULT_NAMESPACE = "shoal"
-USAGE = "memory, redis://host:port[/namespace] or redis+cluster://host:port,host:port[/namespace]"
+USAGE = (
+    "memory, redis://host:port[/namespace], redis+cluster://host:port,host:port[/namespace], "
+    "hazelcast://host:port/cluster-name[/namespace] or ignite://host:port[/namespace]"
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,8 @@ class BackendUrl:
     # host:port, comma-separated for a cluster; empty for memory.
     addresses: tuple[str, ...]
     namespace: str
+    # The Hazelcast cluster's name (its members refuse clients that present another).
+    cluster: str = ""
 
 
 def _addresses(location: str) -> tuple[str, ...]:
@@ -53,13 +61,18 @@ def parse_backend(url: str) -> BackendUrl:
     if scheme not in OPENERS:
         raise ValueError(f"unknown backend scheme {scheme!r}")
     location, _, path = rest.partition("/")
+    cluster = ""
+    if scheme == "hazelcast":
+        cluster, _, path = path.strip("/").partition("/")
+        if not cluster:
+            raise ValueError("hazelcast:// needs the cluster's name: hazelcast://host:port/name")
     namespace = path.strip("/") or DEFAULT_NAMESPACE
     if not all(char.isalnum() or char in "_-." for char in namespace):
         raise ValueError(f"namespace {namespace!r} may hold letters, digits, '_', '-', '.'")
     addresses = _addresses(location)
     if scheme == "redis" and len(addresses) != 1:
         raise ValueError("redis:// takes one host:port (redis+cluster:// takes several)")
-    return BackendUrl(scheme, addresses, namespace)
+    return BackendUrl(scheme, addresses, namespace, cluster)
 
 
 def check_backend(url: str) -> None:
@@ -99,12 +112,40 @@ def _redis(config: ServerConfig, url: BackendUrl) -> Backend:
     )
 
 
+def _hazelcast(config: ServerConfig, url: BackendUrl) -> Backend:
+    from grid.hazelcast.backend import HazelcastBackend, HazelcastBackendConfig
+
+    return HazelcastBackend(
+        HazelcastBackendConfig(
+            url=f"hazelcast://{','.join(url.addresses)}/{url.cluster}",
+            namespace=url.namespace,
+            partitions=config.partitions,
+            lease_ms=config.txn_lease_ms,
+        )
+    )
+
+
+def _ignite(config: ServerConfig, url: BackendUrl) -> Backend:
+    from grid.ignite.backend import IgniteBackend, IgniteBackendConfig
+
+    return IgniteBackend(
+        IgniteBackendConfig(
+            url=f"ignite://{','.join(url.addresses)}",
+            namespace=url.namespace,
+            partitions=config.partitions,
+            lease_ms=config.txn_lease_ms,
+        )
+    )
+
+
 # URL scheme -> opener. The imports are inside the openers: a coordinator on memory needs no
 # store client installed.
 OPENERS: dict[str, Callable[[ServerConfig, BackendUrl], Backend]] = {
     "memory": _memory,
     "redis": _redis,
     "redis+cluster": _redis,
+    "hazelcast": _hazelcast,
+    "ignite": _ignite,
 }
 
 

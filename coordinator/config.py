@@ -38,8 +38,9 @@ SETTINGS: tuple[Setting, ...] = (
         "backend",
         str,
         "memory",
-        "grid backend: memory, redis://host:port[/namespace] or "
-        "redis+cluster://host:port,host:port[/namespace]",
+        "grid backend: memory, redis://host:port[/namespace], "
+        "redis+cluster://host:port,host:port[/namespace], "
+        "hazelcast://host:port/cluster-name[/namespace] or ignite://host:port[/namespace]",
     ),
     Setting("partitions", int, 64, "number of partitions, fixed when the data directory is made"),
     Setting("fsync", str, "batch", "when the log reaches the disk", ("always", "batch", "off")),

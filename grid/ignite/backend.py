@@ -73,7 +73,14 @@ class IgniteBackend:
         self._clients: list[Any] = []
         self._clients_lock = threading.Lock()
         self._partitions = [
-            IgnitePartition(self.client, self.cache, config.namespace, index, config.tx_timeout_ms)
+            IgnitePartition(
+                self.client,
+                self.cache,
+                self.scan_cache,
+                config.namespace,
+                index,
+                config.tx_timeout_ms,
+            )
             for index in range(config.partitions)
         ]
         self._catalog_store = IgniteCatalogStore(self.cache, config.namespace)
@@ -89,25 +96,30 @@ class IgniteBackend:
     def time_ms(self) -> int:
         return self._sequence.time_ms()
 
-    def client(self) -> Any:
-        """This thread's client (pyignite's are not thread-safe), connected on first use."""
-        client = getattr(self._local, "client", None)
+    def client(self, role: str = "steps") -> Any:
+        """This thread's client (pyignite's are not thread-safe), connected on first use.
+        Scans take a client of their own (``role="scans"``): a scan on the connection of an
+        open transaction hung until the transaction timed out."""
+        client = getattr(self._local, role, None)
         if client is None:
             client = connect(self.config.url)
-            self._local.client = client
-            self._local.caches = {}
+            setattr(self._local, role, client)
+            setattr(self._local, role + "_caches", {})
             with self._clients_lock:
                 self._clients.append(client)
         return client
 
-    def cache(self, name: str) -> Any:
+    def cache(self, name: str, role: str = "steps") -> Any:
         """This thread's handle of a cache, created (TRANSACTIONAL, by the cluster's template
         for ``shoal*``) when missing; asked of the cluster once per thread."""
-        client = self.client()
-        caches: dict[str, Any] = self._local.caches
+        client = self.client(role)
+        caches: dict[str, Any] = getattr(self._local, role + "_caches")
         if name not in caches:
             caches[name] = client.get_or_create_cache(name)
         return caches[name]
+
+    def scan_cache(self, name: str) -> Any:
+        return self.cache(name, "scans")
 
     def commit_sequence(self, *, lease_ms: int = 10_000) -> IgniteCommitSequence:
         return IgniteCommitSequence(

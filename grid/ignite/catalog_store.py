@@ -11,9 +11,9 @@ import orjson
 
 from grid.ignite.records import RECORDS_CACHE
 
-# How often a watcher reads the version: every change is seen within it (the catalog must be
-# seen everywhere within a second).
-POLL_S = 0.5
+# How often a watcher reads the version (one small get): with no notification to wake it, a
+# change waits up to this long, and must be seen everywhere within a second.
+POLL_S = 0.2
 
 
 class IgniteCatalogStore:

@@ -46,6 +46,7 @@ class IgnitePartition:
         self,
         client_for_thread: Callable[[], Any],
         caches: Caches,
+        scan_caches: Caches,
         namespace: str,
         index: int,
         tx_timeout_ms: int,
@@ -53,6 +54,7 @@ class IgnitePartition:
         self.index = index
         self._client = client_for_thread
         self._caches = caches
+        self._scan_caches = scan_caches
         self._namespace = namespace
         self._tx_timeout_ms = tx_timeout_ms
         self._prefix = partition_prefix(namespace, index)
@@ -72,7 +74,9 @@ class IgnitePartition:
                     TransactionIsolation.REPEATABLE_READ,
                     timeout=self._tx_timeout_ms,
                 ) as transaction:
-                    records = PartitionRecords(self._caches, self._namespace, self.index)
+                    records = PartitionRecords(
+                        self._caches, self._scan_caches, self._namespace, self.index
+                    )
                     reply = IgniteSteps(records, self.hooks).run(event)
                     records.flush()
                     transaction.commit()
@@ -152,7 +156,10 @@ class IgnitePartition:
 
     def items(self, map_name: str) -> list[tuple[str, bytes]]:
         mine = self._prefix
-        with self._entries(map_name).scan(page_size=1000) as cursor:
+        # On a connection of its own: inside _read_consistently this connection has a
+        # transaction open, whose lock of the meta record keeps the partition's steps out.
+        cache = self._scan_caches(entries_cache_name(map_name))
+        with cache.scan(page_size=1000) as cursor:
             return sorted(
                 (key[len(mine) :], bytes(value))
                 for key, value in cursor

@@ -58,8 +58,10 @@ def partition_prefix(namespace: str, index: int) -> str:
 class PartitionRecords:
     """Reads (locking, cached) and buffered writes of one partition's records."""
 
-    def __init__(self, caches: Caches, namespace: str, index: int) -> None:
+    def __init__(self, caches: Caches, scan_caches: Caches, namespace: str, index: int) -> None:
         self._caches = caches
+        # Scans run on a connection with no transaction open (see IgniteBackend.client).
+        self._scan_caches = scan_caches
         self.index = index
         self.prefix = partition_prefix(namespace, index)
         self._records = caches(RECORDS_CACHE)
@@ -130,12 +132,12 @@ class PartitionRecords:
         """Removes this partition's entries and reference counts of a map (scans both caches:
         dropping a map is rare)."""
         mine = self.prefix
-        with self.entries_cache(map_name).scan(page_size=1000) as cursor:
+        with self._scan_caches(entries_cache_name(map_name)).scan(page_size=1000) as cursor:
             keys = [key for key, _ in cursor if isinstance(key, str) and key.startswith(mine)]
         for key in keys:
             self._entries_written[(map_name, key[len(mine) :])] = None
         references = f"{self.prefix}r|{map_name}|"
-        with self._records.scan(page_size=1000) as cursor:
+        with self._scan_caches(RECORDS_CACHE).scan(page_size=1000) as cursor:
             names = [
                 key for key, _ in cursor if isinstance(key, str) and key.startswith(references)
             ]

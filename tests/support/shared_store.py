@@ -28,7 +28,26 @@ def _client(url: str) -> redis.Redis | RedisCluster:
 
 
 def drop_namespace(url: str, namespace: str) -> None:
-    """Deletes every key of a namespace (each starts with `{<namespace>:`)."""
+    """Deletes every key of a namespace (on Redis each starts with `{<namespace>:`; Hazelcast
+    and Ignite have their own)."""
+    if url.startswith("hazelcast://"):
+        from grid.hazelcast import backend as hazelcast
+
+        client = hazelcast.connect(url)
+        try:
+            hazelcast.drop_namespace(client, namespace)
+        finally:
+            client.shutdown()
+        return
+    if url.startswith("ignite://"):
+        from grid.ignite import backend as ignite
+
+        client = ignite.connect(url)
+        try:
+            ignite.drop_namespace(client, namespace)
+        finally:
+            client.close()
+        return
     client = _client(url)
     try:
         if isinstance(client, RedisCluster):

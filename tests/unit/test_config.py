@@ -224,11 +224,31 @@ def test_with_overrides_replaces_fields():
             ("h1:7000", "h2:7001"),
             "grid-2",
         ),
+        ("ignite://127.0.0.1:10800", "ignite", ("127.0.0.1:10800",), "shoal"),
+        ("ignite://h1:10800,h2:10800/grid", "ignite", ("h1:10800", "h2:10800"), "grid"),
     ],
 )
 def test_backend_urls_are_parsed(url, scheme, addresses, namespace):
     parsed = parse_backend(url)
     assert (parsed.scheme, parsed.addresses, parsed.namespace) == (scheme, addresses, namespace)
+    assert load(flags={"backend": url}).backend == url
+
+
+@pytest.mark.parametrize(
+    ("url", "addresses", "cluster", "namespace"),
+    [
+        ("hazelcast://127.0.0.1:5701/dev", ("127.0.0.1:5701",), "dev", "shoal"),
+        ("hazelcast://h1:5701,h2:5701/prod/orders", ("h1:5701", "h2:5701"), "prod", "orders"),
+    ],
+)
+def test_hazelcast_urls_name_the_cluster_then_the_namespace(url, addresses, cluster, namespace):
+    parsed = parse_backend(url)
+    assert (parsed.scheme, parsed.addresses, parsed.cluster, parsed.namespace) == (
+        "hazelcast",
+        addresses,
+        cluster,
+        namespace,
+    )
     assert load(flags={"backend": url}).backend == url
 
 
@@ -241,6 +261,8 @@ def test_backend_urls_are_parsed(url, scheme, addresses, namespace):
         ("redis://a:1,b:2", "redis:// takes one host:port"),
         ("mongodb://h:1", "unknown backend scheme 'mongodb'"),
         ("redis://h:1/bad name", "namespace 'bad name' may hold"),
+        ("hazelcast://h:5701", "hazelcast:// needs the cluster's name"),
+        ("ignite://h", "'h' is not host:port"),
     ],
 )
 def test_a_bad_backend_url_is_refused_naming_the_flag(url, reason):
