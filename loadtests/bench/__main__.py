@@ -18,7 +18,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from loadtests.bench import hll_memory, kv, mvcc, pipelines, sketches, sql, txn
+from loadtests.bench import hll_memory, kv, mvcc, pipelines, replay, sketches, sql, txn
 from loadtests.bench.redis_server import RedisServer
 from loadtests.bench.report import Report, previous_figures
 from tests.support.server_process import REPO_ROOT
@@ -31,6 +31,7 @@ SUITES = {
     "sketches": sketches.main,
     "hll_memory": hll_memory.main,
     "pipelines": pipelines.main,
+    "replay": replay.main,
 }
 
 

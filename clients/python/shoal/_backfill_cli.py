@@ -46,8 +46,9 @@ def add_parser(commands: Any) -> None:
 def describe(summary: BackfillSummary) -> str:
     if summary.already_done:
         return (
-            f"{summary.file} was applied before (backfill {summary.id}, {summary.applied} rows "
-            f"applied through {summary.pipeline}): nothing done"
+            f"{summary.file} was applied before (backfill {summary.id} through "
+            f"{summary.pipeline}: {summary.applied} applied, {summary.rejected} rejected): "
+            "nothing done"
         )
     lines = [
         f"{summary.file}: {summary.rows} rows through {summary.pipeline}"
