@@ -4,8 +4,9 @@ In one run, on one topic of simple order events: the rate at which a coordinator
 live pipeline applies the topic exactly once (`pipelines.apply_rate`), then the rate at
 which a replay of the whole topic through the same pipeline code applies it into a
 fresh grid (the replay's group-less consumer, batches committed with the replay's
-offsets). Both are measured from their first applied event to the last; each runs in a
-fresh coordinator, one after the other, so they do not share the CPU.
+offsets). Both count every event from the moment the consumer starts (the live one's
+assignment, the replay's start); each runs in a fresh coordinator, one after the other,
+so they do not share the CPU.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from loadtests.bench.pipelines import PARTITIONS, PIPELINE, apply_rate, fill_topic
 from loadtests.bench.report import Report, Row
+from loadtests.bench.scale import pick
 from shoal import Client
 from tests.support.external_servers import ensure_kafka, kafka_running, stop_kafka
 from tests.support.kafka import unique
@@ -29,9 +31,7 @@ def replay_rate(work_dir: Path, bootstrap: str, topic: str, count: int) -> float
     group = unique("bench-replay")
     module = work_dir / f"{group}.py"
     module.write_text(
-        PIPELINE.format(
-            topic=topic, group=group, mode="exactly_once", batch_max=5000, batch_ms=100
-        )
+        PIPELINE.format(topic=topic, group=group, mode="exactly_once", batch_max=5000, batch_ms=100)
     )
     server = ServerProcess(work_dir / f"{group}-data", ["--log-level", "WARNING"]).start()
     try:
@@ -44,12 +44,10 @@ def replay_rate(work_dir: Path, bootstrap: str, topic: str, count: int) -> float
                 from_offsets=dict.fromkeys(range(PARTITIONS), 0),
                 kafka=bootstrap,
             )
-            started = 0.0
+            started = time.perf_counter()
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
                 status = client.replays.status(status.id)
-                if status.processed and not started:
-                    started = time.perf_counter()
                 if status.ended:
                     if status.state != "done" or status.applied != count:
                         raise RuntimeError(f"replay ended {status.state}: {status.error}")
@@ -66,7 +64,7 @@ def run(report: Report, work_dir: Path, *, count: int) -> None:
     try:
         topic = unique("bench-replay-events")
         fill_topic(bootstrap, topic, count)
-        live, _, _ = apply_rate(work_dir, bootstrap, topic, count, "exactly_once")
+        live = apply_rate(work_dir, bootstrap, topic, count, "exactly_once").rate
         print(f"  live exactly-once apply: {live:,.0f} events/s", flush=True)
         replayed = replay_rate(work_dir, bootstrap, topic, count)
         print(f"  replay into a fresh grid: {replayed:,.0f} events/s", flush=True)
@@ -87,6 +85,5 @@ def run(report: Report, work_dir: Path, *, count: int) -> None:
             stop_kafka()
 
 
-def main(report: Report, redis_port: int, work_dir: Path, quick: bool) -> None:
-    os.environ.setdefault("SHOAL_LOG_LEVEL", "WARNING")
-    run(report, work_dir, count=40_000 if quick else 200_000)
+def main(report: Report, redis_port: int, work_dir: Path, scale: str) -> None:
+    run(report, work_dir, count=pick(scale, tiny=2_000, quick=40_000, full=100_000))

@@ -49,7 +49,9 @@ def run_suite(names: str, output: Path, environment: dict[str, str]) -> dict[str
     return document
 
 
-OTHER_SUITES = [name for name in SUITES if name != "pipelines"]
+# Suites that need Kafka run in the kafka-marked test below.
+KAFKA_SUITES = ("pipelines", "replay")
+OTHER_SUITES = [name for name in SUITES if name not in KAFKA_SUITES]
 
 
 def test_every_suite_runs_on_tiny_data(tmp_path: Path) -> None:
@@ -60,11 +62,10 @@ def test_every_suite_runs_on_tiny_data(tmp_path: Path) -> None:
 
 
 @pytest.mark.kafka
-def test_pipelines_suite_runs_on_tiny_data(kafka_bootstrap: str, tmp_path: Path) -> None:
-    document = run_suite(
-        "pipelines", tmp_path / "bench.json", {"SHOAL_TEST_KAFKA": kafka_bootstrap}
-    )
-    check_document(["pipelines"], document)
+@pytest.mark.parametrize("suite", KAFKA_SUITES)
+def test_kafka_suites_run_on_tiny_data(suite: str, kafka_bootstrap: str, tmp_path: Path) -> None:
+    document = run_suite(suite, tmp_path / "bench.json", {"SHOAL_TEST_KAFKA": kafka_bootstrap})
+    check_document([suite], document)
 
 
 def check_document(names: list[str], document: dict[str, object]) -> None:
