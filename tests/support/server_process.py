@@ -28,6 +28,9 @@ class ServerProcess:
     # What runs the server, and where: the README test runs `shoal serve` in a reader's folder.
     program: list[str] = field(default_factory=lambda: [sys.executable, "-m", "coordinator.server"])
     cwd: Path = REPO_ROOT
+    # What the server printed on standard output up to its ready line (the first admin's
+    # token is printed there, never logged).
+    output: list[str] = field(default_factory=list)
 
     @property
     def target(self) -> str:
@@ -70,6 +73,7 @@ class ServerProcess:
             ready, _, _ = select.select([self.process.stdout], [], [], 0.2)
             if ready:
                 line = self.process.stdout.readline()
+                self.output.append(line)
                 if line.startswith(READY_PREFIX):
                     self.port = int(line.strip().rsplit(":", 1)[1])
                     return self
