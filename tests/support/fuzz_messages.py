@@ -141,6 +141,20 @@ class MessageFuzzer:
 
     def _add(self, message: Message, field: FieldDescriptor, depth: int) -> None:
         container = getattr(message, field.name)
+        if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+            # A map field: one entry with a random key and value.
+            key_field = field.message_type.fields_by_name["key"]
+            value_field = field.message_type.fields_by_name["value"]
+            try:
+                key = self.scalar(key_field)
+                if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                    if depth < NESTING_MAX:
+                        container[key].CopyFrom(self.message(value_field.message_type, depth + 1))
+                else:
+                    container[key] = self.scalar(value_field)
+            except ValueError:
+                pass
+            return
         if field.type == FieldDescriptor.TYPE_MESSAGE:
             if depth < NESTING_MAX:
                 container.add().CopyFrom(self.message(field.message_type, depth + 1))
