@@ -58,6 +58,12 @@ EXAMPLES: dict[str, Callable[[Any, str], None]] = {
     "/shoal.v1.Transactions/Commit": lambda request, name: setattr(
         request.writes.add(), "map", name
     ),
+    "/shoal.v1.Sandboxes/Create": lambda request, name: setattr(request, "name", name),
+    "/shoal.v1.Sandboxes/Diff": lambda request, name: (
+        setattr(request, "sandbox", name),
+        request.maps.append(name),
+    ),
+    "/shoal.v1.Sandboxes/ExportMaps": lambda request, name: request.maps.append(name),
 }
 
 
@@ -100,10 +106,6 @@ def request_for(method: MethodDescriptor, rule: Rule, name: str) -> Any:
         if field_path:
             set_path(request, field_path.split("."), name)
     return request
-
-
-def names_a_map(rule: Rule) -> bool:
-    return rule.compute is not None or any(path for _, path in rule.fields)
 
 
 def call(channel: grpc.Channel, method: MethodDescriptor, request: Any, token: str | None) -> Any:
@@ -206,20 +208,28 @@ def test_each_method_allows_its_permission_on_matching_maps_only(
             if rule.open:
                 expect(tokens.holding(), "pass", "open method, principal without grants")
                 continue
-            needed = rule.permissions()
-            assert len(needed) == 1, f"{path}: the matrix grants one permission per rule"
-            permission = next(iter(needed))
-            matching = MATCHING_PATTERN if names_a_map(rule) else "*"
-            expect(tokens.holding(f"{permission}:{matching}"), "pass", f"{permission}:{matching}")
+            # Every permission the request needs (a rule may need two: a sandbox diff
+            # needs `sandbox` on the sandbox and `read` on the maps), on the matching
+            # pattern, or on `*` for what names no map.
+            needs = rule.needs(request)
+            assert not any(need.anywhere for need in needs), f"{path}: example names no map"
+            needed = sorted({need.permission for need in needs})
+            matching = sorted(
+                {f"{n.permission}:{MATCHING_PATTERN if n.resource else '*'}" for n in needs}
+            )
+            expect(tokens.holding(*matching), "pass", f"holding {matching}")
             expect(
-                tokens.holding(f"{permission}:{OTHER_PATTERN}"),
+                tokens.holding(*(f"{permission}:{OTHER_PATTERN}" for permission in needed)),
                 "PERMISSION_DENIED",
-                f"{permission} on a pattern that does not match",
+                f"{needed} on a pattern that does not match",
             )
-            others = [f"{other}:*" for other in Permission if other != permission]
-            expect(
-                tokens.holding(*others), "PERMISSION_DENIED", f"every permission but {permission}"
-            )
+            for permission in needed:
+                others = [f"{other}:*" for other in Permission if other != permission]
+                expect(
+                    tokens.holding(*others),
+                    "PERMISSION_DENIED",
+                    f"every permission but {permission}",
+                )
     assert failures == [], "\n".join(failures)
 
 
