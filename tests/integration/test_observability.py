@@ -378,3 +378,52 @@ def test_json_log_lines_of_a_call_carry_its_trace_span_and_transaction(
     assert refused[0]["trace_id"] == trace_hex
     assert len(refused[0]["span_id"]) == 16 and refused[0]["span_id"] != "-"
     assert refused[0]["txn_id"] == txn_hex
+
+
+def test_shoal_top_shows_the_endpoint(server: RunningServer, client: Client) -> None:
+    """`shoal top --once` as a person runs it, against the server's endpoint."""
+    import subprocess
+    import sys
+
+    client.create_map("top_kv")
+    for index in range(5):
+        client.put("top_kv", f"k{index}", {"v": index})
+    assert server.metrics_endpoint is not None
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shoal.cli",
+            "top",
+            "--once",
+            "--interval",
+            "0.2",
+            "--metrics",
+            f"127.0.0.1:{server.metrics_endpoint.port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "Data/Put" in shown.stdout
+    assert "transactions" in shown.stdout and "in doubt" in shown.stdout
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shoal.cli",
+            "top",
+            "--once",
+            "--metrics",
+            f"127.0.0.1:{free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert "UNAVAILABLE: cannot read" in refused.stderr

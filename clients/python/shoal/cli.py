@@ -26,6 +26,7 @@ from shoal import (
     _security_options,
     _sketch_cli,
     _sql_shell,
+    _top_cli,
 )
 from shoal._argument_parser import subcommands
 from shoal._cli_failure import describe, shown
@@ -327,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     _reconcile_cli.add_parser(commands)
     _auth_cli.add_parser(commands)
     _sandbox_cli.add_parser(commands)
+    _top_cli.add_parser(commands)
 
     status = commands.add_parser("status", help="show the node and the grid")
     status.set_defaults(handler=command_status)
