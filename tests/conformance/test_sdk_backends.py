@@ -1,8 +1,9 @@
 """The same SDK tests through a real `shoal serve --backend X` on every backend (ibis style).
 
-One coordinator per backend serves the whole module: `memory`, `redis` (one redis-server) and
-`redis-cluster` (a 3-master Redis Cluster). Every test runs on each, from the SDK down: keys and
-values, conditions, read versions, schemas and references, transactions (the bank, write skew,
+One coordinator per backend serves the whole module: `memory`, `redis` (one redis-server),
+`redis-cluster` (a 3-master Redis Cluster), `hazelcast` (one member, deploy/local/hazelcast.sh)
+and `ignite` (one node, deploy/local/ignite.sh). Every test runs on each, from the SDK down:
+keys and values, conditions, read versions, schemas and references, transactions (the bank, write skew,
 lost update, increments), sketches, SQL and scans. A backend lists its gaps in GAPS: a test that
 needs a missing capability is a strict expected failure with the reason, so a gap that closes
 fails the suite until its entry goes.
@@ -27,12 +28,25 @@ from shoal import (
     Transaction,
 )
 from tests.support.bank import balances, ledger_is_atomic, run_bank, setup_bank
+from tests.support.external_servers import HAZELCAST_CLUSTER_NAME
 from tests.support.server_process import ServerProcess
 from tests.support.shared_store import drop_namespace, fresh_namespace
 
-BACKENDS = ["memory", "redis", "redis-cluster"]
+BACKENDS = [
+    "memory",
+    "redis",
+    "redis-cluster",
+    pytest.param("hazelcast", marks=pytest.mark.hazelcast),
+    pytest.param("ignite", marks=pytest.mark.ignite),
+]
 # Backend -> test name -> why the backend cannot pass it yet.
-GAPS: dict[str, dict[str, str]] = {"memory": {}, "redis": {}, "redis-cluster": {}}
+GAPS: dict[str, dict[str, str]] = {
+    "memory": {},
+    "redis": {},
+    "redis-cluster": {},
+    "hazelcast": {},
+    "ignite": {},
+}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -53,6 +67,11 @@ def grid(
         store_url = request.getfixturevalue("redis_url")
     elif backend == "redis-cluster":
         store_url = request.getfixturevalue("redis_cluster_url")
+    elif backend == "hazelcast":
+        address = request.getfixturevalue("hazelcast_address")
+        store_url = f"hazelcast://{address}/{HAZELCAST_CLUSTER_NAME}"
+    elif backend == "ignite":
+        store_url = "ignite://" + request.getfixturevalue("ignite_address")
     if store_url:
         arguments += ["--backend", f"{store_url}/{namespace}"]
     server = ServerProcess(data_dir / "data", arguments).start()
@@ -309,5 +328,11 @@ def test_sql_reads_every_partition_at_one_snapshot(c: Client) -> None:
 
 
 def test_the_coordinator_serves_the_backend_asked_for(c: Client, backend: str) -> None:
-    scheme = {"memory": "memory", "redis": "redis://", "redis-cluster": "redis+cluster://"}
+    scheme = {
+        "memory": "memory",
+        "redis": "redis://",
+        "redis-cluster": "redis+cluster://",
+        "hazelcast": "hazelcast://",
+        "ignite": "ignite://",
+    }
     assert c.cluster_info().backend.startswith(scheme[backend])
