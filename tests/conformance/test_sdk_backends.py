@@ -4,9 +4,9 @@ One coordinator per backend serves the whole module: `memory`, `redis` (one redi
 `redis-cluster` (a 3-master Redis Cluster), `hazelcast` (one member, deploy/local/hazelcast.sh)
 and `ignite` (one node, deploy/local/ignite.sh). Every test runs on each, from the SDK down:
 keys and values, conditions, read versions, schemas and references, transactions (the bank,
-write skew, lost update, increments), sketches, SQL and scans. A backend lists its gaps in GAPS: a test that
-needs a missing capability is a strict expected failure with the reason, so a gap that closes
-fails the suite until its entry goes.
+write skew, lost update, increments), sketches, SQL and scans. A backend lists its gaps in GAPS:
+a test that needs a missing capability is a strict expected failure with the reason, so a gap
+that closes fails the suite until its entry goes.
 """
 
 from __future__ import annotations
