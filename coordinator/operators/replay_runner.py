@@ -324,7 +324,8 @@ class ReplayRunner:
             for key, letters in result.dead_letters.items():
                 self.publisher.publish(key, letters)
         if result.stopped is not None:
-            self._failure = result.stopped
+            # A missing map makes a live pipeline wait for it; a replay stops and says so.
+            self._failure = result.stopped.split("; retrying")[0]
         elif result.resync and not self._stopping:
             await self._sync(sorted(result.resync))
 

@@ -24,7 +24,7 @@ from tests.support.pipeline_server import (
 )
 from tests.support.pipeline_workload import expected_of, generate
 from tests.support.replay import grid_checksums, produce_timestamped, start_target_grid
-from tests.support.server_process import REPO_ROOT
+from tests.support.server_process import REPO_ROOT, ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -268,5 +268,57 @@ def test_the_cli_follows_a_replay_to_its_end(tmp_path, kafka_bootstrap, producti
         check_grid(target.target, expected)
         shown = shoal(server.target, "replay", "status", lines[-1]["id"])
         assert shown.returncode == 0 and "done" in shown.stdout, shown.stderr
+    finally:
+        target.stop()
+
+
+def test_a_cancelled_replay_stops_and_keeps_what_it_applied(tmp_path, kafka_bootstrap, production):
+    server, topic, group, messages, _ = production
+    target = start_target_grid(tmp_path / "target")
+    try:
+        with Client(server.target) as client:
+            started = client.replays.start(
+                pipeline=group,
+                topic=topic,
+                from_offsets={0: 0, 1: 0, 2: 0, 3: 0},
+                rate_per_s=300,
+                into=target.target,
+            )
+            assert started.total == len(messages)
+            wait_until(
+                lambda: client.replays.status(started.id).processed > 0,
+                timeout_s=120,
+                interval_s=0.1,
+                what="a first batch",
+            )
+            cancelled = client.replays.cancel(started.id)
+            assert cancelled.state == "cancelled"
+            assert 0 < cancelled.processed < cancelled.total
+            settled = grid_checksums(target.target)
+            time.sleep(1.5)
+            again = client.replays.status(started.id)
+            assert (again.state, again.processed) == ("cancelled", cancelled.processed)
+            assert grid_checksums(target.target) == settled
+            assert client.replays.cancel(started.id).state == "cancelled"
+        shown = shoal(server.target, "replay", "status", started.id)
+        assert shown.returncode == 1 and "cancelled" in shown.stdout
+    finally:
+        target.stop()
+
+
+def test_a_replay_into_a_grid_without_the_pipelines_maps_fails_naming_the_map(
+    tmp_path, kafka_bootstrap, production
+):
+    server, topic, group, _, _ = production
+    target = ServerProcess(tmp_path / "empty").start()
+    try:
+        with Client(server.target) as client:
+            started = client.replays.start(
+                pipeline=group, topic=topic, from_offsets={0: 0}, into=target.target
+            )
+            status = wait_ended(client, started.id, timeout_s=120)
+        assert status.state == "failed"
+        assert "customers" in status.error or "orders" in status.error, status.error
+        assert "retrying" not in status.error
     finally:
         target.stop()
