@@ -32,7 +32,7 @@ def node(tmp_path: Path):
 
 def test_a_pipeline_is_picked_by_name_or_as_the_only_one(node):
     assert load_pipeline("second-code-test", "two.py", TWO, node.catalog).spec.topics == ("b",)
-    one = TWO.split("@pipeline(topic=\"b\"")[0]
+    one = TWO.split('@pipeline(topic="b"', maxsplit=1)[0]
     assert load_pipeline("", "one.py", one, node.catalog).name == "first-code-test"
 
 
