@@ -15,8 +15,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from coordinator.security import tokens
 from coordinator.security.state import AuthState
@@ -35,8 +35,7 @@ class Outcome(Enum):
     LIMITED = "rate_limited"  # too many failures from this peer
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     principal: str
     # The token's id or the certificate's common name: what the audit log shows.
     credential: str
@@ -44,14 +43,12 @@ class Identity:
     peer: str = ""
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     outcome: Outcome
     identity: Identity | None = None
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     """What a call presents, read on the event loop while the call is alive."""
 
     token: str | None
@@ -104,6 +101,9 @@ class FailureLimiter:
         return times
 
     def blocked(self, host: str) -> bool:
+        if host not in self._failures:
+            # Most callers never failed: no lock (a dict lookup is atomic).
+            return False
         with self._lock:
             times = self._recent(host, self._now_ms())
             return times is not None and len(times) >= self.failures_max
@@ -142,10 +142,10 @@ class Authenticator:
         self._verified: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def cached(self, credentials: Credentials) -> Verdict | None:
+    def cached(self, credentials: Credentials, host: str | None = None) -> Verdict | None:
         """The verdict without hashing, or None when the slow path (`verify`) must run.
         Cheap: safe on the event loop."""
-        host = peer_host(credentials.peer)
+        host = peer_host(credentials.peer) if host is None else host
         if self.limiter.blocked(host):
             return Verdict(Outcome.LIMITED)
         state = self._state()
@@ -159,7 +159,7 @@ class Authenticator:
                     self.limiter.fail(host)
                     return Verdict(Outcome.BAD)
                 return Verdict(Outcome.MISSING)
-            return Verdict(Outcome.OK, Identity(principal, f"cert:{credentials.common_name}"))
+            return Verdict(Outcome.OK, Identity(principal, f"cert:{credentials.common_name}", host))
         if not token:
             self.limiter.fail(host)
             return Verdict(Outcome.BAD)
@@ -170,7 +170,7 @@ class Authenticator:
             token_id, stored_hash = remembered
             record = state.tokens.get(token_id)
             if record is not None and record.hash == stored_hash and self._live(record.expires_ms):
-                return Verdict(Outcome.OK, Identity(record.principal, token_id))
+                return Verdict(Outcome.OK, Identity(record.principal, token_id, host))
             with self._lock:
                 self._verified.pop(key, None)
             self.limiter.fail(host)
@@ -198,7 +198,10 @@ class Authenticator:
             self._verified[tokens.cache_key(token)] = (record.token_id, record.hash)
             while len(self._verified) > CACHE_ENTRIES_MAX:
                 self._verified.popitem(last=False)
-        return Verdict(Outcome.OK, Identity(record.principal, record.token_id))
+        return Verdict(
+            Outcome.OK,
+            Identity(record.principal, record.token_id, peer_host(credentials.peer)),
+        )
 
     def _live(self, expires_ms: int) -> bool:
         return expires_ms == 0 or self._now_ms() < expires_ms

@@ -10,7 +10,6 @@ but UNAUTHENTICATED; a known caller is told which permission on which map it lac
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from concurrent import futures
 from typing import Any
@@ -33,6 +32,7 @@ from coordinator.services.guard import Undecodable
 
 log = logging.getLogger(__name__)
 
+DECISIONS_MAX = 100_000
 UNAUTHENTICATED_DETAILS = (
     "authentication required: send a valid token (authorization: Bearer ...) "
     "or a client certificate mapped to a principal"
@@ -57,6 +57,10 @@ class Gate:
         self._mutual_tls = mutual_tls
         # scrypt runs here, never on the loop; two threads bound what guessers can take.
         self._hashing = futures.ThreadPoolExecutor(2, thread_name_prefix="auth-verify")
+        # (principal, need) -> allowed, for the snapshot `_decided_state`: a pattern
+        # match per call would cost more than the dict lookup.
+        self._decided: dict[tuple[str, Any], bool] = {}
+        self._decided_state: AuthState | None = None
 
     def close(self) -> None:
         self._hashing.shutdown(wait=False, cancel_futures=True)
@@ -75,12 +79,12 @@ class Gate:
     ) -> Identity:
         """The caller's identity, or the call is aborted (the abort raises)."""
         credentials = self.credentials(context)
-        verdict = self._authenticator.cached(credentials)
+        peer = peer_host(credentials.peer)
+        verdict = self._authenticator.cached(credentials, peer)
         if verdict is None:
             verdict = await asyncio.get_running_loop().run_in_executor(
                 self._hashing, self._authenticator.verify, credentials
             )
-        peer = peer_host(credentials.peer)
         if verdict.outcome is Outcome.LIMITED:
             self._audit.record(principal="", action=name, outcome="rate_limited", peer=peer)
             retry_s = self._authenticator.limiter.retry_after_s(peer)
@@ -97,8 +101,8 @@ class Gate:
                 detail=verdict.outcome.value,
             )
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_DETAILS)
-        assert verdict.identity is not None
-        identity = dataclasses.replace(verdict.identity, peer=peer)
+        identity = verdict.identity
+        assert identity is not None
         rule = self._rules.get(name)
         if rule is None:
             self._audit.record(
@@ -118,9 +122,16 @@ class Gate:
             return identity
         needs = rule.needs(request)
         state: AuthState = self._state()
-        grants = state.grants_of(identity.principal)
+        if state is not self._decided_state or len(self._decided) > DECISIONS_MAX:
+            # Decisions hold for one snapshot of the auth map only.
+            self._decided = {}
+            self._decided_state = state
         for need in needs:
-            if not need.met_by(grants):
+            key = (identity.principal, need)
+            allowed = self._decided.get(key)
+            if allowed is None:
+                allowed = self._decided[key] = need.met_by(state.grants_of(identity.principal))
+            if not allowed:
                 self._audit.record(
                     principal=identity.principal,
                     action=name,

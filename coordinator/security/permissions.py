@@ -13,6 +13,7 @@ import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from grid.errors import InvalidArgument
 
@@ -91,10 +92,10 @@ def parse_role(text: str) -> list[Grant]:
     return sorted(Grant(permission, pattern) for permission in permissions)
 
 
-@dataclass(frozen=True)
-class Need:
+class Need(NamedTuple):
     """One permission a call needs: on a map, on the cluster (`resource` None), or on any
-    map at all (`anywhere`: a statement that does not parse still needs `sql` somewhere)."""
+    map at all (`anywhere`: a statement that does not parse still needs `sql` somewhere).
+    A named tuple: one is made per call, and a frozen dataclass costs several times more."""
 
     permission: Permission
     resource: str | None = None

@@ -44,7 +44,11 @@ class Rule:
             if not path:
                 found.append(Need(permission, None, kind=self.kind))
                 continue
-            names = list(_values(request, path.split(".")))
+            if "." not in path and "[" not in path:
+                # One plain field (`map`, `name`): every call of the data path.
+                names = [getattr(request, path)]
+            else:
+                names = list(_values(request, path.split(".")))
             # A request that names no map (an empty repeated field) still needs the
             # permission somewhere, so an unprivileged caller learns nothing from it.
             if not names:

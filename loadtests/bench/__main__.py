@@ -18,13 +18,14 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from loadtests.bench import hll_memory, kv, mvcc, pipelines, replay, sketches, sql, txn
+from loadtests.bench import auth, hll_memory, kv, mvcc, pipelines, replay, sketches, sql, txn
 from loadtests.bench.redis_server import RedisServer
 from loadtests.bench.report import Report, previous_figures
 from tests.support.server_process import REPO_ROOT
 
 SUITES = {
     "kv": kv.main,
+    "auth": auth.main,
     "txn": txn.main,
     "mvcc": mvcc.main,
     "sql": sql.main,

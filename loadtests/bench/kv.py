@@ -117,9 +117,11 @@ def sequential(get: Callable[[str], Any], seconds: float, *, keys: int = 1000) -
     return {"rate": rate, "latencies": latencies}
 
 
-def concurrent_gets(target: str, map_name: str, seconds: float, in_flight: int = 64) -> float:
+def concurrent_gets(
+    target: str, map_name: str, seconds: float, in_flight: int = 64, *, token: str | None = None
+) -> float:
     async def run() -> float:
-        client = AsyncClient(target)
+        client = AsyncClient(target, token=token)
         done = 0
         deadline = time.perf_counter() + seconds
 

@@ -1,0 +1,96 @@
+"""Authentication's price: key-value calls with auth on against the same calls with auth
+off, in the same run (issue: security; goal: at least 0.9 of the throughput).
+
+Both servers run side by side and are measured in short slices taken in turn, as the kv
+suite does, so a noisy machine treats both alike. With auth on every call carries a
+bearer token; the first call hashes it (scrypt) and later calls find it in the
+verified-token cache, then check the principal's grants on the map (writer:kv*).
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from loadtests.bench.kv import ROUNDS, concurrent_gets, interleave, timed_calls
+from loadtests.bench.report import Report, Row
+from loadtests.bench.scale import pick
+from shoal import Client
+from tests.support.server_process import ServerProcess
+
+SUITE = "auth"
+GOAL = 0.9
+ADMIN_TOKEN = "bench-bootstrap-admin-token-0123456789abcdef"
+VALUE = "v" * 98
+
+
+def run(report: Report, work_dir: Path, *, seconds: float) -> None:
+    plain = ServerProcess(work_dir / "auth-off", ["--auth", "off"]).start()
+    secured = ServerProcess(
+        work_dir / "auth-on",
+        ["--auth", "on"],
+        environment={"SHOAL_AUTH_BOOTSTRAP_TOKEN": ADMIN_TOKEN},
+    ).start()
+    slice_s = seconds / ROUNDS
+    keys = [f"k{i}" for i in range(1000)]
+    try:
+        with Client(secured.target, token=ADMIN_TOKEN) as admin:
+            admin.create_map("kv")
+            token = admin.auth.create_token("bench-writer", ["writer:kv*"]).token
+        with Client(plain.target) as setup:
+            setup.create_map("kv")
+        off = Client(plain.target)
+        on = Client(secured.target, token=token)
+        for each in (off, on):
+            each.put_many("kv", {key: VALUE for key in keys})
+            each.get("kv", "k0")
+
+        def gets(client: Client) -> float:
+            return timed_calls(lambda i: client.get("kv", keys[i % 1000]), slice_s)[0]
+
+        def puts(client: Client) -> float:
+            return timed_calls(lambda i: client.put("kv", keys[i % 1000], VALUE), slice_s)[0]
+
+        def in_flight(target: str, with_token: str | None) -> float:
+            return concurrent_gets(target, "kv", slice_s, token=with_token)
+
+        results = interleave(
+            {
+                "get off": lambda: gets(off),
+                "get on": lambda: gets(on),
+                "put off": lambda: puts(off),
+                "put on": lambda: puts(on),
+                "64 off": lambda: in_flight(plain.target, None),
+                "64 on": lambda: in_flight(secured.target, token),
+            },
+            ROUNDS,
+        )
+        off.close()
+        on.close()
+    finally:
+        plain.kill()
+        secured.kill()
+    median = {name: statistics.median(values) for name, values in results.items()}
+    note = "same run, slices taken in turn; token verified once, then cached"
+    for name, label in (
+        ("get", "get sequential"),
+        ("put", "put sequential"),
+        ("64", "get 64 in flight"),
+    ):
+        report.add(
+            Row(
+                SUITE,
+                f"{label}, auth on",
+                median[f"{name} on"],
+                "ops/s",
+                "auth off",
+                median[f"{name} off"],
+                GOAL,
+                note=note,
+            )
+        )
+
+
+def main(report: Report, redis_port: int, work_dir: Path, scale: str) -> None:
+    del redis_port
+    run(report, work_dir, seconds=pick(scale, tiny=0.5, quick=5.0, full=15.0))
