@@ -375,6 +375,7 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         metrics_endpoint.start()
     if instrumentation is not None:
         instrumentation.watch_replays(replays)
+        instrumentation.watch_sandboxes(operators.sandboxes)
         if config.metrics_otlp_interval_s:
             instrumentation.push_over_otlp(config.metrics_otlp_interval_s, config.otlp_endpoint)
     if pipelines is not None:

@@ -17,7 +17,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from coordinator.node import Node
-from coordinator.observability.operators import ReplayFigures, Replays
+from coordinator.observability.operators import (
+    ReplayFigures,
+    Replays,
+    Sandboxes,
+    SandboxFigures,
+)
 from coordinator.observability.otlp_metrics import OtlpMetricsPusher
 from coordinator.observability.process import GarbageCollectorPauses, collect_limit
 from coordinator.observability.sql import SqlTelemetry
@@ -53,6 +58,10 @@ class NodeInstrumentation:
     def watch_replays(self, replays: Replays) -> None:
         """Exports the progress of the replays `replays` runs, read at scrape time."""
         self.node.metrics.on_scrape(ReplayFigures(replays).collect)
+
+    def watch_sandboxes(self, sandboxes: Sandboxes) -> None:
+        """Exports the sandboxes `sandboxes` supervises, read at scrape time."""
+        self.node.metrics.on_scrape(SandboxFigures(sandboxes).collect)
 
     def collect_transactions(self) -> Iterable[Metric]:
         manager = self.node.transactions

@@ -69,6 +69,10 @@ def child_command(settings: ChildSettings) -> list[str]:
         # A sandbox supervises no sandboxes of its own.
         "--sandboxes-max",
         "0",
+        # Nor serves metrics: production's endpoint exports its sandboxes' figures, and a
+        # child on the default port would be scraped in production's place.
+        "--metrics-port",
+        "0",
         *settings.extra_args,
     ]
 

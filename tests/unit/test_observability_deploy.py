@@ -37,10 +37,15 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         def statuses(self) -> list[Any]:
             return []
 
+    class NoSandboxes:
+        def list(self) -> list[Any]:
+            return []
+
     node = open_node(tmp_path_factory.mktemp("exported"))
     try:
         instrumentation = instrument(node)
         instrumentation.watch_replays(NoReplays())
+        instrumentation.watch_sandboxes(NoSandboxes())
         RpcTelemetry(node.metrics)
         MemoryKeeper(node.metrics)
         names: set[str] = set()

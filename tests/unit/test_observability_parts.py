@@ -92,3 +92,40 @@ def test_phase_and_reason_names_are_snake_case() -> None:
     assert phase_name(PreCommit(b"t" * 8)) == "pre_commit"
     assert abort_reason(Conflict("x")) == "conflict"
     assert abort_reason(FailedPrecondition("x")) == "failed_precondition"
+
+
+def test_sandbox_figures_count_states_and_describe_each_sandbox() -> None:
+    from dataclasses import dataclass
+
+    from coordinator.observability.operators import SandboxFigures
+
+    @dataclass
+    class Record:
+        restarts: int
+
+    @dataclass
+    class View:
+        name: str
+        state: str
+        memory_bytes: int
+        disk_bytes: int
+        age_ms: int
+        record: Record
+
+    class Supervised:
+        def list(self) -> list[View]:
+            return [
+                View("a", "ready", 100, 200, 3000, Record(1)),
+                View("b", "failed", 0, 5, 10, Record(0)),
+            ]
+
+    registry = CollectorRegistry()
+    registry.register(SandboxFigures(Supervised()))  # type: ignore[arg-type]
+    families = {
+        family.name: {tuple(s.labels.values()): s.value for s in family.samples}
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+    }
+    assert families["shoal_sandboxes"] == {("ready",): 1, ("failed",): 1}
+    assert families["shoal_sandbox_memory_bytes"] == {("a",): 100, ("b",): 0}
+    assert families["shoal_sandbox_age_seconds"] == {("a",): 3.0, ("b",): 0.01}
+    assert families["shoal_sandbox_restarts"] == {("a",): 1, ("b",): 0}
