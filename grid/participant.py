@@ -411,6 +411,8 @@ class Participant:
             return [Send(self._status_reply(event.txn_id))]
         status.state = event.new
         status.updated_ms = event.now_ms
+        if event.lease_expires_ms:
+            status.lease_expires_ms = event.lease_expires_ms
         record = self._status_record(event.txn_id)
         return [Persist(record), Send(self._status_reply(event.txn_id, swapped=True))]
 

@@ -59,6 +59,10 @@ class ApplyOnePhase:
     version: int = 0
     # The oldest version reads may still use: older overwritten states can go.
     horizon: int = 0
+    # On a shared store, when the commit number's lease ends (store clock, ms): after it
+    # another coordinator may release the number, so the step refuses (StaleVersion) and the
+    # coordinator applies with a new number. 0: no deadline (the in-process sequence).
+    deadline_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,10 @@ class CasStatus:
     expected: str
     new: str
     now_ms: int
+    # When set, the swap also moves the record's lease: the coordinator driving a transaction
+    # renews it by swapping its state for itself (expected == new), so no other coordinator's
+    # sweeper presumes it dead while it drives (and a swap lost to a sweeper renews nothing).
+    lease_expires_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ from grid.participant import (
     Abort,
     Applied,
     ApplyOnePhase,
+    CasStatus,
     Commit,
     ForgetVersions,
     Prepare,
@@ -231,8 +232,9 @@ class TransactionManager:
                 horizon = self.sequence.horizon()
                 with self.telemetry.phase(partition, ApplyOnePhase):
                     with self.sequence.commit(txn_id) as version:
+                        deadline = self.sequence.deadline(version)
                         reply, wait_durable = store.apply(
-                            ApplyOnePhase(txn_id, reads, writes, version, horizon)
+                            ApplyOnePhase(txn_id, reads, writes, version, horizon, deadline)
                         )
                     wait_durable()
                 break
@@ -384,7 +386,12 @@ class TransactionManager:
             with self.sequence.commit() as version:
                 for partition, event in shares:
                     reply, wait_durable = self.partitions[partition].apply(
-                        replace(event, version=version, horizon=horizon)
+                        replace(
+                            event,
+                            version=version,
+                            horizon=horizon,
+                            deadline_ms=self.sequence.deadline(version),
+                        )
                     )
                     assert isinstance(reply, Applied)
                     replies.append(reply)
@@ -454,6 +461,31 @@ class TransactionManager:
         self._versions_dropped.labels(reason="age").set(total.dropped_by_age)
         self._versions_dropped.labels(reason="budget").set(total.dropped_by_budget)
         return total
+
+    def renew_leases(self) -> int:
+        """Renews the status lease of every transaction this coordinator drives whose lease
+        is a third gone: on a shared store another coordinator's sweeper knows nothing of
+        this process's `_in_flight`, only the lease says the transaction is driven. Returns
+        how many were renewed. (A renewal that loses to a sweeper's swap renews nothing;
+        the driver then follows the record.)"""
+        now = self.clock.now_ms()
+        renewed = 0
+        for flight in self.in_flight():
+            if flight.lease_expires_ms - now > self.config.lease_ms * 2 // 3:
+                continue
+            status_partition = self.partitions[self.status_partition(flight.txn_id)]
+            current = status_partition.step(ReadStatus(flight.txn_id))
+            assert isinstance(current, StatusReply)
+            if current.state is None or current.state in (COMMITTED, ABORTED):
+                continue
+            lease = now + self.config.lease_ms
+            reply = status_partition.step(
+                CasStatus(flight.txn_id, current.state, current.state, now, lease)
+            )
+            if isinstance(reply, StatusReply) and reply.swapped:
+                flight.lease_expires_ms = lease
+                renewed += 1
+        return renewed
 
     # Introspection -----------------------------------------------------------------
 

@@ -183,6 +183,7 @@ class RecoverySweeper:
         interval_s = self.manager.config.sweep_interval_ms / 1000
         while not self._stop.wait(interval_s):
             try:
+                self.manager.renew_leases()
                 self.sweep()
                 self.manager.forget_versions()
             except Exception:

@@ -72,6 +72,10 @@ class CommitOrder(Protocol):
 
     def horizon(self) -> int: ...
 
+    def deadline(self, number: int) -> int:
+        """When a held number's lease ends (0: never, in process)."""
+        ...
+
 
 class CommitSequence:
     def __init__(self, start: int, clock: Clock, *, window_ms: int = 5000) -> None:
@@ -101,6 +105,9 @@ class CommitSequence:
     def read_version(self) -> int:
         """The newest version whose commits are all applied: a consistent point to read at."""
         return self._visible
+
+    def deadline(self, number: int) -> int:
+        return 0
 
     def horizon(self) -> int:
         """The oldest version reads may still use: what was visible `window_ms` ago."""

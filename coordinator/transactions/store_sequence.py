@@ -13,13 +13,19 @@ window, so a coordinator that just started forgets nothing another's readers may
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
 from coordinator.clock import Clock
 from coordinator.transactions.sequence import Horizon
+
+# How long after a number's lease ends the sweeper may release it: the steps that carry the
+# number refuse after its end by their own node's clock (on a Redis Cluster, not the clock of
+# the node holding the sequence), so this bounds the store's clock skew it tolerates.
+RELEASE_MARGIN_MS = 1000
 
 
 class StoreSequence(Protocol):
@@ -39,6 +45,14 @@ class StoreCommitSequence:
         self.store = store
         self.window_ms = window_ms
         self._horizon = Horizon(0, clock, window_ms)
+        self._deadlines: dict[int, int] = {}
+        # Optional: a store whose numbers carry a deadline their one-phase steps enforce
+        # (grid/redis/sequence.py) says so with take_with_deadline, and expired takes the
+        # margin; without them a step has no deadline.
+        self._take_with_deadline: Callable[[str], tuple[int, int]] | None = getattr(
+            store, "take_with_deadline", None
+        )
+        self._expired_margin = "margin_ms" in inspect.signature(store.expired).parameters
 
     @contextmanager
     def commit(self, owner: bytes = b"") -> Iterator[int]:
@@ -47,12 +61,23 @@ class StoreCommitSequence:
         A transaction holding a number already gets the same one: a recovery sweeper finishing
         a transaction its coordinator left half-committed commits it at the number the
         partitions already committed were given."""
-        number = self.store.take((owner or os.urandom(16)).hex())
+        holder = (owner or os.urandom(16)).hex()
+        if self._take_with_deadline is not None:
+            number, deadline = self._take_with_deadline(holder)
+        else:
+            number, deadline = self.store.take(holder), 0
+        self._deadlines[number] = deadline
         try:
             yield number
         finally:
             # A commit that failed (a conflict) leaves a gap: numbers need not be dense.
+            self._deadlines.pop(number, None)
             self.store.release(number)
+
+    def deadline(self, number: int) -> int:
+        """When the lease of a number held here ends (store clock): a one-phase step carries
+        it and refuses after it (grid.protocol.ApplyOnePhase.deadline_ms)."""
+        return self._deadlines.get(number, 0)
 
     def read_version(self) -> int:
         # At least 1: a read version of 0 means "none" on the wire (the latest value).
@@ -65,6 +90,9 @@ class StoreCommitSequence:
 
     def expired(self) -> list[tuple[int, str]]:
         """Numbers held past their lease (by the store's clock), with their holders."""
+        if self._expired_margin:
+            expired: Callable[..., list[tuple[int, str]]] = self.store.expired
+            return expired(margin_ms=RELEASE_MARGIN_MS)
         return self.store.expired()
 
     def release(self, number: int) -> None:

@@ -161,7 +161,12 @@ class HookedSteps:
             resolved, template, removed = self._resolve(
                 event.writes, entries, holders, counts, hooks, check=True
             )
-            arguments: list[Any] = [event.request_id.hex(), event.version, event.horizon]
+            arguments: list[Any] = [
+                event.request_id.hex(),
+                event.version,
+                event.horizon,
+                event.deadline_ms,
+            ]
             arguments += _expected(targets, entries, holders, counts)
             arguments += _resolved(resolved)
             arguments += [orjson.dumps(template), orjson.dumps(removed)]

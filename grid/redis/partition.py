@@ -144,7 +144,7 @@ class RedisPartition:
                 raise _refusal(reply)
             return _applied(reply[2], bool(reply[1]))
         if isinstance(event, ApplyOnePhase):
-            arguments = [event.request_id.hex(), event.version, event.horizon]
+            arguments = [event.request_id.hex(), event.version, event.horizon, event.deadline_ms]
             reply = self._call("apply", *arguments, *_reads(event.reads), *_writes(event.writes))
             if _text(reply[0]) != "applied":
                 raise _refusal(reply)
@@ -197,7 +197,12 @@ class RedisPartition:
         if isinstance(event, CasStatus):
             return self._status(
                 self._call(
-                    "cas_status", event.txn_id.hex(), event.expected, event.new, event.now_ms
+                    "cas_status",
+                    event.txn_id.hex(),
+                    event.expected,
+                    event.new,
+                    event.now_ms,
+                    event.lease_expires_ms,
                 )
             )
         if isinstance(event, ReadStatus):

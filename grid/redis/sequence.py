@@ -27,7 +27,7 @@ import redis
 
 TAKE = """
 local held = redis.call('HGET', KEYS[5], ARGV[2])
-if held then return tonumber(held) end
+if held then return {tonumber(held), tonumber(redis.call('HGET', KEYS[3], held) or '0')} end
 local number = redis.call('INCR', KEYS[1])
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -35,7 +35,7 @@ redis.call('ZADD', KEYS[2], number, number)
 redis.call('HSET', KEYS[3], number, now_ms + tonumber(ARGV[1]))
 redis.call('HSET', KEYS[4], number, ARGV[2])
 redis.call('HSET', KEYS[5], ARGV[2], number)
-return number
+return {number, now_ms + tonumber(ARGV[1])}
 """
 RELEASE = """
 local owner = redis.call('HGET', KEYS[4], ARGV[1])
@@ -65,7 +65,7 @@ local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local found = {}
 for _, number in ipairs(redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)) do
   local lease = tonumber(redis.call('HGET', KEYS[3], number) or '0')
-  if lease <= now_ms then
+  if lease + tonumber(ARGV[2]) <= now_ms then
     found[#found + 1] = number
     found[#found + 1] = redis.call('HGET', KEYS[4], number) or ''
   end
@@ -98,7 +98,13 @@ class RedisCommitSequence:
     def take(self, owner: str) -> int:
         """The next number, held (in flight) by ``owner`` until released or its lease ends; the
         number ``owner`` holds already, when it holds one."""
-        return int(self._run(self._take, self.lease_ms, owner))
+        return self.take_with_deadline(owner)[0]
+
+    def take_with_deadline(self, owner: str) -> tuple[int, int]:
+        """``take``, with the number's lease expiry by Redis's clock: a one-phase step carries
+        it and refuses after it, since ``expired`` may then report the number."""
+        number, deadline = self._run(self._take, self.lease_ms, owner)
+        return int(number), int(deadline)
 
     def release(self, number: int) -> None:
         """The commit holding ``number`` is applied everywhere (or decided against)."""
@@ -122,10 +128,12 @@ class RedisCommitSequence:
         """The newest version whose commits are all applied: a consistent point to read at."""
         return int(self._run(self._read_version))
 
-    def expired(self, scan_max: int = 1000) -> list[tuple[int, str]]:
+    def expired(self, scan_max: int = 1000, margin_ms: int = 0) -> list[tuple[int, str]]:
         """Numbers (and owners) among the oldest ``scan_max`` held whose lease passed by the
-        store's clock: their coordinators are presumed gone."""
-        found = self._run(self._expired, scan_max)
+        store's clock ``margin_ms`` ago: their coordinators are presumed gone. The margin
+        covers the clocks of a Redis Cluster's other nodes, which refuse a step after the
+        number's deadline by their own clock."""
+        found = self._run(self._expired, scan_max, margin_ms)
         pairs = []
         for position in range(0, len(found), 2):
             owner = found[position + 1]

@@ -288,6 +288,15 @@ local function answer(versions, removed)
   return cjson.encode({versions = versions, removed = removed})
 end
 
+-- A one-phase step past its commit number's deadline (the number's lease by the store's clock):
+-- another coordinator may have released the number, so the step must not apply with it.
+local function expired_refusal(deadline)
+  if deadline <= 0 then return nil end
+  local now = redis.call('TIME')
+  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) <= deadline then return nil end
+  return {'stale', 'the commit number outlived its lease', '', ''}
+end
+
 local function apply_one_phase()
   local request = ARGV[3]
   local given_version = tonumber(ARGV[4])
@@ -296,7 +305,9 @@ local function apply_one_phase()
     local previous = redis.call('HGET', OUTCOMES, request)
     if previous then return {'applied', 1, previous} end
   end
-  local reads, i = parse_reads(6)
+  local expired = expired_refusal(tonumber(ARGV[6]))
+  if expired then return expired end
+  local reads, i = parse_reads(7)
   local writes = parse_writes(i)
   for _, read in ipairs(reads) do
     local refusal = read_refusal(read)
@@ -341,8 +352,10 @@ local function apply_resolved()
     local previous = redis.call('HGET', OUTCOMES, request)
     if previous then return {'applied', 1, previous} end
   end
-  local count = tonumber(ARGV[6])
-  local i = 7
+  local expired = expired_refusal(tonumber(ARGV[6]))
+  if expired then return expired end
+  local count = tonumber(ARGV[7])
+  local i = 8
   for _ = 1, count do
     local map, key, expected, holders = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
     local references = tonumber(ARGV[i + 4])
@@ -569,6 +582,8 @@ local function cas_status()
   if record.state ~= expected then return status_reply(txn, 0) end
   record.state = new
   record.updated = now
+  local lease = tonumber(ARGV[7] or '0')
+  if lease > 0 then record.lease = lease end
   redis.call('HSET', STATUSES, txn, cjson.encode(record))
   next_lsn()
   return status_reply(txn, 1)

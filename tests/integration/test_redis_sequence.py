@@ -99,3 +99,51 @@ def test_a_number_whose_holder_died_is_found_after_its_lease(
     assert alive.read_version() == held - 1
     alive.release(held)
     assert alive.read_version() == held
+
+
+def test_a_transaction_holds_one_number_whoever_takes_it(
+    client: redis.Redis, namespace: str
+) -> None:
+    coordinator, sweeper = (RedisCommitSequence(client, namespace) for _ in range(2))
+    number = coordinator.take("txn-1")
+    assert sweeper.take("txn-1") == number, "a sweeper finishing it commits at its number"
+    assert sweeper.take("txn-2") == number + 1
+    coordinator.release(number)
+    assert coordinator.take("txn-1") == number + 2, "released: a retry takes a new one"
+
+
+def test_a_one_phase_step_past_its_numbers_deadline_refuses_and_writes_nothing(
+    redis_url: str, namespace: str
+) -> None:
+    from grid.catalog import Catalog
+    from grid.entry import value_of, version_of
+    from grid.errors import StaleVersion
+    from grid.memory.records import Op
+    from grid.protocol import ApplyOnePhase, Write
+    from grid.redis.backend import RedisBackend, RedisBackendConfig
+    from tests.support.shared_store import drop_namespace
+
+    backend = RedisBackend(RedisBackendConfig(redis_url, namespace, 2, lease_ms=200))
+    try:
+        Catalog(backend.catalog_store).create("m", None, now_ms=0)
+        number, deadline = backend.sequence.take_with_deadline("writer")
+        assert deadline >= backend.time_ms() + 100
+        write = (Write(Op.PUT, "m", "k", b'{"v": 1}'),)
+        partition = backend.partitions[0]
+        partition.step(ApplyOnePhase(b"r1", (), write, number, 0, deadline))
+        assert partition.get("m", "k") is not None
+        # The lease ends by Redis's clock: the next step holding the number refuses.
+        while backend.time_ms() <= deadline:
+            time.sleep(0.02)
+        later = (Write(Op.PUT, "m", "k", b'{"v": 2}'),)
+        with pytest.raises(StaleVersion):
+            partition.step(ApplyOnePhase(b"r2", (), later, number + 1, 0, deadline))
+        entry = partition.get("m", "k")
+        assert entry is not None
+        assert (value_of(entry), version_of(entry)) == (b'{"v": 1}', number)
+        # Reported as abandoned only a margin after the deadline, once no step may use it.
+        assert backend.sequence.expired(margin_ms=60_000) == []
+        assert backend.sequence.expired(margin_ms=0) == [(number, "writer")]
+    finally:
+        backend.close()
+        drop_namespace(redis_url, namespace)

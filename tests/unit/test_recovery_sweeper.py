@@ -10,6 +10,7 @@ import pytest
 from coordinator import config as config_module
 from coordinator.clock import ManualClock
 from coordinator.node import Node
+from coordinator.transactions.manager import InFlight
 from grid.memory.records import Op
 from grid.participant import (
     ABORTED,
@@ -115,3 +116,42 @@ def test_decided_records_are_forgotten_after_their_retention(node) -> None:
     node.clock.advance_ms(node.transactions.config.status_retention_ms + 1)
     assert node.sweeper.sweep().forgotten == 1
     assert status_of(node, txn_id) is None
+
+
+def test_the_coordinator_driving_a_transaction_renews_its_lease_before_it_ends(node) -> None:
+    """Another coordinator's sweeper knows only the lease: while this one drives a
+    transaction it renews the status record's lease, and a sweep after the first lease would
+    have ended finds nothing to end."""
+
+    clock = node.clock
+    txn_id = b"driven-here"
+    stage(node, txn_id, pre_committed=False)
+    manager = node.transactions
+    lease_ms = manager.config.lease_ms
+    manager._in_flight[txn_id] = InFlight(txn_id, (0, 1), clock.now_ms(), clock.now_ms() + lease_ms)
+    assert manager.renew_leases() == 0, "a lease with two thirds left is not renewed yet"
+    clock.advance_ms(lease_ms // 2)
+    assert manager.renew_leases() == 1
+    reply = node.backend.partitions[manager.status_partition(txn_id)].step(ReadStatus(txn_id))
+    assert isinstance(reply, StatusReply) and reply.state == PENDING
+    assert reply.lease_expires_ms == clock.now_ms() + lease_ms
+    # Past the first lease, as another coordinator sees it (not in its _in_flight).
+    del manager._in_flight[txn_id]
+    clock.advance_ms(LEASE_MS + 1)
+    node.sweeper.sweep()
+    assert status_of(node, txn_id) == PENDING
+    clock.advance_ms(lease_ms)
+    node.sweeper.sweep()
+    assert status_of(node, txn_id) == ABORTED
+
+
+def test_a_renewal_lost_to_a_sweepers_decision_renews_nothing(node) -> None:
+    clock = node.clock
+    txn_id = b"decided-elsewhere"
+    stage(node, txn_id, pre_committed=False)
+    status = node.backend.partitions[node.transactions.status_partition(txn_id)]
+    status.step(CasStatus(txn_id, PENDING, ABORTED, clock.now_ms()))
+    manager = node.transactions
+    manager._in_flight[txn_id] = InFlight(txn_id, (0, 1), clock.now_ms(), clock.now_ms())
+    assert manager.renew_leases() == 0
+    assert status_of(node, txn_id) == ABORTED
