@@ -21,6 +21,7 @@ from coordinator.transactions.manager import TransactionManager
 from coordinator.transactions.store_sequence import StoreCommitSequence
 from coordinator.transactions.three_phase import recovery_decision
 from grid.backend import StagedView, StatusView
+from grid.errors import Unavailable
 from grid.participant import (
     ABORTED,
     COMMITTED,
@@ -186,6 +187,9 @@ class RecoverySweeper:
                 self.manager.renew_leases()
                 self.sweep()
                 self.manager.forget_versions()
+            except Unavailable as error:
+                # A shared store out of reach: the next interval tries again.
+                log.warning("recovery sweep: %s", error.message)
             except Exception:
                 log.exception("recovery sweep failed; retrying at the next interval")
 

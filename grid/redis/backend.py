@@ -16,6 +16,7 @@ from grid.errors import FailedPrecondition
 from grid.redis.catalog_store import RedisCatalogStore
 from grid.redis.layout import PartitionLayout
 from grid.redis.partition import STEPS_SOURCE, RedisPartition
+from grid.redis.retrying import retried
 from grid.redis.sequence import RedisCommitSequence
 
 CLUSTER_SCHEME = "redis+cluster://"
@@ -72,6 +73,7 @@ class RedisBackend:
     def sequence(self) -> RedisCommitSequence:
         return self._sequence
 
+    @retried
     def time_ms(self) -> int:
         """Redis's clock (``TIME``): the one clock every coordinator's leases are read by."""
         seconds, microseconds = self._client.time()

@@ -3,6 +3,7 @@ and every change announced to the coordinators that watch it."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import orjson
 
 from grid.redis.layout import catalog_key
+from grid.redis.retrying import retried
 
 # Swaps the document only when the version is still the one the writer read, bumps the version
 # and announces it; 0 when another change won.
@@ -24,6 +26,8 @@ return version
 LOAD = """
 return {redis.call('GET', KEYS[2]) or '0', redis.call('GET', KEYS[1]) or ''}
 """
+log = logging.getLogger(__name__)
+
 # How often a watcher reads the version besides listening: a lost notification (pub/sub is
 # fire-and-forget) is noticed within this, which keeps "seen within a second".
 POLL_S = 0.5
@@ -46,11 +50,13 @@ class RedisCatalogStore:
         self._save_if = client.register_script(SAVE_IF)
         self._load = client.register_script(LOAD)
 
+    @retried
     def load_versioned(self) -> tuple[int, list[dict[str, Any]]]:
         version, raw = self._load(keys=self._keys, args=[], client=self._client)
         maps: list[dict[str, Any]] = orjson.loads(raw)["maps"] if raw else []
         return int(version), maps
 
+    @retried
     def save_if(self, expected_version: int | None, maps: list[dict[str, Any]]) -> int | None:
         """Saves when the catalog is still at ``expected_version`` (None: whatever it is);
         the new version, or None when another change came first."""
@@ -92,9 +98,18 @@ class CatalogWatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._pubsub.get_message(timeout=POLL_S)
-            # Whatever woke us (a message or the poll interval), the version in Redis decides.
-            version = self._store.load_versioned()[0]
+            try:
+                self._pubsub.get_message(timeout=POLL_S)
+            except Exception:
+                # A lost connection: pub/sub reconnects on the next call; until then the
+                # version is polled.
+                self._stop.wait(POLL_S)
+            try:
+                # Whatever woke us (a message or the poll interval), the version decides.
+                version = self._store.load_versioned()[0]
+            except Exception:
+                log.warning("the catalog watcher cannot read the catalog; retrying")
+                continue
             if version > self._seen:
                 self._seen = version
                 self._on_change(version)

@@ -48,6 +48,7 @@ from grid.protocol import (
 )
 from grid.redis.hooked import HookedSteps, needs_hooks
 from grid.redis.layout import PartitionLayout
+from grid.redis.retrying import retried
 from grid.versions import VersionStats
 
 STEPS_SOURCE = (Path(__file__).parent / "steps.lua").read_text()
@@ -135,6 +136,7 @@ class RedisPartition:
         )
         return reply
 
+    @retried
     def step(self, event: Event) -> Reply:
         if isinstance(event, ApplyOnePhase) and needs_hooks(event.writes):
             reply = self._hooked.apply(event, self.hooks)
@@ -247,15 +249,18 @@ class RedisPartition:
         # Redis made the step as durable as its configuration makes writes (appendfsync).
         return self.step(event), lambda: None
 
+    @retried
     def commit_version(self) -> int:
         return int(self._client.hget(self._layout.meta, "version") or 0)
 
+    @retried
     def map_state(self, map_name: str) -> MapState:
         newest, changes = self._client.hmget(
             self._layout.meta, [f"map:{map_name}", f"changes:{map_name}"]
         )
         return MapState(int(changes or 0), int(newest or 0))
 
+    @retried
     def map_size(self, map_name: str) -> MapSize:
         entries = self._layout.entries(map_name)
         pipe = self._client.pipeline(transaction=False)
@@ -264,9 +269,11 @@ class RedisPartition:
         count, used = pipe.execute()
         return MapSize(int(count), int(used or 0))
 
+    @retried
     def version_stats(self) -> VersionStats:
         return VersionStats(kept=int(self._client.zcard(self._layout.expiring)))
 
+    @retried
     def get(self, map_name: str, key: str) -> bytes | None:
         pipe = self._client.pipeline(transaction=True)
         pipe.hget(self._layout.entries(map_name), key)
@@ -276,6 +283,7 @@ class RedisPartition:
             return None
         return pack(value, int(version))
 
+    @retried
     def get_at(self, map_name: str, key: str, version: int) -> bytes | None:
         """As grid.versions reads: the latest entry when it is old enough, else the first kept
         state that ended after the version, if it had begun by then; all read in one MULTI."""
@@ -302,6 +310,7 @@ class RedisPartition:
         # A state starts at its own version; before it the key was absent.
         return pack(value, int(begin)) if int(begin) <= version else None
 
+    @retried
     def items_at(self, map_name: str, version: int) -> list[tuple[str, bytes]]:
         layout = self._layout
         pipe = self._client.pipeline(transaction=True)
@@ -339,6 +348,7 @@ class RedisPartition:
             (_text(key), pack(value, int(versions[key]))) for key, value in values.items()
         )
 
+    @retried
     def items(self, map_name: str) -> list[tuple[str, bytes]]:
         pipe = self._client.pipeline(transaction=True)
         pipe.hgetall(self._layout.entries(map_name))
@@ -346,6 +356,7 @@ class RedisPartition:
         values, versions = pipe.execute()
         return self._packed(values, versions)
 
+    @retried
     def status_records(self) -> list[StatusView]:
         views = []
         for txn, raw in sorted(self._client.hgetall(self._layout.statuses).items()):
@@ -361,6 +372,7 @@ class RedisPartition:
             )
         return views
 
+    @retried
     def staged_transactions(self) -> list[StagedView]:
         views = []
         for txn in sorted(self._client.smembers(self._layout.staged_set)):

@@ -25,6 +25,8 @@ from typing import Any
 
 import redis
 
+from grid.redis.retrying import retried
+
 TAKE = """
 local held = redis.call('HGET', KEYS[5], ARGV[2])
 if held then return {tonumber(held), tonumber(redis.call('HGET', KEYS[3], held) or '0')} end
@@ -100,16 +102,19 @@ class RedisCommitSequence:
         number ``owner`` holds already, when it holds one."""
         return self.take_with_deadline(owner)[0]
 
+    @retried
     def take_with_deadline(self, owner: str) -> tuple[int, int]:
         """``take``, with the number's lease expiry by Redis's clock: a one-phase step carries
         it and refuses after it, since ``expired`` may then report the number."""
         number, deadline = self._run(self._take, self.lease_ms, owner)
         return int(number), int(deadline)
 
+    @retried
     def release(self, number: int) -> None:
         """The commit holding ``number`` is applied everywhere (or decided against)."""
         self._run(self._release, number)
 
+    @retried
     def renew(self, number: int) -> bool:
         """Extends the lease of a number still held; False when it is no longer held."""
         return bool(self._run(self._renew, number, self.lease_ms))
@@ -124,10 +129,12 @@ class RedisCommitSequence:
             # A commit that failed leaves a gap: numbers need not be dense.
             self.release(number)
 
+    @retried
     def read_version(self) -> int:
         """The newest version whose commits are all applied: a consistent point to read at."""
         return int(self._run(self._read_version))
 
+    @retried
     def expired(self, scan_max: int = 1000, margin_ms: int = 0) -> list[tuple[int, str]]:
         """Numbers (and owners) among the oldest ``scan_max`` held whose lease passed by the
         store's clock ``margin_ms`` ago: their coordinators are presumed gone. The margin

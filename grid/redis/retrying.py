@@ -1,0 +1,56 @@
+"""Calls to Redis retried while the connection is lost, then answered UNAVAILABLE.
+
+A step retried after a lost reply is harmless: every step is idempotent (a one-phase write by
+its request id, prepare of a prepared transaction, commit of a committed one, a status swap
+that already happened answers with the record as it is), so a retry is the first attempt's
+answer or the same decision again. A coordinator that gives up answers UNAVAILABLE
+(grid.errors.Unavailable) and leaves nothing half-applied: a transaction it was driving is
+ended by the recovery sweeper of whichever coordinator reaches the store first.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import redis
+import tenacity
+
+from grid.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+# What a lost or refused connection (or a Redis Cluster failing over) raises.
+STORE_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+)
+# How long a call keeps retrying before it answers UNAVAILABLE.
+RETRY_S = 3.0
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def retried(function: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            for attempt in tenacity.Retrying(
+                stop=tenacity.stop_after_delay(RETRY_S),
+                wait=tenacity.wait_random_exponential(multiplier=0.02, max=0.5),
+                retry=tenacity.retry_if_exception_type(STORE_ERRORS),
+                reraise=True,
+            ):
+                with attempt:
+                    return function(*args, **kwargs)
+        except STORE_ERRORS as error:
+            log.warning("Redis unreachable after %.0f s of retries: %s", RETRY_S, error)
+            raise Unavailable(f"the Redis store cannot be reached ({error}); retry") from None
+        raise AssertionError("unreachable")  # pragma: no cover - tenacity reraises
+
+    return call
