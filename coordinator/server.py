@@ -48,6 +48,7 @@ from coordinator.operators.operations import Operations
 from coordinator.operators.reconcile import Reconciler
 from coordinator.operators.replays import ReplayManager
 from coordinator.operators.sandbox_diff import Diffs
+from coordinator.operators.sandbox_replays import replays_in
 from coordinator.operators.sandbox_seed import Production
 from coordinator.operators.sandboxes import ChildShape, Sandboxes, SandboxLimits
 from coordinator.pipelines.host import PipelineHost
@@ -204,6 +205,7 @@ class Operators:
             clock=node.clock,
             operations=operations,
             memory_estimate=lambda names: sum(node.map_stats(name).memory_bytes for name in names),
+            replays_of=replays_in,
         )
         diffs = Diffs(
             node.catalog,

@@ -24,7 +24,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,7 @@ class Sandboxes:
         clock: Clock,
         operations: Operations,
         memory_estimate: Callable[[Sequence[str]], int],
+        replays_of: Callable[[str], list[str]] = lambda address: [],
     ) -> None:
         self.root = root
         self.production = production
@@ -149,6 +150,7 @@ class Sandboxes:
         self.clock = clock
         self.operations = operations
         self._memory_estimate = memory_estimate
+        self._replays_of = replays_of
         self.registry = SandboxRegistry(root)
         self._children: dict[str, Child] = {}
         # Held while a sandbox changes state (created, started, stopped, removed), so the
@@ -366,6 +368,12 @@ class Sandboxes:
     def _view(self, record: SandboxRecord) -> SandboxView:
         child = self._children.get(record.name)
         alive = child is not None and child.alive()
+        if alive and record.state == READY:
+            found = [
+                item for item in self._replays_of(record.address) if item not in record.replays
+            ]
+            if found:
+                record = replace(record, replays=(*record.replays, *found))
         return SandboxView(
             record=record,
             age_ms=max(self.clock.now_ms() - record.created_at_ms, 0),
@@ -389,11 +397,12 @@ class Sandboxes:
                 continue
             if record.state == FAILED:
                 continue
+            child = self._children.get(record.name)
+            if child is None or not child.alive():
+                # Outside the lock: a start takes seconds, and callers must not wait.
+                self._restart(record, child)
+                continue
             with self._lock:
-                child = self._children.get(record.name)
-                if child is None or not child.alive():
-                    self._restart(record, child)
-                    continue
                 resident = sandbox_process.resident_bytes(child.pid)
                 if resident > record.memory_bytes_max:
                     message = (
@@ -416,17 +425,22 @@ class Sandboxes:
                 dead.pid,
                 returncode,
             )
-        if record.restarts >= RESTARTS_MAX:
-            tail = sandbox_process.log_tail(Path(record.data_dir) / "serve.log")
+        with self._lock:
+            current = self.registry.get(record.name)
+            if current is None or current.state not in (READY, RESTARTING):
+                return
+            record = current
             self._children.pop(record.name, None)
-            self.registry.update(
-                record.name,
-                state=FAILED,
-                pid=0,
-                error=f"its process ended {record.restarts + 1} times; last log lines: {tail}",
-            )
-            return
-        self.registry.update(record.name, state=RESTARTING, restarts=record.restarts + 1)
+            if record.restarts >= RESTARTS_MAX:
+                tail = sandbox_process.log_tail(Path(record.data_dir) / "serve.log")
+                self.registry.update(
+                    record.name,
+                    state=FAILED,
+                    pid=0,
+                    error=f"its process ended {record.restarts + 1} times; last log lines: {tail}",
+                )
+                return
+            self.registry.update(record.name, state=RESTARTING, restarts=record.restarts + 1)
         port = record.port
         if port and not sandbox_process.port_free(record.host, port):
             port = 0
@@ -434,17 +448,23 @@ class Sandboxes:
             child = sandbox_process.start_child(self._settings(record, port=port))
         except Exception as error:
             log.warning("sandbox '%s' did not start again: %s", record.name, error)
-            self._children.pop(record.name, None)
             return
-        self._children[record.name] = child
-        self.registry.update(
-            record.name,
-            state=READY,
-            port=child.port,
-            pid=child.pid,
-            pid_started=sandbox_process.process_started(child.pid),
-            error="",
-        )
+        with self._lock:
+            current = self.registry.get(record.name)
+            if current is None or current.state != RESTARTING:
+                # Deleted (or expired) while it started: it goes again, with its directory.
+                child.stop()
+                shutil.rmtree(record.data_dir, ignore_errors=True)
+                return
+            self._children[record.name] = child
+            self.registry.update(
+                record.name,
+                state=READY,
+                port=child.port,
+                pid=child.pid,
+                pid_started=sandbox_process.process_started(child.pid),
+                error="",
+            )
         log.info("sandbox '%s' serving again on %s:%d", record.name, record.host, child.port)
 
     def recover(self) -> None:
@@ -471,13 +491,12 @@ class Sandboxes:
                 )
                 self._discard(record.name)
                 continue
-            with self._lock:
-                if record.state == FAILED:
-                    self.registry.update(record.name, pid=0)
-                    continue
-                if record.expires_at_ms <= self.clock.now_ms():
-                    continue  # the first supervision round removes it
-                self._restart(record, None)
+            if record.state == FAILED:
+                self.registry.update(record.name, pid=0)
+                continue
+            if record.expires_at_ms <= self.clock.now_ms():
+                continue  # the first supervision round removes it
+            self._restart(record, None)
 
     # Removal -----------------------------------------------------------------------
 

@@ -18,7 +18,18 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from loadtests.bench import auth, hll_memory, kv, mvcc, pipelines, replay, sketches, sql, txn
+from loadtests.bench import (
+    auth,
+    hll_memory,
+    kv,
+    mvcc,
+    pipelines,
+    replay,
+    sandboxes,
+    sketches,
+    sql,
+    txn,
+)
 from loadtests.bench.redis_server import RedisServer
 from loadtests.bench.report import Report, previous_figures
 from tests.support.server_process import REPO_ROOT
@@ -33,6 +44,7 @@ SUITES = {
     "hll_memory": hll_memory.main,
     "pipelines": pipelines.main,
     "replay": replay.main,
+    "sandboxes": sandboxes.main,
 }
 
 

@@ -51,7 +51,10 @@ def run_suite(names: str, output: Path, environment: dict[str, str]) -> dict[str
 
 # Suites that need Kafka run in the kafka-marked test below.
 KAFKA_SUITES = ("pipelines", "replay")
-OTHER_SUITES = [name for name in SUITES if name not in KAFKA_SUITES]
+# Suites that start and restart several servers (about a minute on a busy machine) run
+# on their own, within a time limit of their own.
+OWN_RUN_SUITES = ("sandboxes",)
+OTHER_SUITES = [name for name in SUITES if name not in KAFKA_SUITES and name not in OWN_RUN_SUITES]
 
 
 def test_every_suite_runs_on_tiny_data(tmp_path: Path) -> None:
@@ -59,6 +62,12 @@ def test_every_suite_runs_on_tiny_data(tmp_path: Path) -> None:
     # would double the test's time.
     document = run_suite(",".join(OTHER_SUITES), tmp_path / "bench.json", {})
     check_document(OTHER_SUITES, document)
+
+
+@pytest.mark.parametrize("suite", OWN_RUN_SUITES)
+def test_server_starting_suites_run_on_tiny_data(suite: str, tmp_path: Path) -> None:
+    document = run_suite(suite, tmp_path / "bench.json", {})
+    check_document([suite], document)
 
 
 @pytest.mark.kafka

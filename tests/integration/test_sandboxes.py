@@ -17,6 +17,7 @@ from shoal import (
     InvalidArgumentError,
     NotFoundError,
     ResourceExhaustedError,
+    SandboxInfo,
     UnauthenticatedError,
 )
 from tests.support.bank import BALANCE_START, account_key, run_bank, setup_bank
@@ -66,7 +67,7 @@ def test_create_describe_list_delete_and_isolation(
 
     info = client.sandboxes.create("iso-1", from_snapshot=True, ttl_s=3600)
 
-    assert not isinstance(info, type(None))
+    assert isinstance(info, SandboxInfo)
     assert info.state == "ready"
     assert info.from_snapshot and map_name in info.maps
     assert info.seeded_entries >= 300

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         UnimplementedError,
     )
     from shoal._model import ClusterInfo, MapInfo, Versioned
+    from shoal._sandbox import Operation, SandboxInfo
     from shoal._snapshot import Snapshot
     from shoal._tls import TLSConfig
     from shoal._transaction import CommitResult, Transaction, TransactionRetry
@@ -53,10 +54,12 @@ __all__ = [
     "InvalidArgumentError",
     "MapInfo",
     "NotFoundError",
+    "Operation",
     "PermissionDeniedError",
     "ProcedureError",
     "ResourceExhaustedError",
     "RetryPolicy",
+    "SandboxInfo",
     "ShoalError",
     "Snapshot",
     "TLSConfig",
@@ -79,6 +82,8 @@ _HOMES = {
     "ClusterInfo": "_model",
     "MapInfo": "_model",
     "Versioned": "_model",
+    "Operation": "_sandbox",
+    "SandboxInfo": "_sandbox",
     "Snapshot": "_snapshot",
     "TLSConfig": "_tls",
     "CommitResult": "_transaction",
