@@ -46,6 +46,7 @@ from coordinator.operators.backfills import BackfillManager
 from coordinator.operators.lifeline import watch_lifeline
 from coordinator.operators.operations import Operations
 from coordinator.operators.reconcile import Reconciler
+from coordinator.operators.replay_forwarding import SandboxReplays
 from coordinator.operators.replays import ReplayManager
 from coordinator.operators.sandbox_diff import Diffs
 from coordinator.operators.sandbox_replays import replays_in
@@ -444,7 +445,13 @@ async def _serve_on_loop(
         ProcedureAdminService(procedures), registrar
     )
     replay_pb2_grpc.add_ReplaysServicer_to_server(
-        ReplaysService(replays, pipelines, config.kafka), registrar
+        ReplaysService(
+            replays,
+            pipelines,
+            config.kafka,
+            SandboxReplays(operators.sandboxes.address_of, operators.sandboxes.note_replay),
+        ),
+        registrar,
     )
     sandbox_pb2_grpc.add_SandboxesServicer_to_server(
         SandboxesService(

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import grpc
 
 from coordinator.operators.pipeline_code import module_source
+from coordinator.operators.replay_forwarding import SandboxReplays
 from coordinator.operators.replay_record import RUNNING
 from coordinator.operators.replays import ReplayManager, ReplayRequest, ReplayStatus
 from coordinator.pipelines.host import PipelineHost
@@ -56,15 +57,48 @@ def replay_status(status: ReplayStatus) -> replay_pb2.ReplayStatus:
 
 
 class ReplaysService(replay_pb2_grpc.ReplaysServicer):
-    def __init__(self, replays: ReplayManager, pipelines: PipelineHost | None, kafka: str) -> None:
+    def __init__(
+        self,
+        replays: ReplayManager,
+        pipelines: PipelineHost | None,
+        kafka: str,
+        sandboxes: SandboxReplays | None = None,
+    ) -> None:
         self.replays = replays
         self.pipelines = pipelines
         self.kafka = kafka
+        self.sandboxes = sandboxes
+
+    def _sandboxes(self) -> SandboxReplays:
+        if self.sandboxes is None:
+            raise NotFound("this coordinator has no sandboxes", field="sandbox")
+        return self.sandboxes
+
+    def _code(self, name: str) -> replay_pb2.PipelineCode:
+        """The code of a pipeline this coordinator runs (the production module)."""
+        if self.pipelines is None:
+            raise NotFound(
+                f"no pipeline named '{name}' (this coordinator runs no pipelines): "
+                "send the pipeline's code",
+                field="pipeline",
+            )
+        try:
+            pipeline = self.pipelines.registry.get(name)
+        except NotFound:
+            raise NotFound(f"no pipeline named '{name}'", field="pipeline") from None
+        file_name, source = module_source(pipeline)
+        return replay_pb2.PipelineCode(name=pipeline.name, file_name=file_name, source=source)
 
     @unary
     def Start(
         self, request: replay_pb2.StartReplayRequest, context: grpc.ServicerContext
     ) -> replay_pb2.ReplayStatus:
+        if not request.pipeline.source and request.pipeline.name:
+            request.pipeline.CopyFrom(self._code(request.pipeline.name))
+        if request.sandbox:
+            if not request.kafka:
+                request.kafka = self.kafka
+            return self._sandboxes().start(request, context.invocation_metadata())
         code = request.pipeline
         return replay_status(
             self.replays.start_replay(
@@ -87,15 +121,21 @@ class ReplaysService(replay_pb2_grpc.ReplaysServicer):
     def Get(
         self, request: replay_pb2.ReplayRequest, context: grpc.ServicerContext
     ) -> replay_pb2.ReplayStatus:
+        if "/" in request.id:
+            return self._sandboxes().get(request.id, context.invocation_metadata())
         return replay_status(self.replays.status(request.id))
 
     @streaming
     def Follow(
         self, request: replay_pb2.FollowReplayRequest, context: grpc.ServicerContext
     ) -> Iterator[replay_pb2.ReplayStatus]:
-        interval_s = (
-            max(FOLLOW_INTERVAL_MS_MIN, request.interval_ms or FOLLOW_INTERVAL_MS_DEFAULT) / 1000
-        )
+        interval_ms = max(FOLLOW_INTERVAL_MS_MIN, request.interval_ms or FOLLOW_INTERVAL_MS_DEFAULT)
+        if "/" in request.id:
+            yield from self._sandboxes().follow(
+                request.id, interval_ms, context.invocation_metadata()
+            )
+            return
+        interval_s = interval_ms / 1000
         while True:
             status = self.replays.status(request.id)
             yield replay_status(status)
@@ -107,12 +147,18 @@ class ReplaysService(replay_pb2_grpc.ReplaysServicer):
     def Cancel(
         self, request: replay_pb2.ReplayRequest, context: grpc.ServicerContext
     ) -> replay_pb2.ReplayStatus:
+        if "/" in request.id:
+            return self._sandboxes().cancel(request.id, context.invocation_metadata())
         return replay_status(self.replays.cancel(request.id))
 
     @unary
     def List(
         self, request: replay_pb2.ListReplaysRequest, context: grpc.ServicerContext
     ) -> replay_pb2.ListReplaysResponse:
+        if request.sandbox:
+            return replay_pb2.ListReplaysResponse(
+                replays=self._sandboxes().list(request.sandbox, context.invocation_metadata())
+            )
         return replay_pb2.ListReplaysResponse(
             replays=[replay_status(status) for status in self.replays.statuses()]
         )
@@ -123,14 +169,5 @@ class ReplaysService(replay_pb2_grpc.ReplaysServicer):
     ) -> replay_pb2.OriginResponse:
         response = replay_pb2.OriginResponse(kafka=self.kafka)
         if request.pipeline:
-            if self.pipelines is None:
-                raise NotFound(
-                    f"no pipeline named '{request.pipeline}' (this coordinator runs no pipelines)",
-                    field="pipeline",
-                )
-            pipeline = self.pipelines.registry.get(request.pipeline)
-            file_name, source = module_source(pipeline)
-            response.pipeline.CopyFrom(
-                replay_pb2.PipelineCode(name=pipeline.name, file_name=file_name, source=source)
-            )
+            response.pipeline.CopyFrom(self._code(request.pipeline))
         return response

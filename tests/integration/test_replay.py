@@ -29,7 +29,7 @@ from tests.support.server_process import REPO_ROOT, ServerProcess
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 # The figure is 50,000; make test replays fewer on the shared 2-core machine.
-EVENTS = int(os.environ.get("SHOAL_REPLAY_EVENTS", "6000"))
+EVENTS = int(os.environ.get("SHOAL_REPLAY_EVENTS", "4000"))
 STEP_MS = 10
 
 

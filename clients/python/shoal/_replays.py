@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from shoal._errors import from_rpc_error
+from shoal._errors import InvalidArgumentError, from_rpc_error
 from shoal._operator_common import (
     origin,
     other_grid,
@@ -138,14 +138,13 @@ class Replays:
         self._client = client
 
     def _grid(self, where: str) -> tuple[Client, bool]:
-        """The client of the grid an id prefix names, and whether it must be closed."""
-        if not where:
-            return self._client, False
+        """The client an id's prefix is reached through, and whether it must be closed: a
+        grid by address directly; a sandbox through this client's coordinator, which
+        passes the call on."""
         if ":" in where:
             grid, _ = other_grid(self._client, sandbox=None, into=where)
             return grid, True
-        grid, _ = other_grid(self._client, sandbox=where, into=None)
-        return grid, grid is not self._client
+        return self._client, False
 
     def start(
         self,
@@ -167,7 +166,13 @@ class Replays:
         client's coordinator runs) into a sandbox, a grid by address (``into``) or, with
         neither, the grid of this client."""
         code = pipeline_code(self._client, pipeline, name)
-        grid, prefix = other_grid(self._client, sandbox=sandbox, into=into)
+        if sandbox and into:
+            raise InvalidArgumentError(
+                "give a sandbox or an address (into), not both", field="sandbox"
+            )
+        # A sandbox is reached through this client's coordinator, which passes the call
+        # on; a grid by address directly, with the Kafka address of this client's.
+        grid, prefix = other_grid(self._client, sandbox=None, into=into)
         try:
             if not kafka and grid is not self._client:
                 kafka = origin(self._client).kafka
@@ -178,6 +183,7 @@ class Replays:
                 to_offsets=dict(to_offsets or {}),
                 rate_per_s=rate_per_s,
                 kafka=kafka,
+                sandbox=sandbox or "",
             )
             if from_time is not None:
                 request.from_ms = time_ms(from_time, "from")
@@ -200,10 +206,10 @@ class Replays:
         try:
             reply = grid._call(
                 lambda stubs: replays_stub(stubs).Get,
-                replay_pb2.ReplayRequest(id=local),
+                replay_pb2.ReplayRequest(id=replay_id if grid is self._client else local),
                 idempotent=True,
             )
-            return ReplayStatus.from_message(reply, where)
+            return ReplayStatus.from_message(reply, "" if grid is self._client else where)
         finally:
             if owned:
                 grid.close()
@@ -214,21 +220,21 @@ class Replays:
         try:
             reply = grid._call(
                 lambda stubs: replays_stub(stubs).Cancel,
-                replay_pb2.ReplayRequest(id=local),
+                replay_pb2.ReplayRequest(id=replay_id if grid is self._client else local),
                 idempotent=True,
                 timeout_s=max(grid.timeout_s, 60.0),
             )
-            return ReplayStatus.from_message(reply, where)
+            return ReplayStatus.from_message(reply, "" if grid is self._client else where)
         finally:
             if owned:
                 grid.close()
 
     def list(self, *, sandbox: str | None = None, into: str | None = None) -> list[ReplayStatus]:
-        grid, prefix = other_grid(self._client, sandbox=sandbox, into=into)
+        grid, prefix = other_grid(self._client, sandbox=None, into=into)
         try:
             reply = grid._call(
                 lambda stubs: replays_stub(stubs).List,
-                replay_pb2.ListReplaysRequest(),
+                replay_pb2.ListReplaysRequest(sandbox=sandbox or ""),
                 idempotent=True,
             )
             return [ReplayStatus.from_message(item, prefix) for item in reply.replays]
@@ -243,14 +249,15 @@ class Replays:
         grid, owned = self._grid(where)
         try:
             request = replay_pb2.FollowReplayRequest(
-                id=local, interval_ms=max(100, int(interval_s * 1000))
+                id=replay_id if grid is self._client else local,
+                interval_ms=max(100, int(interval_s * 1000)),
             )
             stream = replays_stub(grid._connection.current).Follow(
                 request, timeout=None, metadata=grid._metadata
             )
             try:
                 for message in stream:
-                    yield ReplayStatus.from_message(message, where)
+                    yield ReplayStatus.from_message(message, "" if grid is self._client else where)
             except grpc.RpcError as error:
                 raise from_rpc_error(error) from None
             finally:

@@ -17,7 +17,7 @@ class PipelineCode(_message.Message):
     def __init__(self, name: _Optional[str] = ..., file_name: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class StartReplayRequest(_message.Message):
-    __slots__ = ("pipeline", "topic", "from_ms", "to_ms", "from_offsets", "to_offsets", "rate_per_s", "kafka")
+    __slots__ = ("pipeline", "topic", "from_ms", "to_ms", "from_offsets", "to_offsets", "rate_per_s", "kafka", "sandbox")
     class FromOffsetsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,7 @@ class StartReplayRequest(_message.Message):
     TO_OFFSETS_FIELD_NUMBER: _ClassVar[int]
     RATE_PER_S_FIELD_NUMBER: _ClassVar[int]
     KAFKA_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
     pipeline: PipelineCode
     topic: str
     from_ms: int
@@ -48,7 +49,8 @@ class StartReplayRequest(_message.Message):
     to_offsets: _containers.ScalarMap[int, int]
     rate_per_s: float
     kafka: str
-    def __init__(self, pipeline: _Optional[_Union[PipelineCode, _Mapping]] = ..., topic: _Optional[str] = ..., from_ms: _Optional[int] = ..., to_ms: _Optional[int] = ..., from_offsets: _Optional[_Mapping[int, int]] = ..., to_offsets: _Optional[_Mapping[int, int]] = ..., rate_per_s: _Optional[float] = ..., kafka: _Optional[str] = ...) -> None: ...
+    sandbox: str
+    def __init__(self, pipeline: _Optional[_Union[PipelineCode, _Mapping]] = ..., topic: _Optional[str] = ..., from_ms: _Optional[int] = ..., to_ms: _Optional[int] = ..., from_offsets: _Optional[_Mapping[int, int]] = ..., to_offsets: _Optional[_Mapping[int, int]] = ..., rate_per_s: _Optional[float] = ..., kafka: _Optional[str] = ..., sandbox: _Optional[str] = ...) -> None: ...
 
 class ReplayRequest(_message.Message):
     __slots__ = ("id",)
@@ -125,8 +127,10 @@ class ReplayStatus(_message.Message):
     def __init__(self, id: _Optional[str] = ..., state: _Optional[str] = ..., error: _Optional[str] = ..., pipeline: _Optional[str] = ..., topic: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., applied: _Optional[int] = ..., rejected: _Optional[int] = ..., duplicates: _Optional[int] = ..., rate_per_s: _Optional[float] = ..., eta_s: _Optional[float] = ..., rate_limit_per_s: _Optional[float] = ..., dead_letter_topic: _Optional[str] = ..., created_ms: _Optional[int] = ..., finished_ms: _Optional[int] = ..., partitions: _Optional[_Iterable[_Union[ReplayPartition, _Mapping]]] = ..., from_ms: _Optional[int] = ..., to_ms: _Optional[int] = ...) -> None: ...
 
 class ListReplaysRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("sandbox",)
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
+    sandbox: str
+    def __init__(self, sandbox: _Optional[str] = ...) -> None: ...
 
 class ListReplaysResponse(_message.Message):
     __slots__ = ("replays",)

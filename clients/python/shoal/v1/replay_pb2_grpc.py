@@ -26,9 +26,10 @@ if _version_not_supported:
 
 
 class ReplaysStub:
-    """A replay consumes a range of a topic through a pipeline into THIS coordinator's grid
-    (a sandbox's coordinator, or any grid reached by its address), exactly once: its
-    offsets commit with its effects in this grid, and its consumer never joins a group.
+    """A replay consumes a range of a topic through a pipeline into a grid, exactly once:
+    it runs in that grid's coordinator (this one, or a sandbox's, to which this coordinator
+    passes the call on), its offsets commit with its effects in that grid, and its consumer
+    never joins a group.
     """
 
     def __init__(self, channel):
@@ -70,9 +71,10 @@ class ReplaysStub:
 
 
 class ReplaysServicer:
-    """A replay consumes a range of a topic through a pipeline into THIS coordinator's grid
-    (a sandbox's coordinator, or any grid reached by its address), exactly once: its
-    offsets commit with its effects in this grid, and its consumer never joins a group.
+    """A replay consumes a range of a topic through a pipeline into a grid, exactly once:
+    it runs in that grid's coordinator (this one, or a sandbox's, to which this coordinator
+    passes the call on), its offsets commit with its effects in that grid, and its consumer
+    never joins a group.
     """
 
     def Start(self, request, context):
@@ -162,9 +164,10 @@ def add_ReplaysServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Replays:
-    """A replay consumes a range of a topic through a pipeline into THIS coordinator's grid
-    (a sandbox's coordinator, or any grid reached by its address), exactly once: its
-    offsets commit with its effects in this grid, and its consumer never joins a group.
+    """A replay consumes a range of a topic through a pipeline into a grid, exactly once:
+    it runs in that grid's coordinator (this one, or a sandbox's, to which this coordinator
+    passes the call on), its offsets commit with its effects in that grid, and its consumer
+    never joins a group.
     """
 
     @staticmethod
