@@ -93,6 +93,7 @@ class PipelineStatus:
     counters: dict[str, int]
     latency_p50_ms: float
     latency_p99_ms: float
+    latency_p999_ms: float
     in_flight: int
     dead_letters_pending: int
 
@@ -598,7 +599,7 @@ class PipelineRunner:
         return lags
 
     def status(self) -> PipelineStatus:
-        counters, p50, p99 = self.metrics.snapshot()
+        counters, p50, p99, p999 = self.metrics.snapshot()
         return PipelineStatus(
             pipeline=self.pipeline,
             state=self.state,
@@ -607,6 +608,7 @@ class PipelineRunner:
             counters=counters,
             latency_p50_ms=p50,
             latency_p99_ms=p99,
+            latency_p999_ms=p999,
             in_flight=self.in_flight,
             dead_letters_pending=0 if self.publisher is None else self.publisher.pending(),
         )

@@ -161,11 +161,12 @@ class PipelineMetrics:
         for topic, partition, lag in lags:
             self._lag.labels(pipeline=self.pipeline, topic=topic, partition=str(partition)).set(lag)
 
-    def snapshot(self) -> tuple[dict[str, int], float, float]:
-        """The counters, and the apply latency's p50 and p99 in milliseconds."""
+    def snapshot(self) -> tuple[dict[str, int], float, float, float]:
+        """The counters, and the apply latency's p50, p99 and p99.9 in milliseconds."""
         with self._lock:
             return (
                 dict(self.counters),
                 self.latency.percentile_ms(0.5),
                 self.latency.percentile_ms(0.99),
+                self.latency.percentile_ms(0.999),
             )

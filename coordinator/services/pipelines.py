@@ -33,6 +33,7 @@ def pipeline_info(status: PipelineStatus) -> pipelines_pb2.PipelineInfo:
         counters=status.counters,
         apply_latency_p50_ms=status.latency_p50_ms,
         apply_latency_p99_ms=status.latency_p99_ms,
+        apply_latency_p999_ms=status.latency_p999_ms,
         in_flight_batches=status.in_flight,
         dead_letters_pending=status.dead_letters_pending,
     )

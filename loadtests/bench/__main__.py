@@ -22,6 +22,7 @@ from loadtests.bench import (
     auth,
     hll_memory,
     kv,
+    latency,
     mvcc,
     pipelines,
     replay,
@@ -43,6 +44,7 @@ SUITES = {
     "sketches": sketches.main,
     "hll_memory": hll_memory.main,
     "pipelines": pipelines.main,
+    "latency": latency.main,
     "replay": replay.main,
     "sandboxes": sandboxes.main,
 }
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown suite {unknown[0]}; known: {', '.join(SUITES)}")
     os.environ.setdefault("SHOAL_LOG_LEVEL", "WARNING")
     output = Path(arguments.output)
-    report = Report()
+    report = Report(folder=output.parent)
     with RedisServer() as redis_server, tempfile.TemporaryDirectory(prefix="shoal-bench-") as work:
         for name in chosen:
             print(f"== {name}", flush=True)

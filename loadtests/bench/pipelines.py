@@ -187,15 +187,16 @@ def apply_rate(work_dir: Path, bootstrap: str, topic: str, count: int, mode: str
 
 def latency_at(
     work_dir: Path, bootstrap: str, rate: float, seconds: float
-) -> tuple[float, float, int]:
-    """p50 and p99 of producer timestamp to commit, producing `rate` events a second."""
+) -> tuple[float, float, float, int]:
+    """p50, p99 and p99.9 of producer timestamp to commit (the coordinator's histogram),
+    producing `rate` events a second for `seconds`; and the events produced."""
     topic, group = unique("bench-latency"), unique("bench-latency")
     create_topic(bootstrap, topic, PARTITIONS)
     module = PIPELINE.format(
         topic=topic, group=group, mode="exactly_once", batch_max=5000, batch_ms=50
     )
     server = start_server(work_dir, group, bootstrap, module)
-    count = int(rate * seconds)
+    count = max(1, int(rate * seconds))
     try:
         with PipelinesApi(server.target) as api:
             deadline = time.monotonic() + 60
@@ -206,7 +207,12 @@ def latency_at(
             while time.monotonic() < deadline:
                 info = api.info(group)
                 if info.counters.get("applied", 0) >= count:
-                    return info.apply_latency_p50_ms, info.apply_latency_p99_ms, count
+                    return (
+                        info.apply_latency_p50_ms,
+                        info.apply_latency_p99_ms,
+                        info.apply_latency_p999_ms,
+                        count,
+                    )
                 time.sleep(0.05)
             raise TimeoutError(f"latency run at {rate:.0f}/s did not finish")
     finally:

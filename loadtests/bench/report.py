@@ -48,6 +48,8 @@ class Report:
     started: float = field(default_factory=time.time)
     # Suites that raised instead of finishing: name -> "ErrorType: message".
     failed: dict[str, str] = field(default_factory=dict)
+    # Where suites write files of their own (the latency table and plot): beside the JSON.
+    folder: Path = field(default_factory=lambda: Path("reports"))
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)

@@ -49,12 +49,17 @@ def run_suite(names: str, output: Path, environment: dict[str, str]) -> dict[str
     return document
 
 
-# Suites that need Kafka run in the kafka-marked test below.
-KAFKA_SUITES = ("pipelines", "replay")
+# Suites that need Kafka run in the kafka-marked test below; latency runs with pipelines,
+# whose exactly-once rate it reuses as the pipeline's maximum.
+KAFKA_SUITES = ("pipelines,latency", "replay")
 # Suites that start and restart several servers (about a minute on a busy machine) run
 # on their own, within a time limit of their own.
 OWN_RUN_SUITES = ("sandboxes",)
-OTHER_SUITES = [name for name in SUITES if name not in KAFKA_SUITES and name not in OWN_RUN_SUITES]
+OTHER_SUITES = [
+    name
+    for name in SUITES
+    if name not in ",".join(KAFKA_SUITES).split(",") and name not in OWN_RUN_SUITES
+]
 
 
 def test_every_suite_runs_on_tiny_data(tmp_path: Path) -> None:
@@ -74,7 +79,14 @@ def test_server_starting_suites_run_on_tiny_data(suite: str, tmp_path: Path) -> 
 @pytest.mark.parametrize("suite", KAFKA_SUITES)
 def test_kafka_suites_run_on_tiny_data(suite: str, kafka_bootstrap: str, tmp_path: Path) -> None:
     document = run_suite(suite, tmp_path / "bench.json", {"SHOAL_TEST_KAFKA": kafka_bootstrap})
-    check_document([suite], document)
+    check_document(suite.split(","), document)
+    if "latency" in suite:
+        # The open-loop table and its plot are written beside the JSON.
+        table = (tmp_path / "latency.md").read_text()
+        for operation in ("get", "put", "transfer (client-side)", "transfer (procedure)"):
+            assert f"| {operation} |" in table
+        assert "| pipeline end to end |" in table
+        assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
 
 
 def check_document(names: list[str], document: dict[str, object]) -> None:

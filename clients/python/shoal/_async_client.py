@@ -127,7 +127,7 @@ class AsyncClient:
     async def get_many(
         self, map_name: str, keys: Iterable[str], *, at: int | None = None
     ) -> dict[str, Any]:
-        key_list = [_requests.check_key(key) for key in keys]
+        key_list = _requests.check_keys(keys)
         request = _requests.get_many_request(map_name, key_list)
         if at is not None:
             request.read_version = read_version_of(at)

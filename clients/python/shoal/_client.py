@@ -258,7 +258,7 @@ class Client:
     ) -> dict[str, Any]:
         """A dict of the keys that exist and their values; `at` reads them as of a read
         version (without it, each key's latest committed value)."""
-        key_list = [_requests.check_key(key) for key in keys]
+        key_list = _requests.check_keys(keys)
         request = _requests.get_many_request(map_name, key_list)
         if at is not None:
             request.read_version = read_version_of(at)

@@ -181,6 +181,22 @@ def check_key(key: Any, what: str = "key") -> str:
     return key
 
 
+def check_keys(keys: Iterable[Any]) -> list[str]:
+    """The keys as a list, each checked as `check_key` does.
+
+    A batch of plain ASCII strings (the usual case) is checked with one join and one
+    `isascii` in C instead of a Python call per key: on a get_many of 1,000 keys the
+    per-key checks were a tenth of the client's time.
+    """
+    key_list = list(keys)
+    try:
+        if "".join(key_list).isascii() and all(type(key) is str for key in key_list):
+            return key_list
+    except TypeError:
+        pass  # a key that is not a string: check_key names it
+    return [check_key(key) for key in key_list]
+
+
 def put_many_request(
     map_name: str, items: Mapping[str, Any] | Iterable[tuple[str, Any]]
 ) -> data_pb2.PutManyRequest:

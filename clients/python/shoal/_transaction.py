@@ -121,7 +121,7 @@ class TransactionWrites:
     ) -> tuple[list[str], list[str], data_pb2.GetManyRequest | None]:
         """The keys asked for, those the server must be asked about, and that request."""
         self._state.check_open()
-        key_list = [_requests.check_key(key) for key in keys]
+        key_list = _requests.check_keys(keys)
         missing = [key for key in key_list if not self._state.local((map_name, key))[0]]
         if not missing:
             return key_list, missing, None

@@ -25,14 +25,14 @@ def test_counters_and_rules_add_up_and_reach_the_registry():
     metrics.count_rules(["min", "min", "json"])
     metrics.record_latencies([10.0, 20.0])
     metrics.record_batch_seconds(0.002, "committed")
-    counters, p50, p99 = metrics.snapshot()
+    counters, p50, p99, p999 = metrics.snapshot()
     assert counters == {
         "applied": 5,
         "batches_committed": 1,
         "dead_lettered.min": 2,
         "dead_lettered.json": 1,
     }
-    assert 9.4 <= p50 <= 10.6 and 19 <= p99 <= 21.2
+    assert 9.4 <= p50 <= 10.6 and 19 <= p99 <= 21.2 and 19 <= p999 <= 21.2
     metrics.publish([("orders", 3, 42)])
     value = registry.value
     assert value("shoal_pipeline_events_total", pipeline="p", outcome="applied") == 5

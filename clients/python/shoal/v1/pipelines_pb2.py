@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shoal/v1/pipelines.proto\x12\x08shoal.v1\"\x16\n\x14ListPipelinesRequest\"\x1f\n\x0fPipelineRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x89\x04\n\x0cPipelineInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06topics\x18\x02 \x03(\t\x12\r\n\x05group\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x0e\n\x06schema\x18\x07 \x01(\t\x12\x19\n\x11\x64\x65\x61\x64_letter_topic\x18\x08 \x01(\t\x12\x11\n\tbatch_max\x18\t \x01(\r\x12\x10\n\x08\x62\x61tch_ms\x18\n \x01(\r\x12\x15\n\rmax_in_flight\x18\x0b \x01(\r\x12\x10\n\x08on_error\x18\x0c \x01(\t\x12\x11\n\tdedup_key\x18\r \x01(\t\x12\x14\n\x0c\x64\x65\x64up_window\x18\x0e \x01(\r\x12\x0e\n\x06module\x18\x0f \x01(\t\x12\x10\n\x08\x61ssigned\x18\x10 \x03(\t\x12\x36\n\x08\x63ounters\x18\x11 \x03(\x0b\x32$.shoal.v1.PipelineInfo.CountersEntry\x12\x1c\n\x14\x61pply_latency_p50_ms\x18\x12 \x01(\x01\x12\x1c\n\x14\x61pply_latency_p99_ms\x18\x13 \x01(\x01\x12\x19\n\x11in_flight_batches\x18\x14 \x01(\r\x12\x1c\n\x14\x64\x65\x61\x64_letters_pending\x18\x15 \x01(\x04\x1a/\n\rCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"B\n\x15ListPipelinesResponse\x12)\n\tpipelines\x18\x01 \x03(\x0b\x32\x16.shoal.v1.PipelineInfo\"\x1a\n\nLagRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x94\x01\n\x0cPartitionLag\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\r\x12\x18\n\x10\x63ommitted_offset\x18\x04 \x01(\x03\x12\x12\n\nend_offset\x18\x05 \x01(\x03\x12\x0b\n\x03lag\x18\x06 \x01(\x03\x12\x15\n\rassigned_here\x18\x07 \x01(\x08\"9\n\x0bLagResponse\x12*\n\npartitions\x18\x01 \x03(\x0b\x32\x16.shoal.v1.PartitionLag2\x81\x02\n\tPipelines\x12G\n\x04List\x12\x1e.shoal.v1.ListPipelinesRequest\x1a\x1f.shoal.v1.ListPipelinesResponse\x12:\n\x05Pause\x12\x19.shoal.v1.PipelineRequest\x1a\x16.shoal.v1.PipelineInfo\x12;\n\x06Resume\x12\x19.shoal.v1.PipelineRequest\x1a\x16.shoal.v1.PipelineInfo\x12\x32\n\x03Lag\x12\x14.shoal.v1.LagRequest\x1a\x15.shoal.v1.LagResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shoal/v1/pipelines.proto\x12\x08shoal.v1\"\x16\n\x14ListPipelinesRequest\"\x1f\n\x0fPipelineRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xa8\x04\n\x0cPipelineInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06topics\x18\x02 \x03(\t\x12\r\n\x05group\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x0e\n\x06schema\x18\x07 \x01(\t\x12\x19\n\x11\x64\x65\x61\x64_letter_topic\x18\x08 \x01(\t\x12\x11\n\tbatch_max\x18\t \x01(\r\x12\x10\n\x08\x62\x61tch_ms\x18\n \x01(\r\x12\x15\n\rmax_in_flight\x18\x0b \x01(\r\x12\x10\n\x08on_error\x18\x0c \x01(\t\x12\x11\n\tdedup_key\x18\r \x01(\t\x12\x14\n\x0c\x64\x65\x64up_window\x18\x0e \x01(\r\x12\x0e\n\x06module\x18\x0f \x01(\t\x12\x10\n\x08\x61ssigned\x18\x10 \x03(\t\x12\x36\n\x08\x63ounters\x18\x11 \x03(\x0b\x32$.shoal.v1.PipelineInfo.CountersEntry\x12\x1c\n\x14\x61pply_latency_p50_ms\x18\x12 \x01(\x01\x12\x1c\n\x14\x61pply_latency_p99_ms\x18\x13 \x01(\x01\x12\x19\n\x11in_flight_batches\x18\x14 \x01(\r\x12\x1c\n\x14\x64\x65\x61\x64_letters_pending\x18\x15 \x01(\x04\x12\x1d\n\x15\x61pply_latency_p999_ms\x18\x16 \x01(\x01\x1a/\n\rCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"B\n\x15ListPipelinesResponse\x12)\n\tpipelines\x18\x01 \x03(\x0b\x32\x16.shoal.v1.PipelineInfo\"\x1a\n\nLagRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x94\x01\n\x0cPartitionLag\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\r\x12\x18\n\x10\x63ommitted_offset\x18\x04 \x01(\x03\x12\x12\n\nend_offset\x18\x05 \x01(\x03\x12\x0b\n\x03lag\x18\x06 \x01(\x03\x12\x15\n\rassigned_here\x18\x07 \x01(\x08\"9\n\x0bLagResponse\x12*\n\npartitions\x18\x01 \x03(\x0b\x32\x16.shoal.v1.PartitionLag2\x81\x02\n\tPipelines\x12G\n\x04List\x12\x1e.shoal.v1.ListPipelinesRequest\x1a\x1f.shoal.v1.ListPipelinesResponse\x12:\n\x05Pause\x12\x19.shoal.v1.PipelineRequest\x1a\x16.shoal.v1.PipelineInfo\x12;\n\x06Resume\x12\x19.shoal.v1.PipelineRequest\x1a\x16.shoal.v1.PipelineInfo\x12\x32\n\x03Lag\x12\x14.shoal.v1.LagRequest\x1a\x15.shoal.v1.LagResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,17 +38,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PIPELINEREQUEST']._serialized_start=62
   _globals['_PIPELINEREQUEST']._serialized_end=93
   _globals['_PIPELINEINFO']._serialized_start=96
-  _globals['_PIPELINEINFO']._serialized_end=617
-  _globals['_PIPELINEINFO_COUNTERSENTRY']._serialized_start=570
-  _globals['_PIPELINEINFO_COUNTERSENTRY']._serialized_end=617
-  _globals['_LISTPIPELINESRESPONSE']._serialized_start=619
-  _globals['_LISTPIPELINESRESPONSE']._serialized_end=685
-  _globals['_LAGREQUEST']._serialized_start=687
-  _globals['_LAGREQUEST']._serialized_end=713
-  _globals['_PARTITIONLAG']._serialized_start=716
-  _globals['_PARTITIONLAG']._serialized_end=864
-  _globals['_LAGRESPONSE']._serialized_start=866
-  _globals['_LAGRESPONSE']._serialized_end=923
-  _globals['_PIPELINES']._serialized_start=926
-  _globals['_PIPELINES']._serialized_end=1183
+  _globals['_PIPELINEINFO']._serialized_end=648
+  _globals['_PIPELINEINFO_COUNTERSENTRY']._serialized_start=601
+  _globals['_PIPELINEINFO_COUNTERSENTRY']._serialized_end=648
+  _globals['_LISTPIPELINESRESPONSE']._serialized_start=650
+  _globals['_LISTPIPELINESRESPONSE']._serialized_end=716
+  _globals['_LAGREQUEST']._serialized_start=718
+  _globals['_LAGREQUEST']._serialized_end=744
+  _globals['_PARTITIONLAG']._serialized_start=747
+  _globals['_PARTITIONLAG']._serialized_end=895
+  _globals['_LAGRESPONSE']._serialized_start=897
+  _globals['_LAGRESPONSE']._serialized_end=954
+  _globals['_PIPELINES']._serialized_start=957
+  _globals['_PIPELINES']._serialized_end=1214
 # @@protoc_insertion_point(module_scope)

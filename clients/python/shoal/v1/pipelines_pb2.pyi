@@ -17,7 +17,7 @@ class PipelineRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class PipelineInfo(_message.Message):
-    __slots__ = ("name", "topics", "group", "mode", "state", "error", "schema", "dead_letter_topic", "batch_max", "batch_ms", "max_in_flight", "on_error", "dedup_key", "dedup_window", "module", "assigned", "counters", "apply_latency_p50_ms", "apply_latency_p99_ms", "in_flight_batches", "dead_letters_pending")
+    __slots__ = ("name", "topics", "group", "mode", "state", "error", "schema", "dead_letter_topic", "batch_max", "batch_ms", "max_in_flight", "on_error", "dedup_key", "dedup_window", "module", "assigned", "counters", "apply_latency_p50_ms", "apply_latency_p99_ms", "in_flight_batches", "dead_letters_pending", "apply_latency_p999_ms")
     class CountersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,7 @@ class PipelineInfo(_message.Message):
     APPLY_LATENCY_P99_MS_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_BATCHES_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTERS_PENDING_FIELD_NUMBER: _ClassVar[int]
+    APPLY_LATENCY_P999_MS_FIELD_NUMBER: _ClassVar[int]
     name: str
     topics: _containers.RepeatedScalarFieldContainer[str]
     group: str
@@ -67,7 +68,8 @@ class PipelineInfo(_message.Message):
     apply_latency_p99_ms: float
     in_flight_batches: int
     dead_letters_pending: int
-    def __init__(self, name: _Optional[str] = ..., topics: _Optional[_Iterable[str]] = ..., group: _Optional[str] = ..., mode: _Optional[str] = ..., state: _Optional[str] = ..., error: _Optional[str] = ..., schema: _Optional[str] = ..., dead_letter_topic: _Optional[str] = ..., batch_max: _Optional[int] = ..., batch_ms: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., on_error: _Optional[str] = ..., dedup_key: _Optional[str] = ..., dedup_window: _Optional[int] = ..., module: _Optional[str] = ..., assigned: _Optional[_Iterable[str]] = ..., counters: _Optional[_Mapping[str, int]] = ..., apply_latency_p50_ms: _Optional[float] = ..., apply_latency_p99_ms: _Optional[float] = ..., in_flight_batches: _Optional[int] = ..., dead_letters_pending: _Optional[int] = ...) -> None: ...
+    apply_latency_p999_ms: float
+    def __init__(self, name: _Optional[str] = ..., topics: _Optional[_Iterable[str]] = ..., group: _Optional[str] = ..., mode: _Optional[str] = ..., state: _Optional[str] = ..., error: _Optional[str] = ..., schema: _Optional[str] = ..., dead_letter_topic: _Optional[str] = ..., batch_max: _Optional[int] = ..., batch_ms: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., on_error: _Optional[str] = ..., dedup_key: _Optional[str] = ..., dedup_window: _Optional[int] = ..., module: _Optional[str] = ..., assigned: _Optional[_Iterable[str]] = ..., counters: _Optional[_Mapping[str, int]] = ..., apply_latency_p50_ms: _Optional[float] = ..., apply_latency_p99_ms: _Optional[float] = ..., in_flight_batches: _Optional[int] = ..., dead_letters_pending: _Optional[int] = ..., apply_latency_p999_ms: _Optional[float] = ...) -> None: ...
 
 class ListPipelinesResponse(_message.Message):
     __slots__ = ("pipelines",)
