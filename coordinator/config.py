@@ -148,6 +148,12 @@ SETTINGS: tuple[Setting, ...] = (
         "time limit of one procedure call, its retries included (0: none)",
     ),
     Setting(
+        "procedure_workers",
+        int,
+        4,
+        "threads running procedure calls (raise it under fsync=always, where calls wait)",
+    ),
+    Setting(
         "procedure_attempts_max",
         int,
         20,
@@ -252,6 +258,7 @@ class ServerConfig:
     procedures: str = ""
     procedure_timeout_ms: int = 5000
     procedure_attempts_max: int = 20
+    procedure_workers: int = 4
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""

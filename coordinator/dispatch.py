@@ -208,6 +208,10 @@ class Lane:
 # pool, so statements waiting for a DuckDB connection never hold the scans' threads.
 ADMIN_SERVICES = frozenset({"shoal.v1.Admin", "shoal.v1.ProcedureAdmin", "shoal.v1.Auth"})
 QUERY_SERVICES = frozenset({"shoal.v1.Query"})
+# Procedure calls run on a few threads of their own: a call holds the GIL for most of its
+# run, and 16 threads taking turns at it cost a third more CPU per call than 2 to 4
+# (measured with the 2-partition transfer procedure, docs/ARCHITECTURE.md).
+PROCEDURE_SERVICES = frozenset({"shoal.v1.Procedures"})
 ADMIN_WORKERS = 2
 CLOSER_WORKERS = 2
 
@@ -217,6 +221,7 @@ class Lanes:
     main: Lane
     query: Lane
     admin: Lane
+    procedures: Lane
 
     @classmethod
     def from_config(cls, config: ServerConfig, *, sql_connections: int) -> Lanes:
@@ -252,6 +257,13 @@ class Lanes:
                 closer=closer,
                 stall_s=stall_s,
             ),
+            procedures=Lane(
+                admission,
+                calls=Workers(max(config.procedure_workers, 1), "grpc-procedures"),
+                streams=admin_pool,
+                closer=closer,
+                stall_s=stall_s,
+            ),
         )
 
     def lane_of(self, service: str) -> Lane:
@@ -259,11 +271,13 @@ class Lanes:
             return self.admin
         if service in QUERY_SERVICES:
             return self.query
+        if service in PROCEDURE_SERVICES:
+            return self.procedures
         return self.main
 
     def pools(self) -> list[Workers | futures.ThreadPoolExecutor]:
         """Every pool once, the closer last: stopping pools may end streams to close."""
-        lanes = (self.main, self.query, self.admin)
+        lanes = (self.main, self.query, self.admin, self.procedures)
         pools: dict[int, Workers | futures.ThreadPoolExecutor] = {}
         for lane in lanes:
             pools.setdefault(id(lane.calls), lane.calls)

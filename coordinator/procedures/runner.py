@@ -131,6 +131,23 @@ def procedures_for(node: Node) -> Procedures:
     )
 
 
+def _positional_counts(signature: inspect.Signature) -> tuple[int, int] | None:
+    """How many positional arguments after `tx` a call may pass without keywords (least,
+    most), or None when the signature needs a full bind (keyword-only without default)."""
+    parameters = list(signature.parameters.values())[1:]
+    least = most = 0
+    for parameter in parameters:
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            most += 1
+            if parameter.default is parameter.empty:
+                least = most
+        elif parameter.kind is parameter.VAR_POSITIONAL:
+            most = 1 << 30
+        elif parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
+            return None
+    return least, most
+
+
 class Procedures:
     """The procedures a coordinator serves, and the running of their calls."""
 
@@ -147,6 +164,9 @@ class Procedures:
         self._specs = dict(specs)
         self._signatures = {
             name: inspect.signature(spec.function) for name, spec in self._specs.items()
+        }
+        self._positional = {
+            name: _positional_counts(signature) for name, signature in self._signatures.items()
         }
         self._grid = grid
         self._manager = manager
@@ -195,8 +215,12 @@ class Procedures:
         if call_id and len(call_id) < 8:
             raise InvalidArgument("call_id must hold at least 8 random bytes", field="call_id")
         args, kwargs = _arguments(spec, args_json, kwargs_json)
+        counts = self._positional[name]
         try:
-            self._signatures[name].bind(None, *args, **kwargs)
+            # The common call (positional arguments only, as many as the function takes)
+            # fits without binding; anything else is bound as Python would.
+            if kwargs or counts is None or not counts[0] <= len(args) <= counts[1]:
+                self._signatures[name].bind(None, *args, **kwargs)
         except TypeError as error:
             raise InvalidArgument(
                 f"arguments do not fit procedure '{name}({spec.parameters})': {error}",

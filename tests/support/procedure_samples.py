@@ -33,3 +33,8 @@ def count(tx: Any, map_name: str, key: str) -> int:
     value = (current or {"n": 0})["n"] + 1
     tx.put(map_name, key, {"n": value})
     return int(value)
+
+
+@procedure(name="noop")
+def noop(tx: Any) -> None:
+    """Does nothing: the cost of a call itself."""
