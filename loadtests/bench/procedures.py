@@ -4,15 +4,15 @@
 the procedure ``transfer`` (loadtests/procedures/bank.py: read both balances, refuse an
 overdraft, write both) run by the coordinator as one transaction; in Redis each is one
 EVALSHA of a Lua script doing the same check and both writes on the server, the strongest
-way Redis has (one round trip, atomic, nothing to retry; `txn.redis_lua_transfers`). Values are JSON
-on both sides.
-2-partition transfers use accounts in distinct partitions (a three-phase commit in Shoal);
-single-partition ones share a hash tag (one phase). Both sides run the same number of
-times, taking turns, and each keeps its best run.
+way Redis has (one round trip, atomic, nothing to retry; `txn.redis_lua_transfers`).
+Values are JSON on both sides. 2-partition transfers use accounts in distinct partitions
+(a three-phase commit in Shoal); single-partition ones share a hash tag (one phase).
+Both sides run the same number of times, taking turns, and each keeps its best run.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -27,6 +27,7 @@ from loadtests.bench.txn import (
     account_groups,
     drive,
     load_accounts,
+    measure_sides,
     redis_lua_transfers,
 )
 from shoal import Client
@@ -76,12 +77,12 @@ def main(report: Report, redis_port: int, work_dir: Path, scale: str) -> None:
         ]
         for name, groups, goal in cases:
             load_accounts(server.target, redis_port, groups)
-            results = best_of_turns(
+            results = measure_sides(
                 {
-                    "shoal": lambda groups=groups: procedure_transfers(
-                        server.target, groups, seconds
-                    ),
-                    "redis": lambda groups=groups: redis_lua_transfers(redis_port, groups, seconds),
+                    "shoal": [
+                        functools.partial(procedure_transfers, server.target, groups, seconds)
+                    ],
+                    "redis": [functools.partial(redis_lua_transfers, redis_port, groups, seconds)],
                 },
                 runs,
             )
