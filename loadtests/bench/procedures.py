@@ -75,6 +75,9 @@ def main(report: Report, redis_port: int, work_dir: Path, scale: str) -> None:
             ("2-partition transfer as a procedure", account_groups(count, 2), 0.5),
             ("single-partition transfer as a procedure", account_groups(count, 1), None),
         ]
+        if scale == "tiny":
+            # The smoke test only needs the suite to run: one case is enough.
+            cases = cases[:1]
         for name, groups, goal in cases:
             load_accounts(server.target, redis_port, groups)
             results = measure_sides(
