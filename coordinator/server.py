@@ -320,6 +320,8 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
         raise
     try:
         pipelines = PipelineHost.from_config(node, config)
+        if pipelines is not None:
+            security.check_pipelines(pipeline.spec for pipeline in pipelines.registry)
         procedures = procedures_for(node)
     except BaseException:
         security.close()

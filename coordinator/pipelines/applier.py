@@ -284,7 +284,7 @@ class BatchApplier:
         forced: Rejection | None,
         result: BatchResult,
     ) -> _Attempt:
-        transaction = BatchTransaction(self.node)
+        transaction = BatchTransaction(self.node, self.spec.writes)
         progress: dict[TopicPartitionKey, Share] = {}
         carriers: list[dict[str, str]] = []
         position = start

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from coordinator.node import Node
+from coordinator.security.permissions import pattern_matches
 from grid import values
 from grid.catalog import MapDefinition, is_system_map
 from grid.entry import value_of, version_of
@@ -141,7 +142,9 @@ class BatchTransaction:
     once, when the batch is flushed for its commit.
     """
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, writes: tuple[str, ...] = ()) -> None:
+        # The map patterns the pipeline declared it writes; empty: any map.
+        self._writes_allowed = writes
         self._catalog = node.catalog
         self._planner = node.planner
         self._stores = node.backend.partitions
@@ -259,6 +262,13 @@ class BatchTransaction:
         if is_system_map(map_name):
             raise InvalidArgument(
                 f"map '{map_name}' belongs to the system; pipelines cannot write it", field="map"
+            )
+        allowed = self._writes_allowed
+        if allowed and not any(pattern_matches(pattern, map_name) for pattern in allowed):
+            raise InvalidArgument(
+                f"map '{map_name}' is not among the maps this pipeline declares it writes "
+                f"(writes={list(allowed)})",
+                field="map",
             )
         known = self._maps[map_name] = (
             definition,

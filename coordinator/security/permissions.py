@@ -61,6 +61,11 @@ class Grant:
         return _compiled(self.pattern).fullmatch(resource) is not None
 
 
+def pattern_matches(pattern: str, name: str) -> bool:
+    """Whether a map-name pattern (`*` for any run of characters) matches `name`."""
+    return _compiled(pattern).fullmatch(name) is not None
+
+
 @functools.lru_cache(maxsize=4096)
 def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +80,37 @@ class Security:
         return Accounts(self.store)
 
     _started = False
+
+    def check_pipelines(self, specs: Iterable[Any]) -> None:
+        """With auth on, each pipeline acts as its declared owner, who must hold
+        `pipelines` on its name and `write` on every map pattern it declares; checked
+        when the pipelines load, so a pipeline cannot start writing what its owner may not."""
+        if not self.enabled:
+            return
+        state = self.store.refresh()
+        for spec in specs:
+            if not spec.owner or not spec.writes:
+                raise ConfigError(
+                    f"pipeline '{spec.name}': auth is on, so it must declare owner= (the "
+                    "principal it acts as) and writes= (the maps it writes) in @pipeline"
+                )
+            grants = state.grants_of(spec.owner)
+            needs = [Need(Permission.PIPELINES, spec.name, kind="pipeline")]
+            needs.extend(Need(Permission.WRITE, pattern) for pattern in spec.writes)
+            for need in needs:
+                allowed = need.met_by(grants)
+                self.audit.record(
+                    principal=spec.owner,
+                    action="pipeline-load",
+                    outcome="allowed" if allowed else "denied",
+                    peer="local",
+                    maps=list(spec.writes),
+                    detail=f"pipeline {spec.name}: {need.describe()}",
+                )
+                if not allowed:
+                    raise ConfigError(
+                        f"pipeline '{spec.name}': its owner '{spec.owner}' lacks {need.describe()}"
+                    )
 
     def access_check(
         self, identity: Any

@@ -185,6 +185,11 @@ class PipelineSpec:
     dedup_window: int = 10_000
     start: str = "earliest"
     module: str = ""
+    # The principal the pipeline acts as, and the map patterns it may write (`orders*`);
+    # with auth on, the principal must hold `write` on each and `pipelines` on the name,
+    # checked when the pipeline loads. Empty writes: any map (auth off only).
+    owner: str = ""
+    writes: tuple[str, ...] = ()
 
 
 def _check_name(value: Any, what: str) -> str:
@@ -220,6 +225,8 @@ def pipeline(
     dedup_window: int = 10_000,
     name: str | None = None,
     start: str = "earliest",
+    owner: str = "",
+    writes: str | Sequence[str] = (),
 ) -> Callable[[ApplyFunction], ApplyFunction]:
     """Declares ``apply(event, tx)`` a pipeline of ``topic`` consumed by Kafka group ``group``.
 
@@ -231,7 +238,10 @@ def pipeline(
     ``dead_letter_topic`` (default ``<topic>.dlq``); ``on_error="stop"`` stops the pipeline
     on an exception of ``apply`` instead of dead-lettering the event. ``max_in_flight``
     bounds the batches fetched but not yet committed. ``name`` defaults to ``group``;
-    ``start`` is where a partition without stored offsets begins.
+    ``start`` is where a partition without stored offsets begins. ``owner`` is the
+    principal the pipeline acts as and ``writes`` the map patterns it may write
+    (``"orders*"``): a write elsewhere rejects the event, and with auth on the server
+    refuses to load a pipeline whose owner lacks ``write`` on them (README "Security").
     """
     topics = (topic,) if isinstance(topic, str) else tuple(topic)
     if not topics:
@@ -255,6 +265,12 @@ def pipeline(
     on_error = _check_choice(on_error, "on_error", ON_ERROR)
     dedup_window = _check_int(dedup_window, "dedup_window", 1)
     start = _check_choice(start, "start", STARTS)
+    written = (writes,) if isinstance(writes, str) else tuple(writes)
+    for pattern in written:
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError(f"writes must be map names or patterns, got {pattern!r}")
+    if not isinstance(owner, str):
+        raise ValueError(f"owner must be a principal's name, got {owner!r}")
 
     def decorate(function: ApplyFunction) -> ApplyFunction:
         if not callable(function):
@@ -282,6 +298,8 @@ def pipeline(
             dedup_window=dedup_window,
             start=start,
             module=getattr(function, "__module__", "") or "",
+            owner=owner,
+            writes=written,
         )
         function.__shoal_pipeline__ = spec  # type: ignore[attr-defined]
         for collector in _collectors():
