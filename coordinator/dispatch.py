@@ -36,6 +36,9 @@ Behavior = Callable[[Any, Any], Any]
 # The check a call passes on the loop before it is admitted (authentication and
 # permissions, coordinator/security/gate.py): returns who the call is from, or aborts it.
 Gate = Callable[[str, Any, "grpc.aio.ServicerContext[Any, Any]"], Awaitable[Any]]
+# Whether the caller a gate admitted may still be served (its token not revoked): asked
+# before each message of a stream, so a revocation ends a long stream too.
+Recheck = Callable[[Any], bool]
 
 
 class CallAborted(Exception):
@@ -389,7 +392,11 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 
 def stream_behavior(
-    behavior: Behavior, lane: Lane, name: str, check: Gate | None = None
+    behavior: Behavior,
+    lane: Lane,
+    name: str,
+    check: Gate | None = None,
+    recheck: Recheck | None = None,
 ) -> Behavior:
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         identity = None if check is None else await check(name, request, context)
@@ -415,6 +422,11 @@ def stream_behavior(
                     step = None
                     if message is _END:
                         return
+                    if recheck is not None and identity is not None and not recheck(identity):
+                        raise CallAborted(
+                            grpc.StatusCode.UNAUTHENTICATED,
+                            "the credentials of this stream were revoked",
+                        )
                     # Not wait_for: a write cannot be cancelled and then followed by a status.
                     write = asyncio.ensure_future(context.write(message))
                     write.add_done_callback(_retrieve)
@@ -545,6 +557,7 @@ class Registrar:
         wrap: Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler] | None = None,
         observe: Callable[[str, Behavior], Behavior] | None = None,
         gate: Gate | None = None,
+        recheck: Recheck | None = None,
     ) -> None:
         self._server = server
         self._lane_of = lane_of
@@ -552,6 +565,7 @@ class Registrar:
         # Wraps each method's handler on the loop (metrics, the server span).
         self._observe = observe or (lambda name, behavior: behavior)
         self._gate = gate
+        self._recheck = recheck
         # Every method registered, so the server can tell which have no permission rule.
         self.methods: list[str] = []
 
@@ -579,7 +593,10 @@ class Registrar:
             elif handler.unary_stream is not None:
                 adapted[method] = grpc.unary_stream_rpc_method_handler(
                     self._observe(
-                        name, stream_behavior(handler.unary_stream, lane, name, self._gate)
+                        name,
+                        stream_behavior(
+                            handler.unary_stream, lane, name, self._gate, self._recheck
+                        ),
                     ),
                     request_deserializer=handler.request_deserializer,
                     response_serializer=handler.response_serializer,

@@ -433,6 +433,7 @@ async def _serve_on_loop(
         wrap=tolerate_undecodable,
         observe=None if rpc is None else rpc.wrap,
         gate=None if gate is None else gate.admit,
+        recheck=None if gate is None else gate.still_valid,
     )
     data_pb2_grpc.add_DataServicer_to_server(DataService(node.keyvalue), registrar)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node), registrar)

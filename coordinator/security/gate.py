@@ -74,6 +74,16 @@ class Gate:
                 common_name = first.decode() if isinstance(first, bytes) else str(first)
         return credentials_of(context.invocation_metadata() or (), context.peer(), common_name)
 
+    def still_valid(self, identity: Identity) -> bool:
+        """Whether the credentials `identity` came with still stand in the current
+        snapshot (a stream asks before each message)."""
+        state: AuthState = self._state()
+        credential = identity.credential
+        if credential.startswith("cert:"):
+            return state.certificates.get(credential[5:]) == identity.principal
+        record = state.tokens.get(credential)
+        return record is not None and record.principal == identity.principal
+
     async def admit(
         self, name: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> Identity:

@@ -127,6 +127,22 @@ def test_revocation_ends_a_live_connection_within_a_second(server: ServerProcess
     assert refused_at - revoked_at < REVOCATION_S * 3
 
 
+def test_revocation_ends_a_stream_in_progress(server: ServerProcess) -> None:
+    with Client(server.target, token=BOOTSTRAP_TOKEN) as admin:
+        admin.create_map("streamed")
+        admin.put_many("streamed", {f"k{i:04}": {"i": i} for i in range(2000)})
+        issued = admin.auth.create_token("svc-streaming", ["reader:streamed"])
+        with Client(server.target, token=issued.token) as client:
+            rows = client.scan("streamed", chunk_entries=10)
+            next(rows)
+            admin.auth.revoke_token(issued.token_id)
+            revoked_at = time.monotonic()
+            with pytest.raises(UnauthenticatedError, match="revoked"):
+                for _ in rows:
+                    time.sleep(0.001)
+    assert time.monotonic() - revoked_at < REVOCATION_S * 3
+
+
 def test_guessing_is_rate_limited_per_peer(tmp_path: Path) -> None:
     fresh = secured_server(tmp_path / "data").start()
     try:
