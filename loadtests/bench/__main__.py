@@ -28,6 +28,7 @@ from loadtests.bench import (
     procedures,
     replay,
     sandboxes,
+    shared,
     sketches,
     sql,
     txn,
@@ -49,6 +50,7 @@ SUITES = {
     "latency": latency.main,
     "replay": replay.main,
     "sandboxes": sandboxes.main,
+    "shared": shared.main,
 }
 
 

@@ -54,7 +54,7 @@ def run_suite(names: str, output: Path, environment: dict[str, str]) -> dict[str
 KAFKA_SUITES = ("pipelines,latency", "replay")
 # Suites that start and restart several servers (about a minute on a busy machine) run
 # on their own, within a time limit of their own.
-OWN_RUN_SUITES = ("sandboxes",)
+OWN_RUN_SUITES = ("sandboxes", "shared")
 OTHER_SUITES = [
     name
     for name in SUITES
