@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.support.sandboxes import process_gone, wait_for
+from tests.support.terminal import Terminal
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +121,20 @@ def test_sandbox_commands_and_data_commands_against_a_sandbox(
     assert deleted == {"deleted": True}
     wait_for(lambda: process_gone(created["pid"]), CLI_TIMEOUT_S, "the sandbox process to end")
     failure("sandbox", "delete", name, target=target, code="NOT_FOUND")
+
+
+def test_creating_on_a_terminal_draws_a_progress_bar(shoal_server: str, map_name: str) -> None:
+    ok("maps", "create", map_name, target=shoal_server)
+    ok("put", map_name, "a", '{"n": 1}', target=shoal_server)
+    name = "cli-progress"
+    with Terminal(
+        [str(SHOAL), "--target", shoal_server, "sandbox", "create", name, "--from-snapshot"]
+    ) as terminal:
+        try:
+            # tqdm's bar per phase: its label, then its counter and elapsed time.
+            shown = terminal.read_until(f"sandbox {name}: starting", timeout_s=CLI_TIMEOUT_S)
+            terminal.read_until("it/s]", timeout_s=CLI_TIMEOUT_S, start=shown)
+            terminal.read_until(f"sandbox '{name}' ready at 127.0.0.1:", timeout_s=CLI_TIMEOUT_S)
+            assert terminal.wait(CLI_TIMEOUT_S) == 0
+        finally:
+            run_cli("sandbox", "delete", name, target=shoal_server)

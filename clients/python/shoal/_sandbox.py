@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")
 # How long waiting for an operation may take in all (a seed of millions of keys).
 OPERATION_TIMEOUT_S = 3600.0
+# A delete waits for the sandbox's process to stop cleanly (up to 15 s, then SIGKILL).
+DELETE_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,10 @@ class Sandboxes:
     def delete(self, name: str) -> bool:
         """Stops the sandbox's process and removes its data."""
         reply = self._client._call(
-            lambda s: _stub(s).Delete, sandbox_pb2.SandboxRequest(name=name), idempotent=True
+            lambda s: _stub(s).Delete,
+            sandbox_pb2.SandboxRequest(name=name),
+            idempotent=True,
+            timeout_s=max(self._client.timeout_s, DELETE_TIMEOUT_S),
         )
         return bool(reply.deleted)
 
