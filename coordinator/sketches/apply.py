@@ -68,8 +68,14 @@ class SketchApplier:
         if packed_texts and spec.kind is SketchKind.HYPERLOGLOG:
             # Straight from the packed bytes: no Python string per item.
             sketch = load_sketch(spec, current, self._rng, map_name)
+            # Into a dense sketch any batch takes the vectorized path: the union has the
+            # same registers as item-by-item updates would give.
+            dense = isinstance(sketch, HyperLogLogSketch) and sketch.is_dense_union()
             try:
-                merge_batch(sketch, HyperLogLogSketch.of_packed_texts(spec, items_value[1:]))
+                merge_batch(
+                    sketch,
+                    HyperLogLogSketch.of_packed_texts(spec, items_value[1:], into_dense=dense),
+                )
             except SketchError as error:
                 raise InvalidArgument(f"items: {error}", field="items") from None
             return sketch.serialize()

@@ -18,6 +18,9 @@ from grid.sketches._spec import SketchKind, SketchSpec
 _TARGET = tgt_hll_type.HLL_4
 _MODE_BYTE = 7
 _DENSE_MODE = 2
+# The image's flags byte; 16 marks a sketch that answers from its registers alone.
+_FLAGS_BYTE = 5
+_OUT_OF_ORDER_FLAG = 16
 
 
 class HyperLogLogSketch(Sketch):
@@ -60,19 +63,23 @@ class HyperLogLogSketch(Sketch):
         return cls(spec, sketch)
 
     @classmethod
-    def of_packed_texts(cls, spec: SketchSpec, packed: bytes) -> HyperLogLogSketch:
+    def of_packed_texts(
+        cls, spec: SketchSpec, packed: bytes, *, into_dense: bool = False
+    ) -> HyperLogLogSketch:
         """A sketch of UTF-8 texts separated by NUL bytes: the registers update_many sets.
 
-        A large batch of short texts is hashed with numpy (see _hyperloglog_packed) into
-        a sketch whose estimate comes from its registers alone, as a union's does; any
-        other batch is added item by item. Bytes that are not UTF-8 raise SketchItemError.
+        A large batch of short texts, or any batch of short texts that will be merged
+        into a dense sketch (`into_dense`), is hashed with numpy (see
+        _hyperloglog_packed) into a sketch whose estimate comes from its registers
+        alone, as a union's does; any other batch is added item by item. Bytes that are
+        not UTF-8 raise SketchItemError.
         """
         try:
             text = packed.decode("utf-8")
         except UnicodeDecodeError as error:
             raise SketchItemError(cls.kind.value, None, f"not UTF-8 text: {error}") from None
         lg_k = int(spec.params["lg_k"])
-        registers = packed_registers(packed, lg_k)
+        registers = packed_registers(packed, lg_k, into_dense=into_dense)
         if registers is None:
             sketch = cls(spec)
             sketch.update_texts(text.split("\x00"))
@@ -105,6 +112,16 @@ class HyperLogLogSketch(Sketch):
             # changes no register and makes the result a true union.
             union.update(source._sketch)
         self._sketch = union.get_result(_TARGET)
+
+    def is_dense_union(self) -> bool:
+        """Whether the sketch holds its register array (not a coupon list or set) and
+        answers from the registers alone (marked out of order, as a union of dense
+        sketches is): merging registers into it then gives the same bytes as merging the
+        items' own sketch."""
+        image: bytes = self._sketch.serialize_compact()
+        return (image[_MODE_BYTE] & 3) == _DENSE_MODE and bool(
+            image[_FLAGS_BYTE] & _OUT_OF_ORDER_FLAG
+        )
 
     def _is_dense(self) -> bool:
         # The image's mode byte (offset 7) holds the current mode in its low two bits:

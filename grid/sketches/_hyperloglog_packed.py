@@ -136,16 +136,27 @@ def _bit_length(words: Words) -> npt.NDArray[np.int64]:
     return lengths
 
 
-def packed_registers(packed: bytes, lg_k: int) -> npt.NDArray[np.uint8] | None:
+def packed_registers(
+    packed: bytes, lg_k: int, *, into_dense: bool = False
+) -> npt.NDArray[np.uint8] | None:
     """The HLL registers of NUL-separated UTF-8 texts, or None where the vectorized path
-    does not apply (a text of more than PACKED_TEXT_BYTES_MAX bytes, or too few items)."""
+    does not apply (a text of more than PACKED_TEXT_BYTES_MAX bytes, or too few items).
+
+    `into_dense`: the registers go into a sketch that is dense already, whose union with
+    them is a dense sketch with the same registers however few the texts: the batch
+    need not touch half the registers then (at lg_k=14, a batch of 10,000 items touches
+    46% of them and was added item by item).
+    """
     registers_count = 1 << lg_k
-    if len(packed) < registers_count // 2:
+    if into_dense:
+        if not packed:
+            return None
+    elif len(packed) < registers_count // 2:
         # Fewer bytes than half the registers: fewer texts too.
         return None
     data = np.frombuffer(packed, dtype=np.uint8)
     ends = np.flatnonzero(data == 0)
-    if len(ends) + 1 < registers_count // 2:
+    if not into_dense and len(ends) + 1 < registers_count // 2:
         return None
     starts = np.empty(len(ends) + 1, dtype=np.intp)
     starts[0] = 0
@@ -162,7 +173,7 @@ def packed_registers(packed: bytes, lg_k: int) -> npt.NDArray[np.uint8] | None:
     values = (np.minimum(64 - _bit_length(h2), _VALUE_MAX - 1) + 1).astype(np.uint8)
     registers = np.zeros(registers_count, dtype=np.uint8)
     np.maximum.at(registers, slots, values)
-    if np.count_nonzero(registers) < registers_count // 2:
+    if not into_dense and np.count_nonzero(registers) < registers_count // 2:
         return None
     return registers
 

@@ -99,3 +99,32 @@ def test_the_image_is_a_sketch_datasketches_reads() -> None:
 def test_bytes_that_are_not_utf_8_are_refused() -> None:
     with pytest.raises(SketchItemError, match="not UTF-8"):
         HyperLogLogSketch.of_packed_texts(SketchSpec.of("hll"), b"ok\x00\xff\xfe")
+
+
+@pytest.mark.parametrize("lg_k", [12, 14])
+def test_small_batches_into_a_dense_sketch_equal_item_by_item_updates(lg_k: int) -> None:
+    # Batches too small to touch half the registers on their own, merged into a sketch
+    # that is dense already: the vectorized path must leave the same bytes.
+    spec = SketchSpec.of("hll", lg_k=lg_k)
+    generator = random.Random(lg_k)
+    # As the grid stores it: a union of dense batches, answering from its registers.
+    first = HyperLogLogSketch(spec)
+    first.update_many([f"u{generator.getrandbits(40)}" for _ in range(4 << lg_k)])
+    fast = HyperLogLogSketch(spec)
+    fast.merge(first)
+    slow = HyperLogLogSketch(spec)
+    slow.merge(first)
+    assert fast.is_dense_union()
+    assert not first.is_dense_union()  # updated item by item: its estimate is HIP's
+    for size in (1, 50, 3_000, 10_000):
+        texts = [f"u{generator.getrandbits(40)}" for _ in range(size)]
+        packed = "\x00".join(texts).encode()
+        if size < (1 << lg_k) // 4:
+            assert packed_registers(packed, lg_k) is None  # too few on their own
+        assert packed_registers(packed, lg_k, into_dense=True) is not None
+        fast.merge(HyperLogLogSketch.of_packed_texts(spec, packed, into_dense=True))
+        itemwise = HyperLogLogSketch(spec)
+        itemwise.update_many(texts)
+        slow.merge(itemwise)
+        assert fast.serialize() == slow.serialize()
+        assert fast.distinct_count() == slow.distinct_count()
