@@ -210,7 +210,7 @@ class BackfillManager:
                 replace(pipeline, spec=spec),
                 self.node,
                 owner=self.owner,
-                metrics=PipelineMetrics(f"backfill-{record.backfill_id}", self.node.metrics),
+                metrics=PipelineMetrics(f"backfill-{record.backfill_id}"),
                 tracer=self.tracer,
                 clock=self.node.clock,
                 rng=self.rng,

@@ -77,7 +77,9 @@ class ReplayRunner:
         )
         self.pipeline = replace(pipeline, spec=self.spec)
         self.node = node
-        self.metrics = PipelineMetrics(f"replay-{record.replay_id}", node.metrics)
+        # Counted here only: the node's registry would keep series per replay for ever
+        # (its progress is exported from the grid, see coordinator/observability).
+        self.metrics = PipelineMetrics(f"replay-{record.replay_id}")
         self.applier = BatchApplier(
             self.pipeline,
             node,

@@ -18,6 +18,8 @@ from shoal.v1 import replay_pb2, replay_pb2_grpc
 
 FOLLOW_INTERVAL_MS_DEFAULT = 500
 FOLLOW_INTERVAL_MS_MIN = 100
+# A step of the stream sleeps this long at most, so a reader that left frees its thread soon.
+FOLLOW_INTERVAL_MS_MAX = 10_000
 
 
 def replay_status(status: ReplayStatus) -> replay_pb2.ReplayStatus:
@@ -129,7 +131,10 @@ class ReplaysService(replay_pb2_grpc.ReplaysServicer):
     def Follow(
         self, request: replay_pb2.FollowReplayRequest, context: grpc.ServicerContext
     ) -> Iterator[replay_pb2.ReplayStatus]:
-        interval_ms = max(FOLLOW_INTERVAL_MS_MIN, request.interval_ms or FOLLOW_INTERVAL_MS_DEFAULT)
+        interval_ms = min(
+            FOLLOW_INTERVAL_MS_MAX,
+            max(FOLLOW_INTERVAL_MS_MIN, request.interval_ms or FOLLOW_INTERVAL_MS_DEFAULT),
+        )
         if "/" in request.id:
             yield from self._sandboxes().follow(
                 request.id, interval_ms, context.invocation_metadata()
