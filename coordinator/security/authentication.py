@@ -100,6 +100,10 @@ class FailureLimiter:
             return None
         return times
 
+    def tracking(self) -> bool:
+        """Whether any address has failed lately (no lock: a length read is atomic)."""
+        return bool(self._failures)
+
     def blocked(self, host: str) -> bool:
         if host not in self._failures:
             # Most callers never failed: no lock (a dict lookup is atomic).

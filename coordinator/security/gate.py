@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
 import grpc
 import grpc.aio
 
+from coordinator.security import tokens
 from coordinator.security.audit import AuditLog
 from coordinator.security.authentication import (
     Authenticator,
@@ -48,6 +51,7 @@ class Gate:
         audit: AuditLog,
         *,
         mutual_tls: bool,
+        now_ms: Callable[[], int] | None = None,
     ) -> None:
         self._authenticator = authenticator
         # A callable giving the current AuthState snapshot.
@@ -55,12 +59,29 @@ class Gate:
         self._rules = rules
         self._audit = audit
         self._mutual_tls = mutual_tls
+        self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         # scrypt runs here, never on the loop; two threads bound what guessers can take.
         self._hashing = futures.ThreadPoolExecutor(2, thread_name_prefix="auth-verify")
         # (principal, need) -> allowed, for the snapshot `_decided_state`: a pattern
         # match per call would cost more than the dict lookup.
         self._decided: dict[tuple[str, Any], bool] = {}
         self._decided_state: AuthState | None = None
+        # The quick path (see `_quick`): rules of one plain map field (or none), not
+        # audited; tokens admitted and (principal, method, map) allowed, all for one
+        # snapshot of the auth map and cleared with it.
+        self._plain: dict[str, str] = {
+            method: rule.fields[0][1]
+            for method, rule in rules.items()
+            if rule.compute is None
+            and not rule.open
+            and not rule.audited
+            and len(rule.fields) == 1
+            and "." not in rule.fields[0][1]
+            and "[" not in rule.fields[0][1]
+        }
+        self._quick_tokens: dict[bytes, tuple[Identity, int]] = {}
+        self._quick_allowed: set[tuple[str, str, str | None]] = set()
+        self._quick_state: AuthState | None = None
 
     def close(self) -> None:
         self._hashing.shutdown(wait=False, cancel_futures=True)
@@ -84,10 +105,64 @@ class Gate:
         record = state.tokens.get(credential)
         return record is not None and record.principal == identity.principal
 
+    def _quick(
+        self, name: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Identity | None:
+        """The common call answered in a few lookups, or None for the full check: a token
+        this gate already admitted for this method and map under the current snapshot
+        of the auth map, from a coordinator where no address is failing. (`Get` is
+        answered on the event loop, so every microsecond here is one the loop spends.)"""
+        plain = self._plain.get(name)
+        if plain is None or self._authenticator.limiter.tracking():
+            return None
+        header = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                header = value
+                break
+        if not isinstance(header, str) or self._state() is not self._quick_state:
+            return None
+        found = self._quick_tokens.get(tokens.cache_key(header))
+        if found is None:
+            return None
+        remembered, expires_ms = found
+        if expires_ms and self._now_ms() >= expires_ms:
+            return None
+        resource = getattr(request, plain) if plain else None
+        if (remembered.principal, name, resource) not in self._quick_allowed:
+            return None
+        return remembered._replace(peer=peer_host(context.peer()))
+
+    def _remember(self, name: str, request: Any, context: Any, identity: Identity) -> None:
+        """After a full check allowed a call of a plain rule with a bearer token."""
+        plain = self._plain.get(name)
+        if plain is None or self._mutual_tls:
+            return
+        state = self._state()
+        if state is not self._quick_state or len(self._quick_allowed) > DECISIONS_MAX:
+            self._quick_tokens = {}
+            self._quick_allowed = set()
+            self._quick_state = state
+        header = next(
+            (value for key, value in context.invocation_metadata() or () if key == "authorization"),
+            None,
+        )
+        if not isinstance(header, str):
+            return
+        record = state.tokens.get(identity.credential)
+        if record is None:
+            return
+        self._quick_tokens[tokens.cache_key(header)] = (identity, record.expires_ms)
+        resource = getattr(request, plain) if plain else None
+        self._quick_allowed.add((identity.principal, name, resource))
+
     async def admit(
         self, name: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> Identity:
         """The caller's identity, or the call is aborted (the abort raises)."""
+        quick = self._quick(name, request, context)
+        if quick is not None:
+            return quick
         credentials = self.credentials(context)
         peer = peer_host(credentials.peer)
         verdict = self._authenticator.cached(credentials, peer)
@@ -155,6 +230,8 @@ class Gate:
                     grpc.StatusCode.PERMISSION_DENIED,
                     f"principal '{identity.principal}' lacks {need.describe()}",
                 )
+        if not rule.audited:
+            self._remember(name, request, context, identity)
         if rule.audited:
             self._audit.record(
                 principal=identity.principal,

@@ -200,6 +200,7 @@ def build(config: ServerConfig, node: Node) -> Security:
         RULES,
         audit,
         mutual_tls=bool(config.tls_client_ca),
+        now_ms=node.clock.now_ms,
     )
     log.info(
         "auth on%s; audit log %s",
