@@ -3,7 +3,9 @@ no orphans after delete, TTL or kill -9 of production, limits, bad input, diff."
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,6 +237,32 @@ def test_diff_reports_exactly_the_changed_keys(client: Client, map_name: str) ->
     )
     top = amount["largest_differences"][0]
     assert (top["key"], top["difference"]) == expected_largest
+
+
+def test_a_sandbox_process_that_dies_is_started_again(client: Client, map_name: str) -> None:
+    client.create_map(map_name)
+    client.put(map_name, "seeded", {"n": 1})
+    info = client.sandboxes.create("crash-1", from_snapshot=True, maps=[map_name])
+    try:
+        with client.sandbox("crash-1") as sandbox:
+            sandbox.put(map_name, "written", {"n": 2})
+        os.kill(info.pid, signal.SIGKILL)
+        again = wait_for(
+            lambda: (
+                (item := client.sandboxes.describe("crash-1")).state == "ready"
+                and item.pid != info.pid
+                and item
+            ),
+            START_S,
+            "the supervisor to start the sandbox again",
+        )
+        assert again.restarts == 1
+        assert process_gone(info.pid)
+        with client.sandbox("crash-1") as sandbox:
+            assert sandbox.get(map_name, "seeded") == {"n": 1}
+            assert sandbox.get(map_name, "written") == {"n": 2}
+    finally:
+        client.sandboxes.delete("crash-1")
 
 
 def test_ttl_expiry_leaves_no_process_port_or_directory(client: Client) -> None:

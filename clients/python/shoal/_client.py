@@ -158,19 +158,14 @@ class Client:
 
         return Sandboxes(self)
 
-    def sandbox(self, name: str) -> Client:
+    def sandbox(self, name: str, *, ready_timeout_s: float = 60.0) -> Client:
         """A client connected to the sandbox ``name`` (its address asked of this client's
-        coordinator), with this client's timeout, retries, TLS and token."""
-        from shoal._sandbox import sandbox_target
+        coordinator), with this client's timeout, retries, TLS and token. A sandbox being
+        created or started again (after a restart of production) is waited for, up to
+        ``ready_timeout_s``; one that failed raises FailedPreconditionError."""
+        from shoal._sandbox import sandbox_target, wait_ready
 
-        info = self.sandboxes.describe(name)
-        if info.state != "ready":
-            from shoal._errors import FailedPreconditionError
-
-            detail = f": {info.error}" if info.error else ""
-            raise FailedPreconditionError(
-                f"sandbox '{name}' is {info.state}, not ready{detail}", field="sandbox"
-            )
+        info = wait_ready(self.sandboxes, name, ready_timeout_s)
         target = sandbox_target(info.address, self._connection.targets[self._connection_index()])
         return Client(
             target,

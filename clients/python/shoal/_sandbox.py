@@ -9,6 +9,7 @@ with an operation id, and these methods wait for it (``wait=False`` returns the
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")
 OPERATION_TIMEOUT_S = 3600.0
 # A delete waits for the sandbox's process to stop cleanly (up to 15 s, then SIGKILL).
 DELETE_TIMEOUT_S = 60.0
+READY_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,22 @@ class Sandboxes:
             last = self.operation(operation_id)
         last.raise_if_failed()
         return last
+
+
+def wait_ready(sandboxes: Sandboxes, name: str, timeout_s: float) -> SandboxInfo:
+    """The sandbox once it is ready; FailedPreconditionError when it failed, or is still
+    not ready after ``timeout_s`` (creating, or restarting after production restarted)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        info = sandboxes.describe(name)
+        if info.state == "ready":
+            return info
+        if info.state not in ("creating", "restarting") or time.monotonic() >= deadline:
+            detail = f": {info.error}" if info.error else ""
+            raise _errors.FailedPreconditionError(
+                f"sandbox '{name}' is {info.state}, not ready{detail}", field="sandbox"
+            )
+        time.sleep(READY_POLL_S)
 
 
 def sandbox_target(address: str, production_target: str) -> str:
