@@ -181,3 +181,24 @@ def test_bad_backfills_are_refused_naming_the_problem(tmp_path, grid):
         check=False,
     )
     assert completed.returncode != 0 and "unsupported file format" in completed.stderr
+
+
+def test_a_backfill_into_a_sandbox_leaves_production_alone(tmp_path, grid):
+    workload = generate(500, seed=13, invalid_fraction=0.05, duplicate_fraction=0.05)
+    expected = expected_of(workload.messages)
+    source = tmp_path / "orders.jsonl"
+    source.write_bytes(b"\n".join(message.value for message in workload.messages) + b"\n")
+    with Client(grid.target, timeout_s=60) as client:
+        client.sandboxes.create("backfill-test", from_snapshot=True, maps=["customers"])
+        with client.sandbox("backfill-test") as sandbox:
+            sandbox.create_map("orders")
+            sandbox.create_map("revenue")
+            sandbox_target = sandbox.targets[0]
+        before = grid_checksums(grid.target)
+        summary = client.backfill(
+            source, pipeline=pipeline_file(tmp_path / "pipelines"), sandbox="backfill-test"
+        )
+        assert summary.applied == len(expected.orders)
+        check_grid(sandbox_target, expected)
+        assert grid_checksums(grid.target) == before
+        client.sandboxes.delete("backfill-test")

@@ -76,7 +76,14 @@ def other_grid(client: Client, *, sandbox: str | None, into: str | None) -> tupl
     if into:
         from shoal._client import Client as ClientType
 
-        return ClientType(into, timeout_s=client.timeout_s), into
+        grid = ClientType(
+            into,
+            timeout_s=client.timeout_s,
+            retry=client._connection.retry,
+            metadata=client._metadata,
+            tls=client._connection.tls,
+        )
+        return grid, into
     if sandbox:
         resolve = getattr(client, "sandbox", None)
         if resolve is None:
