@@ -17,6 +17,7 @@ from hazelcast.client import HazelcastClient
 from grid.backend import ParticipantHooks
 from grid.errors import FailedPrecondition, InvalidArgument
 from grid.hazelcast.catalog_store import HazelcastCatalogStore, catalog_map_name
+from grid.hazelcast.lost import INVOCATION_TIMEOUT_S
 from grid.hazelcast.partition import HazelcastPartition
 from grid.hazelcast.sequence import HazelcastCommitSequence, sequence_map_name
 
@@ -49,6 +50,7 @@ def connect(url: str, *, connect_timeout_s: float = 30.0) -> Any:
         cluster_members=members,
         cluster_name=cluster_name,
         cluster_connect_timeout=connect_timeout_s,
+        invocation_timeout=INVOCATION_TIMEOUT_S,
     )
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from grid.hazelcast.lost import unavailable_when_lost
+
 CATALOG_KEY = "catalog"
 # How often a watcher reads the version besides listening: a notification lost (a reconnect
 # drops listener events) is noticed within this, which keeps "seen within a second".
@@ -29,7 +31,8 @@ class HazelcastCatalogStore:
         self._blocking = self._map.blocking()
 
     def _raw(self) -> bytes | None:
-        raw = self._blocking.get(CATALOG_KEY)
+        with unavailable_when_lost("a read of the catalog"):
+            raw = self._blocking.get(CATALOG_KEY)
         return None if raw is None else bytes(raw)
 
     @staticmethod
@@ -51,10 +54,11 @@ class HazelcastCatalogStore:
             if expected_version is not None and version != expected_version:
                 return None
             document = orjson.dumps({"version": version + 1, "maps": maps})
-            if raw is None:
-                swapped = self._blocking.put_if_absent(CATALOG_KEY, document) is None
-            else:
-                swapped = bool(self._blocking.replace_if_same(CATALOG_KEY, raw, document))
+            with unavailable_when_lost("a change of the catalog"):
+                if raw is None:
+                    swapped = self._blocking.put_if_absent(CATALOG_KEY, document) is None
+                else:
+                    swapped = bool(self._blocking.replace_if_same(CATALOG_KEY, raw, document))
             if swapped:
                 return version + 1
             if expected_version is not None:

@@ -20,6 +20,7 @@ from grid.backend import MapSize, MapState, ParticipantHooks, StagedView, Status
 from grid.entry import pack
 from grid.errors import FailedPrecondition, ReadVersionTooOld
 from grid.hazelcast.hooked import HazelcastHookedSteps
+from grid.hazelcast.lost import unavailable_when_lost
 from grid.hazelcast.processors import PartitionRead, PartitionStep
 from grid.protocol import (
     Abort,
@@ -84,11 +85,13 @@ class HazelcastPartition:
         )
 
     def _call(self, step: str, *arguments: Any) -> list[Any]:
-        reply: list[Any] = self._map.execute_on_key(self._key, PartitionStep(step, arguments))
+        with unavailable_when_lost(f"step {step} of partition {self.index}"):
+            reply: list[Any] = self._map.execute_on_key(self._key, PartitionStep(step, arguments))
         return reply
 
     def _read(self, read: str, *arguments: Any) -> list[Any]:
-        reply: list[Any] = self._map.execute_on_key(self._key, PartitionRead(read, arguments))
+        with unavailable_when_lost(f"a read of partition {self.index}"):
+            reply: list[Any] = self._map.execute_on_key(self._key, PartitionRead(read, arguments))
         return reply
 
     def step(self, event: Event) -> Reply:
@@ -100,7 +103,7 @@ class HazelcastPartition:
                 raise _refusal(reply)
             return _applied(reply[2], bool(reply[1]))
         if isinstance(event, ApplyOnePhase):
-            arguments = [event.request_id.hex(), event.version, event.horizon]
+            arguments = [event.request_id.hex(), event.version, event.horizon, event.deadline_ms]
             reply = self._call("apply", *arguments, *_reads(event.reads), *_writes(event.writes))
             if _text(reply[0]) != "applied":
                 raise _refusal(reply)
@@ -153,7 +156,12 @@ class HazelcastPartition:
         if isinstance(event, CasStatus):
             return self._status(
                 self._call(
-                    "cas_status", event.txn_id.hex(), event.expected, event.new, event.now_ms
+                    "cas_status",
+                    event.txn_id.hex(),
+                    event.expected,
+                    event.new,
+                    event.now_ms,
+                    event.lease_expires_ms,
                 )
             )
         if isinstance(event, ReadStatus):

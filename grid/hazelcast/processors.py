@@ -54,6 +54,11 @@ class PartitionStep(_Step):
 
     class_id = PARTITION_PROCESSOR
 
+    def write_data(self, object_data_output: Any) -> None:
+        super().write_data(object_data_output)
+        # The member reads its own clock when this is 0, and sends its reading to backups.
+        object_data_output.write_long(0)
+
 
 class PartitionRead(_Step):
     """dev.shoal.hazelcast.PartitionReader: a read of the partition that changes nothing."""

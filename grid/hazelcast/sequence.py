@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from grid.hazelcast.lost import unavailable_when_lost
 from grid.hazelcast.processors import SequenceOperation
 
 SEQUENCE_KEY = "sequence"
@@ -28,15 +29,22 @@ class HazelcastCommitSequence:
         self._map = client.get_map(sequence_map_name(namespace)).blocking()
 
     def _run(self, operation: str, number: int = 0, owner: str = "") -> list[Any]:
-        found: list[Any] = self._map.execute_on_key(
-            SEQUENCE_KEY, SequenceOperation(operation, number, owner)
-        )
+        with unavailable_when_lost(f"the commit sequence ({operation})"):
+            found: list[Any] = self._map.execute_on_key(
+                SEQUENCE_KEY, SequenceOperation(operation, number, owner)
+            )
         return found
 
     def take(self, owner: str) -> int:
         """The next number, held (in flight) by ``owner`` until released or its lease ends; the
         number ``owner`` holds already, when it holds one."""
-        return int(self._run("take", self.lease_ms, owner)[0])
+        return self.take_with_deadline(owner)[0]
+
+    def take_with_deadline(self, owner: str) -> tuple[int, int]:
+        """``take``, with the end of the number's lease by the member's clock: a one-phase step
+        carries it and refuses after it, since ``expired`` may then report the number."""
+        number, deadline = self._run("take", self.lease_ms, owner)
+        return int(number), int(deadline)
 
     def release(self, number: int) -> None:
         """The commit holding ``number`` is applied everywhere (or decided against)."""
@@ -65,8 +73,8 @@ class HazelcastCommitSequence:
         """The newest version whose commits are all applied: a consistent point to read at."""
         return int(self._run("read_version")[0])
 
-    def expired(self, scan_max: int = 1000) -> list[tuple[int, str]]:
+    def expired(self, scan_max: int = 1000, margin_ms: int = 0) -> list[tuple[int, str]]:
         """Numbers (and owners) among the oldest ``scan_max`` held whose lease passed by the
-        member's clock: their coordinators are presumed gone."""
-        found = self._run("expired", scan_max)
+        member's clock ``margin_ms`` ago: their coordinators are presumed gone."""
+        found = self._run("expired", scan_max, str(margin_ms))
         return [(int(found[position]), found[position + 1]) for position in range(0, len(found), 2)]

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from grid.ignite.lost import guarded
 from grid.ignite.records import RECORDS_CACHE
 
 # How often a watcher reads the version (one small get): with no notification to wake it, a
@@ -34,9 +35,11 @@ class IgniteCatalogStore:
         document = orjson.loads(raw)
         return int(document["version"]), list(document["maps"])
 
+    @guarded
     def load_versioned(self) -> tuple[int, list[dict[str, Any]]]:
         return self._decode(self._cache().get(self._key))
 
+    @guarded
     def save_if(self, expected_version: int | None, maps: list[dict[str, Any]]) -> int | None:
         """Saves when the catalog is still at ``expected_version`` (None: whatever it is);
         the new version, or None when another change came first."""

@@ -19,6 +19,7 @@ from pyignite.exceptions import CacheError
 from grid.backend import MapSize, MapState, ParticipantHooks, StagedView, StatusView
 from grid.entry import pack, version_of
 from grid.errors import FailedPrecondition, ReadVersionTooOld, Unavailable
+from grid.ignite.lost import guarded, unavailable_when_lost
 from grid.ignite.records import (
     RECORDS_CACHE,
     Caches,
@@ -66,6 +67,10 @@ class IgnitePartition:
         )
 
     def step(self, event: Event) -> Reply:
+        with unavailable_when_lost(f"a step of partition {self.index}"):
+            return self._step(event)
+
+    def _step(self, event: Event) -> Reply:
         client = self._client()
         for attempt in range(ATTEMPTS_MAX):
             try:
@@ -105,26 +110,31 @@ class IgnitePartition:
         meta: dict[str, Any] = self._get_json("m") or {"version": 0, "floor": 0, "maps": {}}
         return meta
 
+    @guarded
     def commit_version(self) -> int:
         return int(self._meta()["version"])
 
+    @guarded
     def map_state(self, map_name: str) -> MapState:
         meta = self._meta()
         changes = meta.get("changes", {}).get(map_name, 0)
         return MapState(int(changes), int(meta["maps"].get(map_name, 0)))
 
+    @guarded
     def map_size(self, map_name: str) -> MapSize:
         """Entries and the bytes of their keys and values (a scan: Ignite keeps no count per
         partition of ours)."""
         items = self.items(map_name)
         return MapSize(len(items), sum(len(key) + len(entry) for key, entry in items))
 
+    @guarded
     def version_stats(self) -> VersionStats:
         return VersionStats(kept=len(self._get_json("hx") or []))
 
     def _entries(self, map_name: str) -> Any:
         return self._caches(entries_cache_name(map_name))
 
+    @guarded
     def get(self, map_name: str, key: str) -> bytes | None:
         raw = self._entries(map_name).get(self._prefix + key)
         return None if raw is None else bytes(raw)
@@ -146,6 +156,7 @@ class IgnitePartition:
         # A state starts at its own version; before it the key was absent.
         return pack(bytes.fromhex(value), begin) if begin <= version else None
 
+    @guarded
     def get_at(self, map_name: str, key: str, version: int) -> bytes | None:
         # The meta record first: a commit changes entries before its meta, inside one
         # transaction, so both are read as one state only through a transaction.
@@ -154,6 +165,7 @@ class IgnitePartition:
         )
         return entry
 
+    @guarded
     def items(self, map_name: str) -> list[tuple[str, bytes]]:
         mine = self._prefix
         # On a connection of its own: inside _read_consistently this connection has a
@@ -166,6 +178,7 @@ class IgnitePartition:
                 if isinstance(key, str) and key.startswith(mine)
             )
 
+    @guarded
     def items_at(self, map_name: str, version: int) -> list[tuple[str, bytes]]:
         def read(meta: dict[str, Any]) -> list[tuple[str, bytes]]:
             current = dict(self.items(map_name))
@@ -194,6 +207,7 @@ class IgnitePartition:
             transaction.commit()
             return found
 
+    @guarded
     def status_records(self) -> list[StatusView]:
         statuses: dict[str, Any] = self._get_json("t") or {}
         return [
@@ -207,6 +221,7 @@ class IgnitePartition:
             for txn, record in sorted(statuses.items())
         ]
 
+    @guarded
     def staged_transactions(self) -> list[StagedView]:
         views = []
         for txn in self._get_json("s") or []:

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from pyignite.datatypes.transactions import TransactionConcurrency, TransactionIsolation
 
+from grid.ignite.lost import guarded
 from grid.ignite.records import RECORDS_CACHE
 
 LEASES_CACHE = "shoal.leases"
@@ -67,6 +68,7 @@ class IgniteCommitSequence:
         state: dict[str, Any] = orjson.loads(raw) if raw else {"last": 0, "flight": {}}
         return state
 
+    @guarded
     def take(self, owner: str) -> int:
         """The next number, held (in flight) by ``owner`` until released or its lease ends; the
         number ``owner`` holds already, when it holds one (a sweeper finishing a transaction
@@ -85,11 +87,13 @@ class IgniteCommitSequence:
         self._leases().put(self._lease_key(number), owner)
         return number
 
+    @guarded
     def release(self, number: int) -> None:
         """The commit holding ``number`` is applied everywhere (or decided against)."""
         self._change(lambda state: state["flight"].pop(str(number), None))
         self._caches(LEASES_CACHE).remove_key(self._lease_key(number))
 
+    @guarded
     def renew(self, number: int) -> bool:
         """Extends the lease of a number still held; False when it is no longer held."""
         if str(number) not in self._state()["flight"]:
@@ -107,6 +111,7 @@ class IgniteCommitSequence:
             # A commit that failed leaves a gap: numbers need not be dense.
             self.release(number)
 
+    @guarded
     def time_ms(self) -> int:
         """The cluster's clock (the node that runs the query): the one clock every
         coordinator's leases are read by."""
@@ -115,6 +120,7 @@ class IgniteCommitSequence:
         # pyignite builds the datetime with fromtimestamp: timestamp() gives the epoch back.
         return int(stamp.timestamp() * 1000)
 
+    @guarded
     def read_version(self) -> int:
         """The newest version whose commits are all applied: a consistent point to read at."""
         state = self._state()
@@ -122,6 +128,7 @@ class IgniteCommitSequence:
             return int(state["last"])
         return min(int(number) for number in state["flight"]) - 1
 
+    @guarded
     def expired(self, scan_max: int = 1000) -> list[tuple[int, str]]:
         """Numbers (and owners) among the oldest ``scan_max`` held whose lease entry the
         cluster let expire: their coordinators are presumed gone."""

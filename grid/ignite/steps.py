@@ -373,6 +373,9 @@ class IgniteSteps:
             and record["state"] == event.expected
         ):
             record = dict(record, state=event.new, updated=event.now_ms)
+            # A lease given moves the record's lease too: how the driving coordinator renews it.
+            if event.lease_expires_ms > 0:
+                record["lease"] = event.lease_expires_ms
             swapped = True
         if swapped:
             statuses[txn] = record

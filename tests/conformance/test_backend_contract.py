@@ -97,14 +97,8 @@ GAPS: dict[str, dict[str, str]] = {
         "shared": "one process: no commit sequence or clock in a store",
     },
     "redis": {},
-    "hazelcast": {
-        "lease_renewal": "CasStatus.lease_expires_ms (renewal by the driving coordinator) not "
-        "kept yet",
-    },
-    "ignite": {
-        "lease_renewal": "CasStatus.lease_expires_ms (renewal by the driving coordinator) not "
-        "kept yet",
-    },
+    "hazelcast": {},
+    "ignite": {},
 }
 GAPS["redis-cluster"] = GAPS["redis"]
 

@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from grid.entry import value_of
-from grid.errors import Conflict
+from grid.errors import Conflict, StaleVersion
 from grid.hazelcast.backend import (
     HazelcastBackend,
     HazelcastBackendConfig,
@@ -290,3 +290,18 @@ def test_catalog_watchers_learn_of_changes_notified_or_not(client: Any, namespac
         wait_for(lambda: seen == [1, 2], timeout_s=5)
     finally:
         watcher.close()
+
+
+def test_a_one_phase_step_past_its_numbers_deadline_is_refused(coordinators: Pair) -> None:
+    """A commit number's lease ends by the member's clock; a step carrying it after that must
+    not apply (another coordinator may have released the number)."""
+    first, _ = coordinators
+    number, deadline = first.sequence.take_with_deadline("t-late")
+    assert abs(deadline - (first.time_ms() + first.sequence.lease_ms)) < 5_000
+    late = ApplyOnePhase(b"late", (), (put("k", 1),), version=number, deadline_ms=1)
+    with pytest.raises(StaleVersion):
+        first.partitions[0].step(late)
+    assert first.partitions[0].get("m", "k") is None, "nothing written"
+    in_time = ApplyOnePhase(b"in-time", (), (put("k", 2),), version=number, deadline_ms=deadline)
+    assert isinstance(first.partitions[0].step(in_time), Applied)
+    first.sequence.release(number)

@@ -20,6 +20,8 @@ public final class PartitionProcessor
 
   private String step;
   private byte[][] arguments;
+  /** The member's clock, read once by the owner and sent with the processor to backups. */
+  private long nowMs;
 
   public PartitionProcessor() {}
 
@@ -29,7 +31,10 @@ public final class PartitionProcessor
     if (state == null) {
       state = new PartitionState();
     }
-    List<Object> result = new PartitionSteps(state, arguments).run(step);
+    if (nowMs == 0) {
+      nowMs = System.currentTimeMillis();
+    }
+    List<Object> result = new PartitionSteps(state, arguments, nowMs).run(step);
     // In OBJECT format the state was changed in place; setValue makes Hazelcast record it.
     entry.setValue(state);
     return result;
@@ -48,12 +53,14 @@ public final class PartitionProcessor
   @Override
   public void writeData(ObjectDataOutput out) throws IOException {
     writeStep(out, step, arguments);
+    out.writeLong(nowMs);
   }
 
   @Override
   public void readData(ObjectDataInput in) throws IOException {
     step = in.readString();
     arguments = readArguments(in);
+    nowMs = in.readLong();
   }
 
   static void writeStep(ObjectDataOutput out, String step, byte[][] arguments)

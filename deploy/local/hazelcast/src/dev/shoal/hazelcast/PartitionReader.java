@@ -182,7 +182,7 @@ public final class PartitionReader
           // What a step with a Python hook reads, per key: value (empty when absent), version,
           // the number of lock holders and their (transaction, mode) pairs, reference count.
           int count = (int) args.number();
-          PartitionSteps steps = new PartitionSteps(state, new byte[0][]);
+          PartitionSteps steps = new PartitionSteps(state, new byte[0][], 0);
           for (int i = 0; i < count; i++) {
             String map = args.text();
             String key = args.text();

@@ -34,10 +34,13 @@ final class PartitionSteps {
 
   private final PartitionState state;
   private final Arguments args;
+  /** The member's clock when the step began (the same on backups: see PartitionProcessor). */
+  private final long nowMs;
 
-  PartitionSteps(PartitionState state, byte[][] arguments) {
+  PartitionSteps(PartitionState state, byte[][] arguments, long nowMs) {
     this.state = state;
     this.args = new Arguments(arguments);
+    this.nowMs = nowMs;
   }
 
   /** The step's arguments in order, read as text, numbers or bytes. */
@@ -55,6 +58,10 @@ final class PartitionSteps {
 
     String text() {
       return new String(bytes(), StandardCharsets.UTF_8);
+    }
+
+    boolean more() {
+      return position < values.length;
     }
 
     long number() {
@@ -441,12 +448,28 @@ final class PartitionSteps {
 
   // One-phase steps ----------------------------------------------------------------------
 
+  /**
+   * A one-phase step past its commit number's deadline (the number's lease by the member's
+   * clock): another coordinator may have released the number, so the step must not use it.
+   */
+  private List<Object> expiredRefusal(long deadline) {
+    if (deadline <= 0 || nowMs <= deadline) {
+      return null;
+    }
+    return reply("stale", "the commit number outlived its lease", "", "");
+  }
+
   private List<Object> applyOnePhase() {
     String request = args.text();
     long givenVersion = args.number();
     long horizon = args.number();
+    long deadline = args.number();
     if (!request.isEmpty() && state.outcomes.containsKey(request)) {
       return reply("applied", 1L, state.outcomes.get(request));
+    }
+    List<Object> expired = expiredRefusal(deadline);
+    if (expired != null) {
+      return expired;
     }
     List<Read> reads = parseReads();
     List<Write> writes = parseWrites();
@@ -532,8 +555,13 @@ final class PartitionSteps {
     String request = args.text();
     long givenVersion = args.number();
     long horizon = args.number();
+    long deadline = args.number();
     if (!request.isEmpty() && state.outcomes.containsKey(request)) {
       return reply("applied", 1L, state.outcomes.get(request));
+    }
+    List<Object> expired = expiredRefusal(deadline);
+    if (expired != null) {
+      return expired;
     }
     long count = args.number();
     boolean same = true;
@@ -800,12 +828,17 @@ final class PartitionSteps {
     String expected = args.text();
     String next = args.text();
     long now = args.number();
+    // A lease given moves the record's lease too: how the driving coordinator renews it.
+    long lease = args.more() ? args.number() : 0;
     Status status = state.statuses.get(txn);
     if (status == null || !status.state.equals(expected)) {
       return statusReply(state, txn, false);
     }
     status.state = next;
     status.updated = now;
+    if (lease > 0) {
+      status.lease = lease;
+    }
     nextLsn();
     return statusReply(state, txn, true);
   }

@@ -42,15 +42,18 @@ public final class SequenceProcessor
         {
           // number carries the lease in milliseconds. A holder holding a number gets it again:
           // a sweeper finishing a transaction commits it at the number it was given.
+          // The reply is the number and its lease's end (a one-phase step refuses after it).
           Long held = state.numbers.get(owner);
           if (held != null) {
             result.add(held);
+            result.add(state.flight.get(held).leaseMs);
             return result;
           }
           long taken = ++state.last;
           state.flight.put(taken, new SequenceState.Holder(nowMs + number, owner));
           state.numbers.put(owner, taken);
           result.add(taken);
+          result.add(nowMs + number);
           break;
         }
       case "release":
@@ -79,12 +82,14 @@ public final class SequenceProcessor
         return result;
       case "expired":
         {
-          // number carries how many of the oldest held numbers to look at.
+          // number carries how many of the oldest held numbers to look at, owner the margin
+          // (ms) a lease must have ended by.
+          long margin = owner.isEmpty() ? 0 : Long.parseLong(owner);
           Iterator<Map.Entry<Long, SequenceState.Holder>> held =
               state.flight.entrySet().iterator();
           for (long seen = 0; seen < number && held.hasNext(); seen++) {
             Map.Entry<Long, SequenceState.Holder> item = held.next();
-            if (item.getValue().leaseMs <= nowMs) {
+            if (item.getValue().leaseMs + margin <= nowMs) {
               result.add(item.getKey());
               result.add(item.getValue().owner);
             }
