@@ -65,22 +65,33 @@ class Diffs:
         self.operations = operations
         self.memory_bytes_max = memory_bytes_max
 
-    def start(self, sandbox: str, maps: Sequence[str], sample: int) -> OperationView:
+    def start(
+        self,
+        sandbox: str,
+        maps: Sequence[str],
+        sample: int,
+        credentials: Sequence[tuple[str, str]] = (),
+    ) -> OperationView:
         # Checked before the operation starts, so a wrong name fails the call itself.
         address = self.address_of(sandbox)
         names = list(dict.fromkeys(maps))
 
         def work(progress: Progress) -> dict[str, Any]:
-            return self.run(address, names, sample, progress)
+            return self.run(address, names, sample, progress, credentials)
 
         return self.operations.start("diff", sandbox, work, phase="reading sandbox")
 
     def run(
-        self, address: str, names: Sequence[str], sample: int, progress: Progress | None = None
+        self,
+        address: str,
+        names: Sequence[str],
+        sample: int,
+        progress: Progress | None = None,
+        credentials: Sequence[tuple[str, str]] = (),
     ) -> dict[str, Any]:
         if progress is not None:
             progress.phase("reading sandbox")
-        sandbox = read_remote(address, names)
+        sandbox = read_remote(address, names, credentials)
         if progress is not None:
             progress.phase("reading production")
         production = self.read_local(names)
@@ -137,8 +148,11 @@ class Diffs:
         )
 
 
-def read_remote(address: str, names: Sequence[str]) -> SideTables:
-    """Every (or every named) map of the grid at `address`, at one snapshot."""
+def read_remote(
+    address: str, names: Sequence[str], credentials: Sequence[tuple[str, str]] = ()
+) -> SideTables:
+    """Every (or every named) map of the grid at `address`, at one snapshot, read with
+    the given call metadata (the caller's token)."""
     pieces: dict[str, list[bytes]] = {}
     definitions: dict[str, MapDefinition] = {}
     version = 0
@@ -146,7 +160,9 @@ def read_remote(address: str, names: Sequence[str]) -> SideTables:
         stub = sandbox_pb2_grpc.SandboxesStub(channel)
         request = sandbox_pb2.ExportMapsRequest(maps=list(names), missing_ok=True)
         try:
-            for chunk in stub.ExportMaps(request, timeout=READ_TIMEOUT_S):
+            for chunk in stub.ExportMaps(
+                request, timeout=READ_TIMEOUT_S, metadata=list(credentials) or None
+            ):
                 version = chunk.read_version
                 if chunk.definition_json:
                     definitions[chunk.map] = MapDefinition.from_json(

@@ -23,8 +23,19 @@ WATCH_STEP_S = 1.0
 SAMPLE_DEFAULT = 10
 SAMPLE_MAX = 1000
 
-# Starts a diff of a sandbox: (sandbox, maps, sample) -> operation.
-DiffStarter = Callable[[str, list[str], int], OperationView]
+# Starts a diff of a sandbox: (sandbox, maps, sample, the caller's credentials) -> operation.
+DiffStarter = Callable[[str, list[str], int, tuple[tuple[str, str], ...]], OperationView]
+
+
+def credentials_of(context: grpc.ServicerContext) -> tuple[tuple[str, str], ...]:
+    """The caller's bearer token, to read a sandbox on its behalf: a sandbox of a
+    production that checks tokens checks the same ones, so the caller's own
+    permissions decide what the diff may read there."""
+    return tuple(
+        (key, value)
+        for key, value in context.invocation_metadata() or ()
+        if key == "authorization" and isinstance(value, str)
+    )
 
 
 def sandbox_info(view: SandboxView) -> sandbox_pb2.SandboxInfo:
@@ -113,7 +124,9 @@ class SandboxesService(sandbox_pb2_grpc.SandboxesServicer):
             raise InvalidArgument(
                 f"sample {sample} is more than the most keys shown, {SAMPLE_MAX}", field="sample"
             )
-        return operation_message(self.start_diff(request.sandbox, list(request.maps), sample))
+        return operation_message(
+            self.start_diff(request.sandbox, list(request.maps), sample, credentials_of(context))
+        )
 
     @unary
     def GetOperation(

@@ -380,6 +380,10 @@ def test_a_sandbox_of_a_production_with_auth_answers_to_the_same_tokens(tmp_path
                 anonymous.get("secret", "k")
             with client.sandbox("guarded") as sandbox:
                 assert sandbox.get("secret", "k") == {"n": 1}
+                sandbox.put("secret", "k", {"n": 2})
+            # Production reads the sandbox for the diff with the caller's token.
+            report = client.sandboxes.diff("guarded", maps=["secret"])
+            assert report["maps"]["secret"]["different"] == 1
             client.sandboxes.delete("guarded")
         with (
             Client(server.target, timeout_s=10) as anonymous,
