@@ -324,10 +324,13 @@ class Sandboxes:
         )
 
     def list(self) -> list[SandboxView]:
+        """Every sandbox, from what the supervisor knows (no call to any sandbox: the
+        metrics collector lists them on every scrape)."""
         return [self._view(record) for record in self.registry.all()]
 
     def describe(self, name: str) -> SandboxView:
-        return self._view(self._record(name))
+        """One sandbox, with the replays it ran asked of the sandbox itself."""
+        return self._view(self._record(name), ask_replays=True)
 
     def delete(self, name: str) -> bool:
         record = self._record(name)
@@ -365,10 +368,10 @@ class Sandboxes:
             raise NotFound(f"no sandbox named '{name}' (sandboxes: {known})", field="sandbox")
         return record
 
-    def _view(self, record: SandboxRecord) -> SandboxView:
+    def _view(self, record: SandboxRecord, *, ask_replays: bool = False) -> SandboxView:
         child = self._children.get(record.name)
         alive = child is not None and child.alive()
-        if alive and record.state == READY:
+        if ask_replays and alive and record.state == READY:
             found = [
                 item for item in self._replays_of(record.address) if item not in record.replays
             ]
