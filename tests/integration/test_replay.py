@@ -277,6 +277,7 @@ def test_a_cancelled_replay_stops_and_keeps_what_it_applied(tmp_path, kafka_boot
     target = start_target_grid(tmp_path / "target")
     try:
         with Client(server.target) as client:
+            began_s = time.monotonic()
             started = client.replays.start(
                 pipeline=group,
                 topic=topic,
@@ -292,8 +293,12 @@ def test_a_cancelled_replay_stops_and_keeps_what_it_applied(tmp_path, kafka_boot
                 what="a first batch",
             )
             cancelled = client.replays.cancel(started.id)
+            elapsed_s = time.monotonic() - began_s
             assert cancelled.state == "cancelled"
             assert 0 < cancelled.processed < cancelled.total
+            # The cap held: a second's burst, then at most 300 events a second (a slow
+            # machine only makes it fewer).
+            assert cancelled.processed <= 300 * (1 + elapsed_s), (cancelled, elapsed_s)
             settled = grid_checksums(target.target)
             time.sleep(1.5)
             again = client.replays.status(started.id)
