@@ -24,6 +24,7 @@ from loadtests.bench import (
     kv,
     latency,
     mvcc,
+    observability,
     pipelines,
     procedures,
     replay,
@@ -51,6 +52,7 @@ SUITES = {
     "replay": replay.main,
     "sandboxes": sandboxes.main,
     "shared": shared.main,
+    "observability": observability.main,
 }
 
 
