@@ -10,8 +10,9 @@ below the ledger's floor are past its retention and cannot be checked.
 Re-delivery applies each missing range through the pipeline's code once: a range is
 applied under a group of its own (``<group>.redelivery.<partition>.<start>``), whose
 offsets and ledger commit with the effects like any batch's, so a second re-delivery of
-the same range finds it applied and does nothing; its rejected events go to the
-pipeline's dead-letter topic through the same outbox.
+the same range finds it applied and does nothing; repeats are looked for in the live
+pipeline's dedup window as well as among the re-delivered events; its rejected events go
+to the pipeline's dead-letter topic through the same outbox.
 """
 
 from __future__ import annotations
@@ -40,7 +41,13 @@ from coordinator.pipelines.ledger import (
     read_ledger,
 )
 from coordinator.pipelines.metrics import PipelineMetrics
-from coordinator.pipelines.offsets import OFFSETS_MAP, OffsetsRecord, offsets_key
+from coordinator.pipelines.offsets import (
+    DEDUP_MAP,
+    OFFSETS_MAP,
+    OffsetsRecord,
+    dedup_segment_key,
+    offsets_key,
+)
 from coordinator.pipelines.publisher import DeadLetterPublisher
 from coordinator.pipelines.registry import Pipeline
 from grid.entry import value_of
@@ -69,10 +76,13 @@ class PartitionReport:
     bookkeeping_floor: int = 0
     unverifiable: int = 0
     redelivered: int = 0
+    # Events (not offsets: a range may span transaction markers) missing, applied twice.
+    missing_events: int = 0
+    twice_events: int = 0
 
     @property
     def discrepancies(self) -> int:
-        return sum(end - start for start, end in (*self.missing, *self.applied_twice))
+        return self.missing_events + self.twice_events
 
 
 @dataclass
@@ -230,31 +240,18 @@ class Reconciler:
                 for offset, code in entry.codes():
                     if start <= offset < end and code in (APPLIED, REJECTED, DUPLICATE):
                         codes.setdefault(offset, []).append(code)
-        missing: list[int] = []
-        twice: list[int] = []
-        for offset in held:
-            if offset >= committed:
-                report.pending += 1
-                continue
-            found = codes.get(offset)
-            if not found:
-                if offset < floor:
-                    report.unverifiable += 1
-                else:
-                    missing.append(offset)
-                continue
-            applied = found.count(APPLIED)
-            if applied >= 2:
-                twice.append(offset)
-            if applied:
-                report.applied += 1
-            elif REJECTED in found:
-                report.rejected += 1
-            else:
-                report.duplicates += 1
-        report.missing = _merge(missing, held)
-        report.applied_twice = _merge(twice, held)
+        classify(report, held, codes, committed=committed, floor=floor)
         return report
+
+    def _live_window(self, pipeline: Pipeline, topic: str, partition: int) -> frozenset[str]:
+        group = pipeline.spec.group
+        record = self._offsets(group, topic, partition)
+        keys: set[str] = set()
+        for segment_id in record.dedup_segments if record is not None else []:
+            stored = self._entry(DEDUP_MAP, dedup_segment_key(group, topic, partition, segment_id))
+            if stored is not None:
+                keys.update(orjson.loads(value_of(stored)))
+        return frozenset(keys)
 
     def _redeliveries(
         self, group: str, topic: str, partition: int
@@ -289,6 +286,9 @@ class Reconciler:
                 rng=random.Random(),
             )
             applier.sync({key: 1})
+            # Repeats are looked for in the live pipeline's window too: an event of the
+            # lost range whose repeat the live pipeline applied is a duplicate now.
+            applier.states[key].dedup.also = self._live_window(pipeline, topic, partition)
             publisher = DeadLetterPublisher(
                 pipeline=pipeline.name,
                 group=group,
@@ -338,6 +338,45 @@ class Reconciler:
 
 async def _no_confirm(key: Any, offsets: list[int], floor: int | None) -> None:
     """Re-delivery commits nothing after its batches: the outbox entries stay, listed."""
+
+
+def classify(
+    report: PartitionReport,
+    held: list[int],
+    codes: dict[int, list[str]],
+    *,
+    committed: int,
+    floor: int,
+) -> None:
+    """Counts each offset Kafka holds by what the ledgers say of it, into `report`: at or
+    past `committed` it is pending; without an outcome it is missing, or unverifiable
+    below `floor`; applied by two entries it was applied twice."""
+    missing: list[int] = []
+    twice: list[int] = []
+    for offset in held:
+        if offset >= committed:
+            report.pending += 1
+            continue
+        found = codes.get(offset)
+        if not found:
+            if offset < floor:
+                report.unverifiable += 1
+            else:
+                missing.append(offset)
+            continue
+        applied = found.count(APPLIED)
+        if applied >= 2:
+            twice.append(offset)
+        if applied:
+            report.applied += 1
+        elif REJECTED in found:
+            report.rejected += 1
+        else:
+            report.duplicates += 1
+    report.missing = _merge(missing, held)
+    report.applied_twice = _merge(twice, held)
+    report.missing_events = len(missing)
+    report.twice_events = len(twice)
 
 
 def _merge(offsets: list[int], held: list[int]) -> list[tuple[int, int]]:

@@ -22,9 +22,12 @@ class DedupWindow:
         self._segments: deque[tuple[int, list[str]]] = deque()
         self._counts: dict[str, int] = {}
         self._size = 0
+        # Keys seen elsewhere that count as repeats too, and are never stored with this
+        # window (re-delivery of a lost range sees the live pipeline's window).
+        self.also: frozenset[str] = frozenset()
 
     def __contains__(self, key: object) -> bool:
-        return key in self._counts
+        return key in self._counts or key in self.also
 
     def __len__(self) -> int:
         return self._size

@@ -37,10 +37,6 @@ class PartitionReconciliation:
     unverifiable: int
     redelivered: int
 
-    @property
-    def discrepancies(self) -> int:
-        return sum(end - start for start, end in (*self.missing, *self.applied_twice))
-
 
 @dataclass(frozen=True)
 class Reconciliation:
