@@ -19,7 +19,6 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from coordinator.security import tokens
 from coordinator.security.audit import AuditLog
 from coordinator.security.authentication import (
     Authenticator,
@@ -79,7 +78,11 @@ class Gate:
             and "." not in rule.fields[0][1]
             and "[" not in rule.fields[0][1]
         }
-        self._quick_tokens: dict[bytes, tuple[Identity, int]] = {}
+        # Keyed by the authorization header itself: an exact comparison, and a SHA-256
+        # per call cost more than the rest of the quick path. The header is in this
+        # process's memory anyway (gRPC hands it over with every call); it is never
+        # written anywhere, and the dict is dropped with each new auth snapshot.
+        self._quick_tokens: dict[str, tuple[Identity, int]] = {}
         self._quick_allowed: set[tuple[str, str, str | None]] = set()
         self._quick_state: AuthState | None = None
 
@@ -122,7 +125,7 @@ class Gate:
                 break
         if not isinstance(header, str) or self._state() is not self._quick_state:
             return None
-        found = self._quick_tokens.get(tokens.cache_key(header))
+        found = self._quick_tokens.get(header)
         if found is None:
             return None
         remembered, expires_ms = found
@@ -152,7 +155,7 @@ class Gate:
         record = state.tokens.get(identity.credential)
         if record is None:
             return
-        self._quick_tokens[tokens.cache_key(header)] = (identity, record.expires_ms)
+        self._quick_tokens[header] = (identity, record.expires_ms)
         resource = getattr(request, plain) if plain else None
         self._quick_allowed.add((identity.principal, name, resource))
 
