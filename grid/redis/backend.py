@@ -12,9 +12,10 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from grid.backend import ParticipantHooks
+from grid.entry import pack
 from grid.errors import FailedPrecondition
 from grid.redis.catalog_store import RedisCatalogStore
-from grid.redis.layout import PartitionLayout
+from grid.redis.layout import FIXED_KEYS, PartitionLayout
 from grid.redis.partition import STEPS_SOURCE, RedisPartition
 from grid.redis.retrying import retried
 from grid.redis.sequence import RedisCommitSequence
@@ -57,6 +58,7 @@ class RedisBackend:
         self._client: Any = connect(config.url)
         # redis-py sends EVALSHA and loads the script again after NOSCRIPT (a restart).
         script = self._client.register_script(STEPS_SOURCE)
+        self._script = script
         self._partitions = [
             RedisPartition(self._client, PartitionLayout(config.namespace, index), script)
             for index in range(config.partitions)
@@ -78,6 +80,70 @@ class RedisBackend:
         """Redis's clock (``TIME``): the one clock every coordinator's leases are read by."""
         seconds, microseconds = self._client.time()
         return int(seconds) * 1000 + int(microseconds) // 1000
+
+    @retried
+    def lookup_many(
+        self,
+        map_name: str,
+        keys: Sequence[str],
+        partitions: Sequence[int],
+        version: int | None = None,
+    ) -> list[bytes | None]:
+        """Committed entries of many keys, one atomic read per partition, all pipelined in one
+        round trip; as of a read version when one is given (keys changed after it are then
+        read from their kept states)."""
+        by_partition: dict[int, list[int]] = {}
+        for position, partition in enumerate(partitions):
+            by_partition.setdefault(partition, []).append(position)
+        order = sorted(by_partition)
+        replies = self._read_many(map_name, keys, order, by_partition)
+        found: list[bytes | None] = [None] * len(keys)
+        for partition, reply in zip(order, replies, strict=True):
+            newest = int(reply[0])
+            for index, position in enumerate(by_partition[partition]):
+                value, key_version = reply[1 + 2 * index], int(reply[2 + 2 * index])
+                entry = None if value is None else pack(value, key_version)
+                if (
+                    version is not None
+                    and newest > version
+                    and (entry is None or key_version > version)
+                ):
+                    # Changed after the read version (or maybe deleted since): its kept state.
+                    entry = self._partitions[partition].get_at(map_name, keys[position], version)
+                found[position] = entry
+        return found
+
+    def _read_many(
+        self,
+        map_name: str,
+        keys: Sequence[str],
+        order: list[int],
+        by_partition: dict[int, list[int]],
+    ) -> list[list[Any]]:
+        for attempt in range(2):
+            pipe = self._client.pipeline(transaction=False)
+            for partition in order:
+                layout = self._partitions[partition].layout
+                # execute_command: a cluster pipeline refuses pipe.evalsha, not the command.
+                pipe.execute_command(
+                    "EVALSHA",
+                    self._script.sha,
+                    len(FIXED_KEYS),
+                    *layout.fixed_keys(),
+                    layout.prefix,
+                    "read_many",
+                    map_name,
+                    *(keys[position] for position in by_partition[partition]),
+                )
+            try:
+                replies: list[list[Any]] = pipe.execute()
+                return replies
+            except redis.exceptions.NoScriptError:
+                # A restarted Redis forgot the script: load it (every node of a cluster).
+                if attempt:
+                    raise
+                self._client.script_load(STEPS_SOURCE)
+        raise AssertionError("unreachable")
 
     @property
     def name(self) -> str:

@@ -120,6 +120,7 @@ class RedisPartition:
         self.index = layout.index
         self._client = client
         self._layout = layout
+        self.layout = layout
         self._script = script
         self._keys = layout.fixed_keys()
         self._hooked = HookedSteps(client, layout, self._call, self.get)

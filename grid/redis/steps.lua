@@ -600,6 +600,20 @@ local function forget_status()
   return {'ack', 1}
 end
 
+-- The committed value and version of many keys of one map, read at one instant: ARGV[3] the
+-- map, then the keys; returns the map's newest version here, then value, version for each
+-- key (false, 0 where absent).
+local function read_many()
+  local map = ARGV[3]
+  local found = {tonumber(redis.call('HGET', META, 'map:' .. map) or '0')}
+  for i = 4, #ARGV do
+    local value = redis.call('HGET', prefix .. 'e:' .. map, ARGV[i])
+    found[#found + 1] = value
+    found[#found + 1] = value and current_version(map, ARGV[i]) or 0
+  end
+  return found
+end
+
 local function read_outcome()
   local previous = redis.call('HGET', OUTCOMES, ARGV[3])
   if not previous then return {'ack', 0} end
@@ -637,7 +651,7 @@ local steps = {
   prepare_resolved = prepare_resolved, commit_resolved = commit_resolved, pre_commit = pre_commit, commit = commit,
   abort = abort, create_status = create_status, cas_status = cas_status,
   forget_status = forget_status, read_outcome = read_outcome, drop_map = drop_map,
-  forget_versions = forget_versions,
+  forget_versions = forget_versions, read_many = read_many,
 }
 local run = steps[step]
 if not run then return redis.error_reply('unknown step ' .. tostring(step)) end

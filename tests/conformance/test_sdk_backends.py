@@ -146,6 +146,9 @@ def test_reads_at_a_read_version_see_one_state(c: Client) -> None:
     assert snapshot.get(name, "a") == {"v": 1}
     assert snapshot.get(name, "b") == {"v": 1}
     assert snapshot.get(name, "c") is None
+    keys = ["a", "b", "c", *(f"x{i}" for i in range(30))]
+    assert snapshot.get_many(name, keys) == {"a": {"v": 1}, "b": {"v": 1}}
+    assert c.get_many(name, keys) == {"a": {"v": 2}, "c": {"v": 2}}
     assert c.get(name, "a") == {"v": 2}
     assert c.get(name, "b") is None
 

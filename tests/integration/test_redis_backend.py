@@ -257,3 +257,41 @@ def test_forgetting_old_versions_is_done_in_bounded_slices(
         partition.get_at("m", "hot", versions[0])
     latest = partition.get_at("m", "hot", horizon)
     assert latest is not None and orjson.loads(value_of(latest)) == 1199
+
+
+def test_get_many_reads_every_partition_in_one_pipeline_after_redis_forgot_its_scripts(
+    redis_url: str,
+) -> None:
+    """`lookup_many` sends one read script per partition in one pipeline; a Redis that was
+    restarted (its scripts flushed) gets the script again."""
+    import uuid
+
+    import redis as redis_client
+
+    from grid.catalog import Catalog
+    from grid.memory.records import Op
+    from grid.partitioner import Partitioner
+    from grid.protocol import ApplyOnePhase, Write
+    from grid.redis.backend import RedisBackend, RedisBackendConfig
+    from tests.support.shared_store import drop_namespace
+
+    namespace = f"many-{uuid.uuid4().hex[:8]}"
+    backend = RedisBackend(RedisBackendConfig(redis_url, namespace, 4))
+    try:
+        Catalog(backend.catalog_store).create("m", None, now_ms=0)
+        partitioner = Partitioner(4)
+        keys = [f"k{index}" for index in range(20)]
+        for index, key in enumerate(keys[:10]):
+            write = (Write(Op.PUT, "m", key, b"%d" % index),)
+            backend.partitions[partitioner.partition_of(key)].step(
+                ApplyOnePhase(key.encode(), (), write, index + 1)
+            )
+        flusher = redis_client.Redis.from_url(redis_url)
+        flusher.script_flush()
+        flusher.close()
+        found = backend.lookup_many("m", keys, [partitioner.partition_of(key) for key in keys])
+        assert [entry is not None for entry in found] == [True] * 10 + [False] * 10
+        assert found[3] == backend.partitions[partitioner.partition_of("k3")].get("m", "k3")
+    finally:
+        backend.close()
+        drop_namespace(redis_url, namespace)
