@@ -268,7 +268,8 @@ def test_the_bank_conserves_its_total_under_concurrent_transfers(
     stop = threading.Event()
     run, threads = run_bank(grid, accounts, ledger, accounts=12, clients=3, stop=stop)
     deadline = threading.Event()
-    for _ in range(200):
+    # Up to a minute: a JVM store on a busy machine takes seconds where Redis takes a fraction.
+    for _ in range(1200):
         if run.transfers >= 30 and len(run.sums) >= 3:
             break
         deadline.wait(0.05)
