@@ -116,14 +116,23 @@ write_config() {
     </property>
 
     <!-- Every cache whose name starts with "shoal" takes transactions (a template: a name
-         ending in '*'). One partition copy, no backups: this is a one-node development set-up. -->
+         ending in '*'). One partition copy, no backups: this is a one-node development set-up.
+         The caches share one cache group with 64 partitions: the Ignite backend makes a cache
+         per map, and each cache of its own (1,024 partitions) took megabytes of the data
+         region, so a test session making a few dozen maps ran the node out of memory. -->
     <property name="cacheConfiguration">
       <list>
         <bean class="org.apache.ignite.configuration.CacheConfiguration">
           <property name="name" value="shoal*"/>
+          <property name="groupName" value="shoal"/>
           <property name="atomicityMode" value="TRANSACTIONAL"/>
           <property name="backups" value="0"/>
           <property name="writeSynchronizationMode" value="FULL_SYNC"/>
+          <property name="affinity">
+            <bean class="org.apache.ignite.cache.affinity.rendezvous.RendezvousAffinityFunction">
+              <property name="partitions" value="64"/>
+            </bean>
+          </property>
         </bean>
       </list>
     </property>
