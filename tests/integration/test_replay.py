@@ -25,6 +25,7 @@ from tests.support.pipeline_server import (
 from tests.support.pipeline_workload import expected_of, generate
 from tests.support.replay import grid_checksums, produce_timestamped, start_target_grid
 from tests.support.server_process import REPO_ROOT, ServerProcess
+from tests.support.terminal import Terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -268,6 +269,32 @@ def test_the_cli_follows_a_replay_to_its_end(tmp_path, kafka_bootstrap, producti
         check_grid(target.target, expected)
         shown = shoal(server.target, "replay", "status", lines[-1]["id"])
         assert shown.returncode == 0 and "done" in shown.stdout, shown.stderr
+        # On a terminal, --follow draws tqdm's bar (count, rate, ETA, outcomes) to the end.
+        with Client(server.target) as client:
+            slow = client.replays.start(
+                pipeline=group,
+                topic=topic,
+                from_offsets={0: 0, 1: 0},
+                rate_per_s=400,
+                into=target.target,
+            )
+        with Terminal(
+            [
+                sys.executable,
+                "-m",
+                "shoal.cli",
+                "--target",
+                server.target,
+                "replay",
+                "status",
+                slow.id,
+                "--follow",
+            ]
+        ) as terminal:
+            terminal.read_until("ev/s", timeout_s=120)
+            terminal.read_until("applied=", timeout_s=120)
+            terminal.read_until(f"{slow.id}: done", timeout_s=300)
+            assert terminal.wait(60) == 0
     finally:
         target.stop()
 
