@@ -104,6 +104,7 @@ class Node:
             stories=self.stories,
             metrics=self.metrics,
             sequence=sequence,
+            concurrent_phases=self.shared,
         )
         # Before the recovery sweep: committing a recovered transaction may add to sketches.
         self.sketches = SketchMaps(self)
@@ -159,6 +160,7 @@ class Node:
 
     def close(self) -> None:
         self.sweeper.stop()
+        self.transactions.close()
         if self._catalog_watcher is not None:
             self._catalog_watcher.close()
         self.backend.close()

@@ -14,6 +14,7 @@ import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -52,6 +53,7 @@ from grid.participant import (
     Read,
     ReadOutcome,
     ReadStatus,
+    Reply,
     StatusReply,
     Vote,
     Write,
@@ -63,6 +65,8 @@ log = logging.getLogger(__name__)
 # How many times a one-phase commit is numbered again after a later-numbered commit reached
 # its keys first (grid.errors.StaleVersion; only on a shared store, under contention).
 STALE_ATTEMPTS_MAX = 100
+# Threads sending a 3PC phase's steps to its partitions at once (shared stores only).
+PHASE_THREADS = 32
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class TransactionManager:
         stories: Stories,
         metrics: Registry | None = None,
         sequence: CommitOrder | None = None,
+        concurrent_phases: bool = False,
     ) -> None:
         self.partitions = partitions
         self.planner = planner
@@ -155,10 +160,23 @@ class TransactionManager:
         self._too_old = metrics.counter(
             "shoal_read_version_too_old_total", "reads refused: read version older than the window"
         )
+        # On a shared store each 3PC phase goes to all of its partitions at once: one wait
+        # per phase instead of one per partition (docs/ARCHITECTURE.md, "Shared backends").
+        # In process a step costs microseconds, and sequential steps keep the fault points'
+        # meaning ("after some prepares") exact.
+        self._phases: ThreadPoolExecutor | None = (
+            ThreadPoolExecutor(max_workers=PHASE_THREADS, thread_name_prefix="3pc-phase")
+            if concurrent_phases
+            else None
+        )
         # Sees every commit's writes around it (the sketch accuracy monitor); None for none.
         self.observer: CommitObserver | None = None
         # Spans and figures of commits and their steps (coordinator.observability).
         self.telemetry: Untraced = UNTRACED
+
+    def close(self) -> None:
+        if self._phases is not None:
+            self._phases.shutdown(wait=False)
 
     def status_partition(self, txn_id: bytes) -> int:
         return zlib.crc32(txn_id) % len(self.partitions)
@@ -319,9 +337,14 @@ class TransactionManager:
             request = queue.popleft()
             flight.phase = driver.phase
             if not isinstance(request.event, Commit):
-                with self.telemetry.phase(request.partition, request.event):
-                    reply = self.partitions[request.partition].step(request.event)
-                queue.extend(driver.on_reply(request, reply))
+                steps = [request]
+                if self._phases is not None:
+                    # A phase (prepares, pre-commits, aborts) goes to every partition at once;
+                    # the driver still takes the replies one by one, in order.
+                    while queue and type(queue[0].event) is type(request.event):
+                        steps.append(queue.popleft())
+                for item, reply in zip(steps, self._step_all(steps), strict=True):
+                    queue.extend(driver.on_reply(item, reply))
                 continue
             # Every partition's commit happens inside one hold of the commit sequence,
             # at one version: a read at a version sees the transaction on all of its
@@ -333,10 +356,8 @@ class TransactionManager:
             following: list[Request] = []
             horizon = self.sequence.horizon()
             with self.sequence.commit(txn_id) as version:
-                for item in batch:
-                    event = Commit(txn_id, version, horizon)
-                    with self.telemetry.phase(item.partition, event):
-                        reply, wait_durable = self._commit_on(txn_id, item.partition, event)
+                committed = self._commit_all(txn_id, batch, Commit(txn_id, version, horizon))
+                for item, (reply, wait_durable) in zip(batch, committed, strict=True):
                     waits.append(wait_durable)
                     following.extend(driver.on_reply(item, reply))
             for wait_durable in waits:
@@ -352,6 +373,26 @@ class TransactionManager:
         if driver.first_error is not None and not isinstance(driver.first_error, Conflict):
             raise driver.first_error
         raise Conflict(finish.reason or "the transaction was aborted")
+
+    def _commit_all(
+        self, txn_id: bytes, batch: list[Request], event: Commit
+    ) -> list[tuple[Applied, Callable[[], None]]]:
+        def commit_one(item: Request) -> tuple[Applied, Callable[[], None]]:
+            with self.telemetry.phase(item.partition, event):
+                return self._commit_on(txn_id, item.partition, event)
+
+        if self._phases is None or len(batch) == 1:
+            return [commit_one(item) for item in batch]
+        return list(self._phases.map(commit_one, batch))
+
+    def _step_all(self, requests: list[Request]) -> list[Reply]:
+        def step(request: Request) -> Reply:
+            with self.telemetry.phase(request.partition, request.event):
+                return self.partitions[request.partition].step(request.event)
+
+        if self._phases is None or len(requests) == 1:
+            return [step(request) for request in requests]
+        return list(self._phases.map(step, requests))
 
     def _commit_on(
         self, txn_id: bytes, partition: int, event: Commit

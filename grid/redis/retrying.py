@@ -40,6 +40,11 @@ def retried(function: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(function)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            # The first attempt without tenacity: a call that succeeds pays nothing for it.
+            return function(*args, **kwargs)
+        except STORE_ERRORS:
+            pass
+        try:
             for attempt in tenacity.Retrying(
                 stop=tenacity.stop_after_delay(RETRY_S),
                 wait=tenacity.wait_random_exponential(multiplier=0.02, max=0.5),
