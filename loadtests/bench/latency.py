@@ -31,7 +31,7 @@ from loadtests.bench.kv import VALUE_100
 from loadtests.bench.report import Report, Row
 from loadtests.bench.scale import pick
 from loadtests.bench.txn import account_groups
-from shoal import AsyncClient, Client, ConflictError
+from shoal import AsyncClient, Client, ConflictError, ShoalError
 from tests.support.external_servers import ensure_kafka, kafka_running, stop_kafka
 from tests.support.kafka import unique
 from tests.support.server_process import REPO_ROOT, ServerProcess
@@ -68,6 +68,7 @@ class Point:
     p999_ms: float
     samples: int
     late: int = 0
+    failed: int = 0
 
 
 @dataclass
@@ -107,13 +108,18 @@ async def open_loop(operation: Operation, rate: float, seconds: float, fraction:
     latencies: list[float] = []
     in_flight = 0
     late = 0
+    failed = 0
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(due: float) -> None:
-        nonlocal in_flight
+        nonlocal in_flight, failed
         try:
             await operation(rng)
             latencies.append(time.perf_counter() - due)
+        except ShoalError:
+            # An overloaded server sheds calls (RESOURCE_EXHAUSTED, deadlines): counted,
+            # and weighed below as late calls are.
+            failed += 1
         finally:
             in_flight -= 1
 
@@ -134,9 +140,10 @@ async def open_loop(operation: Operation, rate: float, seconds: float, fraction:
     if tasks:
         await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
-    # A call never started counts at the worst latency seen: it would have waited longer.
+    # A call never started or failed counts at the worst latency seen: no answer came
+    # sooner.
     worst = max(latencies, default=0.0)
-    measured = latencies + [worst] * late
+    measured = latencies + [worst] * (late + failed)
     return Point(
         fraction,
         rate,
@@ -146,6 +153,7 @@ async def open_loop(operation: Operation, rate: float, seconds: float, fraction:
         percentile_ms(measured, 0.999),
         len(measured),
         late,
+        failed,
     )
 
 
@@ -271,7 +279,8 @@ def markdown(curves: list[Curve]) -> str:
                 f"| {curve.operation} | {curve.max_per_s:,.0f} | {point.fraction:.0%} "
                 f"| {point.offered_per_s:,.0f} | {point.achieved_per_s:,.0f} "
                 f"| {point.p50_ms:.3g} | {point.p99_ms:.3g} | {point.p999_ms:.3g} "
-                f"| {point.samples:,}{f' ({point.late} late)' if point.late else ''} |"
+                f"| {point.samples:,}{f' ({point.late} late)' if point.late else ''}"
+                f"{f' ({point.failed} failed)' if point.failed else ''} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -329,7 +338,8 @@ def add_rows(report: Report, curves: list[Curve]) -> None:
                     None if limit is None else 1.0,
                     higher_is_better=False,
                     note=f"p50 {point.p50_ms:.3g} ms, p99.9 {point.p999_ms:.3g} ms, "
-                    f"{point.samples:,} samples, open loop",
+                    f"{point.samples:,} samples ({point.late} late, {point.failed} failed), "
+                    "open loop",
                 )
             )
 
