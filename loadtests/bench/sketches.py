@@ -193,7 +193,8 @@ def run(report: Report, redis_port: int, work_dir: Path, *, items: int, runs: in
             redis_bytes,
             0.25,
             higher_is_better=False,
-            note="serialized HLL_4 image the grid keeps; same 0.81% error",
+            note="HLL_4: 4 bits a register, 2^14 registers at the same 0.81% error as Redis; "
+            "the 0.25x goal dates from lg_k=12 against a constant 12 KiB",
         )
     )
     report.add(
