@@ -32,9 +32,9 @@ import pyarrow as pa
 from pyarrow import ipc
 
 from grid.backend import PartitionStore
-from grid.catalog import Catalog, FileCatalogStore, MapDefinition
+from grid.catalog import Catalog, FileCatalogStore, MapDefinition, is_system_map
 from grid.entry import value_of
-from grid.errors import NotFound, ReadVersionTooOld
+from grid.errors import InvalidArgument, NotFound, ReadVersionTooOld
 from grid.memory.backend import DATA_FORMAT_VERSION
 from grid.memory.checkpoint import (
     CHECKPOINT_SCHEMA,
@@ -77,7 +77,17 @@ def seeded_definitions(catalog: Catalog, names: Sequence[str]) -> list[MapDefini
     """The definitions to seed: the named maps (every map when none is named) and the
     maps their schemas reference, transitively. NotFound names an unknown map."""
     if not names:
-        return sorted(catalog.definitions(), key=lambda definition: definition.name)
+        return sorted(
+            (item for item in catalog.definitions() if not is_system_map(item.name)),
+            key=lambda definition: definition.name,
+        )
+    for name in names:
+        if is_system_map(name):
+            raise InvalidArgument(
+                f"'{name}' is a system map: production's pipeline progress and bookkeeping "
+                "are never seeded into a sandbox",
+                field="maps",
+            )
     chosen: dict[str, MapDefinition] = {}
     waiting = list(names)
     while waiting:

@@ -72,6 +72,8 @@ def test_create_describe_list_delete_and_isolation(
     assert isinstance(info, SandboxInfo)
     assert info.state == "ready"
     assert info.from_snapshot and map_name in info.maps
+    # Production's pipeline progress and bookkeeping (system maps) are never seeded.
+    assert not [name for name in info.maps if name.startswith("__")]
     assert info.seeded_entries >= 300
     assert info.snapshot_version > 0 and info.snapshot_at_ms > 0
     assert info.ttl_ms == 3_600_000 and info.expires_at_ms == info.created_at_ms + 3_600_000

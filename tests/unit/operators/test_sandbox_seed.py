@@ -13,7 +13,7 @@ from coordinator import config as config_module
 from coordinator.node import Node
 from coordinator.operators.sandbox_seed import Production, seeded_definitions, write_seed
 from grid.entry import value_of
-from grid.errors import NotFound
+from grid.errors import InvalidArgument, NotFound
 from grid.memory.records import Op
 from grid.participant import Write
 
@@ -104,6 +104,16 @@ def test_seed_opens_as_the_same_maps_at_the_read_version(production: Node, tmp_p
         assert counts[("customers", "c0")] == len([i for i in range(120) if i % 7 == 0])
     finally:
         sandbox.close()
+
+
+def test_system_maps_are_never_seeded(production: Node) -> None:
+    production.create_map("orders")
+    # As the pipelines, replays and backfills keep their bookkeeping: in the catalog.
+    production.catalog.create_system("__offsets", now_ms=0)
+    assert [item.name for item in seeded_definitions(production.catalog, [])] == ["orders"]
+    with pytest.raises(InvalidArgument) as refused:
+        seeded_definitions(production.catalog, ["__offsets"])
+    assert refused.value.field == "maps"
 
 
 def test_seed_of_an_unknown_map_is_refused_naming_it(production: Node) -> None:
