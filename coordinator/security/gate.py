@@ -28,6 +28,7 @@ from coordinator.security.authentication import (
     credentials_of,
     peer_host,
 )
+from coordinator.security.permissions import Permission
 from coordinator.security.rules import Rule
 from coordinator.security.state import AuthState
 from coordinator.services.guard import Undecodable
@@ -233,9 +234,11 @@ class Gate:
                     grpc.StatusCode.PERMISSION_DENIED,
                     f"principal '{identity.principal}' lacks {need.describe()}",
                 )
-        if not rule.audited:
+        # SQL DDL (CREATE or DROP TABLE) is an administrative action like CreateMap.
+        audited = rule.audited or any(need.permission is Permission.ADMIN for need in needs)
+        if not audited:
             self._remember(name, request, context, identity)
-        if rule.audited:
+        if audited:
             self._audit.record(
                 principal=identity.principal,
                 action=name,

@@ -236,6 +236,14 @@ def test_audit_log_holds_denials_and_auth_changes_and_never_a_token(
     assert denial[-1]["action"] == "/shoal.v1.Data/Get"
     assert denial[-1]["peer"] == "127.0.0.1"
     assert {"time", "principal", "action", "maps", "peer", "outcome"} <= set(denial[-1])
+    with Client(server.target, token=BOOTSTRAP_TOKEN) as admin:
+        admin.sql("CREATE TABLE audited_ddl (n INTEGER)").fetchall()
+        ddl = [
+            line
+            for line in admin.auth.audit(1000)
+            if line["action"] == "/shoal.v1.Query/Execute" and line["maps"] == ["audited_ddl"]
+        ]
+    assert ddl and ddl[-1]["outcome"] == "allowed"
     created = [line for line in changes if issued.token_id in line.get("detail", "")]
     assert created and created[-1]["principal"] == "admin"
     assert all(line["action"].startswith("/shoal.v1.Auth/") for line in changes)

@@ -4,6 +4,7 @@ certificates mapped to principals, and the CLI's TLS options."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 import subprocess
@@ -14,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from shoal import Client, RetryPolicy, TLSConfig, UnauthenticatedError, UnavailableError
+from shoal import (
+    AsyncClient,
+    Client,
+    RetryPolicy,
+    TLSConfig,
+    UnauthenticatedError,
+    UnavailableError,
+)
 from tests.support.certificates import Authority, Issued
 from tests.support.secured import BOOTSTRAP_TOKEN, secured_server
 from tests.support.server_process import ServerProcess
@@ -111,6 +119,22 @@ def test_tls_serves_a_client_that_trusts_its_ca_and_auth_is_on_by_default(
         pytest.raises(UnauthenticatedError),
     ):
         anonymous.get("tls-map", "k")
+
+
+def test_the_async_client_speaks_tls_with_a_token(
+    tls_server: ServerProcess, certificates: Certificates
+) -> None:
+    async def run() -> object:
+        client = AsyncClient(tls_server.target, tls=certificates.tls(), token=BOOTSTRAP_TOKEN)
+        try:
+            await client.put("tls-map", "async", {"v": 2})
+            return await client.get("tls-map", "async")
+        finally:
+            await client.close()
+
+    with Client(tls_server.target, tls=certificates.tls(), token=BOOTSTRAP_TOKEN) as admin:
+        admin.create_map("tls-map", if_not_exists=True)
+    assert asyncio.run(run()) == {"v": 2}
 
 
 def test_plaintext_against_tls_fails_saying_so(tls_server: ServerProcess) -> None:
