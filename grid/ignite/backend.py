@@ -20,8 +20,8 @@ from grid.backend import ParticipantHooks
 from grid.errors import FailedPrecondition, InvalidArgument
 from grid.ignite.catalog_store import IgniteCatalogStore
 from grid.ignite.partition import IgnitePartition
-from grid.ignite.records import ENTRIES_CACHE_PREFIX, RECORDS_CACHE
-from grid.ignite.sequence import LEASES_CACHE, IgniteCommitSequence
+from grid.ignite.records import ENTRIES_CACHE_PREFIX, LEASES_CACHE, RECORDS_CACHE
+from grid.ignite.sequence import IgniteCommitSequence
 
 SCHEME = "ignite://"
 # Ignite's own default transaction timeout in ignite.sh; a step is a few round trips.

@@ -43,6 +43,8 @@ EMPTY_META: dict[str, Any] = {
 
 
 RECORDS_CACHE = "shoal.records"
+# The commit numbers' leases (grid/ignite/sequence.py), read by one-phase steps.
+LEASES_CACHE = "shoal.leases"
 ENTRIES_CACHE_PREFIX = "shoal.e."
 Caches = Callable[[str], Any]
 
@@ -60,6 +62,7 @@ class PartitionRecords:
 
     def __init__(self, caches: Caches, scan_caches: Caches, namespace: str, index: int) -> None:
         self._caches = caches
+        self.namespace = namespace
         # Scans run on a connection with no transaction open (see IgniteBackend.client).
         self._scan_caches = scan_caches
         self.index = index
@@ -127,6 +130,11 @@ class PartitionRecords:
 
     def set_entry(self, map_name: str, key: str, value: bytes | None, version: int) -> None:
         self._entries_written[(map_name, key)] = None if value is None else pack(value, version)
+
+    def number_held(self, key: str) -> bool:
+        """Whether a commit number's lease entry (grid/ignite/sequence.py) still exists; read
+        (and locked) in this transaction, so the number cannot be released meanwhile."""
+        return self._caches(LEASES_CACHE).get(key) is not None
 
     def drop_entries(self, map_name: str) -> None:
         """Removes this partition's entries and reference counts of a map (scans both caches:

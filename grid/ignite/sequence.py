@@ -18,9 +18,19 @@ import orjson
 from pyignite.datatypes.transactions import TransactionConcurrency, TransactionIsolation
 
 from grid.ignite.lost import guarded
-from grid.ignite.records import RECORDS_CACHE
+from grid.ignite.records import LEASES_CACHE, RECORDS_CACHE
 
-LEASES_CACHE = "shoal.leases"
+# A number's grace entry outlives its lease entry by this: one-phase steps refuse once the lease
+# entry is gone, and the sweeper releases the number only once the grace entry is (the margin
+# coordinator.transactions.store_sequence asks for, fixed when the number is taken).
+GRACE_MS = 1000
+
+
+def lease_key(namespace: str, number: int) -> str:
+    """The entry that lives as long as the number's lease (by the cluster's clock)."""
+    return f"{namespace}|{number}"
+
+
 TX_TIMEOUT_MS = 10_000
 
 
@@ -40,12 +50,17 @@ class IgniteCommitSequence:
         self._key = f"{namespace}|sequence"
 
     def _lease_key(self, number: int) -> str:
-        return f"{self._namespace}|{number}"
+        return lease_key(self._namespace, number)
 
-    def _leases(self) -> Any:
-        return self._caches(LEASES_CACHE).with_expire_policy(
-            create=self.lease_ms, update=self.lease_ms
-        )
+    def _grace_key(self, number: int) -> str:
+        return f"{self._namespace}|{number}|grace"
+
+    def _lease(self, number: int, holder: str) -> None:
+        """Starts (or renews) the number's lease and grace entries."""
+        leases = self._caches(LEASES_CACHE)
+        lease, grace = self.lease_ms, self.lease_ms + GRACE_MS
+        leases.with_expire_policy(create=lease, update=lease).put(self._lease_key(number), holder)
+        leases.with_expire_policy(create=grace, update=grace).put(self._grace_key(number), holder)
 
     def _change(self, change: Callable[[dict[str, Any]], Any]) -> Any:
         """Runs ``change`` on the sequence record in a pessimistic transaction and saves it."""
@@ -74,31 +89,38 @@ class IgniteCommitSequence:
         number ``owner`` holds already, when it holds one (a sweeper finishing a transaction
         commits it at the number it was given)."""
 
-        def take(state: dict[str, Any]) -> int:
+        def take(state: dict[str, Any]) -> tuple[int, bool]:
             for number, holder in state["flight"].items():
                 if holder == owner:
-                    return int(number)
+                    return int(number), False
             state["last"] += 1
             number = int(state["last"])
             state["flight"][str(number)] = owner
-            return number
+            return number, True
 
-        number: int = self._change(take)
-        self._leases().put(self._lease_key(number), owner)
-        return number
+        number, new = self._change(take)
+        if new:
+            self._lease(number, owner)
+        return int(number)
+
+    def take_with_deadline(self, owner: str) -> tuple[int, int]:
+        """``take``, with when its lease ends by the cluster's clock: a one-phase step carrying
+        a deadline refuses once the number's lease entry has expired (grid/ignite/steps.py)."""
+        number = self.take(owner)
+        return number, self.time_ms() + self.lease_ms
 
     @guarded
     def release(self, number: int) -> None:
         """The commit holding ``number`` is applied everywhere (or decided against)."""
         self._change(lambda state: state["flight"].pop(str(number), None))
-        self._caches(LEASES_CACHE).remove_key(self._lease_key(number))
+        self._caches(LEASES_CACHE).remove_keys([self._lease_key(number), self._grace_key(number)])
 
     @guarded
     def renew(self, number: int) -> bool:
         """Extends the lease of a number still held; False when it is no longer held."""
         if str(number) not in self._state()["flight"]:
             return False
-        self._leases().put(self._lease_key(number), "renewed")
+        self._lease(number, "renewed")
         return True
 
     @contextmanager
@@ -129,16 +151,14 @@ class IgniteCommitSequence:
         return min(int(number) for number in state["flight"]) - 1
 
     @guarded
-    def expired(self, scan_max: int = 1000) -> list[tuple[int, str]]:
+    def expired(self, scan_max: int = 1000, margin_ms: int = 0) -> list[tuple[int, str]]:
         """Numbers (and owners) among the oldest ``scan_max`` held whose lease entry the
-        cluster let expire: their coordinators are presumed gone."""
+        cluster let expire (with ``margin_ms``, up to GRACE_MS: whose grace entry did): their
+        coordinators are presumed gone."""
         flight = self._state()["flight"]
         oldest = sorted(int(number) for number in flight)[:scan_max]
         if not oldest:
             return []
-        alive = self._caches(LEASES_CACHE).get_all([self._lease_key(n) for n in oldest])
-        return [
-            (number, flight[str(number)])
-            for number in oldest
-            if self._lease_key(number) not in alive
-        ]
+        key = self._grace_key if margin_ms > 0 else self._lease_key
+        alive = self._caches(LEASES_CACHE).get_all([key(number) for number in oldest])
+        return [(number, flight[str(number)]) for number in oldest if key(number) not in alive]

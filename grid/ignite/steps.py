@@ -17,6 +17,7 @@ from grid.backend import ParticipantHooks
 from grid.entry import value_of, version_of
 from grid.errors import Conflict, FailedPrecondition, InvalidArgument, StaleVersion
 from grid.ignite.records import PartitionRecords
+from grid.ignite.sequence import lease_key
 from grid.locks import lock_modes
 from grid.memory.records import Op
 from grid.protocol import (
@@ -244,6 +245,12 @@ class IgniteSteps:
         entries, holders, _ = self.resolver._read(targets)
         modes = lock_modes(event.reads, event.writes, self.hooks.guarded_field)
         _check(event.reads, modes, entries, holders, "")
+        if event.deadline_ms and not self.records.number_held(
+            lease_key(self.records.namespace, event.version)
+        ):
+            # Past its lease (by the cluster's clock) another coordinator may release the
+            # number, so the step must not apply with it: a new number, from the coordinator.
+            raise StaleVersion("the commit number outlived its lease", field="version")
         self._refuse_if_stale(event.writes, event.version)
         resolved, template, removed = self.resolver.resolve(event.writes, self.hooks, check=True)
         lsn = self._next_lsn()

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from grid.entry import value_of
-from grid.errors import Conflict
+from grid.errors import Conflict, StaleVersion
 from grid.ignite.backend import IgniteBackend, IgniteBackendConfig, connect, drop_namespace
 from grid.memory.records import Op
 from grid.protocol import (
@@ -259,3 +259,23 @@ def test_catalog_watchers_learn_of_changes_by_polling(coordinators: Pair) -> Non
         wait_for(lambda: seen == [1, 2], timeout_s=5)
     finally:
         watcher.close()
+
+
+def test_a_one_phase_step_whose_number_outlived_its_lease_is_refused(coordinators: Pair) -> None:
+    """A commit number's lease ends by the cluster's clock (its lease entry expires); a step
+    carrying it after that must not apply (another coordinator may have released it)."""
+    first, _ = coordinators
+    short = first.commit_sequence(lease_ms=300)
+    number, deadline = short.take_with_deadline("t-late")
+    assert deadline > 0
+    wait_for(lambda: bool(short.expired()), timeout_s=30)
+    late = ApplyOnePhase(b"late", (), (put("k", 1),), version=number, deadline_ms=deadline)
+    with pytest.raises(StaleVersion):
+        first.partitions[0].step(late)
+    assert first.partitions[0].get("m", "k") is None, "nothing written"
+    wait_for(lambda: bool(short.expired(margin_ms=1000)), timeout_s=30)
+    short.release(number)
+    held, deadline = first.sequence.take_with_deadline("t-in-time")
+    in_time = ApplyOnePhase(b"in-time", (), (put("k", 2),), version=held, deadline_ms=deadline)
+    assert isinstance(first.partitions[0].step(in_time), Applied)
+    first.sequence.release(held)
