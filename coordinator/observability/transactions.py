@@ -81,6 +81,28 @@ class TransactionTelemetry(Untraced):
             ("phase",),
         )
         self._phase_children: dict[type, tuple[str, Any]] = {}
+        # Children looked up once: `labels()` costs more than the `inc()` it serves.
+        self._committed_children: dict[tuple[str, str], Any] = {}
+        self._duration_children: dict[str, Any] = {}
+
+    def count_commit(self, kind: str, origin: str, seconds: float) -> None:
+        committed = self._committed_children.get((kind, origin))
+        if committed is None:
+            committed = self._committed_children[(kind, origin)] = self.committed.labels(
+                kind=kind, origin=origin
+            )
+        committed.inc()
+        self._time(kind, seconds)
+
+    def count_abort(self, kind: str, reason: str, origin: str, seconds: float) -> None:
+        self.aborted.labels(reason=reason, origin=origin).inc()
+        self._time(kind, seconds)
+
+    def _time(self, kind: str, seconds: float) -> None:
+        duration = self._duration_children.get(kind)
+        if duration is None:
+            duration = self._duration_children[kind] = self.duration.labels(kind=kind)
+        duration.observe(seconds)
 
     def commit(self, txn_id: bytes, kind: str) -> AbstractContextManager[Any]:
         return _Commit(self, txn_id, kind)
@@ -149,14 +171,13 @@ class _Commit:
         self._started = time.perf_counter()
 
     def __exit__(self, kind: object, error: BaseException | None, trace_back: object) -> None:
-        telemetry = self._telemetry
+        seconds = time.perf_counter() - self._started
         reason = None
         if error is not None:
             reason = abort_reason(error)
-            telemetry.aborted.labels(reason=reason, origin=self._origin).inc()
+            self._telemetry.count_abort(self._kind, reason, self._origin, seconds)
         else:
-            telemetry.committed.labels(kind=self._kind, origin=self._origin).inc()
-        telemetry.duration.labels(kind=self._kind).observe(time.perf_counter() - self._started)
+            self._telemetry.count_commit(self._kind, self._origin, seconds)
         self._span.close(reason)
         log_fields.reset(self._fields)
 

@@ -200,6 +200,14 @@ class BatchApplier:
         return self.abandoning
 
     def apply(self, batch: Batch) -> BatchResult:
+        # Every line logged while the batch is applied names the pipeline and the batch.
+        fields = log_fields.bind(pipeline=self.spec.name, batch_id=batch.batch_id)
+        try:
+            return self._apply(batch)
+        finally:
+            log_fields.reset(fields)
+
+    def _apply(self, batch: Batch) -> BatchResult:
         result = BatchResult(batch.batch_id)
         if self.abandoning or self.stopped:
             result.dropped = batch.size
@@ -454,7 +462,7 @@ class BatchApplier:
             },
         ) as span:
             token = current_trace_id.set(trace_id_hex(span))
-            fields = log_fields.bind(pipeline=self.spec.name, batch_id=batch_id, txn_id=tag)
+            fields = log_fields.bind(txn_id=tag)
             origin = commit_origin.set("pipeline")
             started = time.perf_counter()
             outcome = REFUSED

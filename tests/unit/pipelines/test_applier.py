@@ -371,3 +371,33 @@ def test_a_missing_map_stops_the_batch_for_a_retry_instead_of_dead_lettering(nod
     node.create_map("not_created_yet")
     applier.sync({("events", 0): 2})
     assert applier.apply(batch_of(2, (batch, 2))).applied == 2
+
+
+def test_lines_logged_while_a_batch_is_applied_name_the_pipeline_and_batch(node):
+    import logging
+
+    from coordinator.telemetry import TraceIdFilter
+
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Keep()
+    handler.addFilter(TraceIdFilter())
+    logger = logging.getLogger("coordinator.pipelines.applier")
+    logger.addHandler(handler)
+
+    def fragile(event, tx):
+        raise RuntimeError("unlucky")
+
+    try:
+        strict = make(node, fragile, on_error="stop", group="logged", topic="logged")
+        strict.sync({("logged", 0): 1})
+        strict.apply(batch_of(7, (records("logged", 0, 0, [order(1)]), 1)))
+    finally:
+        logger.removeHandler(handler)
+    stopped = [record for record in seen if "stopped" in record.getMessage()]
+    assert stopped, [record.getMessage() for record in seen]
+    assert {(record.pipeline, record.batch_id) for record in stopped} == {(strict.spec.name, "7")}
