@@ -19,6 +19,8 @@
 #   SHOAL_CACHE_DIR     cache root, default <repo>/.cache; pid files, logs and Prometheus's data
 #                       live in $SHOAL_CACHE_DIR/observability
 #   PROMETHEUS_PORT     default 9090
+#   PROMETHEUS_CONFIG   scrape configuration, default deploy/prometheus/prometheus.yml (one
+#                       of your own names its targets; keep `rule_files` pointing at alerts.yml)
 #   START_TIMEOUT       seconds to wait for each server, default 30
 set -euo pipefail
 
@@ -26,6 +28,7 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DEPLOY_DIR="$(cd "${SCRIPT_DIR}/.." && pwd)"
 REPO_ROOT="$(cd "${DEPLOY_DIR}/.." && pwd)"
 PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+PROMETHEUS_CONFIG="${PROMETHEUS_CONFIG:-${DEPLOY_DIR}/prometheus/prometheus.yml}"
 START_TIMEOUT="${START_TIMEOUT:-30}"
 CACHE_DIR="${SHOAL_CACHE_DIR:-${REPO_ROOT}/.cache}"
 RUN_DIR="${CACHE_DIR}/observability"
@@ -90,12 +93,12 @@ up() {
     local binary
     binary="$(prometheus_binary)"
     start_daemon prometheus "${binary}" \
-      --config.file="${DEPLOY_DIR}/prometheus/prometheus.yml" \
-      --storage.tsdb.path="${RUN_DIR}/prometheus-data" \
+      --config.file="${PROMETHEUS_CONFIG}" \
+      --storage.tsdb.path="${RUN_DIR}/prometheus-data-${PROMETHEUS_PORT}" \
       --web.listen-address="127.0.0.1:${PROMETHEUS_PORT}" \
       --web.enable-lifecycle
     wait_for "${ready}" prometheus
-    log "Prometheus on http://127.0.0.1:${PROMETHEUS_PORT} (scraping 127.0.0.1:9464, alerts.yml loaded)"
+    log "Prometheus on http://127.0.0.1:${PROMETHEUS_PORT} (${PROMETHEUS_CONFIG})"
   fi
   local grafana=""
   grafana="$(command -v grafana-server || command -v grafana || true)"
