@@ -235,8 +235,20 @@ class IgniteSteps:
 
     # Steps ----------------------------------------------------------------------------
 
+    def _prefetch(self, names: list[str], writes: Sequence[Write] = ()) -> None:
+        """Reads (and locks) in one round trip the records a step will look at: each read is a
+        round trip of its own otherwise, and a step made a dozen."""
+        slots = [f"os|{self.meta['outcomes'] % REMEMBERED_MAX}"]
+        slots.append(f"ds|{self.meta['decided'] % REMEMBERED_MAX}")
+        per_key = []
+        for write in writes:
+            per_key += [f"r|{write.map}|{write.key}", f"h|{write.map}|{write.key}"]
+            per_key.append(f"hk|{write.map}")
+        self.records.get_many(["l", "hx", *slots, *names, *per_key])
+
     def apply(self, event: ApplyOnePhase) -> Reply:
         request = event.request_id.hex()
+        self._prefetch([f"o|{request}"] if request else [], event.writes)
         if request:
             answer = self.records.get(f"o|{request}")
             if answer is not None:
@@ -265,6 +277,7 @@ class IgniteSteps:
     def prepare(self, event: Prepare) -> Vote:
         txn = event.txn_id.hex()
         records = self.records
+        self._prefetch(["s", f"d|{txn}"], event.writes)
         if txn in (records.get_json("s") or []):
             return Vote(True)
         decided = records.get(f"d|{txn}")
@@ -321,6 +334,7 @@ class IgniteSteps:
 
     def commit(self, event: Commit) -> Reply:
         txn = event.txn_id.hex()
+        self._prefetch([f"x|{txn}", "s", f"d|{txn}", f"o|{txn}"])
         staged = self.records.get_json(f"x|{txn}")
         if staged is None:
             return Ack(known=False)
