@@ -76,8 +76,9 @@ def run_ticks(write: Callable[[list[str]], object], rows: int, stop: Callable[[]
     return written
 
 
-def shoal_writer(target: str, rows: int, stop_event: Any, written: Any) -> None:
-    """A subprocess: changes 1% of the rows a second through put_many until told to stop."""
+def shoal_writer(target: str, rows: int, started_event: Any, stop_event: Any, written: Any) -> None:
+    """A subprocess: changes 1% of the rows a second through put_many until told to stop;
+    sets `started_event` once its first change is committed."""
     client = Client(target, timeout_s=60)
 
     def write(ids: list[str]) -> None:
@@ -91,6 +92,7 @@ def shoal_writer(target: str, rows: int, stop_event: Any, written: Any) -> None:
                 for key in ids
             ],
         )
+        started_event.set()
 
     started = time.perf_counter()
     count = run_ticks(write, rows, stop_event.is_set)
@@ -207,15 +209,19 @@ def main(report: Report, redis_port: int, work_dir: Path, scale: str) -> None:
         check = client.sql("SELECT count(*) FROM orders").fetchall()[0][0]
         assert check == rows, f"loaded {check} rows, not {rows}"
         context = multiprocessing.get_context("spawn")
+        started_event = context.Event()
         stop_event = context.Event()
         shoal_share = context.Value("d", 0.0)
         writer = context.Process(
-            target=shoal_writer, args=(server.target, rows, stop_event, shoal_share)
+            target=shoal_writer,
+            args=(server.target, rows, started_event, stop_event, shoal_share),
         )
         writer.start()
         retries: list[int] = []
         try:
-            time.sleep(1.0)  # the writer connects and starts changing rows
+            # A process started on a busy machine takes seconds to import and connect.
+            if not started_event.wait(120):
+                raise RuntimeError("the SQL writer process never committed a change")
             ours_group_writes = median_ms(
                 lambda: retried(lambda: client.sql(GROUP_BY).to_arrow(), retries), repeats
             )
