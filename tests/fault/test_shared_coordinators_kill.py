@@ -138,11 +138,20 @@ def test_bank_through_three_coordinators_with_one_killed_every_few_seconds(
 
 
 @pytest.mark.parametrize(
-    "point", ["after_some_prepares", "after_status_pre_committed", "after_some_commits"]
+    ("point", "store"),
+    [
+        ("after_some_prepares", "redis"),
+        ("after_status_pre_committed", "redis"),
+        ("after_some_commits", "redis"),
+        ("after_status_pre_committed", "redis-cluster"),
+    ],
 )
 def test_a_coordinator_killed_mid_commit_has_its_transaction_ended_by_another_within_a_lease(
-    tmp_path: Path, redis_url: str, point: str
+    tmp_path: Path, request: pytest.FixtureRequest, point: str, store: str
 ) -> None:
+    redis_url = str(
+        request.getfixturevalue("redis_cluster_url" if store == "redis-cluster" else "redis_url")
+    )
     armed = {"SHOAL_TESTING": "1", "SHOAL_FAULT_POINTS": f"{point}:3"}
     # Long enough that the transaction is still in doubt when the test first looks.
     lease_ms = 4000

@@ -136,10 +136,17 @@ def test_catalogs_racing_on_one_store_check_the_change_against_the_winner(redis_
         drop_namespace(redis_url, namespace)
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """One redis-server, or a 3-master Redis Cluster."""
+    fixture = "redis_cluster_url" if request.param == "redis-cluster" else "redis_url"
+    return str(request.getfixturevalue(fixture))
+
+
 def test_sql_sums_through_another_coordinator_than_the_writers_are_always_exact(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, store_url: str
 ) -> None:
-    with coordinators(tmp_path, redis_url, 3) as servers:
+    with coordinators(tmp_path, store_url, 3) as servers:
         setup = Client(servers[0].target)
         total = setup_bank(setup, "accounts", "ledger", accounts=ACCOUNTS)
         stop = threading.Event()
