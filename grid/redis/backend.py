@@ -13,7 +13,7 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from grid.backend import ParticipantHooks
 from grid.entry import pack
-from grid.errors import FailedPrecondition
+from grid.errors import FailedPrecondition, Unavailable
 from grid.redis.catalog_store import RedisCatalogStore
 from grid.redis.layout import FIXED_KEYS, PartitionLayout
 from grid.redis.partition import STEPS_SOURCE, RedisPartition
@@ -34,7 +34,10 @@ def connect(url: str) -> Any:
         for address in url[len(CLUSTER_SCHEME) :].strip("/").split(","):
             host, _, port = address.rpartition(":")
             nodes.append(make_node(host, int(port)))
-        return RedisCluster(startup_nodes=nodes)
+        try:
+            return RedisCluster(startup_nodes=nodes)
+        except redis.exceptions.RedisClusterException as error:
+            raise Unavailable(f"the Redis Cluster cannot be reached ({error})") from None
     return redis.Redis.from_url(url)
 
 

@@ -203,3 +203,32 @@ def test_one_client_spreads_over_the_coordinators_and_fails_over(
             }
         for client in clients:
             client.close()
+
+
+@pytest.mark.parametrize(
+    ("backend", "message"),
+    [
+        ("redis://localhost", "backend from --backend must be memory, redis://"),
+        ("redis://127.0.0.1:1/ns", "the Redis store cannot be reached"),
+        ("redis+cluster://127.0.0.1:1", "the Redis Cluster cannot be reached"),
+    ],
+)
+def test_serve_refuses_a_bad_backend_with_a_clear_message(
+    tmp_path: Path, backend: str, message: str
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.server_process import REPO_ROOT
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "coordinator.server", "--port", "0", "--backend", backend],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 2
+    assert message in finished.stderr
+    assert "Traceback" not in finished.stderr
