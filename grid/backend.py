@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from grid.catalog import CatalogStore
-from grid.participant import Event, NumericGuard, Reply, SketchApply, ValidatorLookup
+from grid.participant import FINAL_STATES, Event, NumericGuard, Reply, SketchApply, ValidatorLookup
 from grid.versions import VersionStats
 
 
@@ -109,7 +109,25 @@ class PartitionStore(Protocol):
         """How many entries the map holds here, and about how many bytes they take."""
         ...
 
-    def status_records(self) -> list[StatusView]: ...
+    def status_records(self) -> list[StatusView]:
+        """Every status record here, decided ones kept for retries included (costly on a busy
+        partition: the recovery sweeper reads the three below instead)."""
+        ...
+
+    def undecided_statuses(self) -> list[StatusView]:
+        """The status records still pending or pre-committed."""
+        ...
+
+    def status_record(self, txn_id: bytes) -> StatusView | None:
+        """One transaction's status record, or None."""
+        ...
+
+    def decided_statuses(self, updated_by_ms: int, limit: int) -> list[StatusView]:
+        """Up to `limit` decided (committed or aborted) records last updated at or before
+        `updated_by_ms`, oldest first (the memory backend: in the order decided, which a clock
+        stepping back can only make later): those due to be forgotten. The cost is that of
+        the records returned, not of every decided record kept."""
+        ...
 
     def staged_transactions(self) -> list[StagedView]: ...
 
@@ -145,6 +163,26 @@ class SharedBackend(Backend, Protocol):
     def time_ms(self) -> int:
         """The store's clock, in milliseconds since the epoch."""
         ...
+
+
+def undecided_of(records: list[StatusView]) -> list[StatusView]:
+    """`undecided_statuses` from a full read, for a backend that keeps no index yet."""
+    return [record for record in records if record.state not in FINAL_STATES]
+
+
+def record_of(records: list[StatusView], txn_id: bytes) -> StatusView | None:
+    """`status_record` from a full read, for a backend that keeps no index yet."""
+    return next((record for record in records if record.txn_id == txn_id), None)
+
+
+def decided_of(records: list[StatusView], updated_by_ms: int, limit: int) -> list[StatusView]:
+    """`decided_statuses` from a full read, for a backend that keeps no index yet."""
+    due = [
+        record
+        for record in records
+        if record.state in FINAL_STATES and record.updated_ms <= updated_by_ms
+    ]
+    return sorted(due, key=lambda record: record.updated_ms)[:limit]
 
 
 def is_shared(backend: Backend) -> bool:

@@ -190,6 +190,11 @@ class Participant:
         self.refcounts: dict[tuple[str, str], int] = {}
         self.staged: dict[bytes, StagedTransaction] = {}
         self.statuses: dict[bytes, StatusRecord] = {}
+        # Indexes over `statuses`, so the recovery sweeper reads only what may need it: the
+        # undecided records, and the decided ones in the order they were decided (each with
+        # its updated time), whose oldest are the first to outlive the retention period.
+        self.undecided: set[bytes] = set()
+        self.decided_order: OrderedDict[bytes, int] = OrderedDict()
         # Answers of recent one-phase commits by request id, and of recent three-phase
         # commits by transaction id, so a retry after a lost reply gets the first answer
         # (and a one-phase retry never applies twice).
@@ -402,6 +407,7 @@ class Participant:
         self.statuses[event.txn_id] = StatusRecord(
             PENDING, event.participants, event.lease_expires_ms, event.now_ms
         )
+        self._index_status(event.txn_id)
         record = self._status_record(event.txn_id)
         return [Persist(record), Send(self._status_reply(event.txn_id, swapped=True))]
 
@@ -413,6 +419,7 @@ class Participant:
         status.updated_ms = event.now_ms
         if event.lease_expires_ms:
             status.lease_expires_ms = event.lease_expires_ms
+        self._index_status(event.txn_id)
         record = self._status_record(event.txn_id)
         return [Persist(record), Send(self._status_reply(event.txn_id, swapped=True))]
 
@@ -421,6 +428,7 @@ class Participant:
         if status is None or status.state not in FINAL_STATES:
             return [Send(Ack(known=status is not None))]
         del self.statuses[event.txn_id]
+        self._index_status(event.txn_id)
         record = Record(
             RecordKind.STATUS, self._next_lsn(), {"txn": event.txn_id.hex(), "forget": True}
         )
@@ -457,6 +465,29 @@ class Participant:
                 "updated": status.updated_ms,
             },
         )
+
+    def _index_status(self, txn_id: bytes) -> None:
+        """Brings the status indexes in line with the record of `txn_id` (after any change)."""
+        status = self.statuses.get(txn_id)
+        self.decided_order.pop(txn_id, None)
+        if status is None:
+            self.undecided.discard(txn_id)
+        elif status.state in FINAL_STATES:
+            self.undecided.discard(txn_id)
+            self.decided_order[txn_id] = status.updated_ms
+        else:
+            self.undecided.add(txn_id)
+
+    def decided_statuses(self, updated_by_ms: int, limit: int) -> list[bytes]:
+        """Up to `limit` decided records updated at or before `updated_by_ms`, oldest decided
+        first. It stops at the first one updated later: a clock stepping back can only delay
+        a record's turn, never bring it early."""
+        found: list[bytes] = []
+        for txn_id, updated_ms in self.decided_order.items():
+            if updated_ms > updated_by_ms or len(found) >= limit:
+                break
+            found.append(txn_id)
+        return found
 
     def _status_reply(self, txn_id: bytes, *, swapped: bool = False) -> StatusReply:
         status = self.statuses.get(txn_id)
@@ -708,6 +739,7 @@ class Participant:
                     record.meta["lease"],
                     record.meta["updated"],
                 )
+            self._index_status(txn_id)
         elif kind == RecordKind.MAP_DROPPED:
             dropped = self.segments.pop(record.meta["map"], None)
             if dropped is not None:
@@ -794,6 +826,10 @@ class Participant:
             self.statuses[bytes.fromhex(txn)] = StatusRecord(
                 state, tuple(participants), lease, updated
             )
+        # The checkpoint keeps records in creation order: decided ones are indexed by time.
+        by_updated = sorted(self.statuses.items(), key=lambda item: item[1].updated_ms)
+        for txn_id, _ in by_updated:
+            self._index_status(txn_id)
         for request, versions, *removed in meta["outcomes"]:
             # Checkpoints written before answers kept removed deletes hold two items.
             self.outcomes[bytes.fromhex(request)] = Applied(

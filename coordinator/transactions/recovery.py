@@ -7,7 +7,9 @@ first and abort. Each change of the record is a compare-and-set, so two sweepers
 (or a sweeper and a slow coordinator) can never decide differently, and running a
 sweep twice changes nothing the first did not. Final records are kept for a
 retention period to answer retried commits, then forgotten once no participant
-still holds the transaction.
+still holds the transaction. A sweep reads only undecided records, those of
+transactions staged somewhere, and decided ones past retention (in bounded slices,
+oldest first): its cost follows the work to do, not the history kept for retries.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ from grid.participant import (
 )
 
 log = logging.getLogger(__name__)
+
+# How many decided records past retention one sweep forgets per partition at most, so a
+# backlog (a restart after a long stop) is worked off over a few sweeps, each kept short.
+FORGET_SLICE = 2048
 
 
 @dataclass
@@ -67,10 +73,20 @@ class RecoverySweeper:
         for index, partition in enumerate(manager.partitions):
             for view in partition.staged_transactions():
                 staged.setdefault(view.txn_id, []).append((index, view))
+        # Only the records that may need work: the undecided ones, and those of transactions
+        # still staged somewhere (decided or not). Decided records kept for retries are read
+        # below only once due to be forgotten, so a sweep costs what is undecided or due, not
+        # the retained history.
         records: dict[bytes, StatusView] = {}
         for partition in manager.partitions:
-            for record in partition.status_records():
+            for record in partition.undecided_statuses():
                 records[record.txn_id] = record
+        for txn_id, holders in staged.items():
+            if txn_id not in records:
+                found = manager.partitions[holders[0][1].status_partition].status_record(txn_id)
+                if found is not None:
+                    records[txn_id] = found
+        retention_ms = manager.config.status_retention_ms
         for txn_id, record in records.items():
             if manager.is_in_flight(txn_id):
                 continue
@@ -89,9 +105,18 @@ class RecoverySweeper:
                 else:
                     report.aborted += 1
                 holders = []
-            retained_until = record.updated_ms + manager.config.status_retention_ms
-            if outcome in FINAL_STATES and not holders and retained_until <= now:
+            # A record decided just now was updated now: not due, whatever `record` says.
+            due = record.state in FINAL_STATES and record.updated_ms + retention_ms <= now
+            if due and not holders:
                 manager.partitions[manager.status_partition(txn_id)].step(ForgetStatus(txn_id))
+                report.forgotten += 1
+        for partition in manager.partitions:
+            for record in partition.decided_statuses(now - retention_ms, FORGET_SLICE):
+                txn_id = record.txn_id
+                if txn_id in records or txn_id in staged or manager.is_in_flight(txn_id):
+                    # Handled above, or a participant still holds it: forgotten once finished.
+                    continue
+                partition.step(ForgetStatus(txn_id))
                 report.forgotten += 1
         for txn_id, holders in staged.items():
             if txn_id in records or manager.is_in_flight(txn_id):

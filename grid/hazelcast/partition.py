@@ -16,7 +16,16 @@ from typing import Any
 
 import orjson
 
-from grid.backend import MapSize, MapState, ParticipantHooks, StagedView, StatusView
+from grid.backend import (
+    MapSize,
+    MapState,
+    ParticipantHooks,
+    StagedView,
+    StatusView,
+    decided_of,
+    record_of,
+    undecided_of,
+)
 from grid.entry import pack
 from grid.errors import FailedPrecondition, ReadVersionTooOld
 from grid.hazelcast.hooked import HazelcastHookedSteps
@@ -241,6 +250,16 @@ class HazelcastPartition:
             )
             for position in range(0, len(found), 5)
         ]
+
+    # No status indexes here yet: these read every record, as status_records does.
+    def undecided_statuses(self) -> list[StatusView]:
+        return undecided_of(self.status_records())
+
+    def status_record(self, txn_id: bytes) -> StatusView | None:
+        return record_of(self.status_records(), txn_id)
+
+    def decided_statuses(self, updated_by_ms: int, limit: int) -> list[StatusView]:
+        return decided_of(self.status_records(), updated_by_ms, limit)
 
     def staged_transactions(self) -> list[StagedView]:
         found = self._read("staged")

@@ -16,7 +16,16 @@ import orjson
 from pyignite.datatypes.transactions import TransactionConcurrency, TransactionIsolation
 from pyignite.exceptions import CacheError
 
-from grid.backend import MapSize, MapState, ParticipantHooks, StagedView, StatusView
+from grid.backend import (
+    MapSize,
+    MapState,
+    ParticipantHooks,
+    StagedView,
+    StatusView,
+    decided_of,
+    record_of,
+    undecided_of,
+)
 from grid.entry import pack, version_of
 from grid.errors import FailedPrecondition, ReadVersionTooOld, Unavailable
 from grid.ignite.lost import guarded, unavailable_when_lost
@@ -220,6 +229,16 @@ class IgnitePartition:
             )
             for txn, record in sorted(statuses.items())
         ]
+
+    # No status indexes here yet: these read every record, as status_records does.
+    def undecided_statuses(self) -> list[StatusView]:
+        return undecided_of(self.status_records())
+
+    def status_record(self, txn_id: bytes) -> StatusView | None:
+        return record_of(self.status_records(), txn_id)
+
+    def decided_statuses(self, updated_by_ms: int, limit: int) -> list[StatusView]:
+        return decided_of(self.status_records(), updated_by_ms, limit)
 
     @guarded
     def staged_transactions(self) -> list[StagedView]:

@@ -240,6 +240,23 @@ class MemoryPartition:
                 for txn_id, s in self.participant.statuses.items()
             ]
 
+    def undecided_statuses(self) -> list[StatusView]:
+        with self.lock:
+            return [self._status_view(txn_id) for txn_id in self.participant.undecided]
+
+    def status_record(self, txn_id: bytes) -> StatusView | None:
+        with self.lock:
+            return self._status_view(txn_id) if txn_id in self.participant.statuses else None
+
+    def decided_statuses(self, updated_by_ms: int, limit: int) -> list[StatusView]:
+        with self.lock:
+            found = self.participant.decided_statuses(updated_by_ms, limit)
+            return [self._status_view(txn_id) for txn_id in found]
+
+    def _status_view(self, txn_id: bytes) -> StatusView:
+        s = self.participant.statuses[txn_id]
+        return StatusView(txn_id, s.state, s.participants, s.lease_expires_ms, s.updated_ms)
+
     def staged_transactions(self) -> list[StagedView]:
         with self.lock:
             return [

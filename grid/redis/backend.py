@@ -177,6 +177,9 @@ class RedisBackend:
                 "serving it)",
                 field="partitions",
             )
+        for partition in self._partitions:
+            # Records written before the sweeper's status indexes existed get indexed once.
+            partition.index_statuses()
 
     def close(self) -> None:
         self._client.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The partition's fixed keys, in the order grid/redis/steps.lua reads them from KEYS.
-FIXED_KEYS = ("m", "l", "o", "d", "s", "t", "hx", "oq", "dq")
+FIXED_KEYS = ("m", "l", "o", "d", "s", "t", "hx", "oq", "dq", "tu", "tf")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,14 @@ class PartitionLayout:
     @property
     def statuses(self) -> str:
         return self.prefix + "t"
+
+    @property
+    def undecided_statuses(self) -> str:
+        return self.prefix + "tu"
+
+    @property
+    def decided_statuses(self) -> str:
+        return self.prefix + "tf"
 
     def staged(self, txn: str) -> str:
         return f"{self.prefix}x:{txn}"

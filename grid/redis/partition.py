@@ -359,8 +359,39 @@ class RedisPartition:
 
     @retried
     def status_records(self) -> list[StatusView]:
+        return self._views(sorted(self._client.hgetall(self._layout.statuses).items()))
+
+    @retried
+    def undecided_statuses(self) -> list[StatusView]:
+        return self._records(self._client.smembers(self._layout.undecided_statuses))
+
+    @retried
+    def status_record(self, txn_id: bytes) -> StatusView | None:
+        views = self._records([txn_id.hex()])
+        return views[0] if views else None
+
+    @retried
+    def decided_statuses(self, updated_by_ms: int, limit: int) -> list[StatusView]:
+        txns = self._client.zrangebyscore(
+            self._layout.decided_statuses, "-inf", updated_by_ms, start=0, num=limit
+        )
+        return self._records(txns)
+
+    def index_statuses(self) -> None:
+        self._call("index_statuses")
+
+    def _records(self, txns: Any) -> list[StatusView]:
+        """The records of some transactions, those still there (one HMGET)."""
+        names = [_text(txn) for txn in txns]
+        if not names:
+            return []
+        found = self._client.hmget(self._layout.statuses, names)
+        return self._views([(name, raw) for name, raw in zip(names, found, strict=True) if raw])
+
+    @staticmethod
+    def _views(raws: list[tuple[Any, Any]]) -> list[StatusView]:
         views = []
-        for txn, raw in sorted(self._client.hgetall(self._layout.statuses).items()):
+        for txn, raw in raws:
             record = orjson.loads(raw)
             views.append(
                 StatusView(

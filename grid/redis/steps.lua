@@ -10,7 +10,9 @@
 -- <p>o (hash: request -> cjson answer), <p>d (hash: txn -> committed|aborted),
 -- <p>s (set of staged txns), <p>x:<txn> (hash: state, lease, status_partition, durable,
 -- locks (cjson), n, and per write i: op.i, map.i, key.i, value.i, ck.i, cv.i),
--- <p>t (hash: txn -> cjson status record), <p>e:<map> (hash: key -> value bytes),
+-- <p>t (hash: txn -> cjson status record), <p>tu (set: txns whose record is undecided),
+-- <p>tf (sorted set: txns whose record is decided, by updated time; what the sweeper forgets
+-- first), <p>e:<map> (hash: key -> value bytes),
 -- <p>v:<map> (hash: key -> version), <p>r:<map> (hash: key -> how many values reference it), <p>h:<map>:<key> (sorted set of the key's overwritten
 -- states, "<begin version>|<value>" scored by the version that ended them), <p>hk:<map> (set of
 -- keys with kept states), <p>hx (sorted set "<map> NUL <key> NUL <end>" by end: what to forget
@@ -23,6 +25,7 @@ local prefix = ARGV[1]
 local step = ARGV[2]
 local META, LOCKS, OUTCOMES, DECIDED, STAGED, STATUSES = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local EXPIRING, OUTCOME_ORDER, DECIDED_ORDER = KEYS[7], KEYS[8], KEYS[9]
+local UNDECIDED_STATUSES, DECIDED_STATUSES = KEYS[10], KEYS[11]
 -- How many answers and decisions a partition remembers for retries, as the memory participant.
 local REMEMBERED_MAX = 4096
 
@@ -564,12 +567,38 @@ local function status_reply(txn, swapped)
   return {'status', record.state, cjson.encode(record.participants), record.lease, swapped}
 end
 
+-- Keeps <p>tu and <p>tf in line with a status record just written (or deleted: record nil).
+local function index_status(txn, record)
+  if record and record.state ~= 'committed' and record.state ~= 'aborted' then
+    redis.call('SADD', UNDECIDED_STATUSES, txn)
+    redis.call('ZREM', DECIDED_STATUSES, txn)
+    return
+  end
+  redis.call('SREM', UNDECIDED_STATUSES, txn)
+  if record then
+    redis.call('ZADD', DECIDED_STATUSES, record.updated, txn)
+  else
+    redis.call('ZREM', DECIDED_STATUSES, txn)
+  end
+end
+
+-- Builds the status indexes once for records written before they existed (a namespace
+-- created by an earlier version); a no-op once <p>m says they are built.
+local function index_statuses()
+  if redis.call('HGET', META, 'status_index') == '1' then return {'ack', 0} end
+  local all = redis.call('HGETALL', STATUSES)
+  for i = 1, #all, 2 do index_status(all[i], cjson.decode(all[i + 1])) end
+  redis.call('HSET', META, 'status_index', '1')
+  return {'ack', 1}
+end
+
 local function create_status()
   local txn = ARGV[3]
   if redis.call('HEXISTS', STATUSES, txn) == 1 then return status_reply(txn, 0) end
   local record = {state = 'pending', participants = cjson.decode(ARGV[4]), lease = tonumber(ARGV[5]),
     updated = tonumber(ARGV[6])}
   redis.call('HSET', STATUSES, txn, cjson.encode(record))
+  index_status(txn, record)
   next_lsn()
   return status_reply(txn, 1)
 end
@@ -585,6 +614,7 @@ local function cas_status()
   local lease = tonumber(ARGV[7] or '0')
   if lease > 0 then record.lease = lease end
   redis.call('HSET', STATUSES, txn, cjson.encode(record))
+  index_status(txn, record)
   next_lsn()
   return status_reply(txn, 1)
 end
@@ -596,6 +626,7 @@ local function forget_status()
   local state = cjson.decode(raw).state
   if state ~= 'committed' and state ~= 'aborted' then return {'ack', 1} end
   redis.call('HDEL', STATUSES, txn)
+  index_status(txn, nil)
   next_lsn()
   return {'ack', 1}
 end
@@ -651,7 +682,7 @@ local steps = {
   prepare_resolved = prepare_resolved, commit_resolved = commit_resolved, pre_commit = pre_commit, commit = commit,
   abort = abort, create_status = create_status, cas_status = cas_status,
   forget_status = forget_status, read_outcome = read_outcome, drop_map = drop_map,
-  forget_versions = forget_versions, read_many = read_many,
+  forget_versions = forget_versions, read_many = read_many, index_statuses = index_statuses,
 }
 local run = steps[step]
 if not run then return redis.error_reply('unknown step ' .. tostring(step)) end

@@ -41,6 +41,7 @@ from grid.participant import (
     Condition,
     CreateStatus,
     DropMap,
+    ForgetStatus,
     ForgetVersions,
     PreCommit,
     Prepare,
@@ -257,6 +258,37 @@ def test_status_records_change_only_by_compare_and_set(opened: Opened) -> None:
     read = opened.step(0, ReadStatus(b"t3"))
     assert isinstance(read, StatusReply) and read.state == ABORTED
     assert [view.state for view in opened.backend.partitions[0].status_records()] == [ABORTED]
+
+
+def test_the_sweeper_reads_undecided_records_one_record_and_decided_ones_by_time(
+    opened: Opened,
+) -> None:
+    """What the recovery sweeper reads instead of every record: the undecided ones, one by
+    id, and decided ones updated by a time (oldest first, at most a limit; the memory backend
+    orders them as decided, the same while its clock does not step back); each follows the
+    swaps, a forget, and a reopen."""
+    partition = opened.backend.partitions[0]
+    opened.step(0, CreateStatus(b"u1", (0, 1), 10**13, 10))
+    for txn, updated, outcome in ((b"d1", 20, COMMITTED), (b"d2", 30, ABORTED)):
+        opened.step(0, CreateStatus(txn, (0,), 10**13, 1))
+        opened.step(0, CasStatus(txn, PENDING, outcome, updated))
+    assert [view.txn_id for view in partition.undecided_statuses()] == [b"u1"]
+    record = partition.status_record(b"d1")
+    assert record is not None and (record.state, record.updated_ms) == (COMMITTED, 20)
+    assert partition.status_record(b"none") is None
+    assert [view.txn_id for view in partition.decided_statuses(25, 10)] == [b"d1"]
+    assert [view.txn_id for view in partition.decided_statuses(30, 1)] == [b"d1"]
+    assert {view.txn_id for view in partition.decided_statuses(30, 10)} == {b"d1", b"d2"}
+    opened.step(0, CasStatus(b"u1", PENDING, COMMITTED, 40))
+    assert partition.undecided_statuses() == []
+    assert b"u1" in {view.txn_id for view in partition.decided_statuses(40, 10)}
+    opened.step(0, ForgetStatus(b"d1"))
+    opened.reopen()
+    partition = opened.backend.partitions[0]
+    assert {view.txn_id for view in partition.decided_statuses(40, 10)} == {b"d2", b"u1"}
+    assert partition.status_record(b"d1") is None
+    opened.step(0, CreateStatus(b"u2", (0,), 10**13, 50))
+    assert [view.txn_id for view in partition.undecided_statuses()] == [b"u2"]
 
 
 @pytest.mark.parametrize("opened", backends(needs="lease_renewal"), indirect=True)

@@ -145,6 +145,9 @@ def state_of(participant: Participant) -> dict[str, Any]:
             if staged.durable
         },
         "statuses": dict(participant.statuses),
+        # The sweeper's indexes, rebuilt by replay and by a checkpoint's restore alike.
+        "undecided": set(participant.undecided),
+        "decided_order": dict(participant.decided_order),
         "refcounts": dict(participant.refcounts),
         "outcomes": dict(participant.outcomes),
     }

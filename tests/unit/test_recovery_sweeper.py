@@ -10,7 +10,10 @@ import pytest
 from coordinator import config as config_module
 from coordinator.clock import ManualClock
 from coordinator.node import Node
+from coordinator.transactions import recovery
 from coordinator.transactions.manager import InFlight
+from grid.backend import StatusView
+from grid.memory.partition import MemoryPartition
 from grid.memory.records import Op
 from grid.participant import (
     ABORTED,
@@ -155,3 +158,125 @@ def test_a_renewal_lost_to_a_sweepers_decision_renews_nothing(node) -> None:
     manager._in_flight[txn_id] = InFlight(txn_id, (0, 1), clock.now_ms(), clock.now_ms())
     assert manager.renew_leases() == 0
     assert status_of(node, txn_id) == ABORTED
+
+
+def decide_many(
+    node: Node, count: int, *, state: str = COMMITTED, name: str = "retained"
+) -> list[bytes]:
+    """`count` transactions decided at the clock's time, as retries would find them."""
+    now = node.clock.now_ms()
+    txn_ids = [f"{name}-{index:06d}".encode() for index in range(count)]
+    for txn_id in txn_ids:
+        partition = node.backend.partitions[node.transactions.status_partition(txn_id)]
+        partition.step(CreateStatus(txn_id, (partition.index,), now + LEASE_MS, now))
+        partition.step(CasStatus(txn_id, PENDING, state, now))
+    return txn_ids
+
+
+class Touched:
+    """Counts the status records the memory partitions turn into views for the sweeper."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.views = 0
+        original = MemoryPartition._status_view
+
+        def counted(partition: MemoryPartition, txn_id: bytes) -> StatusView:
+            self.views += 1
+            return original(partition, txn_id)
+
+        def refused(partition: MemoryPartition) -> list[StatusView]:
+            raise AssertionError("the sweeper must not list every status record")
+
+        monkeypatch.setattr(MemoryPartition, "_status_view", counted)
+        monkeypatch.setattr(MemoryPartition, "status_records", refused)
+
+
+def test_a_sweep_reads_no_retained_decided_record_before_it_is_due(node, monkeypatch) -> None:
+    retained = decide_many(node, 300)
+    undecided = b"undecided-txn-01"
+    stage(node, undecided, pre_committed=False)
+    touched = Touched(monkeypatch)
+    report = node.sweeper.sweep()
+    # Only the undecided record (read once as undecided, its lease not yet over).
+    assert touched.views == 1
+    assert report.forgotten == 0
+    node.clock.advance_ms(LEASE_MS + 1)
+    touched.views = 0
+    assert node.sweeper.sweep().aborted == 1
+    assert touched.views == 1
+    touched.views = 0
+    node.sweeper.sweep()
+    assert touched.views == 0
+    # Every retained record still answers a retried commit.
+    assert {status_of(node, txn_id) for txn_id in retained} == {COMMITTED}
+
+
+def test_decided_records_are_forgotten_in_slices_once_due(node, monkeypatch) -> None:
+    retention_ms = node.transactions.config.status_retention_ms
+    early = decide_many(node, 40)
+    node.clock.advance_ms(retention_ms // 2)
+    late = decide_many(node, 40, state=ABORTED, name="late")
+    monkeypatch.setattr(recovery, "FORGET_SLICE", 3)
+    node.clock.advance_ms(retention_ms // 2)
+    # Due: the early ones only. Not yet due records still answer retried commits.
+    touched = Touched(monkeypatch)
+    forgotten = node.sweeper.sweep().forgotten
+    partitions = len(node.backend.partitions)
+    assert 0 < forgotten <= 3 * partitions
+    assert touched.views == forgotten
+    while forgotten < len(early):
+        forgotten += node.sweeper.sweep().forgotten
+    assert forgotten == len(early)
+    assert node.sweeper.sweep().forgotten == 0
+    assert {status_of(node, txn_id) for txn_id in early} == {None}
+    assert {status_of(node, txn_id) for txn_id in late} == {ABORTED}
+    node.clock.advance_ms(retention_ms // 2 + 1)
+    while node.sweeper.sweep().forgotten:
+        pass
+    assert {status_of(node, txn_id) for txn_id in late} == {None}
+
+
+def test_a_decided_record_a_participant_still_holds_is_finished_then_forgotten(node) -> None:
+    """The coordinator decided (the record says committed) and died before committing on the
+    participants: the record is read through the staged transaction, the commit finished,
+    and the record forgotten only after its retention."""
+    txn_id = b"held-decided-001"
+    first_key, _ = stage(node, txn_id, pre_committed=True)
+    partition = node.backend.partitions[node.transactions.status_partition(txn_id)]
+    partition.step(CasStatus(txn_id, PRE_COMMITTED, COMMITTED, node.clock.now_ms()))
+    report = node.sweeper.sweep()
+    assert report.committed == 1
+    assert report.forgotten == 0
+    assert node.keyvalue.get("m", first_key) is not None
+    assert all(not partition.staged_transactions() for partition in node.backend.partitions)
+    assert status_of(node, txn_id) == COMMITTED
+    node.clock.advance_ms(node.transactions.config.status_retention_ms + 1)
+    assert node.sweeper.sweep().forgotten == 1
+    assert status_of(node, txn_id) is None
+
+
+def test_the_status_indexes_come_back_after_a_restart(tmp_path: Path) -> None:
+    """Replay (and a checkpoint's restore) rebuild the indexes the sweeper reads."""
+    settings = {"data_dir": str(tmp_path / "data"), "partitions": "4"}
+    clock = ManualClock()
+    first = Node(config_module.load(settings, environment={}), clock=clock)
+    first.create_map("m")
+    decided = decide_many(first, 20)
+    first.backend.partitions[0].checkpoint()
+    decided += decide_many(first, 1, state=ABORTED, name="after-checkpoint")
+    undecided = b"undecided-txn-02"
+    stage(first, undecided, pre_committed=False)
+    first.close()
+    again = Node(config_module.load(settings, environment={}), clock=clock)
+    try:
+        # A sole node's start-up sweep found the undecided record through its index.
+        assert status_of(again, undecided) == ABORTED
+        decided.append(undecided)
+        partitions = again.backend.partitions
+        assert [view.txn_id for p in partitions for view in p.undecided_statuses()] == []
+        kept = [view.txn_id for p in partitions for view in p.decided_statuses(clock.now_ms(), 99)]
+        assert sorted(kept) == sorted(decided)
+        clock.advance_ms(again.transactions.config.status_retention_ms + 1)
+        assert again.sweeper.sweep().forgotten == len(decided)
+    finally:
+        again.close()

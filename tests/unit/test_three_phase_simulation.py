@@ -135,6 +135,20 @@ class SimulatedPartition:
             for txn_id, s in self.node.participant.statuses.items()
         ]
 
+    def undecided_statuses(self) -> list[StatusView]:
+        return [self._view(txn_id) for txn_id in self.node.participant.undecided]
+
+    def status_record(self, txn_id: bytes) -> StatusView | None:
+        return self._view(txn_id) if txn_id in self.node.participant.statuses else None
+
+    def decided_statuses(self, updated_by_ms: int, limit: int) -> list[StatusView]:
+        found = self.node.participant.decided_statuses(updated_by_ms, limit)
+        return [self._view(txn_id) for txn_id in found]
+
+    def _view(self, txn_id: bytes) -> StatusView:
+        s = self.node.participant.statuses[txn_id]
+        return StatusView(txn_id, s.state, s.participants, s.lease_expires_ms, s.updated_ms)
+
     def staged_transactions(self) -> list[StagedView]:
         return [
             StagedView(txn_id, staged.state, staged.lease_expires_ms, staged.status_partition)
