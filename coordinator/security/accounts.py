@@ -32,6 +32,10 @@ def check_name(name: str, field: str) -> str:
     return name
 
 
+# Ten years: a longer lifetime is a mistake, and ttl_s * 1000 must stay a 64-bit time.
+TOKEN_TTL_S_MAX = 10 * 365 * 24 * 3600
+
+
 def grants_of_roles(roles: list[str]) -> set[Grant]:
     found: set[Grant] = set()
     for role in roles:
@@ -56,6 +60,11 @@ class Accounts:
     ) -> tuple[str, TokenRecord]:
         """(the token, its record): the token itself is returned here only."""
         check_name(principal, "principal")
+        if not 0 <= ttl_s <= TOKEN_TTL_S_MAX:
+            raise InvalidArgument(
+                f"ttl_s must be 0 (no expiry) to {TOKEN_TTL_S_MAX} s (ten years), not {ttl_s}",
+                field="ttl_s",
+            )
         for team in teams:
             check_name(team, "teams")
         granted = grants_of_roles(roles)
