@@ -427,3 +427,29 @@ def test_shoal_top_shows_the_endpoint(server: RunningServer, client: Client) -> 
     )
     assert refused.returncode == 1
     assert "UNAVAILABLE: cannot read" in refused.stderr
+
+
+def test_a_procedure_call_counts_as_a_procedure_commit(tmp_path: Path) -> None:
+    from tests.support.server_process import REPO_ROOT
+
+    running = start_in_process(
+        tmp_path / "data",
+        partitions=64,
+        procedures=REPO_ROOT / "loadtests" / "procedures",
+    )
+    try:
+        with Client(f"127.0.0.1:{running.port}") as client:
+            client.create_map("accounts")
+            client.put_many("accounts", {"acct-a": {"balance": 100}, "acct-b": {"balance": 0}})
+            before = scrape(running)
+            assert client.call("transfer", "acct-a", "acct-b", 30) == 70
+            after = scrape(running)
+    finally:
+        running.stop(5.0)
+
+    def moved(sample: str, **labels: str) -> float:
+        return total(after, sample, **labels) - total(before, sample, **labels)
+
+    assert moved("shoal_transactions_committed_total", origin="procedure") == 1
+    assert moved("shoal_transactions_committed_total", origin="sdk") == 0
+    assert moved("shoal_rpc_requests_total", service="shoal.v1.Procedures") == 1
