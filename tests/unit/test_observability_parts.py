@@ -129,3 +129,32 @@ def test_sandbox_figures_count_states_and_describe_each_sandbox() -> None:
     assert families["shoal_sandbox_memory_bytes"] == {("a",): 100, ("b",): 0}
     assert families["shoal_sandbox_age_seconds"] == {("a",): 3.0, ("b",): 0.01}
     assert families["shoal_sandbox_restarts"] == {("a",): 1, ("b",): 0}
+
+
+def test_the_grid_and_the_state_machines_import_no_telemetry_library() -> None:
+    """Instrumentation stays at the edges (issue 15): parsed imports, not a grep."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    pure = [
+        *sorted((root / "grid").rglob("*.py")),
+        root / "coordinator/transactions/three_phase.py",
+        root / "coordinator/transactions/driver.py",
+    ]
+    offenders = []
+    for path in pure:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for name in names:
+                if name.split(".")[0] in {"opentelemetry", "prometheus_client"} or name.startswith(
+                    "coordinator.observability"
+                ):
+                    offenders.append((path.relative_to(root), name))
+    assert offenders == []
