@@ -27,7 +27,7 @@ PROTO_SRC := $(wildcard proto/shoal/v1/*.proto)
 PROTO_OUT := clients/python/shoal/v1
 PROTO_STAMP := $(PROTO_OUT)/.stamp-generated
 
-.PHONY: help venv install install-serve proto proto-check run test lint unit integration fault conformance \
+.PHONY: help venv install install-serve proto proto-check run test test-tools lint unit integration fault conformance \
         bench load kafka-up kafka-down redis-up redis-down redis-cluster-up redis-cluster-down \
         hazelcast-up hazelcast-down \
         ignite-up ignite-down servers-down clean
@@ -95,7 +95,12 @@ lint: proto
 	$(VENV)/bin/ruff format --check grid coordinator clients/python tests loadtests
 	$(VENV)/bin/mypy grid coordinator clients/python/shoal loadtests
 
-test: lint proto-check
+# Prometheus's promtool checks the alerting rules and a real Prometheus loads them: installed
+# here (Debian's package) so that those tests run rather than skip on a fresh machine.
+test-tools:
+	bash deploy/observability/observability.sh install
+
+test: lint proto-check test-tools
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 unit: proto

@@ -3,8 +3,10 @@
 # rules), and Grafana and Jaeger where their binaries are installed, on 127.0.0.1 without
 # Docker. deploy/observability/docker-compose.yml starts all three on a Docker engine.
 #
-# Usage: deploy/observability/observability.sh up|down|status
+# Usage: deploy/observability/observability.sh install|up|down|status
 #
+#   install Prometheus and promtool from Debian's `prometheus` package when missing (make
+#           test runs it, so the rule and stack tests run rather than skip)
 #   up      Prometheus from Debian's `prometheus` package (apt-get installs it when missing)
 #           on 127.0.0.1:$PROMETHEUS_PORT, scraping 127.0.0.1:9464 and evaluating
 #           deploy/prometheus/alerts.yml; then Grafana (`grafana-server` or `grafana` on the
@@ -74,14 +76,31 @@ stop_daemon() {
   log "${name} stopped"
 }
 
-prometheus_binary() {
-  if ! command -v prometheus >/dev/null 2>&1; then
-    log "installing Debian's prometheus package"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null \
-      || die "cannot install prometheus (apt-get install prometheus)"
-    # The package may start its own service on :9090 with its own configuration.
-    if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
+install_prometheus() {
+  if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+    return 0
   fi
+  local -a sudo=()
+  if [[ "$(id -u)" -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "prometheus is missing; install it: apt-get install prometheus"
+    sudo=(sudo -n)
+  fi
+  log "installing Debian's prometheus package"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends prometheus >/dev/null; then
+    "${sudo[@]}" apt-get update -q >/dev/null
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends prometheus >/dev/null \
+      || die "cannot install prometheus (apt-get install prometheus)"
+  fi
+  # The package may start its own service on :9090 with its own configuration.
+  if command -v systemctl >/dev/null 2>&1; then
+    "${sudo[@]}" systemctl stop prometheus >/dev/null 2>&1 || true
+  fi
+  command -v promtool >/dev/null 2>&1 || die "promtool is still not on PATH after apt-get"
+}
+
+prometheus_binary() {
+  install_prometheus
   command -v prometheus
 }
 
@@ -133,6 +152,7 @@ up() {
 }
 
 case "${1:-}" in
+  install) install_prometheus ;;
   up) up ;;
   down)
     stop_daemon jaeger
