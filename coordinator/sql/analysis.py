@@ -275,11 +275,10 @@ def _parse(statement: str) -> Analysis:
     tree: Any = _placeholders(found[0]) if count or highest else found[0]
     kind = _kind(tree)
     _check_allowed(tree)
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     tables: list[str] = []
     for table in tree.find_all(exp.Table):
         name = table.name
-        if not name or name in ctes:
+        if not name or _names_cte(table):
             continue
         if table.args.get("db") or table.args.get("catalog"):
             raise InvalidArgument(
@@ -299,6 +298,31 @@ def _parse(statement: str) -> Analysis:
     if kind == "select":
         _describe_scans(analysis)
     return analysis
+
+
+def _names_cte(table: exp.Table) -> bool:
+    """Whether a table reference names a CTE in scope where it stands, as DuckDB resolves
+    it, rather than a map. Scope matters for authorization: a CTE named like a map in one
+    subquery does not hide the map read elsewhere in the statement (`SELECT * FROM
+    customers, (WITH customers AS (...) SELECT ...)`), and inside a non-recursive CTE's
+    own body its name is the map (`WITH customers AS (SELECT * FROM customers) ...`)."""
+    name = table.name
+    child: Any = table
+    node = table.parent
+    while node is not None:
+        with_ = node.args.get("with_") or node.args.get("with")
+        if isinstance(with_, exp.With) and child is not with_ and node.this is not table:
+            # The statement's body sees every CTE of this WITH (a DML target never is one).
+            if any(cte.alias_or_name == name for cte in with_.expressions):
+                return True
+        elif isinstance(node, exp.With):
+            # Inside the body of one CTE: the ones before it, and itself if recursive.
+            index = next(i for i, cte in enumerate(node.expressions) if cte is child)
+            visible = node.expressions[: index + 1 if node.args.get("recursive") else index]
+            if any(cte.alias_or_name == name for cte in visible):
+                return True
+        child, node = node, node.parent
+    return False
 
 
 def _error_in_original(text: str, error: ParseError | TokenError) -> ParseError | TokenError:

@@ -68,6 +68,10 @@ def test_without_a_token_every_call_is_unauthenticated_and_says_nothing_more(
         "EXPLAIN SELECT * FROM customers",
         "SELECT * FROM orders WHERE EXISTS (SELECT 1 FROM customers WHERE secret = 's3cr3t')",
         "INSERT INTO orders SELECT __key, secret, 1 FROM customers",
+        # A CTE named like the map, in scope only inside its own subquery.
+        "SELECT * FROM customers, (WITH customers AS (SELECT 1 AS x) SELECT * FROM customers) q",
+        # Inside a non-recursive CTE's own body its name is the map.
+        "WITH customers AS (SELECT * FROM customers) SELECT * FROM customers",
     ],
 )
 def test_sql_cannot_reach_a_map_the_principal_may_not_query(

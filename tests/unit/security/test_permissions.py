@@ -64,6 +64,9 @@ def _maps(statement: str, permission: Permission) -> set[str]:
         "SELECT id FROM orders EXCEPT SELECT id FROM customers",
         "EXPLAIN SELECT * FROM orders JOIN customers USING (id)",
         "SELECT * FROM orders WHERE EXISTS (SELECT 1 FROM customers)",
+        # A CTE named like a map hides it only where the CTE is in scope.
+        "SELECT * FROM orders, customers, (WITH customers AS (SELECT 1) SELECT * FROM customers)",
+        "WITH customers AS (SELECT * FROM customers) SELECT * FROM orders, customers",
     ],
 )
 def test_every_map_a_statement_reads_needs_sql(statement: str) -> None:
@@ -76,6 +79,13 @@ def test_a_change_needs_write_on_its_target_and_sql_on_what_it_reads() -> None:
     assert _maps(statement, P.SQL) == {"orders", "customers"}
     assert _maps("UPDATE orders SET a = 1", P.WRITE) == {"orders"}
     assert _maps("DELETE FROM orders WHERE a = 1", P.WRITE) == {"orders"}
+
+
+def test_a_cte_in_scope_is_no_map() -> None:
+    recursive = "WITH RECURSIVE t AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM t) SELECT * FROM t"
+    assert _maps(recursive, P.SQL) == {"?"}  # no map at all: SQL somewhere
+    chained = "WITH a AS (SELECT * FROM orders), b AS (SELECT * FROM a) SELECT * FROM b"
+    assert _maps(chained, P.SQL) == {"orders"}
 
 
 def test_create_and_drop_need_admin() -> None:
