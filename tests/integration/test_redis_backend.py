@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
+from grid.backend import ParticipantHooks
 from grid.entry import value_of, version_of
 from grid.errors import Conflict, FailedPrecondition, ReadVersionTooOld
 from grid.memory.records import Op
@@ -295,3 +296,31 @@ def test_get_many_reads_every_partition_in_one_pipeline_after_redis_forgot_its_s
     finally:
         backend.close()
         drop_namespace(redis_url, namespace)
+
+
+def test_status_records_written_before_the_sweepers_indexes_are_indexed_on_open(
+    coordinators: tuple[RedisBackend, RedisBackend], request: pytest.FixtureRequest
+) -> None:
+    """A namespace an earlier version wrote has status records but no `tu`/`tf` indexes: the
+    first coordinator opening it builds them, so the sweeper still finds its undecided records
+    and forgets its decided ones."""
+    first, second = coordinators
+    partition = first.partitions[0]
+    partition.step(CreateStatus(b"old-pending", (0,), 10**13, 1))
+    partition.step(CreateStatus(b"old-decided", (0,), 10**13, 1))
+    partition.step(CasStatus(b"old-decided", PENDING, COMMITTED, 5))
+    url: str = request.getfixturevalue(request.node.callspec.params["coordinators"])
+    client = connect(url)
+    try:
+        # As an earlier version left them: records, no indexes, no mark that they were built.
+        client.delete(partition.layout.undecided_statuses)
+        client.delete(partition.layout.decided_statuses)
+        client.hdel(partition.layout.meta, "status_index")
+    finally:
+        client.close()
+    assert partition.undecided_statuses() == []
+    second.open(ParticipantHooks(lambda m: None, lambda m, f: False, lambda m, c, i: b""))
+    reopened = second.partitions[0]
+    assert [view.txn_id for view in reopened.undecided_statuses()] == [b"old-pending"]
+    assert [view.txn_id for view in reopened.decided_statuses(10, 10)] == [b"old-decided"]
+    assert reopened.decided_statuses(4, 10) == []
