@@ -30,6 +30,7 @@ from loadtests.bench import (
     replay,
     sandboxes,
     shared,
+    shared_jvm,
     sketches,
     sql,
     txn,
@@ -52,6 +53,8 @@ SUITES = {
     "replay": replay.main,
     "sandboxes": sandboxes.main,
     "shared": shared.main,
+    "shared_hazelcast": shared_jvm.hazelcast_main,
+    "shared_ignite": shared_jvm.ignite_main,
     "observability": observability.main,
 }
 

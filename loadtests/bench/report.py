@@ -102,7 +102,7 @@ class Report:
             if previous is not None:
                 line.append(_change(previous.get((row.suite, row.name)), row.ours))
             lines.append(line)
-        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
+        widths = [max([len(h), *(len(line[i]) for line in lines)]) for i, h in enumerate(headers)]
         out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
         out.append("  ".join("-" * w for w in widths))
         out.extend(

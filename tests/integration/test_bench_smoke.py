@@ -54,7 +54,13 @@ def run_suite(
 # Suites that need Kafka run in the kafka-marked test below; latency runs with pipelines,
 # whose exactly-once rate it reuses as the pipeline's maximum.
 KAFKA_SUITES = ("pipelines,latency", "replay")
-OTHER_SUITES = [name for name in SUITES if name not in ",".join(KAFKA_SUITES).split(",")]
+# Suites on a JVM store run in the test below, on the test session's member.
+JVM_SUITES = ("shared_hazelcast", "shared_ignite")
+OTHER_SUITES = [
+    name
+    for name in SUITES
+    if name not in ",".join(KAFKA_SUITES).split(",") and name not in JVM_SUITES
+]
 
 
 # Each suite in a run of its own, within a time limit of its own: all of them in one run
@@ -81,6 +87,34 @@ def test_kafka_suites_run_on_tiny_data(suite: str, kafka_bootstrap: str, tmp_pat
             assert f"| {operation} |" in table
         assert "| pipeline end to end |" in table
         assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
+
+
+# The member is the session's (its fixture starts it once, or finds one running) and is named
+# to the run through the environment: a JVM member takes 5-30 s to start on a busy 2-core
+# machine, more than the suite itself at this size.
+@pytest.mark.parametrize(
+    ("suite", "fixture", "variable"),
+    [
+        pytest.param(
+            "shared_hazelcast",
+            "hazelcast_address",
+            "SHOAL_TEST_HAZELCAST",
+            marks=pytest.mark.hazelcast,
+        ),
+        pytest.param(
+            "shared_ignite", "ignite_address", "SHOAL_TEST_IGNITE", marks=pytest.mark.ignite
+        ),
+    ],
+)
+def test_jvm_store_suites_run_on_tiny_data(
+    suite: str, fixture: str, variable: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    address = request.getfixturevalue(fixture)
+    document = run_suite(suite, tmp_path / "bench.json", {variable: address})
+    check_document([suite], document)
+    # Each of the four operations has its row, next to the store's own client.
+    rows = document["rows"]
+    assert isinstance(rows, list) and len(rows) == 4
 
 
 def check_document(names: list[str], document: dict[str, object]) -> None:
