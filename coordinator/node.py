@@ -132,7 +132,7 @@ class Node:
         self.sql = SqlEngine(
             self.catalog,
             self.keyvalue,
-            Snapshots(self.backend.partitions, self.transactions.sequence),
+            Snapshots(self.backend.partitions, self.transactions),
             SqlConfig(
                 timeout_ms=config.sql_timeout_ms,
                 scan_rows_max=config.sql_scan_rows_max,

@@ -191,7 +191,7 @@ class Operators:
             catalog=node.catalog,
             partitions=node.backend.partitions,
             partitioner=node.partitioner,
-            read_version=node.transactions.read_version,
+            reading=node.transactions.reading,
             now_ms=node.clock.now_ms,
         )
         sandboxes = Sandboxes(

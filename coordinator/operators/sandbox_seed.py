@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,9 @@ class Production:
     catalog: Catalog
     partitions: Sequence[PartitionStore]
     partitioner: Partitioner
-    read_version: Callable[[], int]
+    # A read version held while the seed reads at it (TransactionManager.reading), so the
+    # states it needs outlive the window however long a big grid takes to read.
+    reading: Callable[[], AbstractContextManager[int]]
     now_ms: Callable[[], int]
 
 
@@ -153,14 +156,14 @@ def _capture(
     """Every partition's entries of the maps at one read version."""
     partitions = production.partitions
     for attempt in range(SNAPSHOT_ATTEMPTS):
-        version = production.read_version()
-        at_ms = production.now_ms()
-        report("snapshot", 0, len(partitions))
         captured: list[dict[str, list[tuple[str, bytes]]]] = []
         try:
-            for index, partition in enumerate(partitions):
-                captured.append({name: partition.items_at(name, version) for name in names})
-                report("snapshot", index + 1, len(partitions))
+            with production.reading() as version:
+                at_ms = production.now_ms()
+                report("snapshot", 0, len(partitions))
+                for index, partition in enumerate(partitions):
+                    captured.append({name: partition.items_at(name, version) for name in names})
+                    report("snapshot", index + 1, len(partitions))
         except ReadVersionTooOld:
             if attempt + 1 == SNAPSHOT_ATTEMPTS:
                 raise

@@ -153,9 +153,17 @@ class DataService(data_pb2_grpc.DataServicer):
     def Scan(
         self, request: data_pb2.ScanRequest, context: grpc.ServicerContext
     ) -> Iterator[data_pb2.ScanChunk]:
-        read_version = 0
-        if request.read_version:
-            read_version = self.keyvalue.read_version(request.read_version)
+        if not request.read_version:
+            yield from self._scan(request, context, 0)
+            return
+        # Held while the stream runs (released however it ends, a client gone included):
+        # a long scan at a read version keeps the states it needs past the window.
+        with self.keyvalue.manager.reading(request.read_version) as read_version:
+            yield from self._scan(request, context, read_version)
+
+    def _scan(
+        self, request: data_pb2.ScanRequest, context: grpc.ServicerContext, read_version: int
+    ) -> Iterator[data_pb2.ScanChunk]:
         for chunk in self.keyvalue.scan(
             request.map,
             prefix=request.prefix,

@@ -10,6 +10,10 @@ unchanged since, and the entries as of that version of every other; those become
 when they are also the partition's latest state, are cached for the next query. Memory cost:
 one Arrow image per partition of each map SQL has read, about the size of its columns; a
 query adds the copies of partitions changed since the last query while it runs.
+
+The read version is held while the snapshot reads (coordinator.transactions.readers), so the
+states it needs outlive `mvcc_window_ms` however long a big, busy grid takes; when the byte
+budget drops one anyway, the capture starts again at a fresh read version, a few times.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,10 +30,19 @@ import pyarrow as pa
 from coordinator.sql.tables import build_image, table_schema
 from grid.backend import PartitionStore
 from grid.catalog import MapDefinition
+from grid.errors import ReadVersionTooOld
 
 
 class ReadVersions(Protocol):
-    def read_version(self) -> int: ...
+    """A read version held while the snapshot reads (TransactionManager.reading)."""
+
+    def reading(self, requested: int = 0) -> AbstractContextManager[int]: ...
+
+
+# Captures tried before "read version too old" reaches the caller: the version is held while
+# the capture reads, so only the byte budget forcing a drop makes one fail, and a fresh read
+# version then needs only the states changed since it.
+CAPTURE_ATTEMPTS = 3
 
 
 @dataclass
@@ -79,7 +93,24 @@ class Snapshots:
             for definition in definitions
         }
 
-        version = self.sequence.read_version()
+        for attempt in range(CAPTURE_ATTEMPTS):
+            try:
+                with self.sequence.reading() as version:
+                    taken = self._take(definitions, wanted, version)
+                break
+            except ReadVersionTooOld:
+                if attempt + 1 == CAPTURE_ATTEMPTS:
+                    raise
+        capture_ms = (time.perf_counter() - started) * 1000
+        return self._tables_of(definitions, wanted, taken, capture_ms, only_partitions)
+
+    def _take(
+        self,
+        definitions: Sequence[MapDefinition],
+        wanted: dict[str, list[int]],
+        version: int,
+    ) -> dict[str, list[_Captured]]:
+        """Every wanted partition's cached image or entries at `version`."""
         taken: dict[str, list[_Captured]] = {}
         for definition in definitions:
             tag = _schema_tag(definition)
@@ -104,7 +135,16 @@ class Snapshots:
                 latest = state.version <= version and partition.map_state(definition.name) == state
                 captured.append(_Captured(index, state.mark if latest else None, None, entries))
             taken[definition.name] = captured
-        capture_ms = (time.perf_counter() - started) * 1000
+        return taken
+
+    def _tables_of(
+        self,
+        definitions: Sequence[MapDefinition],
+        wanted: dict[str, list[int]],
+        taken: dict[str, list[_Captured]],
+        capture_ms: float,
+        only_partitions: dict[str, set[int]] | None,
+    ) -> dict[str, TableSnapshot]:
         snapshots = {}
         for definition in definitions:
             images = []

@@ -15,6 +15,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -30,6 +31,7 @@ from coordinator.observability.transactions import (
 from coordinator.transactions.driver import CommitDriver, Request
 from coordinator.transactions.faults import FaultPoints
 from coordinator.transactions.planning import PartitionWork, Plan, Planner
+from coordinator.transactions.readers import Readers
 from coordinator.transactions.sequence import CommitOrder, CommitSequence
 from coordinator.transactions.story import Stories
 from grid.backend import PartitionStore
@@ -142,6 +144,8 @@ class TransactionManager:
             clock,
             window_ms=config.mvcc_window_ms,
         )
+        # Readers reading at a version now: the horizon does not pass them (readers.py).
+        self.readers = Readers()
         self._in_flight: dict[bytes, InFlight] = {}
         self._in_flight_lock = threading.Lock()
         metrics = metrics or Registry()
@@ -247,7 +251,7 @@ class TransactionManager:
         stale = 0
         while True:
             try:
-                horizon = self.sequence.horizon()
+                horizon = self.horizon()
                 with self.telemetry.phase(partition, ApplyOnePhase):
                     with self.sequence.commit(txn_id) as version:
                         deadline = self.sequence.deadline(version)
@@ -354,7 +358,7 @@ class TransactionManager:
                 batch.append(queue.popleft())
             waits = []
             following: list[Request] = []
-            horizon = self.sequence.horizon()
+            horizon = self.horizon()
             with self.sequence.commit(txn_id) as version:
                 committed = self._commit_all(txn_id, batch, Commit(txn_id, version, horizon))
                 for item, (reply, wait_durable) in zip(batch, committed, strict=True):
@@ -422,7 +426,7 @@ class TransactionManager:
     def _apply_shares(self, shares: Sequence[tuple[int, ApplyOnePhase]]) -> list[Applied]:
         replies: list[Applied] = []
         waits = []
-        horizon = self.sequence.horizon()
+        horizon = self.horizon()
         try:
             with self.sequence.commit() as version:
                 for partition, event in shares:
@@ -478,17 +482,29 @@ class TransactionManager:
                 f"read_version {requested} is newer than the latest committed version {latest}",
                 field="read_version",
             )
+        # The sequence's own horizon, not the held one: a version older than the window is
+        # refused even while another reader holds it (only registered readers are kept).
         horizon = self.sequence.horizon()
         if requested < horizon:
             self._too_old.inc()
             raise ReadVersionTooOld(requested, horizon)
         return requested
 
+    def horizon(self) -> int:
+        """What commits may drop by age: the sequence's horizon, held back by the oldest
+        read version a reader is reading at (readers.py); the byte budget still applies."""
+        return self.readers.cap(self.sequence.horizon())
+
+    def reading(self, requested: int = 0) -> AbstractContextManager[int]:
+        """A read version (as `read_version`) whose states are kept by age while the
+        caller reads at it: `with manager.reading() as version: ...`."""
+        return self.readers.holding(lambda: self.read_version(requested))
+
     def forget_versions(self) -> VersionStats:
         """Drops overwritten versions older than the window on every partition (commits
         do it as they go; this is for partitions no commit touches), and publishes the
         version metrics. Returns the totals."""
-        event = ForgetVersions(self.sequence.horizon())
+        event = ForgetVersions(self.horizon())
         total = VersionStats()
         for partition in self.partitions:
             partition.step(event)

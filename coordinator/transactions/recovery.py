@@ -184,7 +184,7 @@ class RecoverySweeper:
         if outcome == COMMITTED:
             # A recovered commit takes its place in the commit order like any other.
             waits = []
-            horizon = manager.sequence.horizon()
+            horizon = manager.horizon()
             # The transaction's own number when its coordinator took one before it died
             # (a shared store's sequence gives a transaction one number): every partition
             # commits it at one version.

@@ -38,7 +38,7 @@ def view(node: Node) -> Production:
         catalog=node.catalog,
         partitions=node.backend.partitions,
         partitioner=node.partitioner,
-        read_version=node.transactions.read_version,
+        reading=node.transactions.reading,
         now_ms=node.clock.now_ms,
     )
 
