@@ -18,7 +18,12 @@ regardless, as the call remembers why it was stopped.
 
 What cannot be stopped: Python raises an asynchronous exception only between bytecodes,
 so a procedure stuck in one long C call (a huge ``sum``, a regex) is interrupted when
-that call returns.
+that call returns. A call that catches the interruption and goes on is interrupted
+again every REPEAT_S while it stays in its code; one that catches every interruption
+forever (`except BaseException` around its whole loop) keeps its thread. Nor can the
+hook see writes to descriptors already open (`os.write(2, ...)`, `print`) or what a
+thread the procedure starts does: procedures are code the operator deploys, and these
+bounds catch mistakes, not malice.
 """
 
 from __future__ import annotations
@@ -74,6 +79,10 @@ REFUSED_EVENTS = frozenset(
     }
 )
 REFUSED_PREFIXES = ("socket.", "os.exec", "os.spawn", "ftplib.", "smtplib.", "http.", "webbrowser")
+
+
+# How often a call that swallowed its interruption and stayed in its code is interrupted again.
+REPEAT_S = 0.05
 
 
 def _refused(event: str) -> bool:
@@ -146,14 +155,19 @@ class Run:
             stopped = self.stopped
         raise stopped
 
-    def interrupt(self, reason: str) -> None:
-        """Called by the watchdog: stops the call at its next step in procedure code."""
+    def interrupt(self, reason: str) -> bool:
+        """Called by the watchdog: stops the call at its next step in procedure code.
+        Whether the call is still in the procedure's code: one that caught the
+        interruption and went on (`except BaseException` in a loop) is interrupted again
+        until it leaves, or it would hold its thread forever."""
         with self.lock:
-            if self.done or self.stopped is not None:
-                return
-            self.stopped = ProcedureTimeout(reason)
+            if self.done:
+                return False
+            if self.stopped is None:
+                self.stopped = ProcedureTimeout(reason)
             if self.in_procedure:
                 _raise_in(self.thread_id, ProcedureTimeout)
+            return self.in_procedure
 
     def finish(self) -> None:
         with self.lock:
@@ -224,6 +238,14 @@ class Watchdog:
                     continue
                 runs.popleft()
             try:
-                first.interrupt(f"the procedure ran past its time limit of {first.limit_ms} ms")
+                again = first.interrupt(
+                    f"the procedure ran past its time limit of {first.limit_ms} ms"
+                )
             except Exception:
                 log.exception("could not interrupt a procedure past its time limit")
+                again = False
+            if again:
+                # Looked at again after REPEAT_S, or once the deadlines ahead of it passed.
+                first.deadline_s = time.monotonic() + REPEAT_S
+                with self._condition:
+                    runs.append(first)

@@ -269,12 +269,22 @@ class Procedures:
             attempt += 1
             tx = ProcedureTransaction(self._grid, manager.read_version(), run)
             try:
-                run.enter_procedure()
                 try:
-                    result = function(tx, *args, **kwargs)
-                finally:
-                    # Back in the coordinator's code: nothing can interrupt it from here.
-                    run.leave_procedure()
+                    run.enter_procedure()
+                    try:
+                        result = function(tx, *args, **kwargs)
+                    finally:
+                        # Back in the coordinator's code: nothing can interrupt it from here.
+                        try:
+                            run.leave_procedure()
+                        finally:
+                            tx.end()
+                except BaseException:
+                    # An exception's message goes back to the caller and may carry what
+                    # the procedure read: the caller must be allowed those reads first.
+                    if authorize is not None:
+                        authorize(tx.reads(), tx.writes())
+                    raise
                 try:
                     result_json = encode_value(result)
                 except InvalidArgument as error:

@@ -26,7 +26,7 @@ from coordinator.transactions.planning import Planner, raise_system_map
 from grid.backend import PartitionStore
 from grid.catalog import Catalog, is_system_map
 from grid.entry import VERSION_BYTES
-from grid.errors import Conflict, InvalidArgument
+from grid.errors import Conflict, FailedPrecondition, InvalidArgument
 from grid.memory.records import Op
 from grid.participant import Condition, Read, Write
 from shoal import _codec
@@ -99,6 +99,20 @@ class ProcedureTransaction:
         self._writes: list[Write] = []
         # Why the commit would abort: a key read changed after the read version.
         self._doomed: str | None = None
+        # Set when the attempt is over: a `tx` kept past its call must not read or write
+        # as if it still counted (its writes would be dropped without a word).
+        self._ended = False
+
+    def end(self) -> None:
+        self._ended = True
+
+    def _check_open(self) -> None:
+        if self._ended:
+            raise FailedPrecondition(
+                "this tx belongs to a procedure call that has ended: use the tx passed to "
+                "the current call",
+                field="tx",
+            )
 
     @property
     def read_version(self) -> int:
@@ -141,6 +155,7 @@ class ProcedureTransaction:
         return self.get(map_name, key) is not None
 
     def _get(self, map_name: str, key: str) -> Any:
+        self._check_open()
         target = (map_name, key)
         overlay = self._overlays.get(target)
         if overlay is not None and overlay.replaced:
@@ -180,6 +195,7 @@ class ProcedureTransaction:
     # Writes ----------------------------------------------------------------------------
 
     def _writable(self, map_name: str, key: str) -> None:
+        self._check_open()
         grid = self._grid
         grid.catalog.get(map_name)
         if is_system_map(map_name):

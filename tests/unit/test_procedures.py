@@ -21,7 +21,7 @@ from coordinator.procedures.runner import (
     ProcedureTimedOut,
 )
 from coordinator.procedures.transaction import GridAccess
-from grid.errors import Conflict, InvalidArgument, NotFound
+from grid.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from shoal.procedures import ProcedureSpec, procedure
 
 
@@ -353,3 +353,86 @@ def test_a_read_only_call_commits_nothing_and_reads_one_version(node: Node) -> N
         procedures.close()
     assert orjson.loads(result.result_json) == [{"balance": 10}, {"alice": {"balance": 10}}]
     assert result.version == 0
+
+
+def test_a_procedure_that_keeps_swallowing_its_interruption_is_interrupted_again(
+    node: Node,
+) -> None:
+    @procedure(name="relentless")
+    def relentless(tx: Any) -> None:
+        # Before each loop a fresh interruption is needed: one alone would leave the
+        # second loop spinning forever, holding the thread.
+        for _ in range(3):
+            try:
+                while True:
+                    pass
+            except BaseException:
+                pass
+        tx.put("accounts", "relentless", {"balance": 1})
+
+    procedures = procedures_of(node, relentless, timeout_ms=100)
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            procedures.call("relentless")
+        except BaseException as error:
+            outcome.append(error)
+
+    caller = threading.Thread(target=call, daemon=True)
+    try:
+        caller.start()
+        caller.join(60)  # a guard against hanging the run, not a timing
+        assert not caller.is_alive(), "the procedure's thread was never freed"
+    finally:
+        procedures.close()
+    assert len(outcome) == 1 and isinstance(outcome[0], ProcedureTimedOut)
+    assert node.keyvalue.get("accounts", "relentless") is None
+
+
+def test_a_tx_kept_past_its_call_refuses_to_read_or_write(node: Node) -> None:
+    kept: list[Any] = []
+
+    @procedure(name="keep_tx")
+    def keep_tx(tx: Any) -> None:
+        kept.append(tx)
+
+    procedures = procedures_of(node, keep_tx)
+    try:
+        procedures.call("keep_tx")
+    finally:
+        procedures.close()
+    with pytest.raises(FailedPrecondition, match="has ended") as refused:
+        kept[0].put("accounts", "late", {"balance": 1})
+    assert refused.value.field == "tx"
+    with pytest.raises(FailedPrecondition, match="has ended"):
+        kept[0].get("accounts", "late")
+    assert node.keyvalue.get("accounts", "late") is None
+
+
+def test_a_failing_procedure_is_authorized_for_what_it_read_before_its_message_returns(
+    node: Node,
+) -> None:
+    node.create_map("secrets")
+    node.keyvalue.put("secrets", "s", b'{"pin": 1234}')
+
+    @procedure(name="leaky")
+    def leaky(tx: Any) -> None:
+        raise ValueError(f"pin is {tx.get('secrets', 's')['pin']}")
+
+    seen: list[set[str]] = []
+
+    def authorize(reads: Any, writes: Any) -> None:
+        maps = {read.map for read in reads}
+        seen.append(maps)
+        if "secrets" in maps:
+            raise PermissionDenied("lacks permission 'read' on map 'secrets'")
+
+    procedures = procedures_of(node, leaky)
+    try:
+        with pytest.raises(PermissionDenied) as denied:
+            procedures.call("leaky", authorize=authorize)
+    finally:
+        procedures.close()
+    assert "1234" not in str(denied.value)
+    assert seen == [{"secrets"}]
