@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,9 +52,9 @@ def time_ms(value: datetime | str | int | float, what: str) -> int:
     if isinstance(value, bool):
         raise InvalidArgumentError(f"{what} is not a time: {value!r}", field=what)
     if isinstance(value, int | float):
-        return int(value)
+        return _bounded_ms(value, what)
     if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+        return _bounded_ms(int(value.strip()), what)
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.strip())
@@ -65,7 +66,35 @@ def time_ms(value: datetime | str | int | float, what: str) -> int:
         raise InvalidArgumentError(f"{what} is not a time: {value!r}", field=what)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1000)
+    return _bounded_ms(value.timestamp() * 1000, what)
+
+
+# A time travels as int64 milliseconds: past it, protobuf would raise a bare ValueError.
+MS_MAX = 2**63 - 1
+
+
+def _bounded_ms(value: float, what: str) -> int:
+    if not -MS_MAX <= value <= MS_MAX:  # also false for NaN
+        raise InvalidArgumentError(
+            f"{what} is out of range: {value!r} ms since the epoch", field=what
+        )
+    return int(value)
+
+
+def offsets_map(offsets: Mapping[int, int] | None, what: str) -> dict[int, int]:
+    """Offsets per partition as the request carries them (partition uint32, offset int64),
+    refused naming ``what`` when they do not fit, instead of protobuf's bare ValueError."""
+    found: dict[int, int] = {}
+    for partition, offset in (offsets or {}).items():
+        fits = all(
+            isinstance(item, int) and not isinstance(item, bool) for item in (partition, offset)
+        )
+        if not fits or not (0 <= partition < 2**32 and -(2**63) <= offset < 2**63):
+            raise InvalidArgumentError(
+                f"{what}: {partition!r}: {offset!r} is not a partition and offset", field=what
+            )
+        found[partition] = offset
+    return found
 
 
 def other_grid(client: Client, *, sandbox: str | None, into: str | None) -> tuple[Client, str]:

@@ -75,7 +75,12 @@ def parse_offsets(text: str | None, option: str) -> dict[int, int]:
         try:
             if not separator:
                 raise ValueError
-            found[int(partition)] = int(offset)
+            number, position = int(partition), int(offset)
+            # A partition travels as uint32 and an offset as int64: out of those ranges
+            # protobuf would raise a bare ValueError later.
+            if not (0 <= number < 2**32 and -(2**63) <= position < 2**63):
+                raise ValueError
+            found[number] = position
         except ValueError:
             raise InvalidArgumentError(
                 f"{option} takes partition:offset pairs separated by commas, got {item!r}",

@@ -17,6 +17,7 @@ import grpc
 
 from shoal._errors import InvalidArgumentError, from_rpc_error
 from shoal._operator_common import (
+    offsets_map,
     origin,
     other_grid,
     pipeline_code,
@@ -179,8 +180,8 @@ class Replays:
             request = replay_pb2.StartReplayRequest(
                 pipeline=code,
                 topic=topic,
-                from_offsets=dict(from_offsets or {}),
-                to_offsets=dict(to_offsets or {}),
+                from_offsets=offsets_map(from_offsets, "from_offsets"),
+                to_offsets=offsets_map(to_offsets, "to_offsets"),
                 rate_per_s=rate_per_s,
                 kafka=kafka,
                 sandbox=sandbox or "",

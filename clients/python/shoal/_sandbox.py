@@ -189,6 +189,10 @@ class Sandboxes:
         README), or the operation with ``wait=False``."""
         if isinstance(maps, str):
             maps = [maps]
+        if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample < 2**32:
+            raise _errors.InvalidArgumentError(
+                f"sample must be a number of keys from 0, got {sample!r}", field="sample"
+            )
         request = sandbox_pb2.DiffRequest(sandbox=name, maps=list(maps), sample=sample)
         operation = Operation.from_message(
             self._client._call(lambda s: _stub(s).Diff, request, idempotent=True)
@@ -268,4 +272,6 @@ def _milliseconds(seconds: float, what: str) -> int:
         raise _errors.InvalidArgumentError(
             f"{what} must be a positive number of seconds, got {seconds!r}", field=what
         )
-    return max(int(seconds * 1000), 1)
+    # ttl_ms travels as uint64; a longer time is sent as the longest, which the server
+    # refuses naming its own limit (sandbox_ttl_max_ms).
+    return min(max(int(seconds * 1000), 1), 2**64 - 1)
