@@ -42,6 +42,7 @@ from coordinator.node import Node
 from coordinator.observability import tracing
 from coordinator.observability.rpc import RpcTelemetry
 from coordinator.observability.wiring import NodeInstrumentation, instrument
+from coordinator.operators import sandbox_channel
 from coordinator.operators.backfills import BackfillManager
 from coordinator.operators.lifeline import watch_lifeline
 from coordinator.operators.operations import Operations
@@ -212,7 +213,7 @@ class Operators:
             node.catalog,
             node.sql.snapshots,
             node.transactions.read_version,
-            sandboxes.address_of,
+            sandboxes.channel,
             operations,
             memory_bytes_max=config.sql_memory_bytes_max,
         )
@@ -452,7 +453,7 @@ async def _serve_on_loop(
             replays,
             pipelines,
             config.kafka,
-            SandboxReplays(operators.sandboxes.address_of, operators.sandboxes.note_replay),
+            SandboxReplays(operators.sandboxes.channel, operators.sandboxes.note_replay),
         ),
         registrar,
     )
@@ -502,6 +503,10 @@ async def _serve_on_loop(
     if port == 0:
         refused = bind_failure(config.host, config.port) or "gRPC could not bind it"
         raise ConfigError(f"cannot listen on {config.address}: {refused}")
+    # A sandbox also serves its supervising production on a private Unix socket.
+    control = sandbox_channel.listening_target()
+    if control is not None and server.add_insecure_port(control) == 0:
+        raise ConfigError(f"cannot listen on {control}")
     await server.start()
     await _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
     return server, health_servicer, port

@@ -1,8 +1,9 @@
 """Replays into a sandbox, asked of production: the call passed on to the sandbox's coordinator.
 
 A replay runs in the coordinator of the grid it writes into. Production resolves a
-sandbox's name to its address, fills in what the sandbox lacks (the Kafka bootstrap
-servers, the code of a pipeline named by name only), passes the call on with the
+sandbox's name to a channel over its private socket (`Sandboxes.channel`), fills in
+what the sandbox lacks (the Kafka bootstrap servers, the code of a pipeline named by
+name only), passes the call on with the
 caller's credentials, notes the replay in the sandbox's description, and answers ids as
 ``<sandbox>/<id>``; a status, follow or cancel of such an id is passed on the same way.
 An error of the sandbox's coordinator is answered with its own status and message.
@@ -11,6 +12,7 @@ An error of the sandbox's coordinator is answered with its own status and messag
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import grpc
@@ -65,10 +67,11 @@ def split_id(replay_id: str) -> tuple[str, str]:
 class SandboxReplays:
     def __init__(
         self,
-        address_of: Callable[[str], str],
+        channel_of: Callable[..., AbstractContextManager[grpc.Channel]],
         note_replay: Callable[[str, str], None],
     ) -> None:
-        self.address_of = address_of
+        # `Sandboxes.channel`: the sandbox's private socket, whatever production's TLS.
+        self.channel_of = channel_of
         self.note_replay = note_replay
 
     def _call(
@@ -77,9 +80,9 @@ class SandboxReplays:
         metadata: Sequence[tuple[str, Any]],
         call: Callable[[replay_pb2_grpc.ReplaysStub, list[tuple[str, Any]]], Any],
     ) -> Any:
-        address = self.address_of(sandbox)
+        opener = self.channel_of(sandbox, CHANNEL_OPTIONS)
         forwarded = [(key, value) for key, value in metadata if key in FORWARDED_METADATA]
-        with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+        with opener as channel:
             try:
                 return call(replay_pb2_grpc.ReplaysStub(channel), forwarded)
             except grpc.RpcError as error:
@@ -145,9 +148,9 @@ class SandboxReplays:
         self, replay_id: str, interval_ms: int, metadata: Sequence[tuple[str, Any]]
     ) -> Iterator[replay_pb2.ReplayStatus]:
         sandbox, local = split_id(replay_id)
-        address = self.address_of(sandbox)
+        opener = self.channel_of(sandbox, CHANNEL_OPTIONS)
         forwarded = [(key, value) for key, value in metadata if key in FORWARDED_METADATA]
-        with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+        with opener as channel:
             stream = replay_pb2_grpc.ReplaysStub(channel).Follow(
                 replay_pb2.FollowReplayRequest(id=local, interval_ms=interval_ms),
                 metadata=forwarded,

@@ -14,6 +14,7 @@ compared with an empty table of the same shape. The report:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +54,7 @@ class Diffs:
         catalog: Catalog,
         snapshots: Snapshots,
         read_version: Callable[[], int],
-        address_of: Callable[[str], str],
+        channel_of: Callable[..., AbstractContextManager[grpc.Channel]],
         operations: Operations,
         *,
         memory_bytes_max: int = 0,
@@ -61,7 +62,8 @@ class Diffs:
         self.catalog = catalog
         self.snapshots = snapshots
         self.read_version = read_version
-        self.address_of = address_of
+        # `Sandboxes.channel`: the sandbox's private socket, whatever production's TLS.
+        self.channel_of = channel_of
         self.operations = operations
         self.memory_bytes_max = memory_bytes_max
 
@@ -73,17 +75,19 @@ class Diffs:
         credentials: Sequence[tuple[str, str]] = (),
     ) -> OperationView:
         # Checked before the operation starts, so a wrong name fails the call itself.
-        address = self.address_of(sandbox)
+        opener = self.channel_of(sandbox, CHANNEL_OPTIONS)
         names = list(dict.fromkeys(maps))
 
         def work(progress: Progress) -> dict[str, Any]:
-            return self.run(address, names, sample, progress, credentials)
+            with opener as channel:
+                return self.run(channel, sandbox, names, sample, progress, credentials)
 
         return self.operations.start("diff", sandbox, work, phase="reading sandbox")
 
     def run(
         self,
-        address: str,
+        channel: grpc.Channel,
+        sandbox_name: str,
         names: Sequence[str],
         sample: int,
         progress: Progress | None = None,
@@ -91,7 +95,7 @@ class Diffs:
     ) -> dict[str, Any]:
         if progress is not None:
             progress.phase("reading sandbox")
-        sandbox = read_remote(address, names, credentials)
+        sandbox = read_remote(channel, sandbox_name, names, credentials)
         if progress is not None:
             progress.phase("reading production")
         production = self.read_local(names)
@@ -149,30 +153,32 @@ class Diffs:
 
 
 def read_remote(
-    address: str, names: Sequence[str], credentials: Sequence[tuple[str, str]] = ()
+    channel: grpc.Channel,
+    sandbox: str,
+    names: Sequence[str],
+    credentials: Sequence[tuple[str, str]] = (),
 ) -> SideTables:
-    """Every (or every named) map of the grid at `address`, at one snapshot, read with
+    """Every (or every named) map of the sandbox on `channel`, at one snapshot, read with
     the given call metadata (the caller's token)."""
     pieces: dict[str, list[bytes]] = {}
     definitions: dict[str, MapDefinition] = {}
     version = 0
-    with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
-        stub = sandbox_pb2_grpc.SandboxesStub(channel)
-        request = sandbox_pb2.ExportMapsRequest(maps=list(names), missing_ok=True)
-        try:
-            for chunk in stub.ExportMaps(
-                request, timeout=READ_TIMEOUT_S, metadata=list(credentials) or None
-            ):
-                version = chunk.read_version
-                if chunk.definition_json:
-                    definitions[chunk.map] = MapDefinition.from_json(
-                        orjson.loads(chunk.definition_json)
-                    )
-                pieces.setdefault(chunk.map, []).append(chunk.arrow_ipc)
-        except grpc.RpcError as error:
-            raise Unavailable(
-                f"could not read the sandbox at {address}: {error.code().name}: {error.details()}"
-            ) from None
+    stub = sandbox_pb2_grpc.SandboxesStub(channel)
+    request = sandbox_pb2.ExportMapsRequest(maps=list(names), missing_ok=True)
+    try:
+        for chunk in stub.ExportMaps(
+            request, timeout=READ_TIMEOUT_S, metadata=list(credentials) or None
+        ):
+            version = chunk.read_version
+            if chunk.definition_json:
+                definitions[chunk.map] = MapDefinition.from_json(
+                    orjson.loads(chunk.definition_json)
+                )
+            pieces.setdefault(chunk.map, []).append(chunk.arrow_ipc)
+    except grpc.RpcError as error:
+        raise Unavailable(
+            f"could not read sandbox '{sandbox}': {error.code().name}: {error.details()}"
+        ) from None
     tables = {
         name: read_chunks(pieces.get(name, []), table_schema(definition))
         for name, definition in definitions.items()

@@ -23,6 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from coordinator.operators.sandbox_channel import SOCKET_ENV, SOCKET_NAME, open_channel
 from grid.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -31,6 +35,7 @@ LIFELINE_ENV = "SHOAL_SANDBOX_LIFELINE_FD"
 # The line `shoal serve` prints once it serves (see coordinator.server.serve).
 READY_PREFIX = b"SHOAL_READY "
 START_TIMEOUT_S = 120.0
+HEALTH_TIMEOUT_S = 2.0
 STOP_GRACE_S = 15.0
 
 
@@ -47,6 +52,11 @@ class ChildSettings:
     fsync: str
     # Production's transport and auth settings the child takes too (TLS files, auth on).
     extra_args: tuple[str, ...] = ()
+
+    @property
+    def socket_path(self) -> Path:
+        """Where the child serves production (`sandbox_channel`): in its own directory."""
+        return self.log_path.parent / SOCKET_NAME
 
 
 def child_command(settings: ChildSettings) -> list[str]:
@@ -77,10 +87,15 @@ def child_command(settings: ChildSettings) -> list[str]:
     ]
 
 
-def child_environment(environment: Mapping[str, str], lifeline_fd: int) -> dict[str, str]:
-    """Production's environment without any SHOAL_ setting, plus the lifeline."""
+def child_environment(
+    environment: Mapping[str, str], lifeline_fd: int, socket_path: Path | None = None
+) -> dict[str, str]:
+    """Production's environment without any SHOAL_ setting, plus the lifeline and the
+    socket production reaches the child on."""
     kept = {name: value for name, value in environment.items() if not name.startswith("SHOAL_")}
     kept[LIFELINE_ENV] = str(lifeline_fd)
+    if socket_path is not None:
+        kept[SOCKET_ENV] = str(socket_path)
     return kept
 
 
@@ -128,6 +143,8 @@ def start_child(settings: ChildSettings, timeout_s: float = START_TIMEOUT_S) -> 
     """Starts the child and waits until it serves; Unavailable (with the end of its log)
     when it exits or does not serve within `timeout_s`."""
     settings.log_path.parent.mkdir(parents=True, exist_ok=True)
+    # Only production's user may reach the socket in it (and read the sandbox's data).
+    os.chmod(settings.log_path.parent, 0o700)
     read_end, write_end = os.pipe()
     offset = settings.log_path.stat().st_size if settings.log_path.exists() else 0
     try:
@@ -137,7 +154,7 @@ def start_child(settings: ChildSettings, timeout_s: float = START_TIMEOUT_S) -> 
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                env=child_environment(os.environ, read_end),
+                env=child_environment(os.environ, read_end, settings.socket_path),
                 pass_fds=(read_end,),
                 # Its own session: a Ctrl-C at production's terminal reaches production,
                 # which stops its sandboxes itself.
@@ -163,7 +180,7 @@ def _wait_ready(child: Child, settings: ChildSettings, offset: int, timeout_s: f
         with settings.log_path.open("rb") as handle:
             handle.seek(offset)
             for line in handle.read().splitlines():
-                if line.startswith(READY_PREFIX):
+                if line.startswith(READY_PREFIX) and answers(settings.socket_path):
                     return int(line.rsplit(b":", 1)[1])
         if not child.alive():
             raise Unavailable(
@@ -176,6 +193,18 @@ def _wait_ready(child: Child, settings: ChildSettings, offset: int, timeout_s: f
                 f"{log_tail(settings.log_path, offset)}"
             )
         time.sleep(0.05)
+
+
+def answers(socket_path: Path) -> bool:
+    """Whether the child answers production's health check on its socket."""
+    try:
+        with open_channel(socket_path) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=HEALTH_TIMEOUT_S
+            )
+    except (grpc.RpcError, OSError):
+        return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def log_tail(path: Path, offset: int = 0, lines: int = 5) -> str:

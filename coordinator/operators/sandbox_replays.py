@@ -15,12 +15,12 @@ from shoal.v1 import replay_pb2, replay_pb2_grpc
 LIST_TIMEOUT_S = 2.0
 
 
-def replays_in(address: str) -> list[str]:
+def replays_in(channel: grpc.Channel) -> list[str]:
+    """The ids of the replays the sandbox on `channel` knows (see `Sandboxes.channel`)."""
     try:
-        with grpc.insecure_channel(address) as channel:
-            reply = replay_pb2_grpc.ReplaysStub(channel).List(
-                replay_pb2.ListReplaysRequest(), timeout=LIST_TIMEOUT_S
-            )
+        reply = replay_pb2_grpc.ReplaysStub(channel).List(
+            replay_pb2.ListReplaysRequest(), timeout=LIST_TIMEOUT_S
+        )
     except grpc.RpcError:
         return []
     return [status.id for status in reply.replays]

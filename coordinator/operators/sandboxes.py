@@ -14,8 +14,8 @@ seeded from one read version of production (`sandbox_seed`). The supervisor here
   lifeline closed with that run), removes the expired and the half made, and starts
   the others again from their data directories, on their old ports when free.
 
-Other operator tools reach a sandbox through `address_of`, `describe` and
-`note_replay` (see `coordinator.operators`).
+Other operator tools call into a sandbox through `channel` (its private socket, see
+`sandbox_channel`), and use `describe` and `note_replay` (see `coordinator.operators`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,15 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from coordinator.clock import Clock
-from coordinator.operators import sandbox_process
+from coordinator.operators import sandbox_channel, sandbox_process
 from coordinator.operators.operations import Operations, OperationView, Progress
 from coordinator.operators.sandbox_process import Child, ChildSettings
 from coordinator.operators.sandbox_registry import (
@@ -141,7 +144,7 @@ class Sandboxes:
         clock: Clock,
         operations: Operations,
         memory_estimate: Callable[[Sequence[str]], int],
-        replays_of: Callable[[str], list[str]] = lambda address: [],
+        replays_of: Callable[[grpc.Channel], list[str]] = lambda channel: [],
     ) -> None:
         self.root = root
         self.production = production
@@ -166,6 +169,11 @@ class Sandboxes:
         production serves meanwhile), then supervises them."""
         if self.limits.sandboxes_max == 0 and not self.registry.all():
             return
+        # The previous run's processes are ending with it: none is ready until started
+        # again and answering.
+        for record in self.registry.all():
+            if record.state == READY:
+                self.registry.update(record.name, state=RESTARTING)
         self._thread = threading.Thread(target=self._run, name="sandbox-supervisor", daemon=True)
         self._thread.start()
 
@@ -343,15 +351,26 @@ class Sandboxes:
         return True
 
     def address_of(self, name: str) -> str:
-        """The address of a ready sandbox (NotFound: no such sandbox; FailedPrecondition:
-        it is not ready)."""
+        """The address users reach a ready sandbox at (NotFound: no such sandbox;
+        FailedPrecondition: it is not ready)."""
+        return self._ready(name).address
+
+    def channel(
+        self, name: str, options: Sequence[tuple[str, Any]] = ()
+    ) -> AbstractContextManager[grpc.Channel]:
+        """The one way production calls into a sandbox: a channel over its private socket
+        (`sandbox_channel`), opened on entering. Whether the sandbox exists and is ready
+        is checked now, so a wrong name fails the caller's call itself."""
+        return sandbox_channel.open_channel(_socket_path(self._ready(name)), options)
+
+    def _ready(self, name: str) -> SandboxRecord:
         record = self._record(name)
         if record.state != READY:
             detail = f": {record.error}" if record.error else ""
             raise FailedPrecondition(
                 f"sandbox '{name}' is {record.state}, not ready{detail}", field="sandbox"
             )
-        return record.address
+        return record
 
     def note_replay(self, name: str, replay_id: str) -> None:
         """Records that a replay ran (or runs) into the sandbox, for `describe`."""
@@ -372,9 +391,8 @@ class Sandboxes:
         child = self._children.get(record.name)
         alive = child is not None and child.alive()
         if ask_replays and alive and record.state == READY:
-            found = [
-                item for item in self._replays_of(record.address) if item not in record.replays
-            ]
+            with sandbox_channel.open_channel(_socket_path(record)) as channel:
+                found = [item for item in self._replays_of(channel) if item not in record.replays]
             if found:
                 record = replace(record, replays=(*record.replays, *found))
         return SandboxView(
@@ -526,6 +544,10 @@ class Sandboxes:
         if record is not None:
             shutil.rmtree(record.data_dir, ignore_errors=True)
         self.registry.remove(name)
+
+
+def _socket_path(record: SandboxRecord) -> Path:
+    return Path(record.data_dir) / sandbox_channel.SOCKET_NAME
 
 
 def _mib(count: int) -> str:

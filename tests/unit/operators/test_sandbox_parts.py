@@ -12,6 +12,7 @@ from coordinator.clock import ManualClock
 from coordinator.operators.operations import FAILED, SUCCEEDED, Operations, Progress
 from coordinator.operators.sandbox_process import (
     LIFELINE_ENV,
+    SOCKET_ENV,
     ChildSettings,
     child_command,
     child_environment,
@@ -36,6 +37,12 @@ def test_a_child_takes_none_of_productions_settings() -> None:
     }
     environment = child_environment(production, 7)
     assert environment == {"PATH": "/usr/bin", LIFELINE_ENV: "7"}
+    socket_path = Path("/data/sandboxes/incident-42/control.sock")
+    assert child_environment(production, 7, socket_path) == {
+        "PATH": "/usr/bin",
+        LIFELINE_ENV: "7",
+        SOCKET_ENV: str(socket_path),
+    }
 
     command = child_command(
         ChildSettings(
