@@ -19,6 +19,8 @@
 #                        (AOF) in the run directory, fsynced on every write or once a second
 #   REDIS_CLUSTER_NODE   yes: start the server as a Redis Cluster node (nodes.conf in its run
 #                        directory); deploy/local/redis-cluster.sh joins such nodes into a cluster
+#   REDIS_CLUSTER_NODE_TIMEOUT  a cluster node's cluster-node-timeout in ms, default 5000: how long
+#                        a master may be unreachable before its replica takes over
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,6 +32,7 @@ REDIS_START_TIMEOUT="${REDIS_START_TIMEOUT:-20}"
 REDIS_STOP_TIMEOUT="${REDIS_STOP_TIMEOUT:-10}"
 REDIS_APPENDFSYNC="${REDIS_APPENDFSYNC:-}"
 REDIS_CLUSTER_NODE="${REDIS_CLUSTER_NODE:-}"
+REDIS_CLUSTER_NODE_TIMEOUT="${REDIS_CLUSTER_NODE_TIMEOUT:-5000}"
 
 CACHE_DIR="${SHOAL_CACHE_DIR:-${REPO_ROOT}/.cache}"
 mkdir -p "${CACHE_DIR}"
@@ -52,6 +55,8 @@ usage() {
 }
 
 [[ "${REDIS_PORT}" =~ ^[0-9]+$ ]] || die "REDIS_PORT must be a number, got '${REDIS_PORT}'"
+[[ "${REDIS_CLUSTER_NODE_TIMEOUT}" =~ ^[0-9]+$ ]] ||
+  die "REDIS_CLUSTER_NODE_TIMEOUT must be a number of ms, got '${REDIS_CLUSTER_NODE_TIMEOUT}'"
 case "${REDIS_APPENDFSYNC}" in
   "" | always | everysec) ;;
   *) die "REDIS_APPENDFSYNC must be always or everysec, got '${REDIS_APPENDFSYNC}'" ;;
@@ -128,8 +133,8 @@ EOF
     echo "appendonly no" >>"${CONF_FILE}"
   fi
   if [[ "${REDIS_CLUSTER_NODE}" == "yes" ]]; then
-    printf 'cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 5000\n' \
-      >>"${CONF_FILE}"
+    printf 'cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout %s\n' \
+      "${REDIS_CLUSTER_NODE_TIMEOUT}" >>"${CONF_FILE}"
   fi
 }
 

@@ -17,6 +17,7 @@ from grid.errors import FailedPrecondition, Unavailable
 from grid.redis.catalog_store import RedisCatalogStore
 from grid.redis.layout import FIXED_KEYS, PartitionLayout
 from grid.redis.partition import STEPS_SOURCE, RedisPartition
+from grid.redis.replicas import ReplicaWait, cluster_has_replicas
 from grid.redis.retrying import retried
 from grid.redis.sequence import RedisCommitSequence
 
@@ -62,13 +63,20 @@ class RedisBackend:
         # redis-py sends EVALSHA and loads the script again after NOSCRIPT (a restart).
         script = self._client.register_script(STEPS_SOURCE)
         self._script = script
+        # A Redis Cluster with replicas: every change waits for one replica before it is
+        # acknowledged, so a failover cannot lose it (grid/redis/replicas.py).
+        self.replica_wait = ReplicaWait(
+            self._client, 1 if cluster_has_replicas(self._client) else 0
+        )
         self._partitions = [
-            RedisPartition(self._client, PartitionLayout(config.namespace, index), script)
+            RedisPartition(
+                self._client, PartitionLayout(config.namespace, index), script, self.replica_wait
+            )
             for index in range(config.partitions)
         ]
-        self._catalog_store = RedisCatalogStore(self._client, config.namespace)
+        self._catalog_store = RedisCatalogStore(self._client, config.namespace, self.replica_wait)
         self._sequence = RedisCommitSequence(
-            self._client, config.namespace, lease_ms=config.lease_ms
+            self._client, config.namespace, lease_ms=config.lease_ms, replicas=self.replica_wait
         )
 
     # Several coordinators share this backend: see grid.backend.SharedBackend.
@@ -169,6 +177,7 @@ class RedisBackend:
         # partition must be the same for every coordinator.
         key = f"{{{self.config.namespace}:catalog}}:partitions"
         self._client.set(key, self.config.partitions, nx=True)
+        self.replica_wait.after_write(key)
         fixed = int(self._client.get(key))
         if fixed != self.config.partitions:
             raise FailedPrecondition(

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from grid.redis.layout import catalog_key
+from grid.redis.replicas import ReplicaWait
 from grid.redis.retrying import retried
 
 # Swaps the document only when the version is still the one the writer read, bumps the version
@@ -42,8 +43,10 @@ class RedisCatalogStore:
     again. ``watch`` calls back with the new version whenever another coordinator changes it.
     """
 
-    def __init__(self, client: Any, namespace: str) -> None:
+    def __init__(self, client: Any, namespace: str, replicas: ReplicaWait | None = None) -> None:
         self._client = client
+        # A catalog change is on a replica before it is acknowledged.
+        self._replicas = replicas or ReplicaWait(client, 0)
         tag = catalog_key(namespace)
         self._keys = [tag, f"{tag}:version"]
         self.channel = f"shoal:{namespace}:catalog"
@@ -65,6 +68,8 @@ class RedisCatalogStore:
         version = self._save_if(
             keys=self._keys, args=[expected, document, self.channel], client=self._client
         )
+        if version:
+            self._replicas.after_write(self._keys[0])
         return int(version) or None
 
     def load(self) -> list[dict[str, Any]]:

@@ -48,11 +48,14 @@ from grid.protocol import (
 )
 from grid.redis.hooked import HookedSteps, needs_hooks
 from grid.redis.layout import PartitionLayout
+from grid.redis.replicas import ReplicaWait
 from grid.redis.retrying import retried
 from grid.versions import VersionStats
 
 STEPS_SOURCE = (Path(__file__).parent / "steps.lua").read_text()
 SUPPORTED_OPS = (Op.PUT, Op.DELETE, Op.REFERENCE)
+# Steps that change nothing, so they need no replica's confirmation.
+READ_ONLY_EVENTS = (ReadStatus, ReadOutcome)
 
 
 def _no_sketches(map_name: str, current: bytes | None, items: bytes) -> bytes:
@@ -116,8 +119,16 @@ def _applied(encoded: bytes, replayed: bool) -> Applied:
 class RedisPartition:
     """A ``grid.backend.PartitionStore`` whose records live in Redis."""
 
-    def __init__(self, client: redis.Redis, layout: PartitionLayout, script: Any) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        layout: PartitionLayout,
+        script: Any,
+        replicas: ReplicaWait | None = None,
+    ) -> None:
         self.index = layout.index
+        # After a step that may have changed the store, before its answer: its replica has it.
+        self._replicas = replicas or ReplicaWait(client, 0)
         self._client = client
         self._layout = layout
         self.layout = layout
@@ -139,6 +150,13 @@ class RedisPartition:
 
     @retried
     def step(self, event: Event) -> Reply:
+        reply = self._step(event)
+        if not isinstance(event, READ_ONLY_EVENTS):
+            # Also a replayed answer: the first attempt may have timed out waiting.
+            self._replicas.after_write(self._layout.prefix)
+        return reply
+
+    def _step(self, event: Event) -> Reply:
         if isinstance(event, ApplyOnePhase) and needs_hooks(event.writes):
             reply = self._hooked.apply(event, self.hooks)
             if isinstance(reply, Applied):

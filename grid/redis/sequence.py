@@ -25,6 +25,7 @@ from typing import Any
 
 import redis
 
+from grid.redis.replicas import ReplicaWait
 from grid.redis.retrying import retried
 
 TAKE = """
@@ -77,8 +78,17 @@ return found
 
 
 class RedisCommitSequence:
-    def __init__(self, client: redis.Redis, namespace: str, *, lease_ms: int = 10_000) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        namespace: str,
+        *,
+        lease_ms: int = 10_000,
+        replicas: ReplicaWait | None = None,
+    ) -> None:
         self.lease_ms = lease_ms
+        # A number handed out is on a replica first: a failover must not hand it out again.
+        self._replicas = replicas or ReplicaWait(client, 0)
         tag = f"{{{namespace}:seq}}"
         self._keys = [
             f"{tag}:last",
@@ -107,6 +117,7 @@ class RedisCommitSequence:
         """``take``, with the number's lease expiry by Redis's clock: a one-phase step carries
         it and refuses after it, since ``expired`` may then report the number."""
         number, deadline = self._run(self._take, self.lease_ms, owner)
+        self._replicas.after_write(self._keys[0])
         return int(number), int(deadline)
 
     @retried

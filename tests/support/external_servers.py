@@ -39,6 +39,7 @@ __all__ = [
     "ignite_running",
     "kafka_running",
     "restart_kafka",
+    "run_redis_cluster_script",
     "run_redis_script",
     "stop_hazelcast",
     "stop_ignite",
@@ -310,6 +311,17 @@ def stop_redis_cluster(first_port: int) -> None:
         "down",
         timeout_s=REDIS_DOWN_TIMEOUT_S,
         extra_env={"REDIS_CLUSTER_PORT": str(first_port)},
+    )
+
+
+def run_redis_cluster_script(action: str, first_port: int, environment: Mapping[str, str]) -> str:
+    """``deploy/local/redis-cluster.sh <action>`` for a cluster of a test's own (its first port,
+    its ``SHOAL_CACHE_DIR``, ``REDIS_CLUSTER_REPLICAS``...), for tests that fail it over."""
+    return _run_script(
+        REDIS_CLUSTER_SCRIPT,
+        action,
+        timeout_s=REDIS_UP_TIMEOUT_S,
+        extra_env={"REDIS_CLUSTER_PORT": str(first_port), **environment},
     )
 
 

@@ -1,0 +1,246 @@
+"""A Redis Cluster master killed during a workload: its replica takes over, nothing acknowledged
+is lost (issue 12, "Failures of the store").
+
+The cluster is the test's own (deploy/local/redis-cluster.sh with one replica per master and an
+append-only file, ports 7310-7315, a 1 s cluster-node-timeout so a replica takes over quickly).
+Redis replicates asynchronously, so Shoal waits for a replica (``WAIT 1``) after every change
+before acknowledging it (grid/redis/replicas.py); the first test shows it does, the second kills
+a master with SIGKILL under puts and bank transfers through ``shoal serve``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+
+from grid.errors import Unavailable
+from grid.memory.records import Op
+from grid.protocol import ApplyOnePhase, Write
+from grid.redis.backend import RedisBackend, RedisBackendConfig
+from shoal import Client, ConflictError, ShoalError
+from tests.support.bank import (
+    InsufficientFundsError,
+    account_key,
+    balances,
+    ledger_is_atomic,
+    setup_bank,
+    transfer,
+)
+from tests.support.external_servers import run_redis_cluster_script, run_redis_script
+from tests.support.shared_store import coordinators, fresh_namespace
+
+pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.redis]
+
+FIRST_PORT = 7310
+ACCOUNTS = 20
+NODE_ENV = {"REDIS_APPENDFSYNC": "everysec", "REDIS_CLUSTER_NODE_TIMEOUT": "1000"}
+SHORT_LEASES = ["--txn-lease-ms", "2000", "--txn-sweep-interval-ms", "200"]
+
+
+@dataclass
+class Cluster:
+    url: str
+    cache_dir: Path
+
+    def pid(self, port: int) -> int:
+        return int((self.cache_dir / f"redis-{port}" / "redis.pid").read_text())
+
+    def node(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, socket_timeout=5)
+
+    def restart(self, port: int) -> None:
+        environment = {**NODE_ENV, "SHOAL_CACHE_DIR": str(self.cache_dir)}
+        run_redis_script("up", port, {**environment, "REDIS_CLUSTER_NODE": "yes"})
+
+    def replica_of(self, master_port: int) -> int:
+        """The port of the replica of the master on ``master_port``."""
+        with self.node(master_port) as master:
+            for replica in master.info("replication").values():
+                if isinstance(replica, dict) and "port" in replica:
+                    return int(replica["port"])
+        raise AssertionError(f"the master on {master_port} has no replica")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cache_dir = tmp_path_factory.mktemp("redis-cluster")
+    environment = {**NODE_ENV, "SHOAL_CACHE_DIR": str(cache_dir), "REDIS_CLUSTER_REPLICAS": "1"}
+    run_redis_cluster_script("up", FIRST_PORT, environment)
+    nodes = ",".join(f"127.0.0.1:{FIRST_PORT + offset}" for offset in range(3))
+    try:
+        yield Cluster(f"redis+cluster://{nodes}", cache_dir)
+    finally:
+        run_redis_cluster_script("down", FIRST_PORT, environment)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _put(backend: RedisBackend, partition: int, key: str) -> None:
+    write = Write(Op.PUT, "m", key, orjson.dumps({"k": key}))
+    backend.partitions[partition].step(ApplyOnePhase(b"", (), (write,)))
+
+
+def test_a_write_no_replica_confirms_is_not_acknowledged(cluster: Cluster) -> None:
+    backend = RedisBackend(RedisBackendConfig(cluster.url, fresh_namespace("w"), 4))
+    try:
+        assert backend.replica_wait.replicas == 1, "the backend should wait for a replica"
+        _put(backend, 0, "before")
+        client = backend._client
+        master = client.get_node_from_key(backend.partitions[0].layout.prefix)
+        replica_pid = cluster.pid(cluster.replica_of(int(master.port)))
+        os.kill(replica_pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(Unavailable, match="replica"):
+                _put(backend, 0, "unconfirmed")
+        finally:
+            os.kill(replica_pid, signal.SIGCONT)
+
+        def confirmed_again() -> bool:
+            try:
+                _put(backend, 0, "after")
+            except Unavailable:
+                return False
+            return True
+
+        wait_until(confirmed_again, "the resumed replica to confirm writes again")
+    finally:
+        backend.close()
+
+
+@dataclass
+class Acknowledged:
+    puts: dict[str, int] = field(default_factory=dict)
+    transfers: list[str] = field(default_factory=list)
+    failures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def counts(self) -> tuple[int, int]:
+        with self.lock:
+            return len(self.puts), len(self.transfers)
+
+
+def put_until(target: str, stop: threading.Event, done: Acknowledged) -> None:
+    client = Client(target, timeout_s=10)
+    try:
+        index = 0
+        while not stop.is_set():
+            index += 1
+            try:
+                client.put("puts", f"p{index}", {"i": index})
+            except ShoalError:
+                # Not acknowledged (UNAVAILABLE while the master is down): may be there or not.
+                with done.lock:
+                    done.failures += 1
+                time.sleep(0.05)
+                continue
+            with done.lock:
+                done.puts[f"p{index}"] = index
+    finally:
+        client.close()
+
+
+def transfer_until(target: str, stop: threading.Event, seed: int, done: Acknowledged) -> None:
+    rng = random.Random(seed)
+    client = Client(target, timeout_s=10)
+    try:
+        while not stop.is_set():
+            source, destination = rng.sample(range(ACCOUNTS), 2)
+            try:
+                transfer_id = client.transact(
+                    transfer,
+                    "accounts",
+                    "ledger",
+                    account_key(source),
+                    account_key(destination),
+                    rng.randint(1, 20),
+                )
+            except (InsufficientFundsError, ConflictError):
+                continue
+            except ShoalError:
+                with done.lock:
+                    done.failures += 1
+                time.sleep(0.05)
+                continue
+            with done.lock:
+                done.transfers.append(transfer_id)
+    finally:
+        client.close()
+
+
+def test_a_master_killed_during_a_workload_loses_nothing_acknowledged(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    victim = FIRST_PORT + 1
+    promoted = cluster.replica_of(victim)
+    with coordinators(tmp_path, cluster.url, 1, extra_args=SHORT_LEASES) as servers:
+        target = servers[0].target
+        setup = Client(target)
+        total = setup_bank(setup, "accounts", "ledger", accounts=ACCOUNTS)
+        setup.create_map("puts")
+        stop = threading.Event()
+        done = Acknowledged()
+        workers = [threading.Thread(target=put_until, args=(target, stop, done), daemon=True)]
+        workers += [
+            threading.Thread(target=transfer_until, args=(target, stop, seed, done), daemon=True)
+            for seed in range(2)
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            wait_until(lambda: min(done.counts()) >= 10, "the workload to get going")
+            os.kill(cluster.pid(victim), signal.SIGKILL)
+
+            def replica_promoted() -> bool:
+                with cluster.node(promoted) as node:
+                    return bool(node.info("replication")["role"] == "master")
+
+            wait_until(replica_promoted, "the replica to take over from the killed master")
+            # The killed master comes back as the replica of the one that replaced it; until
+            # then its slots answer UNAVAILABLE (no replica can confirm their writes).
+            cluster.restart(victim)
+
+            def victim_replicates() -> bool:
+                with cluster.node(victim) as node:
+                    replication = node.info("replication")
+                return bool(
+                    replication["role"] == "slave" and replication["master_link_status"] == "up"
+                )
+
+            wait_until(victim_replicates, "the restarted node to replicate its successor")
+            puts, transfers = done.counts()
+            wait_until(
+                lambda: done.counts()[0] >= puts + 20 and done.counts()[1] >= transfers + 5,
+                "the workload to continue after the failover",
+            )
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(60)
+        checker = Client(target, timeout_s=10)
+        try:
+            found = checker.get_many("puts", list(done.puts))
+            lost = [key for key, index in done.puts.items() if found.get(key) != {"i": index}]
+            assert lost == [], f"{len(lost)} of {len(done.puts)} acknowledged puts lost"
+            final = balances(checker, "accounts", ACCOUNTS)
+            assert sum(final.values()) == total
+            assert ledger_is_atomic(checker, "ledger") == []
+            present = {key.rsplit(":", 1)[1] for key, _ in checker.scan("ledger")}
+            missing = [transfer_id for transfer_id in done.transfers if transfer_id not in present]
+            assert missing == [], f"{len(missing)} acknowledged transfers lost"
+        finally:
+            checker.close()
