@@ -7,7 +7,13 @@ auth map. Revoking deletes the record, so the next snapshot (at most 250 ms late
 store.py) refuses the token on every coordinator and every live connection.
 
 Failures are counted per peer address: past `failures_max` in `window_ms`, every attempt
-from that address is refused without being checked until the window has room again.
+from that address is refused without being checked until the window has room again;
+except the credentials a guesser cannot present: a token this coordinator already
+verified (found by its full hash, so a guess never matches one) and a client certificate
+mapped to a principal (the TLS handshake checked it). So one client guessing, or one
+left running with a revoked token, does not lock out every other client behind the
+same address (a host, a NAT). A once-verified token that was revoked is refused without
+counting as a guess for the same reason.
 """
 
 from __future__ import annotations
@@ -150,8 +156,6 @@ class Authenticator:
         """The verdict without hashing, or None when the slow path (`verify`) must run.
         Cheap: safe on the event loop."""
         host = peer_host(credentials.peer) if host is None else host
-        if self.limiter.blocked(host):
-            return Verdict(Outcome.LIMITED)
         state = self._state()
         token = credentials.token
         if token is None:
@@ -159,24 +163,30 @@ class Authenticator:
                 state.certificates.get(credentials.common_name) if credentials.common_name else None
             )
             if principal is None:
+                if self.limiter.blocked(host):
+                    return Verdict(Outcome.LIMITED)
                 if credentials.common_name:
                     self.limiter.fail(host)
                     return Verdict(Outcome.BAD)
                 return Verdict(Outcome.MISSING)
             return Verdict(Outcome.OK, Identity(principal, f"cert:{credentials.common_name}", host))
-        if not token:
-            self.limiter.fail(host)
-            return Verdict(Outcome.BAD)
-        key = tokens.cache_key(token)
+        key = tokens.cache_key(token) if token else b""
         with self._lock:
-            remembered = self._verified.get(key)
+            remembered = self._verified.get(key) if token else None
         if remembered is not None:
             token_id, stored_hash = remembered
             record = state.tokens.get(token_id)
-            if record is not None and record.hash == stored_hash and self._live(record.expires_ms):
-                return Verdict(Outcome.OK, Identity(record.principal, token_id, host))
+            if record is None or record.hash == stored_hash:
+                if record is not None and self._live(record.expires_ms):
+                    return Verdict(Outcome.OK, Identity(record.principal, token_id, host))
+                # Revoked or expired: refused, but no guess (kept, so it stays none).
+                return Verdict(Outcome.BAD)
+            # Its record was replaced (a bootstrap token given anew): verified afresh.
             with self._lock:
                 self._verified.pop(key, None)
+        if self.limiter.blocked(host):
+            return Verdict(Outcome.LIMITED)
+        if not token:
             self.limiter.fail(host)
             return Verdict(Outcome.BAD)
         record = state.tokens.get(tokens.parse(token).token_id)

@@ -152,6 +152,8 @@ def test_guessing_is_rate_limited_per_peer(tmp_path: Path) -> None:
     try:
         with Client(fresh.target, token=BOOTSTRAP_TOKEN) as admin:
             admin.create_map("guarded")
+            # Valid, but never presented before the address is blocked.
+            unused = admin.auth.create_token("svc-unused", ["reader:guarded"]).token
         limited = None
         for attempt in range(100):
             with Client(fresh.target, token=f"shoal_{attempt:012x}_guess") as guesser:
@@ -166,12 +168,16 @@ def test_guessing_is_rate_limited_per_peer(tmp_path: Path) -> None:
         attempt, message = limited
         assert attempt <= 25
         assert "too many failed authentication attempts" in message
-        # While blocked, even the right token from this address is refused unchecked.
+        # While blocked, a token not verified before is refused unchecked (it could be
+        # a guess) ...
         with (
-            Client(fresh.target, token=BOOTSTRAP_TOKEN) as admin,
+            Client(fresh.target, token=unused) as late,
             pytest.raises(ResourceExhaustedError),
         ):
-            admin.get("guarded", "k")
+            late.get("guarded", "k")
+        # ... but the guesser does not lock out a client already signed in from its address.
+        with Client(fresh.target, token=BOOTSTRAP_TOKEN) as admin:
+            assert admin.get("guarded", "k") is None
     finally:
         fresh.kill()
 

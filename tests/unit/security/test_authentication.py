@@ -75,8 +75,8 @@ def test_a_token_whose_record_changed_is_verified_again() -> None:
     authenticator.verify(credentials)
     # The same id with another secret's hash (a replaced bootstrap token).
     state["now"] = _state(token.replace(token[-4:], "AAAA"))
-    verdict = authenticator.cached(credentials)
-    assert verdict is not None and verdict.outcome is Outcome.BAD
+    assert authenticator.cached(credentials) is None
+    assert authenticator.verify(credentials).outcome is Outcome.BAD
 
 
 def test_an_expired_token_is_refused() -> None:
@@ -130,3 +130,39 @@ def test_failures_past_the_limit_block_the_peer_until_the_window_passes() -> Non
     clock.advance_ms(10_001)
     again = authenticator.cached(bad)
     assert again is not None and again.outcome is Outcome.BAD
+
+
+def test_a_blocked_address_still_admits_tokens_already_verified_and_mapped_certificates() -> None:
+    """One client guessing (or left running with a revoked token) must not lock out the
+    others behind the same address."""
+    clock = ManualClock()
+    limiter = FailureLimiter(clock.now_ms, failures_max=3, window_ms=10_000)
+    _, good = tokens.new_token()
+    _, revoked = tokens.new_token()
+    _, unverified = tokens.new_token()
+    records = {**_state(good).tokens, **_state(unverified).tokens}
+    certificates = {"svc-cert": "svc"}
+    state = {
+        "now": AuthState(tokens={**records, **_state(revoked).tokens}, certificates=certificates)
+    }
+    authenticator = Authenticator(lambda: state["now"], clock.now_ms, limiter)
+    for token in (good, revoked):
+        assert authenticator.verify(Credentials(token, None, PEER)).outcome is Outcome.OK
+    state["now"] = AuthState(tokens=records, certificates=certificates)
+    # The revoked token, sent again and again, is refused but never counted as a guess.
+    for _ in range(10):
+        verdict = authenticator.cached(Credentials(revoked, None, PEER))
+        assert verdict is not None and verdict.outcome is Outcome.BAD
+    assert not limiter.blocked("10.0.0.7")
+    for attempt in range(3):
+        authenticator.cached(Credentials(f"shoal_{attempt:012x}_guess", None, PEER))
+    assert limiter.blocked("10.0.0.7")
+    guess = authenticator.cached(Credentials("shoal_0123456789ab_guess", None, PEER))
+    assert guess is not None and guess.outcome is Outcome.LIMITED
+    # A token never verified here is refused unchecked: it could be a guess.
+    fresh = authenticator.cached(Credentials(unverified, None, PEER))
+    assert fresh is not None and fresh.outcome is Outcome.LIMITED
+    known = authenticator.cached(Credentials(good, None, PEER))
+    assert known is not None and known.outcome is Outcome.OK
+    mapped = authenticator.cached(Credentials(None, "svc-cert", PEER))
+    assert mapped is not None and mapped.outcome is Outcome.OK
