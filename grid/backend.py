@@ -65,6 +65,18 @@ class MapSize:
     memory_bytes: int
 
 
+@dataclass(frozen=True)
+class SweepStatuses:
+    """The status records a recovery sweep reads from one partition."""
+
+    undecided: list[StatusView]
+    # The decided records of the transactions asked about (still staged somewhere); their
+    # undecided records are in `undecided`.
+    staged: list[StatusView]
+    # Decided records past the cutoff, oldest first, at most the limit.
+    due: list[StatusView]
+
+
 class PartitionStore(Protocol):
     """One partition: atomic participant steps and lock-free committed reads."""
 
@@ -129,6 +141,14 @@ class PartitionStore(Protocol):
         the records returned, not of every decided record kept."""
         ...
 
+    def sweep_statuses(
+        self, staged: Sequence[bytes], updated_by_ms: int, limit: int
+    ) -> SweepStatuses:
+        """What one recovery sweep reads here, in one call: the three reads above, the records
+        of the `staged` transactions among them (a backend without indexes answers all three
+        from one full read; see `sweep_statuses_by_index` and `sweep_statuses_of`)."""
+        ...
+
     def staged_transactions(self) -> list[StagedView]: ...
 
 
@@ -183,6 +203,34 @@ def decided_of(records: list[StatusView], updated_by_ms: int, limit: int) -> lis
         if record.state in FINAL_STATES and record.updated_ms <= updated_by_ms
     ]
     return sorted(due, key=lambda record: record.updated_ms)[:limit]
+
+
+def sweep_statuses_by_index(
+    partition: PartitionStore, staged: Sequence[bytes], updated_by_ms: int, limit: int
+) -> SweepStatuses:
+    """`sweep_statuses` through a backend's indexed reads."""
+    undecided = partition.undecided_statuses()
+    known = {record.txn_id for record in undecided}
+    found = [partition.status_record(txn_id) for txn_id in staged if txn_id not in known]
+    return SweepStatuses(
+        undecided=undecided,
+        staged=[record for record in found if record is not None and record.state in FINAL_STATES],
+        due=partition.decided_statuses(updated_by_ms, limit),
+    )
+
+
+def sweep_statuses_of(
+    records: list[StatusView], staged: Sequence[bytes], updated_by_ms: int, limit: int
+) -> SweepStatuses:
+    """`sweep_statuses` from one full read, for a backend that keeps no index yet."""
+    asked = set(staged)
+    return SweepStatuses(
+        undecided=undecided_of(records),
+        staged=[
+            record for record in records if record.txn_id in asked and record.state in FINAL_STATES
+        ],
+        due=decided_of(records, updated_by_ms, limit),
+    )
 
 
 def is_shared(backend: Backend) -> bool:

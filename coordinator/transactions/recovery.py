@@ -75,18 +75,19 @@ class RecoverySweeper:
                 staged.setdefault(view.txn_id, []).append((index, view))
         # Only the records that may need work: the undecided ones, and those of transactions
         # still staged somewhere (decided or not). Decided records kept for retries are read
-        # below only once due to be forgotten, so a sweep costs what is undecided or due, not
-        # the retained history.
-        records: dict[bytes, StatusView] = {}
-        for partition in manager.partitions:
-            for record in partition.undecided_statuses():
-                records[record.txn_id] = record
-        for txn_id, holders in staged.items():
-            if txn_id not in records:
-                found = manager.partitions[holders[0][1].status_partition].status_record(txn_id)
-                if found is not None:
-                    records[txn_id] = found
+        # only once due to be forgotten, so a sweep costs what is undecided or due, not the
+        # retained history; a backend without indexes reads each partition once.
         retention_ms = manager.config.status_retention_ms
+        asked: dict[int, list[bytes]] = {}
+        for txn_id, holders in staged.items():
+            asked.setdefault(holders[0][1].status_partition, []).append(txn_id)
+        records: dict[bytes, StatusView] = {}
+        past_retention: list[tuple[int, StatusView]] = []
+        for index, partition in enumerate(manager.partitions):
+            read = partition.sweep_statuses(asked.get(index, []), now - retention_ms, FORGET_SLICE)
+            for record in [*read.undecided, *read.staged]:
+                records[record.txn_id] = record
+            past_retention += [(index, record) for record in read.due]
         for txn_id, record in records.items():
             if manager.is_in_flight(txn_id):
                 continue
@@ -110,14 +111,13 @@ class RecoverySweeper:
             if due and not holders:
                 manager.partitions[manager.status_partition(txn_id)].step(ForgetStatus(txn_id))
                 report.forgotten += 1
-        for partition in manager.partitions:
-            for record in partition.decided_statuses(now - retention_ms, FORGET_SLICE):
-                txn_id = record.txn_id
-                if txn_id in records or txn_id in staged or manager.is_in_flight(txn_id):
-                    # Handled above, or a participant still holds it: forgotten once finished.
-                    continue
-                partition.step(ForgetStatus(txn_id))
-                report.forgotten += 1
+        for index, record in past_retention:
+            txn_id = record.txn_id
+            if txn_id in records or txn_id in staged or manager.is_in_flight(txn_id):
+                # Handled above, or a participant still holds it: forgotten once finished.
+                continue
+            manager.partitions[index].step(ForgetStatus(txn_id))
+            report.forgotten += 1
         for txn_id, holders in staged.items():
             if txn_id in records or manager.is_in_flight(txn_id):
                 continue

@@ -11,7 +11,7 @@ compare-and-apply (grid/hazelcast/hooked.py), exactly as on Redis.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -22,8 +22,10 @@ from grid.backend import (
     ParticipantHooks,
     StagedView,
     StatusView,
+    SweepStatuses,
     decided_of,
     record_of,
+    sweep_statuses_of,
     undecided_of,
 )
 from grid.entry import pack
@@ -260,6 +262,11 @@ class HazelcastPartition:
 
     def decided_statuses(self, updated_by_ms: int, limit: int) -> list[StatusView]:
         return decided_of(self.status_records(), updated_by_ms, limit)
+
+    def sweep_statuses(
+        self, staged: Sequence[bytes], updated_by_ms: int, limit: int
+    ) -> SweepStatuses:
+        return sweep_statuses_of(self.status_records(), staged, updated_by_ms, limit)
 
     def staged_transactions(self) -> list[StagedView]:
         found = self._read("staged")

@@ -9,7 +9,7 @@ runs again; each step is idempotent, so a retry after a lost reply is harmless t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -22,8 +22,10 @@ from grid.backend import (
     ParticipantHooks,
     StagedView,
     StatusView,
+    SweepStatuses,
     decided_of,
     record_of,
+    sweep_statuses_of,
     undecided_of,
 )
 from grid.entry import pack, version_of
@@ -239,6 +241,11 @@ class IgnitePartition:
 
     def decided_statuses(self, updated_by_ms: int, limit: int) -> list[StatusView]:
         return decided_of(self.status_records(), updated_by_ms, limit)
+
+    def sweep_statuses(
+        self, staged: Sequence[bytes], updated_by_ms: int, limit: int
+    ) -> SweepStatuses:
+        return sweep_statuses_of(self.status_records(), staged, updated_by_ms, limit)
 
     @guarded
     def staged_transactions(self) -> list[StagedView]:

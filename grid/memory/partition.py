@@ -12,10 +12,17 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from grid.backend import MapSize, MapState, StagedView, StatusView
+from grid.backend import (
+    MapSize,
+    MapState,
+    StagedView,
+    StatusView,
+    SweepStatuses,
+    sweep_statuses_by_index,
+)
 from grid.errors import StorageFailure
 from grid.memory.checkpoint import load_checkpoint, write_checkpoint
 from grid.memory.observer import UNOBSERVED, StorageObserver
@@ -256,6 +263,11 @@ class MemoryPartition:
     def _status_view(self, txn_id: bytes) -> StatusView:
         s = self.participant.statuses[txn_id]
         return StatusView(txn_id, s.state, s.participants, s.lease_expires_ms, s.updated_ms)
+
+    def sweep_statuses(
+        self, staged: Sequence[bytes], updated_by_ms: int, limit: int
+    ) -> SweepStatuses:
+        return sweep_statuses_by_index(self, staged, updated_by_ms, limit)
 
     def staged_transactions(self) -> list[StagedView]:
         with self.lock:

@@ -20,7 +20,15 @@ from typing import Any
 import orjson
 import redis
 
-from grid.backend import MapSize, MapState, ParticipantHooks, StagedView, StatusView
+from grid.backend import (
+    MapSize,
+    MapState,
+    ParticipantHooks,
+    StagedView,
+    StatusView,
+    SweepStatuses,
+    sweep_statuses_by_index,
+)
 from grid.entry import pack
 from grid.errors import Conflict, FailedPrecondition, GridError, ReadVersionTooOld, StaleVersion
 from grid.memory.records import Op
@@ -421,6 +429,11 @@ class RedisPartition:
                 )
             )
         return views
+
+    def sweep_statuses(
+        self, staged: Sequence[bytes], updated_by_ms: int, limit: int
+    ) -> SweepStatuses:
+        return sweep_statuses_by_index(self, staged, updated_by_ms, limit)
 
     @retried
     def staged_transactions(self) -> list[StagedView]:

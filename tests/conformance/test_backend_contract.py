@@ -289,6 +289,11 @@ def test_the_sweeper_reads_undecided_records_one_record_and_decided_ones_by_time
     assert partition.status_record(b"d1") is None
     opened.step(0, CreateStatus(b"u2", (0,), 10**13, 50))
     assert [view.txn_id for view in partition.undecided_statuses()] == [b"u2"]
+    # The same three in the one call a sweep makes: asked about two staged transactions.
+    read = partition.sweep_statuses([b"u2", b"d2"], 40, 10)
+    assert [view.txn_id for view in read.undecided] == [b"u2"]
+    assert [(view.txn_id, view.state) for view in read.staged] == [(b"d2", ABORTED)]
+    assert {view.txn_id for view in read.due} == {b"d2", b"u1"}
 
 
 @pytest.mark.parametrize("opened", backends(needs="lease_renewal"), indirect=True)

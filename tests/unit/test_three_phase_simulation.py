@@ -21,7 +21,7 @@ which replays it exactly.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,7 +34,7 @@ from coordinator.transactions.manager import TransactionConfig, TransactionManag
 from coordinator.transactions.planning import PartitionWork
 from coordinator.transactions.recovery import RecoverySweeper
 from coordinator.transactions.story import Stories
-from grid.backend import StagedView, StatusView
+from grid.backend import StagedView, StatusView, SweepStatuses, sweep_statuses_by_index
 from grid.entry import version_of
 from grid.errors import GridError, Unavailable
 from grid.memory.records import Op, Record, RecordKind
@@ -148,6 +148,11 @@ class SimulatedPartition:
     def _view(self, txn_id: bytes) -> StatusView:
         s = self.node.participant.statuses[txn_id]
         return StatusView(txn_id, s.state, s.participants, s.lease_expires_ms, s.updated_ms)
+
+    def sweep_statuses(
+        self, staged: Sequence[bytes], updated_by_ms: int, limit: int
+    ) -> SweepStatuses:
+        return sweep_statuses_by_index(self, staged, updated_by_ms, limit)
 
     def staged_transactions(self) -> list[StagedView]:
         return [
