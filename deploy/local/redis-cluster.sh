@@ -96,11 +96,16 @@ cmd_up() {
 }
 
 cmd_down() {
-  local port
+  local port offset
+  # Replicas' ports too, whatever REDIS_CLUSTER_REPLICAS says now (redis.sh leaves alone a port
+  # it did not start).
+  for ((offset = ${#PORTS[@]}; offset < 6; offset++)); do
+    PORTS+=("$((REDIS_CLUSTER_PORT + offset))")
+  done
   for port in "${PORTS[@]}"; do
     REDIS_PORT="${port}" "${SCRIPT_DIR}/redis.sh" down >/dev/null
   done
-  echo "redis cluster stopped (ports ${PORTS[*]})"
+  echo "redis cluster stopped (ports ${PORTS[0]}-${PORTS[-1]})"
 }
 
 cmd_status() {
