@@ -202,3 +202,31 @@ def test_a_backfill_into_a_sandbox_leaves_production_alone(tmp_path, grid):
         check_grid(sandbox_target, expected)
         assert grid_checksums(grid.target) == before
         client.sandboxes.delete("backfill-test")
+
+
+def test_a_csv_with_a_bad_row(tmp_path, grid):
+    """A row whose amount is not a number is rejected alone, naming its row and field (its
+    column stays numeric); a row with too few columns refuses the file naming its row."""
+    pipeline = pipeline_file(tmp_path / "pipelines")
+    header = "id,order,region,amount,customer\n"
+    typed = tmp_path / "typed.csv"
+    typed.write_text(
+        header + "e1,o1,eu,5,c1\ne2,o2,eu,lots,c1\ne3,o3,us,7,c2\ne4,o4,eu,02,c1\ne5,o5,us,9,c2\n"
+    )
+    short = tmp_path / "short.csv"
+    short.write_text(header + "e6,o6,eu,5,c1\ne7,o7,eu\n")
+    with Client(grid.target) as client:
+        summary = client.backfill(typed, pipeline=pipeline)
+        assert (summary.applied, summary.rejected) == (3, 2), summary
+        assert [(item.row, item.rule, item.field) for item in summary.rejects] == [
+            (2, "type", "amount"),
+            (4, "type", "amount"),  # 02 is kept as text: a code, not the number 2
+        ]
+        assert client.get("orders", "o1")["amount"] == 5
+        assert client.get("orders", "o2") is None
+        before = grid_checksums(grid.target)
+        with pytest.raises(InvalidArgumentError) as raised:
+            client.backfill(short, pipeline=pipeline)
+        assert "short.csv" in str(raised.value) and "row 2 has 3 columns" in str(raised.value)
+        assert raised.value.field == "file"
+        assert grid_checksums(grid.target) == before
