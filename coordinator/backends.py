@@ -75,6 +75,17 @@ def parse_backend(url: str) -> BackendUrl:
     return BackendUrl(scheme, addresses, namespace, cluster)
 
 
+def redacted(url: str) -> str:
+    """The backend URL fit to log or show: anything up to the last `@` of its location
+    (a password, `redis://:secret@host:6379`) as `***`. Everything before the last `@`
+    goes, so no shape of password (one holding `,` or `/`) survives."""
+    scheme, separator, rest = url.partition("://")
+    at = rest.rfind("@")
+    if not separator or at < 0:
+        return url
+    return f"{scheme}://***@{rest[at + 1 :]}"
+
+
 def check_backend(url: str) -> None:
     """Raises ValueError naming what is wrong with a `--backend` value."""
     parse_backend(url)

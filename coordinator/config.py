@@ -313,13 +313,16 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
         )
     if setting.name == "backend":
         # Imported here: coordinator.backends imports this module.
-        from coordinator.backends import USAGE, check_backend
+        from coordinator.backends import USAGE, check_backend, redacted
 
         try:
             check_backend(value)
         except ValueError as error:
+            # What is wrong may quote the part holding a password.
+            secret = str(raw).partition("://")[2].rpartition("@")[0]
+            detail = str(error).replace(secret, "***") if secret else str(error)
             raise ConfigError(
-                f"backend from {source} must be {USAGE} ({error}), got {raw!r}"
+                f"backend from {source} must be {USAGE} ({detail}), got {redacted(str(raw))!r}"
             ) from None
     if setting.kind in (int, float) and value < 0:
         raise ConfigError(f"{setting.name} from {source} must not be negative, got {raw!r}")

@@ -34,6 +34,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from coordinator import config as config_module
+from coordinator.backends import redacted as redacted_backend
 from coordinator.config import ConfigError, ServerConfig
 from coordinator.dispatch import Lanes, OnLoop, Registrar, Workers
 from coordinator.exposition import MetricsEndpoint
@@ -536,7 +537,7 @@ def serve(config: ServerConfig) -> int:
         "recovered in %.2fs)",
         config.host,
         running.port,
-        config.backend,
+        redacted_backend(config.backend),
         config.partitions,
         config.fsync,
         config.data_dir,

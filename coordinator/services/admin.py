@@ -6,6 +6,7 @@ import grpc
 import orjson
 
 import coordinator
+from coordinator.backends import redacted
 from coordinator.node import Node
 from coordinator.services.errors import unary
 from grid.catalog import MapDefinition
@@ -79,7 +80,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         return admin_pb2.ClusterInfoResponse(
             version=coordinator.__version__,
             node_id=self.node.node_id,
-            backend=config.backend,
+            backend=redacted(config.backend),
             partitions=config.partitions,
             data_dir=str(config.data_dir),
             fsync=config.fsync,

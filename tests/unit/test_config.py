@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.backends import parse_backend
+from coordinator.backends import parse_backend, redacted
 from coordinator.config import (
     SETTINGS,
     ConfigError,
@@ -270,3 +270,15 @@ def test_a_bad_backend_url_is_refused_naming_the_flag(url, reason):
         load(flags={"backend": url}, environment={})
     assert "backend from --backend must be memory, redis://" in str(caught.value)
     assert reason in str(caught.value)
+
+
+def test_a_backend_password_never_shows_in_what_is_logged_or_answered() -> None:
+    assert redacted("redis://:s3cret@10.0.0.5:6379/prod") == "redis://***@10.0.0.5:6379/prod"
+    assert redacted("redis://user:pa/ss,@h:1") == "redis://***@h:1"
+    assert redacted("redis+cluster://:s3cret@a:1,:s3cret@b:2") == "redis+cluster://***@b:2"
+    assert redacted("redis://10.0.0.5:6379") == "redis://10.0.0.5:6379"
+    assert redacted("memory") == "memory"
+    with pytest.raises(ConfigError) as caught:
+        load(environment={"SHOAL_BACKEND": "redis://:s3cret@host:notaport"})
+    assert "s3cret" not in str(caught.value)
+    assert "backend" in str(caught.value)
