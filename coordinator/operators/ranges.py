@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -47,11 +48,7 @@ def check_request(request: RangeRequest) -> None:
             raise InvalidArgument("the window has no start", field="from")
         if request.to_ms is None:
             raise InvalidArgument("the window has no end", field="to")
-        if request.to_ms <= request.from_ms:
-            raise InvalidArgument(
-                f"the window ends ({request.to_ms} ms) before it starts ({request.from_ms} ms)",
-                field="to",
-            )
+        check_window(request.from_ms, request.to_ms)
         return
     if not request.from_offsets:
         raise InvalidArgument("to_offsets needs from_offsets", field="from_offsets")
@@ -71,6 +68,27 @@ def check_request(request: RangeRequest) -> None:
                 f"{request.from_offsets[partition]}",
                 field="to_offsets",
             )
+
+
+def when(ms: int) -> str:
+    """A time of a window as operators wrote it: ISO 8601 in UTC, and the milliseconds."""
+    try:
+        text = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):
+        return f"{ms} ms"
+    return f"{text.replace('+00:00', 'Z')} ({ms} ms)"
+
+
+def check_window(from_ms: int, to_ms: int) -> None:
+    """A window [from, to) must hold some time: `--to` after `--from`."""
+    if to_ms < from_ms:
+        raise InvalidArgument(
+            f"the window ends at {when(to_ms)}, before it starts at {when(from_ms)}", field="to"
+        )
+    if to_ms == from_ms:
+        raise InvalidArgument(
+            f"the window is empty: it starts and ends at {when(from_ms)}", field="to"
+        )
 
 
 async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
@@ -113,7 +131,7 @@ async def resolve(
             start = ends[tp] if found_start is None else found_start.offset
             stop = ends[tp] if found_stop is None else found_stop.offset
             ranges[tp.partition] = (start, max(start, stop))
-        where = f"between {request.from_ms} and {request.to_ms} ms"
+        where = f"from {when(request.from_ms)} to {when(request.to_ms)}"
     else:
         assert request.from_offsets is not None
         given_ends = request.to_offsets or {}

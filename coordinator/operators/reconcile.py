@@ -29,7 +29,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from coordinator.node import Node
-from coordinator.operators.ranges import topic_partitions
+from coordinator.operators.ranges import check_window, topic_partitions
 from coordinator.pipelines.applier import BatchApplier
 from coordinator.pipelines.batching import Batch, Chunk
 from coordinator.pipelines.host import PipelineHost, _tracer
@@ -51,7 +51,7 @@ from coordinator.pipelines.offsets import (
 from coordinator.pipelines.publisher import DeadLetterPublisher
 from coordinator.pipelines.registry import Pipeline
 from grid.entry import value_of
-from grid.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from grid.errors import FailedPrecondition, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +130,7 @@ class Reconciler:
         self, pipeline_name: str, from_ms: int, to_ms: int, *, redeliver: bool
     ) -> ReconcileReport:
         pipeline = self._pipeline(pipeline_name)
-        if to_ms <= from_ms:
-            raise InvalidArgument(
-                f"the window ends ({to_ms} ms) before it starts ({from_ms} ms)", field="to"
-            )
+        check_window(from_ms, to_ms)
         if not self.kafka:
             raise FailedPrecondition("this coordinator has no Kafka (--kafka)", field="kafka")
         return asyncio.run(self._reconcile(pipeline, from_ms, to_ms, redeliver))

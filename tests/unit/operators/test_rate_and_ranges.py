@@ -64,3 +64,20 @@ def test_bad_ranges_are_refused_naming_the_field(request_, field):
 def test_good_ranges_pass():
     check_request(RangeRequest("t", from_ms=1, to_ms=2))
     check_request(RangeRequest("t", from_offsets={0: 0, 1: 5}, to_offsets={1: 5}))
+
+
+def test_a_backward_or_empty_window_is_refused_naming_its_times():
+    start_ms, end_ms = 1_795_564_800_000, 1_795_586_400_000  # 2026-11-25 00:00 and 06:00 UTC
+    with pytest.raises(InvalidArgument) as backward:
+        check_request(RangeRequest(topic="orders", from_ms=end_ms, to_ms=start_ms))
+    assert backward.value.field == "to"
+    assert "ends at 2026-11-25T00:00:00.000Z" in str(backward.value)
+    assert "before it starts at 2026-11-25T06:00:00.000Z" in str(backward.value)
+    with pytest.raises(
+        InvalidArgument, match="empty: it starts and ends at 2026-11-25T00"
+    ) as empty:
+        check_request(RangeRequest(topic="orders", from_ms=start_ms, to_ms=start_ms))
+    assert empty.value.field == "to"
+    # A time past what a date can hold is still named, in milliseconds.
+    with pytest.raises(InvalidArgument, match=f"before it starts at {2**62} ms"):
+        check_request(RangeRequest(topic="orders", from_ms=2**62, to_ms=0))
