@@ -92,7 +92,10 @@ class TransactionsService(transactions_pb2_grpc.TransactionsServicer):
             from grid.errors import NotFound
 
             raise NotFound(
-                f"no recorded transitions for transaction {request.txn_id!r}", field="txn_id"
+                f"no recorded transitions for transaction {request.txn_id!r} on coordinator "
+                f"{self.node.node_id!r}: a story is kept by the coordinator that drove the "
+                "transaction (and its recovery sweeps), so with several coordinators ask that one",
+                field="txn_id",
             )
         return transactions_pb2.TransactionStoryResponse(
             transitions=[

@@ -10,7 +10,9 @@ The exact answer is only right if the monitor saw every item the sketch holds, s
 key is tracked from its first add (when it held no sketch) onwards, and dropped when
 it is deleted or when a commit touching it fails in a way that leaves its outcome
 unknown. A key that already held a sketch the monitor never saw (data from before a
-restart, or from another coordinator) is not trusted and not measured. Commits to
+restart, or from another coordinator) is not trusted and not measured, and so is a tracked
+key whose entry no longer has the version of the last commit the monitor saw: on a shared
+store another coordinator's adds reach it without passing here. Commits to
 sampled keys are observed one at a time under a lock, so the check before a commit
 and the observation after it cannot interleave with another commit to a sampled key.
 """
@@ -28,7 +30,7 @@ from coordinator.sketches.items import decode_items
 from coordinator.transactions.manager import CommitResult
 from grid.backend import PartitionStore
 from grid.catalog import Catalog
-from grid.entry import value_of
+from grid.entry import value_of, version_of
 from grid.errors import Conflict, GridError, InvalidArgument, NotFound, ResourceExhausted
 from grid.memory.records import Op
 from grid.participant import Write
@@ -72,6 +74,8 @@ class _Watched:
     write: Write
     name: str
     spec: SketchSpec
+    # The write's place in its commit: its version is the commit result's at that place.
+    position: int
 
 
 class SketchAccuracy:
@@ -101,6 +105,10 @@ class SketchAccuracy:
         self._lock = threading.Lock()
         # Tracked keys (their monitor name) and where they live.
         self._keys: dict[str, tuple[str, str]] = {}
+        # The version each tracked key's entry had after the last commit the monitor saw.
+        # Another coordinator on a shared store (or any path around this one) changes it, and
+        # the exact answer would then miss items: the key is dropped, never measured wrong.
+        self._seen_versions: dict[str, int] = {}
         self._untrusted: set[str] = set()
         self._error = metrics.gauge(
             "shoal_sketch_observed_relative_error",
@@ -145,12 +153,12 @@ class SketchAccuracy:
                     self._distrust(item.name)
                 raise
             if not result.replayed:
-                self._after(observed)
+                self._after(observed, result.versions)
             return result
 
     def _watched(self, writes: Sequence[Write]) -> list[_Watched]:
         watched: list[_Watched] = []
-        for write in writes:
+        for position, write in enumerate(writes):
             op = write.op
             if op is not Op.SKETCH_ADD and op is not Op.DELETE:
                 continue
@@ -159,7 +167,7 @@ class SketchAccuracy:
                 continue
             name = f"{write.map}/{write.key}"
             if self._monitor.is_sampled(name):
-                watched.append(_Watched(write, name, self._specs.spec(write.map)))
+                watched.append(_Watched(write, name, self._specs.spec(write.map), position))
         return watched
 
     def _before(self, watched: list[_Watched]) -> list[_Watched]:
@@ -175,32 +183,41 @@ class SketchAccuracy:
                 self._keys.pop(item.name, None)
                 self._untrusted.discard(item.name)
                 observed.append(item)
-            elif item.name in self._keys:
+            elif item.name in self._keys and self._unchanged(item.name, stored):
                 observed.append(item)
             else:
                 self._distrust(item.name)
         return observed
 
-    def _after(self, observed: list[_Watched]) -> None:
+    def _after(self, observed: list[_Watched], versions: tuple[int, ...]) -> None:
         for item in observed:
             write = item.write
+            if item.position >= len(versions):
+                # A retry whose first answer was forgotten: the version is not known.
+                self._distrust(item.name)
+                continue
             try:
                 items = decode_items(write.value, item.spec.kind)
             except GridError:
                 continue
             if self._monitor.observe(item.name, item.spec, items):
                 self._keys[item.name] = (write.map, write.key)
+                self._seen_versions[item.name] = versions[item.position]
         self._tracked.set(len(self._keys))
+
+    def _unchanged(self, name: str, entry: bytes) -> bool:
+        return self._seen_versions.get(name) == version_of(entry)
 
     def _distrust(self, name: str) -> None:
         self._monitor.forget(name)
         self._keys.pop(name, None)
+        self._seen_versions.pop(name, None)
         if len(self._untrusted) < _UNTRUSTED_REMEMBERED_MAX:
             self._untrusted.add(name)
 
     def _stored(self, map_name: str, key: str) -> bytes | None:
-        entry = self._partitions[self._partitioner.partition_of(key)].get(map_name, key)
-        return None if entry is None else value_of(entry)
+        """The key's stored entry (grid.entry: value and version), or None."""
+        return self._partitions[self._partitioner.partition_of(key)].get(map_name, key)
 
     # Measuring -------------------------------------------------------------------
 
@@ -215,9 +232,15 @@ class SketchAccuracy:
                     # Dropped or deleted behind the monitor's back: start again on next add.
                     self._monitor.forget(name)
                     del self._keys[name]
+                    self._seen_versions.pop(name, None)
+                    continue
+                if not self._unchanged(name, stored):
+                    # Changed by a commit this monitor did not see (another coordinator).
+                    self._distrust(name)
                     continue
                 spec = self._specs.spec(map_name)
-                stats = self._monitor.measure(name, load_sketch(spec, stored, self._rng, map_name))
+                sketch = load_sketch(spec, value_of(stored), self._rng, map_name)
+                stats = self._monitor.measure(name, sketch)
                 if stats is not None:
                     by_kind.setdefault(spec.kind, []).append(stats)
             kinds = tuple(

@@ -144,3 +144,35 @@ def test_sketch_answers_for_sql(node: Node) -> None:
         sketch_answer(spec, data[0], "kll_quantile", 0.5)
     with pytest.raises(InvalidArgument, match="unknown sketch function"):
         sketch_answer(spec, data[0], "hll_median")
+
+
+def test_a_tracked_key_changed_by_a_commit_the_monitor_did_not_see_is_dropped(node: Node) -> None:
+    # On a shared store another coordinator's adds reach a key without passing this monitor:
+    # its exact answer would miss them and report a sketch error that is not there.
+    node.sketches.create("v", "hll", {"lg_k": 10})
+    node.sketches.add("v", "day", strings(*(f"u{i}" for i in range(300))))
+    node.sketches.add("v", "other", strings("a"))
+    assert node.sketches.measure_accuracy().tracked_keys == 2
+    monitor = node.transactions.observer
+    node.transactions.observer = None  # the other coordinator's commit
+    node.sketches.add("v", "day", strings(*(f"w{i}" for i in range(300))))
+    node.transactions.observer = monitor
+    report = node.sketches.measure_accuracy()
+    assert report.tracked_keys == 1
+    assert report.untrusted_keys == 1
+    assert report.kinds[0].keys == 1 and report.kinds[0].stats.outside_bound == 0
+    # Its next add through this monitor does not trust it again.
+    node.sketches.add("v", "day", strings("x"))
+    assert node.sketches.measure_accuracy().tracked_keys == 1
+
+
+def test_a_tracked_key_stays_trusted_through_the_monitors_own_commits(node: Node) -> None:
+    node.sketches.create("v", "hll", {"lg_k": 10})
+    for batch in range(4):
+        node.sketches.add("v", "day", strings(*(f"u{batch}-{i}" for i in range(100))))
+        node.transactions.commit(
+            f"txn-{batch:04d}".encode(), (), [Write(Op.SKETCH_ADD, "v", "day", strings("t"))]
+        )
+    report = node.sketches.measure_accuracy()
+    assert (report.tracked_keys, report.untrusted_keys) == (1, 0)
+    assert report.kinds[0].stats.samples == 1
