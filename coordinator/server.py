@@ -438,10 +438,12 @@ async def _serve_on_loop(
         recheck=None if gate is None else gate.still_valid,
     )
     data_pb2_grpc.add_DataServicer_to_server(DataService(node.keyvalue), registrar)
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node), registrar)
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node, security), registrar)
     transactions_pb2_grpc.add_TransactionsServicer_to_server(TransactionsService(node), registrar)
     query_pb2_grpc.add_QueryServicer_to_server(QueryService(node.sql), registrar)
-    sketches_pb2_grpc.add_SketchesServicer_to_server(SketchesService(node.sketches), registrar)
+    sketches_pb2_grpc.add_SketchesServicer_to_server(
+        SketchesService(node.sketches, security), registrar
+    )
     pipelines_pb2_grpc.add_PipelinesServicer_to_server(PipelinesService(pipelines), registrar)
     procedures_pb2_grpc.add_ProceduresServicer_to_server(
         ProceduresService(procedures, security), registrar

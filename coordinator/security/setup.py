@@ -112,6 +112,19 @@ class Security:
                         f"pipeline '{spec.name}': its owner '{spec.owner}' lacks {need.describe()}"
                     )
 
+    def visible(self, identity: Any) -> Callable[[str], bool] | None:
+        """Which maps a caller's listing shows: those it holds some permission on, as
+        Kafka lists only the topics a principal may describe (a listing holds schemas and
+        sizes, which describing a map needs `read` for); None when auth is off."""
+        if not self.enabled or not isinstance(identity, Identity):
+            return None
+        grants = self.store.state.grants_of(identity.principal)
+
+        def shown(name: str) -> bool:
+            return any(Need(permission, name).met_by(grants) for permission in Permission)
+
+        return shown
+
     def access_check(
         self, identity: Any
     ) -> Callable[[Sequence[Read], Sequence[Write]], None] | None:

@@ -8,6 +8,7 @@ import orjson
 import coordinator
 from coordinator.backends import redacted
 from coordinator.node import Node
+from coordinator.security.setup import Security
 from coordinator.services.errors import unary
 from grid.catalog import MapDefinition
 from grid.errors import InvalidArgument
@@ -15,8 +16,9 @@ from shoal.v1 import admin_pb2, admin_pb2_grpc
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, security: Security | None = None) -> None:
         self.node = node
+        self.security = security
 
     def _info(self, definition: MapDefinition, *, with_stats: bool = True) -> admin_pb2.MapInfo:
         info = admin_pb2.MapInfo(name=definition.name)
@@ -56,8 +58,17 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     def ListMaps(
         self, request: admin_pb2.ListMapsRequest, context: grpc.ServicerContext
     ) -> admin_pb2.ListMapsResponse:
+        shown = (
+            None
+            if self.security is None
+            else self.security.visible(getattr(context, "identity", None))
+        )
         return admin_pb2.ListMapsResponse(
-            maps=[self._info(definition) for definition in self.node.catalog.definitions()]
+            maps=[
+                self._info(definition)
+                for definition in self.node.catalog.definitions()
+                if shown is None or shown(definition.name)
+            ]
         )
 
     @unary

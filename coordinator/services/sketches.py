@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import orjson
 
+from coordinator.security.setup import Security
 from coordinator.services.errors import unary
 from coordinator.services.sketch_messages import (
     SUMMARY_RANKS,
@@ -26,7 +27,8 @@ from shoal.v1 import sketches_pb2, sketches_pb2_grpc
 
 
 class SketchesService(sketches_pb2_grpc.SketchesServicer):
-    def __init__(self, sketches: SketchMaps) -> None:
+    def __init__(self, sketches: SketchMaps, security: Security | None = None) -> None:
+        self.security = security
         self.sketches = sketches
 
     def _load(self, target: sketches_pb2.SketchTarget) -> Loaded:
@@ -57,8 +59,15 @@ class SketchesService(sketches_pb2_grpc.SketchesServicer):
     def List(
         self, request: sketches_pb2.ListSketchMapsRequest, context: grpc.ServicerContext
     ) -> sketches_pb2.ListSketchMapsResponse:
+        shown = (
+            None
+            if self.security is None
+            else self.security.visible(getattr(context, "identity", None))
+        )
         return sketches_pb2.ListSketchMapsResponse(
-            maps=[map_info(view) for view in self.sketches.list()]
+            maps=[
+                map_info(view) for view in self.sketches.list() if shown is None or shown(view.name)
+            ]
         )
 
     @unary

@@ -97,6 +97,21 @@ def test_sql_on_the_allowed_map_runs(server: ServerProcess, orders_only: str) ->
             client.drop_map("orders")
 
 
+def test_listings_show_only_the_maps_a_principal_holds_a_permission_on(
+    server: ServerProcess, orders_only: str
+) -> None:
+    with Client(server.target, token=BOOTSTRAP_TOKEN) as admin:
+        admin.sketches.create("customers-seen", "hll", if_not_exists=True)
+        everything = {info.name for info in admin.list_maps()}
+        sketches = {info.name for info in admin.sketches.list()}
+    assert {"orders", "customers"} <= everything
+    assert "customers-seen" in sketches
+    with Client(server.target, token=orders_only) as client:
+        # customers' schema and size are what describing it needs `read` for.
+        assert {info.name for info in client.list_maps()} == {"orders"}
+        assert "customers-seen" not in {info.name for info in client.sketches.list()}
+
+
 def test_a_transaction_is_checked_on_every_map_it_touches(
     server: ServerProcess, orders_only: str
 ) -> None:
