@@ -230,3 +230,31 @@ def test_a_csv_with_a_bad_row(tmp_path, grid):
         assert "short.csv" in str(raised.value) and "row 2 has 3 columns" in str(raised.value)
         assert raised.value.field == "file"
         assert grid_checksums(grid.target) == before
+
+
+def test_rejects_with_nowhere_to_go_refuse_the_backfill_before_it_applies(tmp_path, grid):
+    """A dead-letter path in a missing directory, or a bad rows_per_call, is refused before
+    anything is applied: once a file is done, a re-run is a no-op and its rejected rows
+    would be lost."""
+    pipeline = pipeline_file(tmp_path / "pipelines")
+    source = tmp_path / "orders.jsonl"
+    source.write_text(
+        '{"id": "e1", "order": "o1", "region": "eu", "amount": -1, "customer": "c1"}\n'
+    )
+    before = grid_checksums(grid.target)
+    with Client(grid.target) as client:
+        with pytest.raises(InvalidArgumentError, match="missing") as nowhere:
+            client.backfill(
+                source, pipeline=pipeline, dead_letters=tmp_path / "missing" / "x.jsonl"
+            )
+        assert nowhere.value.field == "dead_letters"
+        for rows_per_call in (0, -1, 10_001):
+            with pytest.raises(InvalidArgumentError) as bad_size:
+                client.backfill(source, pipeline=pipeline, rows_per_call=rows_per_call)
+            assert bad_size.value.field == "rows_per_call"
+        assert grid_checksums(grid.target) == before
+        summary = client.backfill(source, pipeline=pipeline, dead_letters=tmp_path / "x.jsonl")
+        assert (summary.rejected, summary.already_done) == (1, False)
+        assert [
+            json.loads(line)["row"] for line in (tmp_path / "x.jsonl").read_text().splitlines()
+        ] == [1]

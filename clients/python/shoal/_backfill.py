@@ -10,12 +10,14 @@ written to a dead-letter file next to the input unless told otherwise.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shoal._backfill_files import read_rows
+from shoal._errors import InvalidArgumentError
 from shoal._operator_common import other_grid, pipeline_code
 from shoal.v1 import replay_pb2, replay_pb2_grpc
 
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from shoal._client import Client
 
 ROWS_PER_CALL = 1000
+# The server's limit on rows in one call (coordinator/operators/backfills.py).
+ROWS_PER_CALL_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,21 @@ def run_backfill(
     on_progress: Callable[[BackfillProgress], None] | None = None,
 ) -> BackfillSummary:
     path = Path(file)
+    if isinstance(rows_per_call, bool) or not 1 <= rows_per_call <= ROWS_PER_CALL_MAX:
+        raise InvalidArgumentError(
+            f"rows_per_call must be from 1 to {ROWS_PER_CALL_MAX}, got {rows_per_call!r}",
+            field="rows_per_call",
+        )
     digest, rows = read_rows(path)
+    target = Path(dead_letters) if dead_letters else path.with_name(f"{path.name}.rejects.jsonl")
+    # Checked before anything is applied: once the file is done, a re-run is a no-op and
+    # its rejected rows would have nowhere to go.
+    if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
+        raise InvalidArgumentError(
+            f"rejected rows cannot be written to {target}: {target.parent} is not a writable "
+            "directory",
+            field="dead_letters",
+        )
     code = pipeline_code(client, pipeline, name)
     grid, _ = other_grid(client, sandbox=sandbox, into=into)
     try:
@@ -122,7 +140,7 @@ def run_backfill(
         if not begun.already_done:
             position = begun.next_row
             while position < len(rows):
-                chunk = rows[position : position + max(1, rows_per_call)]
+                chunk = rows[position : position + rows_per_call]
                 state = grid._call(
                     lambda stubs: _stub(stubs).Apply,
                     replay_pb2.ApplyBackfillRequest(id=backfill_id, first_row=position, rows=chunk),
@@ -153,9 +171,6 @@ def run_backfill(
     ]
     written: str | None = None
     if rejects and not begun.already_done:
-        target = (
-            Path(dead_letters) if dead_letters else path.with_name(f"{path.name}.rejects.jsonl")
-        )
         with target.open("w") as output:
             for reject in rejects:
                 output.write(json.dumps({"file": path.name, **vars(reject)}) + "\n")
