@@ -384,7 +384,8 @@ def load(
         for name, raw in document.items():
             if name not in known:
                 raise ConfigError(f"unknown setting '{name}' in {path}")
-            if known[name].secret:
+            # A backend URL may carry the store's password (redis://:secret@host).
+            if known[name].secret or (name == "backend" and "@" in str(raw)):
                 _refuse_if_readable_by_others(path, name)
             values[name] = _convert(known[name], raw, path)
     for setting in SETTINGS:

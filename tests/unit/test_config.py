@@ -282,3 +282,20 @@ def test_a_backend_password_never_shows_in_what_is_logged_or_answered() -> None:
         load(environment={"SHOAL_BACKEND": "redis://:s3cret@host:notaport"})
     assert "s3cret" not in str(caught.value)
     assert "backend" in str(caught.value)
+
+
+def test_a_config_file_with_a_backend_password_is_refused_when_others_may_read_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shoal.toml"
+    path.write_text('backend = "redis://:s3cret@127.0.0.1:6379"\n')
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match="any user may read it") as caught:
+        load(environment={}, config_file=str(path))
+    assert "s3cret" not in str(caught.value)
+    path.chmod(0o600)
+    assert load(environment={}, config_file=str(path)).backend.endswith("@127.0.0.1:6379")
+    # Without a password the file may be public.
+    path.write_text('backend = "redis://127.0.0.1:6379"\n')
+    path.chmod(0o644)
+    assert load(environment={}, config_file=str(path)).backend == "redis://127.0.0.1:6379"
