@@ -38,7 +38,14 @@ from coordinator.procedures.guard import (
 )
 from coordinator.procedures.transaction import GridAccess, ProcedureTransaction
 from coordinator.transactions.manager import TransactionManager
-from grid.errors import Conflict, FailedPrecondition, GridError, InvalidArgument, NotFound
+from grid.errors import (
+    Conflict,
+    FailedPrecondition,
+    GridError,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 from grid.protocol import Read, Write
 from shoal import _codec
 from shoal.procedures import ProcedureSpec
@@ -50,6 +57,8 @@ log = logging.getLogger(__name__)
 
 # Outcomes counted per procedure (ListProcedures shows them).
 OUTCOMES = ("committed", "failed", "conflicted", "timed_out", "retries")
+# Room in a reply for what surrounds the result (the other fields, framing).
+RESULT_HEADROOM_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -291,6 +300,15 @@ class Procedures:
                     raise ProcedureFailed(
                         spec.name, TypeError(f"its result cannot be sent as JSON: {error}")
                     ) from None
+                # Refused before anything commits: an answer too large to send would
+                # leave the caller with an error for a call that did commit.
+                result_max = self._grid.limits.message_bytes_max - RESULT_HEADROOM_BYTES
+                if len(result_json) > result_max:
+                    raise ResourceExhausted(
+                        f"procedure '{spec.name}' returned {len(result_json)} bytes of JSON, "
+                        f"more than a reply carries ({result_max}); nothing was committed",
+                        field="result",
+                    )
                 writes = tx.writes()
                 if authorize is not None:
                     authorize(tx.reads(), writes)

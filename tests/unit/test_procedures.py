@@ -21,7 +21,14 @@ from coordinator.procedures.runner import (
     ProcedureTimedOut,
 )
 from coordinator.procedures.transaction import GridAccess
-from grid.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from grid.errors import (
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from shoal.procedures import ProcedureSpec, procedure
 
 
@@ -436,3 +443,34 @@ def test_a_failing_procedure_is_authorized_for_what_it_read_before_its_message_r
         procedures.close()
     assert "1234" not in str(denied.value)
     assert seen == [{"secrets"}]
+
+
+def test_a_result_too_large_to_send_is_refused_before_anything_commits(tmp_path: Path) -> None:
+    config = replace(
+        load(environment={"SHOAL_MESSAGE_BYTES_MAX": str(256 * 1024)}),
+        data_dir=tmp_path,
+        partitions=4,
+        fsync="off",
+    )
+    small = Node(config)
+    try:
+        small.create_map("accounts")
+
+        @procedure(name="huge")
+        def huge(tx: Any, size: int) -> str:
+            tx.put("accounts", "huge", {"balance": size})
+            return "x" * size
+
+        procedures = procedures_of(small, huge)
+        try:
+            assert len(orjson.loads(procedures.call("huge", args(1000)).result_json)) == 1000
+            with pytest.raises(ResourceExhausted, match="more than a reply carries") as refused:
+                procedures.call("huge", args(256 * 1024))
+        finally:
+            procedures.close()
+        assert refused.value.field == "result"
+        assert value(small, "huge") == {"balance": 1000}  # the first call's only
+        counters = procedures.statuses()[0].counters
+        assert counters["committed"] == 1 and counters["failed"] == 1
+    finally:
+        small.close()
