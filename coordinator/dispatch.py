@@ -425,7 +425,7 @@ def stream_behavior(
                     if recheck is not None and identity is not None and not recheck(identity):
                         raise CallAborted(
                             grpc.StatusCode.UNAUTHENTICATED,
-                            "the credentials of this stream were revoked",
+                            "the credentials of this stream were revoked or expired",
                         )
                     # Not wait_for: a write cannot be cancelled and then followed by a status.
                     write = asyncio.ensure_future(context.write(message))

@@ -107,7 +107,10 @@ class Gate:
         if credential.startswith("cert:"):
             return state.certificates.get(credential[5:]) == identity.principal
         record = state.tokens.get(credential)
-        return record is not None and record.principal == identity.principal
+        if record is None or record.principal != identity.principal:
+            return False
+        # A token that expires while its stream runs ends the stream as revoking it would.
+        return not record.expires_ms or self._now_ms() < record.expires_ms
 
     def _quick(
         self, name: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]

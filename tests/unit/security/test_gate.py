@@ -138,3 +138,15 @@ def test_a_wrong_token_never_takes_the_quick_path(world: World) -> None:
     with pytest.raises(Refused) as refused:
         world.get("orders", token=f"shoal_{world.token_id}_not-the-secret")
     assert refused.value.args[0] == "UNAUTHENTICATED"
+
+
+def test_a_stream_stops_standing_when_its_token_expires_or_is_revoked(world: World) -> None:
+    world.state = world.snapshot(expires_ms=world.clock.now_ms() + 1000)
+    identity = world.get("orders")
+    assert world.gate.still_valid(identity)
+    world.clock.advance_ms(1001)
+    assert not world.gate.still_valid(identity)
+    world.state = world.snapshot(expires_ms=0)
+    assert world.gate.still_valid(identity)
+    world.state = world.snapshot(expires_ms=0, revoked=True)
+    assert not world.gate.still_valid(identity)
