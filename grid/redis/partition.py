@@ -27,12 +27,12 @@ from grid.backend import (
     StagedView,
     StatusView,
     SweepStatuses,
-    sweep_statuses_by_index,
 )
 from grid.entry import pack
 from grid.errors import Conflict, FailedPrecondition, GridError, ReadVersionTooOld, StaleVersion
 from grid.memory.records import Op
 from grid.protocol import (
+    FINAL_STATES,
     Abort,
     Ack,
     Applied,
@@ -430,10 +430,34 @@ class RedisPartition:
             )
         return views
 
+    @retried
     def sweep_statuses(
         self, staged: Sequence[bytes], updated_by_ms: int, limit: int
     ) -> SweepStatuses:
-        return sweep_statuses_by_index(self, staged, updated_by_ms, limit)
+        # Two round trips: the indexes (and the staged transactions' records), then the
+        # records the indexes name.
+        layout = self._layout
+        asked = [txn_id.hex() for txn_id in staged]
+        pipe = self._client.pipeline(transaction=False)
+        pipe.smembers(layout.undecided_statuses)
+        pipe.zrangebyscore(layout.decided_statuses, "-inf", updated_by_ms, start=0, num=limit)
+        if asked:
+            pipe.hmget(layout.statuses, asked)
+        undecided_txns, due_txns, *found = pipe.execute()
+        undecided = self._records(undecided_txns)
+        known = {record.txn_id for record in undecided}
+        held = self._views(
+            [(txn, raw) for txn, raw in zip(asked, found[0] if found else [], strict=True) if raw]
+        )
+        return SweepStatuses(
+            undecided=undecided,
+            staged=[
+                record
+                for record in held
+                if record.txn_id not in known and record.state in FINAL_STATES
+            ],
+            due=self._records(due_txns),
+        )
 
     @retried
     def staged_transactions(self) -> list[StagedView]:
