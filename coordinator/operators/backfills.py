@@ -163,6 +163,9 @@ class BackfillManager:
                 field="content_sha256",
             )
         backfill_id = digest[:32]
+        # Loaded first, even for a file already done: code that does not import is the
+        # operator's error to hear about, not a quiet "nothing done".
+        pipeline = load_pipeline(pipeline_name, code_file, source, self.node.catalog)
         entry = self._entry(BACKFILLS_MAP, backfill_id)
         if entry is not None:
             record = BackfillRecord.from_json(orjson.loads(value_of(entry)))
@@ -176,7 +179,6 @@ class BackfillManager:
                 )
             self._applier(record)
             return self._state(record)
-        pipeline = load_pipeline(pipeline_name, code_file, source, self.node.catalog)
         record = BackfillRecord(
             backfill_id=backfill_id,
             file_name=file_name,

@@ -258,3 +258,19 @@ def test_rejects_with_nowhere_to_go_refuse_the_backfill_before_it_applies(tmp_pa
         assert [
             json.loads(line)["row"] for line in (tmp_path / "x.jsonl").read_text().splitlines()
         ] == [1]
+
+
+def test_a_pipeline_that_does_not_import_is_refused_even_for_a_file_already_done(tmp_path, grid):
+    pipeline = pipeline_file(tmp_path / "pipelines")
+    source = tmp_path / "orders.jsonl"
+    source.write_text(
+        '{"id": "e1", "order": "o1", "region": "eu", "amount": 3, "customer": "c1"}\n'
+    )
+    broken = tmp_path / "broken.py"
+    broken.write_text("import no_such_module_anywhere\n")
+    with Client(grid.target) as client:
+        assert client.backfill(source, pipeline=pipeline).applied == 1
+        with pytest.raises(InvalidArgumentError, match="no_such_module_anywhere") as raised:
+            client.backfill(source, pipeline=broken)
+        assert raised.value.field == "pipeline"
+        assert client.backfill(source, pipeline=pipeline).already_done
