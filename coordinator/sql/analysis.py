@@ -287,6 +287,14 @@ def _parse(statement: str) -> Analysis:
                 field="statement",
             )
         if name not in tables:
+            clash = next((seen for seen in tables if seen.casefold() == name.casefold()), None)
+            if clash is not None:
+                # DuckDB's names are case-blind: both would read one table.
+                raise InvalidArgument(
+                    f"maps '{clash}' and '{name}' differ only in case, which SQL cannot tell "
+                    "apart: query them in separate statements",
+                    field="statement",
+                )
             tables.append(name)
     analysis = Analysis(
         kind=kind,

@@ -169,6 +169,11 @@ class PooledConnection:
 
     Registering a table costs about a millisecond, so a table that is still the one
     registered under its name (an unchanged map between queries) is not registered again.
+
+    DuckDB's names are case-blind: registering `Customers` replaces `customers`. So the
+    memory is keyed by the case-folded name and holds the map's own name with its table;
+    remembering by exact name let a query of `Customers` read `customers`' rows, which
+    another caller had registered over it since (and which its principal may not read).
     """
 
     def __init__(self, memory_bytes_max: int = 0) -> None:
@@ -177,19 +182,22 @@ class PooledConnection:
             config["memory_limit"] = f"{memory_bytes_max}B"
         self.connection = duckdb.connect(config=config)
         functions.register(self.connection)
-        self._registered: dict[str, pa.Table] = {}
+        # Case-folded name -> (the map's name, the table registered for it).
+        self._registered: dict[str, tuple[str, pa.Table]] = {}
 
     def bind(self, tables: dict[str, pa.Table]) -> None:
         for name, table in tables.items():
-            if self._registered.get(name) is not table:
+            folded = name.casefold()
+            current = self._registered.get(folded)
+            if current is None or current[0] != name or current[1] is not table:
                 self.connection.register(name, table)
-                self._registered.pop(name, None)
-                self._registered[name] = table
+                self._registered.pop(folded, None)
+                self._registered[folded] = (name, table)
         while len(self._registered) > REGISTERED_TABLES_MAX:
             oldest = next(iter(self._registered))
-            del self._registered[oldest]
+            name, _ = self._registered.pop(oldest)
             try:
-                self.connection.unregister(oldest)
+                self.connection.unregister(name)
             except duckdb.Error:
                 pass
 

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from shoal import Client, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError
+from shoal import (
+    Client,
+    InvalidArgumentError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+)
 from tests.support.secured import BOOTSTRAP_TOKEN, secured_server
 from tests.support.server_process import ServerProcess
 
@@ -85,6 +91,25 @@ def test_sql_cannot_reach_a_map_the_principal_may_not_query(
     assert denied.value.message == (
         "principal 'svc-orders' lacks permission 'sql' on map 'customers'"
     )
+
+
+def test_a_map_named_like_another_but_for_case_reads_only_its_own_rows(
+    server: ServerProcess,
+) -> None:
+    """DuckDB's names are case-blind: the pooled connections must not answer `Cases` with
+    the rows of `cases` that another caller registered since."""
+    with Client(server.target, token=BOOTSTRAP_TOKEN) as admin:
+        admin.create_map("cases", schema={"secret": "string"})
+        admin.create_map("Cases", schema={"secret": "string"})
+        admin.put("cases", "c1", {"secret": "theirs"})
+        admin.put("Cases", "m1", {"secret": "mine"})
+        own = admin.auth.create_token("svc-cased", ["sql:Cases"]).token
+        with Client(server.target, token=own) as client:
+            for _ in range(8):
+                assert client.sql("SELECT __key, secret FROM Cases").fetchall() == [("m1", "mine")]
+                assert admin.sql("SELECT __key FROM cases").fetchall() == [("c1",)]
+        with pytest.raises(InvalidArgumentError, match="differ only in case"):
+            admin.sql('SELECT * FROM cases, "Cases"').fetchall()
 
 
 def test_sql_on_the_allowed_map_runs(server: ServerProcess, orders_only: str) -> None:
