@@ -208,15 +208,26 @@ class IgnitePartition:
         """Runs a read in a pessimistic transaction that holds the partition's meta record,
         so no step of the partition runs in between."""
         client = self._client()
-        with client.tx_start(
-            TransactionConcurrency.PESSIMISTIC,
-            TransactionIsolation.REPEATABLE_READ,
-            timeout=self._tx_timeout_ms,
-        ) as transaction:
-            meta = self._meta()
-            found = read(meta)
-            transaction.commit()
-            return found
+        with unavailable_when_lost(f"a read of partition {self.index}"):
+            for attempt in range(ATTEMPTS_MAX):
+                try:
+                    with client.tx_start(
+                        TransactionConcurrency.PESSIMISTIC,
+                        TransactionIsolation.REPEATABLE_READ,
+                        timeout=self._tx_timeout_ms,
+                    ) as transaction:
+                        meta = self._meta()
+                        found = read(meta)
+                        transaction.commit()
+                        return found
+                except CacheError as error:
+                    # As for a step: a lock wait past the transaction's timeout (a freshly
+                    # started node setting up its caches) is tried again, then UNAVAILABLE.
+                    if attempt == ATTEMPTS_MAX - 1:
+                        raise Unavailable(
+                            f"partition {self.index}: Ignite refused the read: {error}"
+                        ) from error
+        raise AssertionError("unreachable")
 
     @guarded
     def status_records(self) -> list[StatusView]:

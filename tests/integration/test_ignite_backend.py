@@ -279,3 +279,50 @@ def test_a_one_phase_step_whose_number_outlived_its_lease_is_refused(coordinator
     in_time = ApplyOnePhase(b"in-time", (), (put("k", 2),), version=held, deadline_ms=deadline)
     assert isinstance(first.partitions[0].step(in_time), Applied)
     first.sequence.release(held)
+
+
+def test_a_consistent_read_kept_waiting_past_its_timeout_is_unavailable_then_served(
+    url: str, namespace: str
+) -> None:
+    # A freshly started node setting up its caches kept a coordinator's start-up read waiting
+    # past the transaction timeout; pyignite's CacheError ended the coordinator. Such a read is
+    # tried again like a step, then answered UNAVAILABLE, and served once the lock is gone.
+    from pyignite.datatypes.transactions import TransactionConcurrency, TransactionIsolation
+
+    from grid.errors import Unavailable
+    from grid.ignite.records import RECORDS_CACHE, partition_prefix
+
+    backend = IgniteBackend(IgniteBackendConfig(url, namespace, PARTITIONS, tx_timeout_ms=300))
+    try:
+        backend.partitions[0].step(ApplyOnePhase(b"r0", (), (put("k", 1),)))
+        holder_locked, release = threading.Event(), threading.Event()
+
+        def hold_the_meta_record() -> None:
+            client = connect(url)
+            try:
+                records = client.get_cache(RECORDS_CACHE)
+                with client.tx_start(
+                    TransactionConcurrency.PESSIMISTIC,
+                    TransactionIsolation.REPEATABLE_READ,
+                    timeout=60_000,
+                ) as transaction:
+                    records.get(partition_prefix(namespace, 0) + "m")
+                    holder_locked.set()
+                    release.wait(60)
+                    transaction.rollback()
+            finally:
+                client.close()
+
+        holder = threading.Thread(target=hold_the_meta_record)
+        holder.start()
+        try:
+            assert holder_locked.wait(30)
+            version = backend.partitions[0].commit_version()
+            with pytest.raises(Unavailable, match="refused the read"):
+                backend.partitions[0].items_at("m", version)
+        finally:
+            release.set()
+            holder.join()
+        assert [key for key, _ in backend.partitions[0].items_at("m", version)] == ["k"]
+    finally:
+        backend.close()
