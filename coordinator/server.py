@@ -444,12 +444,14 @@ async def _serve_on_loop(
     sketches_pb2_grpc.add_SketchesServicer_to_server(
         SketchesService(node.sketches, security), registrar
     )
-    pipelines_pb2_grpc.add_PipelinesServicer_to_server(PipelinesService(pipelines), registrar)
+    pipelines_pb2_grpc.add_PipelinesServicer_to_server(
+        PipelinesService(pipelines, security), registrar
+    )
     procedures_pb2_grpc.add_ProceduresServicer_to_server(
         ProceduresService(procedures, security), registrar
     )
     procedures_pb2_grpc.add_ProcedureAdminServicer_to_server(
-        ProcedureAdminService(procedures), registrar
+        ProcedureAdminService(procedures, security), registrar
     )
     replay_pb2_grpc.add_ReplaysServicer_to_server(
         ReplaysService(

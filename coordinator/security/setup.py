@@ -112,16 +112,20 @@ class Security:
                         f"pipeline '{spec.name}': its owner '{spec.owner}' lacks {need.describe()}"
                     )
 
-    def visible(self, identity: Any) -> Callable[[str], bool] | None:
-        """Which maps a caller's listing shows: those it holds some permission on, as
+    def visible(
+        self, identity: Any, permission: Permission | None = None
+    ) -> Callable[[str], bool] | None:
+        """Which names a caller's listing shows: maps it holds some permission on, as
         Kafka lists only the topics a principal may describe (a listing holds schemas and
-        sizes, which describing a map needs `read` for); None when auth is off."""
+        sizes, which describing a map needs `read` for); with `permission`, the
+        pipelines or procedures it holds that permission on. None when auth is off."""
         if not self.enabled or not isinstance(identity, Identity):
             return None
         grants = self.store.state.grants_of(identity.principal)
+        wanted = list(Permission) if permission is None else [permission]
 
         def shown(name: str) -> bool:
-            return any(Need(permission, name).met_by(grants) for permission in Permission)
+            return any(Need(one, name).met_by(grants) for one in wanted)
 
         return shown
 

@@ -6,6 +6,8 @@ import grpc
 
 from coordinator.pipelines.consumer import PipelineStatus
 from coordinator.pipelines.host import PipelineHost
+from coordinator.security.permissions import Permission
+from coordinator.security.setup import Security
 from coordinator.services.errors import unary
 from grid.errors import NotFound
 from shoal.v1 import pipelines_pb2, pipelines_pb2_grpc
@@ -40,8 +42,9 @@ def pipeline_info(status: PipelineStatus) -> pipelines_pb2.PipelineInfo:
 
 
 class PipelinesService(pipelines_pb2_grpc.PipelinesServicer):
-    def __init__(self, host: PipelineHost | None) -> None:
+    def __init__(self, host: PipelineHost | None, security: Security | None = None) -> None:
         self.host = host
+        self.security = security
 
     def _host(self, name: str) -> PipelineHost:
         if self.host is None:
@@ -55,8 +58,17 @@ class PipelinesService(pipelines_pb2_grpc.PipelinesServicer):
         self, request: pipelines_pb2.ListPipelinesRequest, context: grpc.ServicerContext
     ) -> pipelines_pb2.ListPipelinesResponse:
         statuses = [] if self.host is None else self.host.statuses()
+        shown = (
+            None
+            if self.security is None
+            else self.security.visible(getattr(context, "identity", None), Permission.PIPELINES)
+        )
         return pipelines_pb2.ListPipelinesResponse(
-            pipelines=[pipeline_info(status) for status in statuses]
+            pipelines=[
+                pipeline_info(status)
+                for status in statuses
+                if shown is None or shown(status.pipeline.spec.name)
+            ]
         )
 
     @unary

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from coordinator.procedures.runner import Procedures
+from coordinator.security.permissions import Permission
 from coordinator.security.setup import Security
 from coordinator.services.errors import unary
 from shoal.v1 import procedures_pb2, procedures_pb2_grpc
@@ -37,13 +38,19 @@ class ProceduresService(procedures_pb2_grpc.ProceduresServicer):
 
 
 class ProcedureAdminService(procedures_pb2_grpc.ProcedureAdminServicer):
-    def __init__(self, procedures: Procedures) -> None:
+    def __init__(self, procedures: Procedures, security: Security | None = None) -> None:
         self.procedures = procedures
+        self.security = security
 
     @unary
     def ListProcedures(
         self, request: procedures_pb2.ListProceduresRequest, context: grpc.ServicerContext
     ) -> procedures_pb2.ListProceduresResponse:
+        shown = (
+            None
+            if self.security is None
+            else self.security.visible(getattr(context, "identity", None), Permission.PROCEDURES)
+        )
         return procedures_pb2.ListProceduresResponse(
             procedures=[
                 procedures_pb2.ProcedureInfo(
@@ -54,5 +61,6 @@ class ProcedureAdminService(procedures_pb2_grpc.ProcedureAdminServicer):
                     counters=status.counters,
                 )
                 for status in self.procedures.statuses()
+                if shown is None or shown(status.spec.name)
             ]
         )

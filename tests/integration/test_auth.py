@@ -343,3 +343,19 @@ def test_the_first_admin_is_printed_once_and_never_logged(tmp_path: Path) -> Non
         again.kill()
     assert again.log_path is not None
     assert token not in again.log_path.read_text()
+
+
+def test_procedure_listings_show_only_what_the_caller_may_call(tmp_path: Path) -> None:
+    from tests.support.server_process import REPO_ROOT
+
+    samples = str(REPO_ROOT / "tests/support/procedure_samples.py")
+    fresh = secured_server(tmp_path / "data", "--procedures", samples).start()
+    try:
+        with Client(fresh.target, token=BOOTSTRAP_TOKEN) as admin:
+            everything = {item["name"] for item in admin.procedures()}
+            counter = admin.auth.create_token("svc-counter", ["procedures:count"]).token
+        assert {"count", "refuse", "spin", "noop"} <= everything
+        with Client(fresh.target, token=counter) as client:
+            assert {item["name"] for item in client.procedures()} == {"count"}
+    finally:
+        fresh.kill()
