@@ -8,6 +8,7 @@ from coordinator.procedures.runner import Procedures
 from coordinator.security.permissions import Permission
 from coordinator.security.setup import Security
 from coordinator.services.errors import unary
+from grid.errors import NotFound
 from shoal.v1 import procedures_pb2, procedures_pb2_grpc
 
 
@@ -21,17 +22,22 @@ class ProceduresService(procedures_pb2_grpc.ProceduresServicer):
         self, request: procedures_pb2.CallRequest, context: grpc.ServicerContext
     ) -> procedures_pb2.CallResponse:
         security = self.security
-        result = self.procedures.call(
-            request.name,
-            request.args_json,
-            request.kwargs_json,
-            request.call_id,
-            authorize=(
-                None
-                if security is None
-                else security.access_check(getattr(context, "identity", None))
-            ),
+        authorize = (
+            None if security is None else security.access_check(getattr(context, "identity", None))
         )
+        try:
+            result = self.procedures.call(
+                request.name,
+                request.args_json,
+                request.kwargs_json,
+                request.call_id,
+                authorize=authorize,
+            )
+        except NotFound as error:
+            if authorize is None or error.field != "name":
+                raise
+            # With auth on, the known names are listed only to those who may call them.
+            raise NotFound(f"no procedure named '{request.name}'", field="name") from None
         return procedures_pb2.CallResponse(
             result_json=result.result_json, attempts=result.attempts, version=result.version
         )

@@ -14,6 +14,7 @@ import pytest
 from shoal import (
     Client,
     InvalidArgumentError,
+    NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
     UnauthenticatedError,
@@ -353,9 +354,13 @@ def test_procedure_listings_show_only_what_the_caller_may_call(tmp_path: Path) -
     try:
         with Client(fresh.target, token=BOOTSTRAP_TOKEN) as admin:
             everything = {item["name"] for item in admin.procedures()}
-            counter = admin.auth.create_token("svc-counter", ["procedures:count"]).token
+            counter = admin.auth.create_token("svc-counter", ["procedures:co*"]).token
         assert {"count", "refuse", "spin", "noop"} <= everything
         with Client(fresh.target, token=counter) as client:
             assert {item["name"] for item in client.procedures()} == {"count"}
+            # Nor does an unknown name list the others.
+            with pytest.raises(NotFoundError) as missing:
+                client.call("counter")
+            assert missing.value.message == "no procedure named 'counter'"
     finally:
         fresh.kill()
