@@ -58,10 +58,17 @@ def test_two_procedures_with_one_name_are_refused(tmp_path: Path) -> None:
 def test_a_module_that_fails_to_import_is_named(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("import not_a_module_anywhere\n")
-    with pytest.raises(ProcedureLoadError, match=r"broken\.py: ModuleNotFoundError"):
+    with pytest.raises(
+        ProcedureLoadError, match=r"cannot load procedure module \S*broken\.py: ModuleNotFoundError"
+    ):
         load_procedures(str(broken))
-    with pytest.raises(ProcedureLoadError, match="does not exist"):
+    with pytest.raises(ProcedureLoadError, match=r"procedure file \S*missing\.py does not exist"):
         load_procedures(str(tmp_path / "missing.py"))
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(
+        ProcedureLoadError, match=r"notes\.txt is neither a directory nor a \.py file"
+    ):
+        load_procedures(str(tmp_path / "notes.txt"))
     with pytest.raises(ProcedureLoadError, match=r"cannot import procedure module no\.such"):
         load_procedures("no.such")
 
