@@ -157,9 +157,9 @@ class Run:
 
     def interrupt(self, reason: str) -> bool:
         """Called by the watchdog: stops the call at its next step in procedure code.
-        Whether the call is still in the procedure's code: one that caught the
-        interruption and went on (`except BaseException` in a loop) is interrupted again
-        until it leaves, or it would hold its thread forever."""
+        Whether the call is still running: one that caught the interruption and went on
+        (`except BaseException` in a loop) is interrupted again until it ends, or it
+        would hold its thread forever."""
         with self.lock:
             if self.done:
                 return False
@@ -167,7 +167,7 @@ class Run:
                 self.stopped = ProcedureTimeout(reason)
             if self.in_procedure:
                 _raise_in(self.thread_id, ProcedureTimeout)
-            return self.in_procedure
+            return True
 
     def finish(self) -> None:
         with self.lock:

@@ -474,3 +474,37 @@ def test_a_result_too_large_to_send_is_refused_before_anything_commits(tmp_path:
         assert counters["committed"] == 1 and counters["failed"] == 1
     finally:
         small.close()
+
+
+def test_a_procedure_that_swallows_the_stop_raised_by_a_tx_call_is_interrupted_again(
+    node: Node,
+) -> None:
+    @procedure(name="tx_then_spin")
+    def tx_then_spin(tx: Any) -> None:
+        try:
+            while True:
+                # Past the limit, a tx call raises the stop itself, in the coordinator's
+                # code: the watchdog then saw no procedure code to interrupt.
+                tx.get("accounts", "spun")
+        except BaseException:
+            pass
+        while True:
+            pass
+
+    procedures = procedures_of(node, tx_then_spin, timeout_ms=100)
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            procedures.call("tx_then_spin")
+        except BaseException as error:
+            outcome.append(error)
+
+    caller = threading.Thread(target=call, daemon=True)
+    try:
+        caller.start()
+        caller.join(60)  # a guard against hanging the run, not a timing
+        assert not caller.is_alive(), "the procedure's thread was never freed"
+    finally:
+        procedures.close()
+    assert len(outcome) == 1 and isinstance(outcome[0], ProcedureTimedOut)
