@@ -1,10 +1,9 @@
 """The Hazelcast backend shared by several coordinators (grid/hazelcast/), on a real member.
 
 The single-backend contract is tests/conformance/test_backend_contract.py; this file checks what
-only sharing can break: two backends opened on one namespace (as two coordinators would) see
-one grid, a lock taken through one holds against the other, a transaction prepared by one is
-finished by the other, status swaps and increments racing between them have one outcome; and
-the commit sequence and the catalog kept in Hazelcast for every coordinator.
+only sharing can break, beyond the two-coordinator checks it shares with Redis
+(test_jvm_backends_two_coordinators.py): the commit sequence and the catalog kept in Hazelcast
+for every coordinator.
 """
 
 from __future__ import annotations
@@ -18,8 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from grid.entry import value_of
-from grid.errors import Conflict, StaleVersion
+from grid.errors import StaleVersion
 from grid.hazelcast.backend import (
     HazelcastBackend,
     HazelcastBackendConfig,
@@ -30,18 +28,8 @@ from grid.hazelcast.catalog_store import CATALOG_KEY, HazelcastCatalogStore, cat
 from grid.hazelcast.sequence import HazelcastCommitSequence
 from grid.memory.records import Op
 from grid.protocol import (
-    ABORTED,
-    COMMITTED,
-    PENDING,
     Applied,
     ApplyOnePhase,
-    CasStatus,
-    Commit,
-    CreateStatus,
-    PreCommit,
-    Prepare,
-    StatusReply,
-    Vote,
     Write,
 )
 from tests.support.external_servers import HAZELCAST_CLUSTER_NAME
@@ -105,97 +93,6 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
-
-
-def test_a_lock_taken_through_one_coordinator_holds_against_the_other(
-    coordinators: Pair,
-) -> None:
-    first, second = coordinators
-    vote = first.partitions[1].step(Prepare(b"t1", (), (put("k", 1),), 10**13, 0))
-    assert isinstance(vote, Vote) and vote.yes
-    with pytest.raises(Conflict):
-        second.partitions[1].step(ApplyOnePhase(b"r1", (), (put("k", 2),)))
-    other = second.partitions[1].step(Prepare(b"t2", (), (put("k", 3),), 10**13, 0))
-    assert isinstance(other, Vote) and not other.yes
-    # The second coordinator finishes what the first prepared, as a recovery sweeper does.
-    assert [view.txn_id for view in second.partitions[1].staged_transactions()] == [b"t1"]
-    second.partitions[1].step(PreCommit(b"t1"))
-    assert isinstance(second.partitions[1].step(Commit(b"t1")), Applied)
-    entry = first.partitions[1].get("m", "k")
-    assert entry is not None and orjson.loads(value_of(entry)) == 1
-    assert first.partitions[1].staged_transactions() == []
-
-
-def test_status_swaps_racing_between_coordinators_have_one_winner(coordinators: Pair) -> None:
-    first, second = coordinators
-    created = first.partitions[0].step(CreateStatus(b"t", (0, 1), 10**13, 1))
-    assert isinstance(created, StatusReply) and created.swapped
-    start = threading.Barrier(8)
-    replies: list[StatusReply] = []
-
-    def swap(index: int) -> None:
-        outcome = COMMITTED if index % 4 < 2 else ABORTED
-        start.wait()
-        reply = coordinators[index % 2].partitions[0].step(CasStatus(b"t", PENDING, outcome, 2))
-        assert isinstance(reply, StatusReply)
-        replies.append(reply)
-
-    run_threads(8, swap)
-    winners = [reply for reply in replies if reply.swapped]
-    assert len(winners) == 1
-    assert all(reply.state == winners[0].state for reply in replies)
-    assert [view.state for view in second.partitions[0].status_records()] == [winners[0].state]
-
-
-def test_increments_racing_from_two_coordinators_all_count(coordinators: Pair) -> None:
-    """Resolved in Python and applied only if the key did not change since it was read:
-    increments sent at once through both coordinators all land, none twice."""
-    first, second = coordinators
-    first.partitions[0].step(ApplyOnePhase(b"", (), (put("hits", {"n": 0}),)))
-    rounds = 20
-    errors: list[BaseException] = []
-
-    def add(index: int) -> None:
-        increment = Write(Op.INCREMENT, "m", "hits", orjson.dumps({"n": 1}))
-        try:
-            for _ in range(rounds):
-                while True:
-                    try:
-                        coordinators[index % 2].partitions[0].step(
-                            ApplyOnePhase(b"", (), (increment,))
-                        )
-                        break
-                    except Conflict:
-                        continue  # lost every race this time: nothing applied
-        except BaseException as error:
-            errors.append(error)
-
-    run_threads(4, add)
-    assert errors == []
-    entry = second.partitions[0].get("m", "hits")
-    assert entry is not None and orjson.loads(value_of(entry)) == {"n": 4 * rounds}
-
-
-def test_increments_prepared_through_both_coordinators_do_not_conflict(
-    coordinators: Pair,
-) -> None:
-    first, second = coordinators
-    first.partitions[1].step(ApplyOnePhase(b"", (), (put("stock", {"n": 10}),)))
-
-    def increment(amount: int) -> Write:
-        return Write(Op.INCREMENT, "m", "stock", orjson.dumps({"n": amount}))
-
-    one = first.partitions[1].step(Prepare(b"t1", (), (increment(2),), 10**13, 0))
-    other = second.partitions[1].step(Prepare(b"t2", (), (increment(3),), 10**13, 0))
-    assert isinstance(one, Vote) and one.yes
-    assert isinstance(other, Vote) and other.yes
-    with pytest.raises(Conflict):
-        first.partitions[1].step(ApplyOnePhase(b"", (), (put("stock", {"n": 0}),)))
-    second.partitions[1].step(Commit(b"t2"))
-    first.partitions[1].step(Commit(b"t1"))
-    entry = first.partitions[1].get("m", "stock")
-    assert entry is not None and orjson.loads(value_of(entry)) == {"n": 15}
-    assert first.partitions[1].staged_transactions() == []
 
 
 def test_a_partition_remembers_a_bounded_number_of_answers(coordinators: Pair) -> None:
