@@ -32,11 +32,13 @@ from grid.redis.backend import RedisBackend, RedisBackendConfig
 from shoal import Client, ConflictError, ShoalError
 from tests.support.bank import (
     InsufficientFundsError,
+    Transfers,
     account_key,
     balances,
     ledger_is_atomic,
     setup_bank,
     transfer,
+    transfer_until,
 )
 from tests.support.external_servers import run_redis_cluster_script, run_redis_script
 from tests.support.shared_store import coordinators, fresh_namespace
@@ -125,15 +127,12 @@ def test_a_write_no_replica_confirms_is_not_acknowledged(cluster: Cluster) -> No
 
 
 @dataclass
-class Acknowledged:
+class Acknowledged(Transfers):
     puts: dict[str, int] = field(default_factory=dict)
-    transfers: list[str] = field(default_factory=list)
-    failures: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def counts(self) -> tuple[int, int]:
         with self.lock:
-            return len(self.puts), len(self.transfers)
+            return len(self.puts), len(self.acknowledged)
 
 
 def put_until(target: str, stop: threading.Event, done: Acknowledged) -> None:
@@ -147,39 +146,11 @@ def put_until(target: str, stop: threading.Event, done: Acknowledged) -> None:
             except ShoalError:
                 # Not acknowledged (UNAVAILABLE while the master is down): may be there or not.
                 with done.lock:
-                    done.failures += 1
+                    done.failed += 1
                 time.sleep(0.05)
                 continue
             with done.lock:
                 done.puts[f"p{index}"] = index
-    finally:
-        client.close()
-
-
-def transfer_until(target: str, stop: threading.Event, seed: int, done: Acknowledged) -> None:
-    rng = random.Random(seed)
-    client = Client(target, timeout_s=10)
-    try:
-        while not stop.is_set():
-            source, destination = rng.sample(range(ACCOUNTS), 2)
-            try:
-                transfer_id = client.transact(
-                    transfer,
-                    "accounts",
-                    "ledger",
-                    account_key(source),
-                    account_key(destination),
-                    rng.randint(1, 20),
-                )
-            except (InsufficientFundsError, ConflictError):
-                continue
-            except ShoalError:
-                with done.lock:
-                    done.failures += 1
-                time.sleep(0.05)
-                continue
-            with done.lock:
-                done.transfers.append(transfer_id)
     finally:
         client.close()
 
@@ -198,7 +169,9 @@ def test_a_master_killed_during_a_workload_loses_nothing_acknowledged(
         done = Acknowledged()
         workers = [threading.Thread(target=put_until, args=(target, stop, done), daemon=True)]
         workers += [
-            threading.Thread(target=transfer_until, args=(target, stop, seed, done), daemon=True)
+            threading.Thread(
+                target=transfer_until, args=(target, stop, seed, done, ACCOUNTS), daemon=True
+            )
             for seed in range(2)
         ]
         for worker in workers:
@@ -242,7 +215,9 @@ def test_a_master_killed_during_a_workload_loses_nothing_acknowledged(
             assert sum(final.values()) == total
             assert ledger_is_atomic(checker, "ledger") == []
             present = {key.rsplit(":", 1)[1] for key, _ in checker.scan("ledger")}
-            missing = [transfer_id for transfer_id in done.transfers if transfer_id not in present]
+            missing = [
+                transfer_id for transfer_id in done.acknowledged if transfer_id not in present
+            ]
             assert missing == [], f"{len(missing)} acknowledged transfers lost"
         finally:
             checker.close()

@@ -12,20 +12,19 @@ from __future__ import annotations
 import random
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from shoal import Client, ConflictError, ShoalError
+from shoal import Client
 from shoal.v1 import transactions_pb2
 from tests.support.bank import (
-    InsufficientFundsError,
+    Transfers,
     account_key,
     balances,
     ledger_is_atomic,
     setup_bank,
-    transfer,
+    transfer_until,
 )
 from tests.support.shared_store import coordinators
 
@@ -44,43 +43,6 @@ def in_doubt(client: Client) -> list[str]:
         idempotent=True,
     )
     return [item.txn_id for item in reply.transactions]
-
-
-@dataclass
-class Transfers:
-    acknowledged: list[str] = field(default_factory=list)
-    failed: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def transfer_until(targets: str, stop: threading.Event, seed: int, done: Transfers) -> None:
-    """Transfers until stopped; a transfer whose commit failed (its coordinator killed) is
-    not acknowledged and may or may not have happened: only acknowledged ones are checked."""
-    rng = random.Random(seed)
-    client = Client(targets, timeout_s=10)
-    try:
-        while not stop.is_set():
-            source, target = rng.sample(range(ACCOUNTS), 2)
-            try:
-                transfer_id = client.transact(
-                    transfer,
-                    "accounts",
-                    "ledger",
-                    account_key(source),
-                    account_key(target),
-                    rng.randint(1, 20),
-                )
-            except (InsufficientFundsError, ConflictError):
-                continue
-            except ShoalError:
-                with done.lock:
-                    done.failed += 1
-                time.sleep(0.05)
-                continue
-            with done.lock:
-                done.acknowledged.append(transfer_id)
-    finally:
-        client.close()
 
 
 def wait_nothing_in_doubt(client: Client, timeout_s: float) -> list[str]:
@@ -103,7 +65,9 @@ def test_bank_through_three_coordinators_with_one_killed_every_few_seconds(
         stop = threading.Event()
         done = Transfers()
         workers = [
-            threading.Thread(target=transfer_until, args=(targets, stop, seed, done), daemon=True)
+            threading.Thread(
+                target=transfer_until, args=(targets, stop, seed, done, ACCOUNTS), daemon=True
+            )
             for seed in range(6)
         ]
         for worker in workers:
@@ -165,7 +129,7 @@ def test_a_coordinator_killed_mid_commit_has_its_transaction_ended_by_another_wi
         stop = threading.Event()
         done = Transfers()
         worker = threading.Thread(
-            target=transfer_until, args=(dying.target, stop, 1, done), daemon=True
+            target=transfer_until, args=(dying.target, stop, 1, done, ACCOUNTS), daemon=True
         )
         worker.start()
         code = dying.wait_exit(timeout_s=90)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +21,14 @@ __all__ = [
     "BALANCE_START",
     "BankRun",
     "InsufficientFundsError",
+    "Transfers",
     "account_key",
     "balances",
     "ledger_is_atomic",
     "run_bank",
     "setup_bank",
     "transfer",
+    "transfer_until",
 ]
 
 
@@ -120,6 +123,48 @@ def run_bank(
     for thread in threads:
         thread.start()
     return run, threads
+
+
+@dataclass
+class Transfers:
+    """What a workload under faults saw: the transfers acknowledged, and the calls that failed."""
+
+    acknowledged: list[str] = field(default_factory=list)
+    failed: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def transfer_until(
+    targets: str, stop: threading.Event, seed: int, done: Transfers, accounts: int
+) -> None:
+    """Transfers until stopped; a transfer whose commit failed (its coordinator killed, its
+    store failing over) is not acknowledged and may or may not have happened: only
+    acknowledged ones are checked."""
+    rng = random.Random(seed)
+    client = Client(targets, timeout_s=10)
+    try:
+        while not stop.is_set():
+            source, destination = rng.sample(range(accounts), 2)
+            try:
+                transfer_id = client.transact(
+                    transfer,
+                    "accounts",
+                    "ledger",
+                    account_key(source),
+                    account_key(destination),
+                    rng.randint(1, 20),
+                )
+            except (InsufficientFundsError, ConflictError):
+                continue
+            except ShoalError:
+                with done.lock:
+                    done.failed += 1
+                time.sleep(0.05)
+                continue
+            with done.lock:
+                done.acknowledged.append(transfer_id)
+    finally:
+        client.close()
 
 
 def ledger_is_atomic(client: Client, ledger_map: str) -> list[str]:
