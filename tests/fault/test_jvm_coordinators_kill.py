@@ -46,6 +46,4 @@ def test_a_coordinator_killed_after_pre_commit_has_its_transaction_committed_by_
 ) -> None:
     """The fault point where recovery must commit, not abort (the others, pending and partly
     committed, run on Redis; all three passed here too when this was written)."""
-    shared.test_a_coordinator_killed_mid_commit_has_its_transaction_ended_by_another_within_a_lease(
-        tmp_path, store_url, "after_status_pre_committed"
-    )
+    shared.killed_mid_commit(tmp_path, store_url, "after_status_pre_committed")

@@ -116,6 +116,12 @@ def test_a_coordinator_killed_mid_commit_has_its_transaction_ended_by_another_wi
     redis_url = str(
         request.getfixturevalue("redis_cluster_url" if store == "redis-cluster" else "redis_url")
     )
+    killed_mid_commit(tmp_path, redis_url, point)
+
+
+def killed_mid_commit(tmp_path: Path, redis_url: str, point: str) -> None:
+    """A coordinator of two on `redis_url` (any shared store's URL) kills itself at fault
+    point `point`; the survivor's sweeper ends its transaction within one lease."""
     armed = {"SHOAL_TESTING": "1", "SHOAL_FAULT_POINTS": f"{point}:3"}
     # Long enough that the transaction is still in doubt when the test first looks.
     lease_ms = 4000
