@@ -3,10 +3,11 @@
 Several coordinators on one store share one order of commits: the numbers come from the store
 (grid/redis/sequence.py: a counter and the numbers in flight, with leases by the store's clock),
 and the read version is the newest number below every number in flight, so a read at it sees
-each commit on all of its partitions or on none, whichever coordinator made it. Nothing is held
-in this process, so commits made here run concurrently (the store orders them; a one-phase step
-that finds a later-numbered commit already on its keys refuses, grid.errors.StaleVersion, and the
-manager applies it again with a new number). The horizon is this coordinator's own sample of the
+each commit on all of its partitions or on none, whichever coordinator made it. A commit
+applies only once every lower number is released, so commits reach every partition in number
+order whichever coordinator made them, as they do in one process; a one-phase step that still
+finds a later-numbered commit on its keys refuses (grid.errors.StaleVersion) and the manager
+applies it again with a new number. The horizon is this coordinator's own sample of the
 read versions it saw: it starts at 0 (keep everything) and trails the read version by the
 window, so a coordinator that just started forgets nothing another's readers may still use.
 """
@@ -22,11 +23,15 @@ from typing import Protocol
 
 from coordinator.clock import Clock
 from coordinator.transactions.sequence import Horizon
+from grid.errors import Unavailable
 
 # How long after a number's lease ends the sweeper may release it: the steps that carry the
 # number refuse after its end by their own node's clock (on a Redis Cluster, not the clock of
 # the node holding the sequence), so this bounds the store's clock skew it tolerates.
 RELEASE_MARGIN_MS = 1000
+# How long a commit waits for the commits numbered before it: beyond a dead holder's lease
+# and the sweeper's margin, the store is too slow to serve.
+LOWER_NUMBERS_WAIT_S = 60.0
 
 
 class StoreSequence(Protocol):
@@ -72,11 +77,32 @@ class StoreCommitSequence:
             number, deadline = self.store.take(holder), 0
         self._deadlines[number] = deadline
         try:
+            self._wait_for_lower_numbers(number)
             yield number
         finally:
             # A commit that failed (a conflict) leaves a gap: numbers need not be dense.
             self._deadlines.pop(number, None)
             self.store.release(number)
+
+    def _wait_for_lower_numbers(self, number: int) -> None:
+        """Returns once every lower number is released, that is, once its commit is applied.
+
+        Commits must reach the partitions in number order, as in one process (where the
+        sequence is held while a commit applies): two transactions appending to the same lists
+        on two partitions hold compatible locks, and committed through two coordinators they
+        otherwise landed in one order on one partition and the other order on the other, a
+        write cycle. A dead holder of a lower number keeps this waiting until the sweeper
+        releases it (its lease and RELEASE_MARGIN_MS)."""
+        give_up = time.monotonic() + LOWER_NUMBERS_WAIT_S
+        pause_s = 0.0002
+        while self.store.read_version() < number - 1:
+            if time.monotonic() > give_up:
+                raise Unavailable(
+                    f"commit number {number} waited {LOWER_NUMBERS_WAIT_S:.0f} s for the "
+                    "commits numbered before it to apply"
+                )
+            time.sleep(pause_s)
+            pause_s = min(pause_s * 2, 0.005)
 
     def deadline(self, number: int) -> int:
         """When the lease of a number held here ends (store clock): a one-phase step carries
