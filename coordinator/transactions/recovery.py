@@ -39,6 +39,9 @@ from grid.participant import (
 
 log = logging.getLogger(__name__)
 
+# Sorts after every commit number.
+_NO_NUMBER = 2**63
+
 # How many decided records past retention one sweep forgets per partition at most, so a
 # backlog (a restart after a long stop) is worked off over a few sweeps, each kept short.
 FORGET_SLICE = 2048
@@ -88,7 +91,23 @@ class RecoverySweeper:
             for record in [*read.undecided, *read.staged]:
                 records[record.txn_id] = record
             past_retention += [(index, record) for record in read.due]
-        for txn_id, record in records.items():
+        # Numbers whose holder died with nothing left to finish are released first, and the
+        # transactions of dead holders are finished next, lowest number first: a commit applies
+        # only after every lower number is released (store_sequence.py), so finishing another
+        # transaction first would wait on those very numbers.
+        for number, owner in expired_numbers:
+            txn_id = _txn_of(owner)
+            held = records.get(txn_id)
+            unfinished = txn_id in staged or (held is not None and held.state not in FINAL_STATES)
+            if not unfinished and not manager.is_in_flight(txn_id):
+                # Its coordinator died between taking the number and releasing it, and
+                # every partition it wrote is committed (or it wrote none): the read version
+                # may pass it.
+                self._release(number)
+                report.released += 1
+        first = {_txn_of(owner): number for number, owner in expired_numbers}
+        ordered = sorted(records.items(), key=lambda item: first.get(item[0], _NO_NUMBER))
+        for txn_id, record in ordered:
             if manager.is_in_flight(txn_id):
                 continue
             holders = staged.get(txn_id, [])
@@ -126,16 +145,6 @@ class RecoverySweeper:
                 # record was decided and forgotten; either way nobody can commit it.
                 self._finish(txn_id, ABORTED, [index for index, _ in holders])
                 report.aborted += 1
-        for number, owner in expired_numbers:
-            txn_id = _txn_of(owner)
-            held = records.get(txn_id)
-            unfinished = txn_id in staged or (held is not None and held.state not in FINAL_STATES)
-            if not unfinished and not manager.is_in_flight(txn_id):
-                # Its coordinator died between taking the number and releasing it, and
-                # every partition it wrote is committed (or it wrote none): the read version
-                # may pass it.
-                self._release(number)
-                report.released += 1
         if report.committed or report.aborted:
             log.info(
                 "recovery sweep: %d committed, %d aborted, %d forgotten",
