@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from grid.entry import value_of, version_of
+from grid.errors import Unavailable
 from grid.memory.records import Op
 from grid.protocol import Applied, ApplyOnePhase, Write
 from grid.redis.backend import RedisBackend, RedisBackendConfig
@@ -56,8 +57,10 @@ def test_acknowledged_writes_survive_a_redis_crash(tmp_path: Path) -> None:
             put = Write(Op.PUT, "m", key, orjson.dumps({"i": index}))
             try:
                 applied = backend.partitions[index % 4].step(ApplyOnePhase(b"", (), (put,)))
-            except redis.ConnectionError:
-                return  # the store went away: this write's outcome is unknown
+            except (redis.ConnectionError, Unavailable):
+                # The store went away (the backend retries, then answers UNAVAILABLE): this
+                # write's outcome is unknown.
+                return
             assert isinstance(applied, Applied)
             acknowledged[key] = applied.versions[0]
             index += 1
