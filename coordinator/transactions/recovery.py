@@ -119,7 +119,15 @@ class RecoverySweeper:
             else:
                 outcome = record.state
             if holders and (expired or record.state in FINAL_STATES):
-                self._finish(txn_id, outcome, [index for index, _ in holders])
+                finishing = [index for index, _ in holders]
+                if outcome == COMMITTED:
+                    # Every participant, not only those seen staged: the staged lists were read
+                    # one partition at a time, so a coordinator still driving the commit (on a
+                    # shared store) may have prepared one after it was read. Committing only the
+                    # others released the number with that one left for its driver to commit at
+                    # a later number, after other commits: two partitions in two orders.
+                    finishing = sorted({*finishing, *record.participants})
+                self._finish(txn_id, outcome, finishing)
                 if outcome == COMMITTED:
                     report.committed += 1
                 else:

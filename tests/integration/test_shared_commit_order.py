@@ -20,14 +20,18 @@ TRANSACTIONS_PER_THREAD = 60
 
 
 def test_appends_through_two_coordinators_end_in_one_order(tmp_path: Path, redis_url: str) -> None:
-    with coordinators(tmp_path, redis_url, 2) as servers:
+    # Sweeps every few milliseconds over many partitions, the keys on the first and the last
+    # read: a sweep then often reads the staged lists while a commit is between its prepares,
+    # which is how a sweeper finishing a live commit on the partitions it saw split the order.
+    sweeping = ["--txn-sweep-interval-ms", "2", "--partitions", "64"]
+    with coordinators(tmp_path, redis_url, 2, extra_args=sweeping) as servers:
         client = Client(servers[0].target)
         client.create_map("lists")
         partitioner = Partitioner(client.cluster_info().partitions)
-        second = 1
-        while partitioner.partition_of(f"k{second}") == partitioner.partition_of("k0"):
-            second += 1
-        first_key, second_key = "k0", f"k{second}"
+        by_partition: dict[int, str] = {}
+        for index in range(2000):
+            by_partition.setdefault(partitioner.partition_of(f"k{index}"), f"k{index}")
+        first_key, second_key = by_partition[min(by_partition)], by_partition[max(by_partition)]
         errors: list[BaseException] = []
 
         def append_both(tx: Any, item: str) -> None:

@@ -13,6 +13,7 @@ from coordinator.node import Node
 from coordinator.transactions import recovery
 from coordinator.transactions.manager import InFlight
 from grid.backend import StatusView
+from grid.entry import version_of
 from grid.memory.partition import MemoryPartition
 from grid.memory.records import Op
 from grid.participant import (
@@ -280,3 +281,42 @@ def test_the_status_indexes_come_back_after_a_restart(tmp_path: Path) -> None:
         assert again.sweeper.sweep().forgotten == len(decided)
     finally:
         again.close()
+
+
+def test_a_sweep_racing_a_live_commit_finishes_it_on_every_participant(node, monkeypatch) -> None:
+    """On a shared store another coordinator's sweeper finishes a decided transaction while
+    its own coordinator still drives it. The sweep reads the partitions' staged lists one by
+    one, so it can miss a partition the transaction was prepared on after that partition was
+    read. Finishing only the partitions it saw committed the transaction on one partition and
+    released its commit number, and the driver then committed the other partition at a later
+    number, after other commits: two partitions ordered the same appends differently."""
+    txn_id = b"racing-commit-01"
+    (first_key, first), (second_key, second) = keys_on_two_partitions(node)
+    partitions = node.backend.partitions
+    clock = node.clock
+    status = node.transactions.status_partition(txn_id)
+    lease = clock.now_ms() + LEASE_MS
+    partitions[status].step(CreateStatus(txn_id, (first, second), lease, clock.now_ms()))
+
+    def prepare(partition: int, key: str) -> None:
+        write = Write(Op.PUT, "m", key, b'{"n": 1}')
+        partitions[partition].step(Prepare(txn_id, (), (write,), lease, status))
+
+    prepare(second, second_key)
+    read_staged = partitions[second].staged_transactions
+
+    def driver_moves_on_meanwhile() -> list[object]:
+        # The sweep read `first` before the prepare reached it; the driver goes on to decide.
+        prepare(first, first_key)
+        partitions[status].step(CasStatus(txn_id, PENDING, PRE_COMMITTED, clock.now_ms()))
+        partitions[status].step(CasStatus(txn_id, PRE_COMMITTED, COMMITTED, clock.now_ms()))
+        return list(read_staged())
+
+    monkeypatch.setattr(partitions[second], "staged_transactions", driver_moves_on_meanwhile)
+    node.sweeper.sweep()
+    monkeypatch.undo()
+    one = node.keyvalue.get("m", first_key)
+    other = node.keyvalue.get("m", second_key)
+    assert one is not None and other is not None, "committed on one participant only"
+    assert version_of(one) == version_of(other), "one commit, two versions"
+    assert all(not partition.staged_transactions() for partition in partitions)
