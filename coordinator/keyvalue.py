@@ -102,20 +102,7 @@ class KeyValue:
         partitions: Sequence[int],
         version: int | None,
     ) -> list[bytes | None]:
-        lookup_many = getattr(self.backend, "lookup_many", None)
-        if lookup_many is not None:
-            found: list[bytes | None] = lookup_many(map_name, keys, partitions, version)
-            return found
-        stores = self.partitions
-        if version is not None:
-            return [
-                stores[partition].get_at(map_name, key, version)
-                for key, partition in zip(keys, partitions, strict=True)
-            ]
-        return [
-            stores[partition].get(map_name, key)
-            for key, partition in zip(keys, partitions, strict=True)
-        ]
+        return self.backend.lookup_many(map_name, keys, partitions, version)
 
     def put(
         self,

@@ -162,6 +162,19 @@ class Backend(Protocol):
     @property
     def catalog_store(self) -> CatalogStore: ...
 
+    def lookup_many(
+        self,
+        map_name: str,
+        keys: Sequence[str],
+        partitions: Sequence[int],
+        version: int | None = None,
+    ) -> list[bytes | None]:
+        """The committed entries of many keys (None where absent), in their order, given each
+        key's partition: what `get` answers per key, or `get_at` at ``version`` when one is
+        given. A get-many: one store call per partition at most, never one per key, and a
+        partition's keys read at one instant."""
+        ...
+
     def open(self, hooks: ParticipantHooks) -> None: ...
 
     def close(self) -> None: ...

@@ -78,7 +78,7 @@ class HazelcastBackend:
     def __init__(self, config: HazelcastBackendConfig) -> None:
         self.config = config
         self._client: Any = connect(config.url)
-        partitions_map = self._client.get_map(partitions_map_name(config.namespace)).blocking()
+        partitions_map = self._client.get_map(partitions_map_name(config.namespace))
         self._partitions = [
             HazelcastPartition(partitions_map, index) for index in range(config.partitions)
         ]
@@ -108,6 +108,32 @@ class HazelcastBackend:
     @property
     def catalog_store(self) -> HazelcastCatalogStore:
         return self._catalog_store
+
+    def lookup_many(
+        self,
+        map_name: str,
+        keys: Sequence[str],
+        partitions: Sequence[int],
+        version: int | None = None,
+    ) -> list[bytes | None]:
+        """Committed entries of many keys (coordinator/keyvalue.py's get-many): one entry
+        processor per partition reads its keys at one instant, at the read version when one is
+        given, and all partitions' reads are sent before any answer is awaited."""
+        by_partition: dict[int, list[int]] = {}
+        for position, partition in enumerate(partitions):
+            by_partition.setdefault(partition, []).append(position)
+        sent = {
+            partition: self._partitions[partition].lookup_sent(
+                map_name, [keys[position] for position in positions], version
+            )
+            for partition, positions in by_partition.items()
+        }
+        found: list[bytes | None] = [None] * len(keys)
+        for partition, positions in by_partition.items():
+            answers = self._partitions[partition].lookup_answer(sent[partition], version)
+            for position, entry in zip(positions, answers, strict=True):
+                found[position] = entry
+        return found
 
     def open(self, hooks: ParticipantHooks) -> None:
         # Steps with a Python hook (increments, appends, sketch adds) consult them.

@@ -84,8 +84,11 @@ class HazelcastPartition:
     """A ``grid.backend.PartitionStore`` whose state is one entry of a Hazelcast map."""
 
     def __init__(self, partitions_map: Any, index: int) -> None:
+        """``partitions_map``: the namespace's partitions map (the client's non-blocking proxy:
+        a get-many sends every partition's read before it awaits any)."""
         self.index = index
-        self._map = partitions_map
+        self._map_async = partitions_map
+        self._map = partitions_map.blocking()
         self._key = f"p{index}"
         self._hooked = HazelcastHookedSteps(self._call, self.get, self._read)
         # Set by HazelcastBackend.open: what steps with a Python hook consult.
@@ -224,6 +227,24 @@ class HazelcastPartition:
     def get(self, map_name: str, key: str) -> bytes | None:
         found = self._read("get", map_name, key)
         return pack(bytes(found[0]), found[1]) if found else None
+
+    def lookup_sent(self, map_name: str, keys: Sequence[str], version: int | None) -> Any:
+        """Sends a read of many keys (at a read version, or the latest) as one entry processor
+        and returns its future; ``lookup_answer`` reads the reply."""
+        read = PartitionRead("lookup", (map_name, version or 0, *keys))
+        return self._map_async.execute_on_key(self._key, read)
+
+    def lookup_answer(self, sent: Any, version: int | None) -> list[bytes | None]:
+        """The entries (None where absent) a ``lookup_sent`` read found, in its keys' order."""
+        with unavailable_when_lost(f"a read of partition {self.index}"):
+            found: list[Any] = sent.result()
+        if found[0] == "too_old":
+            raise ReadVersionTooOld(version or 0, int(found[1]))
+        # Version 0: absent (every stored entry has a version of at least 1).
+        return [
+            pack(bytes(found[position]), found[position + 1]) if found[position + 1] else None
+            for position in range(1, len(found), 2)
+        ]
 
     def get_at(self, map_name: str, key: str, version: int) -> bytes | None:
         found = self._read("get_at", map_name, key, version)

@@ -17,10 +17,18 @@ from typing import Any
 from pyignite import Client
 
 from grid.backend import ParticipantHooks
+from grid.entry import version_of
 from grid.errors import FailedPrecondition, InvalidArgument
 from grid.ignite.catalog_store import IgniteCatalogStore
+from grid.ignite.lost import unavailable_when_lost
 from grid.ignite.partition import IgnitePartition
-from grid.ignite.records import ENTRIES_CACHE_PREFIX, LEASES_CACHE, RECORDS_CACHE
+from grid.ignite.records import (
+    ENTRIES_CACHE_PREFIX,
+    LEASES_CACHE,
+    RECORDS_CACHE,
+    entries_cache_name,
+    partition_prefix,
+)
 from grid.ignite.sequence import IgniteCommitSequence
 
 SCHEME = "ignite://"
@@ -125,6 +133,48 @@ class IgniteBackend:
         return IgniteCommitSequence(
             self.client, self.cache, self.config.namespace, lease_ms=lease_ms
         )
+
+    def lookup_many(
+        self,
+        map_name: str,
+        keys: Sequence[str],
+        partitions: Sequence[int],
+        version: int | None = None,
+    ) -> list[bytes | None]:
+        """Committed entries of many keys (coordinator/keyvalue.py's get-many) in one read of
+        the map's entries cache, which holds every partition's; at a read version, the keys
+        changed after it (or absent, maybe deleted since) are read again as of it, one
+        transaction per partition that has any. An entry no newer than the read version is
+        its state then: every commit numbered up to it has applied, and a later one gives the
+        key a later version."""
+        by_partition: dict[int, list[int]] = {}
+        for position, partition in enumerate(partitions):
+            by_partition.setdefault(partition, []).append(position)
+        found: list[bytes | None] = [None] * len(keys)
+        names = [
+            partition_prefix(self.config.namespace, partition) + key
+            for key, partition in zip(keys, partitions, strict=True)
+        ]
+        with unavailable_when_lost("a get-many"):
+            stored = self.cache(entries_cache_name(map_name)).get_all(names)
+        for position, name in enumerate(names):
+            raw = stored.get(name)
+            found[position] = None if raw is None else bytes(raw)
+        if version is None:
+            return found
+        for partition, positions in by_partition.items():
+            older = [
+                position
+                for position in positions
+                if (entry := found[position]) is None or version_of(entry) > version
+            ]
+            if older:
+                states = self._partitions[partition].get_many_at(
+                    map_name, [keys[position] for position in older], version
+                )
+                for position, state in zip(older, states, strict=True):
+                    found[position] = state
+        return found
 
     @property
     def partitions(self) -> Sequence[IgnitePartition]:

@@ -150,16 +150,27 @@ class IgnitePartition:
         raw = self._entries(map_name).get(self._prefix + key)
         return None if raw is None else bytes(raw)
 
-    def _state_at(
-        self, map_name: str, key: str, entry: bytes | None, version: int, meta: dict[str, Any]
-    ) -> bytes | None:
-        if entry is not None and version_of(entry) <= version:
-            return entry
-        if entry is None and int(meta["maps"].get(map_name, 0)) <= version:
-            return None
-        if version < int(meta["floor"]):
-            raise ReadVersionTooOld(version, int(meta["floor"]))
-        states = self._get_json(f"h|{map_name}|{key}") or []
+    @staticmethod
+    def _is_current(map_name: str, entry: bytes | None, version: int, meta: dict[str, Any]) -> bool:
+        """Whether the latest entry (None: absent) is the key's state at ``version`` too."""
+        if entry is not None:
+            return version_of(entry) <= version
+        return int(meta["maps"].get(map_name, 0)) <= version
+
+    def _kept(self, map_name: str, keys: Sequence[str]) -> dict[str, list[Any]]:
+        """The kept states of keys (each [end, begin, value hex]), in one read."""
+        if not keys:
+            return {}
+        names = [f"{self._prefix}h|{map_name}|{key}" for key in keys]
+        found = self._records().get_all(names)
+        return {
+            key: orjson.loads(found[name]) if found.get(name) is not None else []
+            for key, name in zip(keys, names, strict=True)
+        }
+
+    @staticmethod
+    def _state_in(states: list[Any], version: int) -> bytes | None:
+        """The state at ``version`` among a key's kept states: the first to end after it."""
         later = sorted(state for state in states if state[0] > version)
         if not later:
             return None
@@ -167,14 +178,39 @@ class IgnitePartition:
         # A state starts at its own version; before it the key was absent.
         return pack(bytes.fromhex(value), begin) if begin <= version else None
 
+    def _states_at(
+        self, map_name: str, keys: Sequence[str], version: int, meta: dict[str, Any]
+    ) -> list[bytes | None]:
+        """The keys' states at ``version``, inside a transaction holding the meta record: their
+        entries in one read, then the kept states of those changed since, in one more."""
+        stored = self._entries(map_name).get_all([self._prefix + key for key in keys])
+        entries = {
+            key: None
+            if stored.get(self._prefix + key) is None
+            else bytes(stored[self._prefix + key])
+            for key in keys
+        }
+        older = [
+            key for key in entries if not self._is_current(map_name, entries[key], version, meta)
+        ]
+        if older and version < int(meta["floor"]):
+            raise ReadVersionTooOld(version, int(meta["floor"]))
+        kept = self._kept(map_name, older)
+        return [self._state_in(kept[key], version) if key in kept else entries[key] for key in keys]
+
     @guarded
     def get_at(self, map_name: str, key: str, version: int) -> bytes | None:
         # The meta record first: a commit changes entries before its meta, inside one
         # transaction, so both are read as one state only through a transaction.
-        entry: bytes | None = self._read_consistently(
-            lambda meta: self._state_at(map_name, key, self.get(map_name, key), version, meta)
+        return self.get_many_at(map_name, [key], version)[0]
+
+    @guarded
+    def get_many_at(self, map_name: str, keys: Sequence[str], version: int) -> list[bytes | None]:
+        """The keys' states at a read version, read as one state of the partition."""
+        found: list[bytes | None] = self._read_consistently(
+            lambda meta: self._states_at(map_name, keys, version, meta)
         )
-        return entry
+        return found
 
     @guarded
     def items(self, map_name: str) -> list[tuple[str, bytes]]:
@@ -193,10 +229,18 @@ class IgnitePartition:
     def items_at(self, map_name: str, version: int) -> list[tuple[str, bytes]]:
         def read(meta: dict[str, Any]) -> list[tuple[str, bytes]]:
             current = dict(self.items(map_name))
-            kept = self._get_json(f"hk|{map_name}") or []
+            keys = sorted({*current, *(self._get_json(f"hk|{map_name}") or [])})
+            older = [
+                key
+                for key in keys
+                if not self._is_current(map_name, current.get(key), version, meta)
+            ]
+            if older and version < int(meta["floor"]):
+                raise ReadVersionTooOld(version, int(meta["floor"]))
+            kept = self._kept(map_name, older)
             found = []
-            for key in sorted({*current, *kept}):
-                entry = self._state_at(map_name, key, current.get(key), version, meta)
+            for key in keys:
+                entry = self._state_in(kept[key], version) if key in kept else current.get(key)
                 if entry is not None:
                     found.append((key, entry))
             return found

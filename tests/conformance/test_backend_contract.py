@@ -467,6 +467,44 @@ def test_reads_at_older_versions_see_older_states_until_the_horizon_passes(
     assert value_at("a", c1) == 2
 
 
+def test_a_get_many_reads_each_key_as_get_and_get_at_do(opened: Opened) -> None:
+    """`lookup_many` (coordinator/keyvalue.py's get-many: one read per partition, or one for
+    all) answers every key as `get` does, and at a read version as `get_at` does: keys changed,
+    deleted or created after it, on several partitions, a key asked twice, one never written."""
+    a1 = _version(opened.step(0, ApplyOnePhase(b"r1", (), (put("a", 1),))))
+    b1 = _version(opened.step(2, ApplyOnePhase(b"r2", (), (put("b", 1),))))
+    a2 = _version(opened.step(0, ApplyOnePhase(b"r3", (), (put("a", 2),))))
+    opened.step(2, ApplyOnePhase(b"r4", (), (Write(Op.DELETE, "m", "b"),)))
+    c1 = _version(opened.step(2, ApplyOnePhase(b"r5", (), (put("c", 1),))))
+    keys = ["a", "b", "c", "never", "a", "d"]
+    partitions = [0, 2, 2, 0, 0, 1]
+    stores = opened.backend.partitions
+    lookup_many = opened.backend.lookup_many
+    latest = lookup_many("m", keys, partitions)
+    assert latest == [stores[p].get("m", k) for k, p in zip(keys, partitions, strict=True)]
+    assert [None if e is None else orjson.loads(value_of(e)) for e in latest] == [
+        2,
+        None,
+        1,
+        None,
+        2,
+        None,
+    ]
+    for version in (a1, b1, a2, c1):
+        at = lookup_many("m", keys, partitions, version)
+        assert at == [
+            stores[p].get_at("m", k, version) for k, p in zip(keys, partitions, strict=True)
+        ], f"at version {version}"
+    assert [
+        None if e is None else orjson.loads(value_of(e))
+        for e in lookup_many("m", keys, partitions, b1)
+    ] == [1, 1, None, None, 1, None]
+    # A state it needs forgotten: refused as get_at is.
+    stores[0].step(ForgetVersions(a2))
+    with pytest.raises(ReadVersionTooOld):
+        lookup_many("m", ["a"], [0], a1)
+
+
 def test_reads_at_the_latest_version_are_answered(opened: Opened) -> None:
     applied = opened.step(0, ApplyOnePhase(b"r1", (), (put("a", 1),)))
     assert isinstance(applied, Applied)

@@ -53,15 +53,34 @@ public final class PartitionReader
           }
           return result;
         }
-      case "get_many":
+      case "lookup":
         {
-          // Per key: its value and version, or an empty value and version 0.
-          MapData data = state.maps.get(args.text());
-          for (int i = 1; i < arguments.length; i++) {
+          // Many keys of one map at one instant: the map, a read version (0 for the latest),
+          // then the keys; replies "ok" then per key its value and version (an empty value and
+          // version 0 where absent), or "too_old" and the floor when a state it needs was
+          // forgotten. One call per partition serves a get-many.
+          String map = args.text();
+          long version = args.number();
+          MapData data = state.maps.get(map);
+          result.add("ok");
+          while (args.more()) {
             String key = args.text();
-            byte[] value = data == null ? null : data.values.get(key);
-            result.add(value == null ? new byte[0] : value);
-            result.add(value == null ? 0L : data.versions.get(key));
+            List<Object> found = new ArrayList<>(2);
+            if (version == 0) {
+              byte[] value = data == null ? null : data.values.get(key);
+              if (value != null) {
+                found.add(value);
+                found.add(data.versions.get(key));
+              }
+            } else if (!at(state, map, key, version, found)) {
+              return tooOld(state, version);
+            }
+            if (found.isEmpty()) {
+              result.add(new byte[0]);
+              result.add(0L);
+            } else {
+              result.addAll(found);
+            }
           }
           return result;
         }
