@@ -15,7 +15,7 @@ from grid.backend import ParticipantHooks
 from grid.entry import pack
 from grid.errors import FailedPrecondition, Unavailable
 from grid.redis.catalog_store import RedisCatalogStore
-from grid.redis.layout import FIXED_KEYS, PartitionLayout
+from grid.redis.layout import PartitionLayout
 from grid.redis.partition import STEPS_SOURCE, RedisPartition
 from grid.redis.replicas import ReplicaWait, cluster_has_replicas
 from grid.redis.retrying import retried
@@ -136,11 +136,12 @@ class RedisBackend:
             for partition in order:
                 layout = self._partitions[partition].layout
                 # execute_command: a cluster pipeline refuses pipe.evalsha, not the command.
+                declared = [layout.meta, *layout.map_keys(map_name)]
                 pipe.execute_command(
                     "EVALSHA",
                     self._script.sha,
-                    len(FIXED_KEYS),
-                    *layout.fixed_keys(),
+                    len(declared),
+                    *declared,
                     layout.prefix,
                     "read_many",
                     map_name,

@@ -31,7 +31,23 @@ from grid.locks import COMMUTATIVE, COMPATIBLE, lock_modes
 from grid.memory.records import Op
 from grid.participant import check_condition
 from grid.protocol import Applied, ApplyOnePhase, Commit, Prepare, Vote, Write
-from grid.redis.layout import PartitionLayout
+from grid.redis.layout import (
+    DECIDED,
+    DECIDED_ORDER,
+    EXPIRING,
+    LOCKS,
+    META,
+    OUTCOME_ORDER,
+    OUTCOMES,
+    STAGED,
+    PartitionLayout,
+)
+
+# The partition's own records each step declares (grid/redis/steps.lua), besides the keys of
+# the records it names.
+APPLY_RECORDS = (META, LOCKS, OUTCOMES, OUTCOME_ORDER, EXPIRING)
+PREPARE_RECORDS = (META, LOCKS, STAGED, DECIDED)
+COMMIT_RECORDS = (META, LOCKS, STAGED, DECIDED, DECIDED_ORDER, OUTCOMES, OUTCOME_ORDER, EXPIRING)
 
 # How often a step reads again after another step changed what it read, before it reports a
 # conflict (the SDK then retries the whole transaction with backoff). Between attempts a step
@@ -144,11 +160,30 @@ class HookedSteps:
         layout: PartitionLayout,
         call: Callable[..., list[Any]],
         get: Callable[[str, str], bytes | None],
+        call_declared: Callable[..., list[Any]] | None = None,
     ) -> None:
         self._client = client
         self._layout = layout
         self._call = call
         self._get = get
+        # Redis: call_declared(step, keys, *arguments) declares the keys the step touches
+        # (grid/redis/layout.py); other stores take call(step, *arguments).
+        self._call_declared = call_declared
+
+    def _send(self, step: str, keys: list[str], *arguments: Any) -> list[Any]:
+        if self._call_declared is None:
+            return self._call(step, *arguments)
+        return self._call_declared(step, keys, *arguments)
+
+    def _applying_keys(self, base: Sequence[str], targets: list[tuple[str, str]]) -> list[str]:
+        """What a resolved apply or commit touches: the partition's records named in ``base``,
+        and each target's version, reference, lock and kept-state records."""
+        layout = self._layout
+        keys = layout.own(*base)
+        for map_name, key in targets:
+            keys += layout.map_keys(map_name)
+            keys.append(layout.history(map_name, key))
+        return keys
 
     def apply(self, event: ApplyOnePhase, hooks: ParticipantHooks) -> Applied | list[Any]:
         """The step's answer, or the script's refusal or replay to decode."""
@@ -170,7 +205,8 @@ class HookedSteps:
             arguments += _expected(targets, entries, holders, counts)
             arguments += _resolved(resolved)
             arguments += [orjson.dumps(template), orjson.dumps(removed)]
-            reply = self._call("apply_resolved", *arguments)
+            keys = self._applying_keys(APPLY_RECORDS, targets)
+            reply = self._send("apply_resolved", keys, *arguments)
             if _kind(reply) != "retry":
                 return reply
         raise Conflict("the keys changed under every attempt of the step; retry", field="key")
@@ -179,6 +215,7 @@ class HookedSteps:
         targets = _targets(event.reads, event.writes)
         modes = lock_modes(event.reads, event.writes, hooks.guarded_field)
         txn = event.txn_id.hex()
+        layout = self._layout
         for attempt in range(ATTEMPTS_MAX):
             _backoff(attempt)
             entries, holders, counts = self._read(targets)
@@ -207,7 +244,10 @@ class HookedSteps:
                     modes[(map_name, key)],
                 ]
             arguments += _writes_as_given(event.writes)
-            reply = self._call("prepare_resolved", *arguments)
+            keys = layout.own(*PREPARE_RECORDS, f"x:{txn}")
+            for map_name, _ in targets:
+                keys += layout.map_keys(map_name)[1:3]
+            reply = self._send("prepare_resolved", keys, *arguments)
             kind = _kind(reply)
             if kind == "yes":
                 return Vote(True)
@@ -236,7 +276,8 @@ class HookedSteps:
                 arguments += [map_name, key, 0 if entry is None else version_of(entry)]
             arguments += _resolved(resolved)
             arguments += [orjson.dumps(template), orjson.dumps(removed)]
-            reply = self._call("commit_resolved", *arguments)
+            keys = self._applying_keys((*COMMIT_RECORDS, f"x:{txn}"), targets)
+            reply = self._send("commit_resolved", keys, *arguments)
             # A commit cannot be refused (prepare checked everything under the locks): another
             # commutative update landed first, so resolve again on the newer value.
             if _kind(reply) != "retry":
@@ -278,15 +319,15 @@ class HookedSteps:
         dict[tuple[str, str], dict[str, str]],
         dict[tuple[str, str], int],
     ]:
-        """Per key: its entry, its lock holders and how many values reference it."""
+        """Per key: its entry, its lock holders and how many values reference it (one step:
+        one instant of the partition)."""
         layout = self._layout
-        pipe = self._client.pipeline(transaction=True)
+        keys = layout.own(LOCKS)
+        arguments: list[Any] = []
         for map_name, key in targets:
-            pipe.hget(layout.entries(map_name), key)
-            pipe.hget(layout.versions(map_name), key)
-            pipe.hget(layout.prefix + "l", _lock_field(map_name, key))
-            pipe.hget(f"{layout.prefix}r:{map_name}", key)
-        replies = pipe.execute()
+            keys += layout.map_keys(map_name)[:3]
+            arguments += [map_name, key]
+        replies = self._send("read_targets", keys, *arguments)
         entries: dict[tuple[str, str], bytes | None] = {}
         holders: dict[tuple[str, str], dict[str, str]] = {}
         counts: dict[tuple[str, str], int] = {}

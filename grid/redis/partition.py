@@ -29,7 +29,14 @@ from grid.backend import (
     SweepStatuses,
 )
 from grid.entry import pack
-from grid.errors import Conflict, FailedPrecondition, GridError, ReadVersionTooOld, StaleVersion
+from grid.errors import (
+    Conflict,
+    FailedPrecondition,
+    GridError,
+    ReadVersionTooOld,
+    StaleVersion,
+    Unavailable,
+)
 from grid.memory.records import Op
 from grid.protocol import (
     FINAL_STATES,
@@ -54,8 +61,21 @@ from grid.protocol import (
     Vote,
     Write,
 )
-from grid.redis.hooked import HookedSteps, needs_hooks
-from grid.redis.layout import PartitionLayout
+from grid.redis.hooked import COMMIT_RECORDS, PREPARE_RECORDS, HookedSteps, needs_hooks
+from grid.redis.layout import (
+    DECIDED,
+    DECIDED_BY_TIME,
+    DECIDED_ORDER,
+    EXPIRING,
+    LOCKS,
+    META,
+    OUTCOME_ORDER,
+    OUTCOMES,
+    STAGED,
+    STATUSES,
+    UNDECIDED,
+    PartitionLayout,
+)
 from grid.redis.replicas import ReplicaWait
 from grid.redis.retrying import retried
 from grid.versions import VersionStats
@@ -64,6 +84,17 @@ STEPS_SOURCE = (Path(__file__).parent / "steps.lua").read_text()
 SUPPORTED_OPS = (Op.PUT, Op.DELETE, Op.REFERENCE)
 # Steps that change nothing, so they need no replica's confirmation.
 READ_ONLY_EVENTS = (ReadStatus, ReadOutcome)
+# The partition's own records each step declares besides the keys of the records it names
+# (grid/redis/layout.py; steps.lua refuses a key not declared).
+APPLY_RECORDS = (META, LOCKS, OUTCOMES, OUTCOME_ORDER, EXPIRING)
+ABORT_RECORDS = (META, LOCKS, STAGED, DECIDED, DECIDED_ORDER)
+STATUS_RECORDS = (META, STATUSES, UNDECIDED, DECIDED_BY_TIME)
+# How often a step is called again with the keys it asked for (a staged transaction this
+# coordinator did not prepare, kept states to forget) before it answers UNAVAILABLE.
+REDECLARE_MAX = 4
+REDECLARING = frozenset({"commit", "drop_map"})
+# Prepared transactions whose keys this coordinator remembers for their commit, at most.
+PREPARED_MAX = 10_000
 
 
 def _no_sketches(map_name: str, current: bytes | None, items: bytes) -> bytes:
@@ -141,8 +172,10 @@ class RedisPartition:
         self._layout = layout
         self.layout = layout
         self._script = script
-        self._keys = layout.fixed_keys()
-        self._hooked = HookedSteps(client, layout, self._call, self.get)
+        self._hooked = HookedSteps(client, layout, self._call_unused, self.get, self._call)
+        # txn -> the keys its commit writes, from its prepare here (another coordinator's
+        # sweeper committing it learns them from the step: 'redeclare').
+        self._prepared: dict[str, list[str]] = {}
         # Set by RedisBackend.open: what steps with a Python hook consult.
         self.hooks = ParticipantHooks(
             validators=lambda map_name: None,
@@ -150,11 +183,41 @@ class RedisPartition:
             sketch_apply=_no_sketches,
         )
 
-    def _call(self, step: str, *arguments: Any) -> list[Any]:
-        reply: list[Any] = self._script(
-            keys=self._keys, args=[self._layout.prefix, step, *arguments], client=self._client
-        )
-        return reply
+    def _call(self, step: str, keys: list[str], *arguments: Any) -> list[Any]:
+        """Runs a step of steps.lua declaring ``keys``; a step that finds it needs more (their
+        names are known only in Redis) answers 'redeclare' before any write, and is called
+        again with them."""
+        args = [self._layout.prefix, step, *arguments]
+        for _ in range(REDECLARE_MAX):
+            reply: list[Any] = self._script(keys=keys, args=args, client=self._client)
+            # Only these steps redeclare (a read's first item may be any value).
+            if step not in REDECLARING or reply[0] != b"redeclare":
+                return reply
+            keys = [*keys, *(_text(key) for key in reply[1:])]
+        raise Unavailable(f"step {step} kept asking for more keys; retry")
+
+    @staticmethod
+    def _call_unused(step: str, *arguments: Any) -> list[Any]:
+        raise AssertionError("Redis steps declare their keys (call_declared)")
+
+    def _keys(self, names: Sequence[str], maps: Sequence[str] = ()) -> list[str]:
+        keys = self._layout.own(*names)
+        for map_name in maps:
+            keys += self._layout.map_keys(map_name)
+        return keys
+
+    def _writing(
+        self, names: Sequence[str], reads: Sequence[Read], writes: Sequence[Write]
+    ) -> list[str]:
+        """The records a step that applies ``writes`` touches (see steps.lua install)."""
+        layout = self._layout
+        keys = layout.own(*names)
+        for read in reads:
+            keys.append(layout.map_keys(read.map)[1])
+        for write in writes:
+            keys += layout.map_keys(write.map)
+            keys.append(layout.history(write.map, write.key))
+        return keys
 
     @retried
     def step(self, event: Event) -> Reply:
@@ -174,7 +237,10 @@ class RedisPartition:
             return _applied(reply[2], bool(reply[1]))
         if isinstance(event, ApplyOnePhase):
             arguments = [event.request_id.hex(), event.version, event.horizon, event.deadline_ms]
-            reply = self._call("apply", *arguments, *_reads(event.reads), *_writes(event.writes))
+            keys = self._writing(APPLY_RECORDS, event.reads, event.writes)
+            reply = self._call(
+                "apply", keys, *arguments, *_reads(event.reads), *_writes(event.writes)
+            )
             if _text(reply[0]) != "applied":
                 raise _refusal(reply)
             return _applied(reply[2], bool(reply[1]))
@@ -185,9 +251,17 @@ class RedisPartition:
                 writes = _writes(event.writes)
             except UnsupportedByBackend as unsupported:
                 return Vote(False, str(unsupported), unsupported)
+            txn = event.txn_id.hex()
+            layout = self._layout
+            keys = layout.own(*PREPARE_RECORDS, f"x:{txn}")
+            for read in event.reads:
+                keys.append(layout.map_keys(read.map)[1])
+            for write in event.writes:
+                keys += layout.map_keys(write.map)[1:3]
             reply = self._call(
                 "prepare",
-                event.txn_id.hex(),
+                keys,
+                txn,
                 event.lease_expires_ms,
                 event.status_partition,
                 "1" if event.durable else "0",
@@ -195,6 +269,7 @@ class RedisPartition:
                 *writes,
             )
             if _text(reply[0]) == "yes":
+                self._remember_prepared(txn, event.writes)
                 return Vote(True)
             if len(reply) >= 5:
                 # {'no', message, kind, map, key}: a refusal with the error it stands for.
@@ -202,21 +277,31 @@ class RedisPartition:
                 return Vote(False, str(refused), refused)
             return Vote(False, _text(reply[1]))
         if isinstance(event, PreCommit):
-            return Ack(known=bool(self._call("pre_commit", event.txn_id.hex())[1]))
+            txn = event.txn_id.hex()
+            keys = self._layout.own(META, f"x:{txn}")
+            return Ack(known=bool(self._call("pre_commit", keys, txn)[1]))
         if isinstance(event, Commit):
-            reply = self._call("commit", event.txn_id.hex(), event.version, event.horizon)
+            txn = event.txn_id.hex()
+            keys = self._layout.own(*COMMIT_RECORDS, f"x:{txn}")
+            keys += self._prepared.get(txn, ())
+            reply = self._call("commit", keys, txn, event.version, event.horizon)
             if _text(reply[0]) == "hooked":
                 reply = self._hooked.commit(event, self.hooks)
+            self._prepared.pop(txn, None)
             if _text(reply[0]) == "applied":
                 return _applied(reply[2], False)
             return Ack(known=bool(reply[1]))
         if isinstance(event, Abort):
-            return Ack(known=bool(self._call("abort", event.txn_id.hex())[1]))
+            txn = event.txn_id.hex()
+            self._prepared.pop(txn, None)
+            keys = self._layout.own(*ABORT_RECORDS, f"x:{txn}")
+            return Ack(known=bool(self._call("abort", keys, txn)[1]))
         if isinstance(event, CreateStatus):
             participants = orjson.dumps(list(event.participants))
             return self._status(
                 self._call(
                     "create_status",
+                    self._layout.own(*STATUS_RECORDS),
                     event.txn_id.hex(),
                     participants,
                     event.lease_expires_ms,
@@ -227,6 +312,7 @@ class RedisPartition:
             return self._status(
                 self._call(
                     "cas_status",
+                    self._layout.own(*STATUS_RECORDS),
                     event.txn_id.hex(),
                     event.expected,
                     event.new,
@@ -238,20 +324,46 @@ class RedisPartition:
             raw = self._client.hget(self._layout.statuses, event.txn_id.hex())
             return self._status_from(raw, swapped=False)
         if isinstance(event, ReadOutcome):
-            reply = self._call("read_outcome", event.request_id.hex())
+            reply = self._call("read_outcome", self._layout.own(OUTCOMES), event.request_id.hex())
             if _text(reply[0]) == "applied":
                 return _applied(reply[2], True)
             return Ack(known=False)
         if isinstance(event, ForgetStatus):
-            return Ack(known=bool(self._call("forget_status", event.txn_id.hex())[1]))
+            keys = self._layout.own(*STATUS_RECORDS)
+            return Ack(known=bool(self._call("forget_status", keys, event.txn_id.hex())[1]))
         if isinstance(event, DropMap):
-            reply = self._call("drop_map", event.map)
+            reply = self._call("drop_map", self._keys((META, LOCKS), (event.map,)), event.map)
             if _text(reply[0]) != "ack":
                 raise _refusal(reply)
             return Ack()
         if isinstance(event, ForgetVersions):
-            return Ack(known=bool(self._call("forget_versions", event.horizon)[1]))
+            return Ack(known=bool(self._forget_versions(event.horizon)[1]))
         raise TypeError(f"unknown participant event {type(event).__name__}")
+
+    def _remember_prepared(self, txn: str, writes: Sequence[Write]) -> None:
+        """The keys the transaction's commit will write, so that it declares them at once."""
+        if len(self._prepared) >= PREPARED_MAX:
+            # Transactions decided by another coordinator's sweeper are never popped here.
+            self._prepared.clear()
+        layout = self._layout
+        keys: list[str] = []
+        for write in writes:
+            keys += layout.map_keys(write.map)
+            keys.append(layout.history(write.map, write.key))
+        self._prepared[txn] = keys
+
+    def _forget_versions(self, horizon: int) -> list[Any]:
+        """Forgets the oldest kept states past the horizon, whichever keys they are of: the
+        step names their keys ('redeclare'); its last call forgets those declared."""
+        keys = self._layout.own(META, EXPIRING)
+        for attempt in range(REDECLARE_MAX):
+            final = "1" if attempt == REDECLARE_MAX - 1 else "0"
+            args = [self._layout.prefix, "forget_versions", horizon, final]
+            reply: list[Any] = self._script(keys=keys, args=args, client=self._client)
+            if reply[0] != b"redeclare":
+                return reply
+            keys = [*keys, *(_text(key) for key in reply[1:])]
+        raise AssertionError("unreachable: the final call forgets what it declared")
 
     @staticmethod
     def _status(reply: list[Any]) -> StatusReply:
@@ -300,12 +412,14 @@ class RedisPartition:
     def version_stats(self) -> VersionStats:
         return VersionStats(kept=int(self._client.zcard(self._layout.expiring)))
 
+    def _reading(self, map_name: str, *names: str) -> list[str]:
+        """A read step's keys: the partition's records named, and the map's hashes."""
+        return [*self._layout.own(*names), *self._layout.map_keys(map_name)]
+
     @retried
     def get(self, map_name: str, key: str) -> bytes | None:
-        pipe = self._client.pipeline(transaction=True)
-        pipe.hget(self._layout.entries(map_name), key)
-        pipe.hget(self._layout.versions(map_name), key)
-        value, version = pipe.execute()
+        # One step: the value and its version at one instant, wherever the slot is.
+        _, value, version = self._call("read_many", self._reading(map_name, META), map_name, key)
         if value is None:
             return None
         return pack(value, int(version))
@@ -313,14 +427,12 @@ class RedisPartition:
     @retried
     def get_at(self, map_name: str, key: str, version: int) -> bytes | None:
         """As grid.versions reads: the latest entry when it is old enough, else the first kept
-        state that ended after the version, if it had begun by then; all read in one MULTI."""
-        layout = self._layout
-        pipe = self._client.pipeline(transaction=True)
-        pipe.hget(layout.entries(map_name), key)
-        pipe.hget(layout.versions(map_name), key)
-        pipe.hmget(layout.meta, [f"map:{map_name}", "floor"])
-        pipe.zrangebyscore(layout.history(map_name, key), f"({version}", "+inf", start=0, num=1)
-        value, latest, (map_version, floor), states = pipe.execute()
+        state that ended after the version, if it had begun by then; all read in one step."""
+        keys = self._reading(map_name, META)
+        keys.append(self._layout.history(map_name, key))
+        value, latest, map_version, floor, states = self._call(
+            "read_at", keys, map_name, key, version
+        )
         if value is not None and int(latest) <= version:
             return pack(value, int(latest))
         if value is None and int(map_version or 0) <= version:
@@ -337,16 +449,21 @@ class RedisPartition:
         # A state starts at its own version; before it the key was absent.
         return pack(value, int(begin)) if int(begin) <= version else None
 
+    def _image(self, map_name: str) -> tuple[dict[Any, bytes], dict[Any, bytes], int, list[Any]]:
+        """A map's values and versions here, its newest version and its keys with kept states,
+        read at one instant."""
+        flat_values, flat_versions, map_version, kept = self._call(
+            "image", self._reading(map_name, META), map_name
+        )
+        values = dict(zip(flat_values[::2], flat_values[1::2], strict=True))
+        versions = dict(zip(flat_versions[::2], flat_versions[1::2], strict=True))
+        return values, versions, int(map_version or 0), kept
+
     @retried
     def items_at(self, map_name: str, version: int) -> list[tuple[str, bytes]]:
         layout = self._layout
-        pipe = self._client.pipeline(transaction=True)
-        pipe.hgetall(layout.entries(map_name))
-        pipe.hgetall(layout.versions(map_name))
-        pipe.hget(layout.meta, f"map:{map_name}")
-        pipe.smembers(layout.history_keys(map_name))
-        values, versions, map_version, kept = pipe.execute()
-        if int(map_version or 0) <= version:
+        values, versions, map_version, kept = self._image(map_name)
+        if map_version <= version:
             return self._packed(values, versions)
         items: list[tuple[str, bytes]] = []
         older: list[str] = []
@@ -358,11 +475,9 @@ class RedisPartition:
         # Keys deleted after the version existed then: only their kept states know them.
         older += [_text(raw_key) for raw_key in kept if raw_key not in values]
         if older:
-            pipe = self._client.pipeline(transaction=True)
-            for key in older:
-                pipe.zrangebyscore(layout.history(map_name, key), f"({version}", "+inf", 0, 1)
-            pipe.hget(layout.meta, "floor")
-            *found, floor = pipe.execute()
+            keys = layout.own(META)
+            keys += [layout.history(map_name, key) for key in older]
+            *found, floor = self._call("states_at", keys, map_name, version, *older)
             for key, states in zip(older, found, strict=True):
                 entry = self._from_history(states, version, int(floor or 0))
                 if entry is not None:
@@ -377,10 +492,7 @@ class RedisPartition:
 
     @retried
     def items(self, map_name: str) -> list[tuple[str, bytes]]:
-        pipe = self._client.pipeline(transaction=True)
-        pipe.hgetall(self._layout.entries(map_name))
-        pipe.hgetall(self._layout.versions(map_name))
-        values, versions = pipe.execute()
+        values, versions, _, _ = self._image(map_name)
         return self._packed(values, versions)
 
     @retried
@@ -404,7 +516,7 @@ class RedisPartition:
         return self._records(txns)
 
     def index_statuses(self) -> None:
-        self._call("index_statuses")
+        self._call("index_statuses", self._layout.own(*STATUS_RECORDS))
 
     def _records(self, txns: Any) -> list[StatusView]:
         """The records of some transactions, those still there (one HMGET)."""

@@ -57,17 +57,25 @@ class ReplicaWait:
             return
         marker = _marker(key)
         deadline = time.monotonic() + REDIRECTS_S
+        node = None
         while True:
             try:
-                confirmed = self._wait(marker)
+                confirmed = self._wait(marker, node)
                 break
-            except (redis.exceptions.MovedError, redis.exceptions.AskError):
+            except redis.exceptions.MovedError:
                 # The slot moved after the step: the next master has the step (a failover
                 # promoted the replica that had it, a reshard migrated it), wait on that one.
                 if time.monotonic() > deadline:
                     raise Unavailable("the Redis Cluster slot keeps moving; retry") from None
+                node = None
                 self._client.nodes_manager.initialize()
                 time.sleep(0.05)
+            except redis.exceptions.AskError as ask:
+                # The slot is migrating and the marker already moved: wait on the node it
+                # moved to (ASKING before the SET).
+                if time.monotonic() > deadline:
+                    raise Unavailable("the Redis Cluster slot keeps moving; retry") from None
+                node = self._client.get_node(host=ask.host, port=ask.port)
         if confirmed < self.replicas:
             log.warning("no replica confirmed a write to %s within %d ms", marker, self._timeout_ms)
             raise Unavailable(
@@ -75,12 +83,14 @@ class ReplicaWait:
                 f"{self._timeout_ms} ms (a failover could lose it); retry"
             )
 
-    def _wait(self, marker: str) -> int:
-        node = self._client.get_node_from_key(marker)
+    def _wait(self, marker: str, asked: Any) -> int:
+        node = asked or self._client.get_node_from_key(marker)
         pipe = self._client.get_redis_connection(node).pipeline(transaction=False)
+        if asked is not None:
+            pipe.execute_command("ASKING")
         pipe.set(marker, 1)
         pipe.execute_command("WAIT", self.replicas, self._timeout_ms)
-        _, confirmed = pipe.execute()
+        *_, confirmed = pipe.execute()
         return int(confirmed)
 
 

@@ -1,5 +1,10 @@
 """Calls to Redis retried while the connection is lost, then answered UNAVAILABLE.
 
+The same goes for a Redis Cluster slot on the move: during a resharding a step whose keys are
+not all on one node is answered TRYAGAIN (or ASK, which redis-py follows until its own attempts
+run out: "TTL exhausted"), before it ran, so it is retried here with backoff until the slot's
+migration ends.
+
 A step retried after a lost reply is harmless: every step is idempotent (a one-phase write by
 its request id, prepare of a prepared transaction, commit of a committed one, a status swap
 that already happened answers with the record as it is), so a retry is the first attempt's
@@ -22,12 +27,16 @@ from grid.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
-# What a lost or refused connection (or a Redis Cluster failing over) raises.
+# What a lost or refused connection, a Redis Cluster failing over or a slot migrating raises
+# (ClusterError: redis-py's "TTL exhausted" after following ASK and TRYAGAIN; AskError covers
+# MovedError).
 STORE_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
-    redis.exceptions.ClusterDownError,
+    redis.exceptions.ClusterError,
     redis.exceptions.TryAgainError,
+    redis.exceptions.AskError,
+    redis.exceptions.SlotNotCoveredError,
 )
 # How long a call keeps retrying before it answers UNAVAILABLE.
 RETRY_S = 3.0

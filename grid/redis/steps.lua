@@ -23,21 +23,78 @@
 
 local prefix = ARGV[1]
 local step = ARGV[2]
-local META, LOCKS, OUTCOMES, DECIDED, STAGED, STATUSES = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local EXPIRING, OUTCOME_ORDER, DECIDED_ORDER = KEYS[7], KEYS[8], KEYS[9]
-local UNDECIDED_STATUSES, DECIDED_STATUSES = KEYS[10], KEYS[11]
+local META, LOCKS, OUTCOMES, DECIDED = prefix .. 'm', prefix .. 'l', prefix .. 'o', prefix .. 'd'
+local STAGED, STATUSES, EXPIRING = prefix .. 's', prefix .. 't', prefix .. 'hx'
+local OUTCOME_ORDER, DECIDED_ORDER = prefix .. 'oq', prefix .. 'dq'
+local UNDECIDED_STATUSES, DECIDED_STATUSES = prefix .. 'tu', prefix .. 'tf'
 -- How many answers and decisions a partition remembers for retries, as the memory participant.
 local REMEMBERED_MAX = 4096
 
+-- Every key a step touches is in KEYS (grid/redis/layout.py says which for each step). Redis
+-- Cluster checks declared keys before the script runs: while the partition's slot migrates, a
+-- step whose keys are not all on one node is redirected (ASK) or refused (TRYAGAIN) before it
+-- runs, never stopped half-way. Inside the script Redis checks each command again: on the node a
+-- slot migrates from, a command on a key that is not there (one this step deleted) fails the
+-- script after its first writes. So every command goes through call(), which refuses an
+-- undeclared key and a key touched after a command that may have deleted it (a step writes a key,
+-- then deletes from it last). Strict everywhere, also on one Redis, so the conformance suite
+-- catches a step that breaks the rule.
+local declared = {}
+for i = 1, #KEYS do declared[KEYS[i]] = true end
+local ended = {}
+local DELETING = {HDEL = true, SREM = true, ZREM = true, ZREMRANGEBYSCORE = true, LPOP = true,
+  DEL = true, UNLINK = true}
+
+local function call(command, key, ...)
+  if not declared[key] then error('shoal step ' .. step .. ' touched undeclared key ' .. key) end
+  if ended[key] then error('shoal step ' .. step .. ' touched ' .. key .. ' after deleting from it') end
+  if DELETING[command] then ended[key] = true end
+  return redis.call(command, key, ...)
+end
+
+-- The keys of a list that KEYS lacks: the step answers {'redeclare', ...} before any write, and
+-- the coordinator calls it again with them (keys it could not know: a staged transaction's
+-- writes, the states a forget drops).
+local function undeclared(keys)
+  local missing, seen = {}, {}
+  for _, key in ipairs(keys) do
+    if not declared[key] and not seen[key] then
+      seen[key] = true
+      missing[#missing + 1] = key
+    end
+  end
+  return missing
+end
+
+local function redeclare(missing)
+  return {'redeclare', unpack(missing)}
+end
+
+local function entries_key(map) return prefix .. 'e:' .. map end
+local function versions_key(map) return prefix .. 'v:' .. map end
+local function references_key(map) return prefix .. 'r:' .. map end
+local function kept_keys_key(map) return prefix .. 'hk:' .. map end
+local function states_key(map, key) return prefix .. 'h:' .. map .. ':' .. key end
+
+-- The keys writing (map, key) touches: entries, versions, references, kept states.
+local function write_keys(keys, map, key)
+  keys[#keys + 1] = entries_key(map)
+  keys[#keys + 1] = versions_key(map)
+  keys[#keys + 1] = references_key(map)
+  keys[#keys + 1] = kept_keys_key(map)
+  keys[#keys + 1] = states_key(map, key)
+end
+
 -- Remembers field -> value in a hash, forgetting the oldest beyond REMEMBERED_MAX.
 local function remember(hash, order, field, value)
-  if redis.call('HSETNX', hash, field, value) == 0 then
-    redis.call('HSET', hash, field, value)
+  if call('HSETNX', hash, field, value) == 0 then
+    call('HSET', hash, field, value)
     return
   end
-  redis.call('RPUSH', order, field)
-  while redis.call('LLEN', order) > REMEMBERED_MAX do
-    redis.call('HDEL', hash, redis.call('LPOP', order))
+  local length = call('RPUSH', order, field)
+  if length > REMEMBERED_MAX then
+    local dropped = call('LPOP', order, length - REMEMBERED_MAX)
+    call('HDEL', hash, unpack(dropped))
   end
 end
 
@@ -46,7 +103,7 @@ local COMPATIBLE = {S = {S = true, R = true}, I = {I = true, R = true}, R = {S =
 local function lock_field(map, key) return map .. '\0' .. key end
 
 local function current_version(map, key)
-  return tonumber(redis.call('HGET', prefix .. 'v:' .. map, key) or '0')
+  return tonumber(call('HGET', versions_key(map), key) or '0')
 end
 
 -- Reads ARGV from position i: n, then n reads of (map, key, version).
@@ -104,12 +161,12 @@ local function lock_modes(reads, writes)
 end
 
 local function reference_count(map, key)
-  return tonumber(redis.call('HGET', prefix .. 'r:' .. map, key) or '0')
+  return tonumber(call('HGET', references_key(map), key) or '0')
 end
 
 -- nil when free for txn (or for a one-phase write when txn is ''), else the refusal.
 local function lock_refusal(field, mode, txn)
-  local raw = redis.call('HGET', LOCKS, field)
+  local raw = call('HGET', LOCKS, field)
   if not raw then return nil end
   local holders = cjson.decode(raw)
   for holder, held in pairs(holders) do
@@ -188,53 +245,101 @@ end
 
 local function prospective_version(given)
   if given ~= 0 then return given end
-  return tonumber(redis.call('HGET', META, 'lsn') or '0') + 1
+  return tonumber(call('HGET', META, 'lsn') or '0') + 1
 end
 
--- Keeps the state a commit at version end_version is about to replace (call it first).
-local function keep(map, key, end_version)
-  local old = redis.call('HGET', prefix .. 'e:' .. map, key)
-  if not old then return end
-  local begin = redis.call('HGET', prefix .. 'v:' .. map, key)
-  redis.call('ZADD', prefix .. 'h:' .. map .. ':' .. key, end_version, begin .. '|' .. old)
-  redis.call('SADD', prefix .. 'hk:' .. map, key)
-  redis.call('ZADD', EXPIRING, end_version, map .. '\0' .. key .. '\0' .. end_version)
+-- Drops the kept states of the given keys that ended at or before the horizon (what no read may
+-- still use). A step forgets the states of the keys it writes (declared with them); states of
+-- keys no step writes go with ForgetVersions (forget_expiring). ends: states key -> the newest
+-- end to drop; each states key, EXPIRING and each hk:<map> is deleted from once, last.
+local function drop_states(ends, members, floor)
+  local emptied = {}
+  for states, upto in pairs(ends) do
+    local count = call('ZCARD', states.key)
+    if count > 0 and call('ZREMRANGEBYSCORE', states.key, '-inf', upto) == count then
+      emptied[states.map] = emptied[states.map] or {}
+      local list = emptied[states.map]
+      list[#list + 1] = states.entry
+    end
+    if upto > floor then floor = upto end
+  end
+  if #members == 0 then return end
+  call('ZREM', EXPIRING, unpack(members))
+  for map, keys in pairs(emptied) do call('SREM', kept_keys_key(map), unpack(keys)) end
+  call('HSET', META, 'floor', floor)
 end
 
--- Drops the kept states that ended at or before the horizon (what no read may still use), at
--- most FORGET_MAX per step: a step must stay short, or it stalls every client of the server;
--- what is left goes with the next steps.
-local FORGET_MAX = 512
-local function forget(horizon)
+local function forget_written(targets, horizon)
   if horizon <= 0 then return end
-  local expired = redis.call('ZRANGEBYSCORE', EXPIRING, '-inf', horizon, 'LIMIT', 0, FORGET_MAX)
-  if #expired == 0 then return end
-  local floor = tonumber(redis.call('HGET', META, 'floor') or '0')
+  local ends, members = {}, {}
+  local floor = tonumber(call('HGET', META, 'floor') or '0')
+  for _, target in ipairs(targets) do
+    local states = states_key(target.map, target.key)
+    local old = call('ZRANGEBYSCORE', states, '-inf', horizon, 'WITHSCORES')
+    if #old > 0 then
+      local upto = 0
+      for i = 2, #old, 2 do
+        local ended = tonumber(old[i])
+        members[#members + 1] = target.map .. '\0' .. target.key .. '\0' .. old[i]
+        if ended > upto then upto = ended end
+      end
+      ends[{key = states, map = target.map, entry = target.key}] = upto
+    end
+  end
+  drop_states(ends, members, floor)
+end
+
+-- Drops the oldest kept states that ended at or before the horizon, whichever keys they are of,
+-- at most FORGET_MAX per call: a step must stay short, or it stalls every client of the server;
+-- what is left goes with the next calls. Their keys are known only here: the first call answers
+-- redeclare with them; a final call (the coordinator gave up redeclaring) drops those declared.
+local FORGET_MAX = 512
+local function forget_expiring(horizon, final)
+  if horizon <= 0 then return nil end
+  local expired = call('ZRANGEBYSCORE', EXPIRING, '-inf', horizon, 'LIMIT', 0, FORGET_MAX)
+  if #expired == 0 then return nil end
+  local parsed, needed = {}, {}
   for _, member in ipairs(expired) do
     local map, key, ended = string.match(member, '^(.-)%z(.-)%z(%d+)$')
-    local states = prefix .. 'h:' .. map .. ':' .. key
-    redis.call('ZREMRANGEBYSCORE', states, '-inf', ended)
-    if redis.call('EXISTS', states) == 0 then redis.call('SREM', prefix .. 'hk:' .. map, key) end
-    if tonumber(ended) > floor then floor = tonumber(ended) end
-    redis.call('ZREM', EXPIRING, member)
+    parsed[#parsed + 1] = {member = member, map = map, key = key, ended = tonumber(ended)}
+    needed[#needed + 1] = states_key(map, key)
+    needed[#needed + 1] = kept_keys_key(map)
   end
-  redis.call('HSET', META, 'floor', floor)
+  local missing = undeclared(needed)
+  if #missing > 0 and not final then return redeclare(missing) end
+  local by_key, ends, members = {}, {}, {}
+  for _, state in ipairs(parsed) do
+    local states = states_key(state.map, state.key)
+    if declared[states] and declared[kept_keys_key(state.map)] then
+      local handle = by_key[states]
+      if not handle then
+        handle = {key = states, map = state.map, entry = state.key}
+        by_key[states] = handle
+        ends[handle] = state.ended
+      elseif state.ended > ends[handle] then
+        ends[handle] = state.ended
+      end
+      members[#members + 1] = state.member
+    end
+  end
+  drop_states(ends, members, tonumber(call('HGET', META, 'floor') or '0'))
+  return nil
 end
 
 -- Commits from several coordinators reach a partition out of number order (a transaction's
 -- commit after a one-phase write with a later number, on other keys), so map:<map> keeps the
 -- newest; changes:<map> moves on every change, whatever its version.
 local function map_changed(map, version)
-  local newest = tonumber(redis.call('HGET', META, 'map:' .. map) or '0')
-  if version > newest then redis.call('HSET', META, 'map:' .. map, version) end
-  redis.call('HINCRBY', META, 'changes:' .. map, 1)
+  local newest = tonumber(call('HGET', META, 'map:' .. map) or '0')
+  if version > newest then call('HSET', META, 'map:' .. map, version) end
+  call('HINCRBY', META, 'changes:' .. map, 1)
 end
 
 -- The newest version a key was written or deleted at (its value's, or the end of its last kept
 -- state; states forgotten ended at or before the horizon, older than any number in flight).
 local function newest_version(map, key)
   local current = current_version(map, key)
-  local last = redis.call('ZREVRANGE', prefix .. 'h:' .. map .. ':' .. key, 0, 0, 'WITHSCORES')
+  local last = call('ZREVRANGE', states_key(map, key), 0, 0, 'WITHSCORES')
   if #last > 0 and tonumber(last[2]) > current then return tonumber(last[2]) end
   return current
 end
@@ -254,37 +359,92 @@ local function stale_refusal(writes, given_version)
   return nil
 end
 
+-- Applies writes at a version: reads first, then every creation and update, then every
+-- deletion, each hash deleted from once (see call()). A key written twice in one step keeps only
+-- the state it had before the step (a state between two writes of one step is never visible).
+-- Returns the versions of the answer and the distinct keys written (whose states to forget).
 local function install(writes, version)
-  local versions = {}
+  local versions, finals, order, references = {}, {}, {}, {}
+  local function target(map, key)
+    local field = lock_field(map, key)
+    local found = finals[field]
+    if not found then
+      found = {map = map, key = key}
+      finals[field] = found
+      order[#order + 1] = found
+    end
+    return found
+  end
   for _, write in ipairs(writes) do
+    local final = target(write.map, write.key)
     if write.op == 'REFERENCE' then
       -- The count changes; the value and its version do not.
-      local references = prefix .. 'r:' .. write.map
-      if redis.call('HINCRBY', references, write.key, tonumber(write.value)) <= 0 then
-        redis.call('HDEL', references, write.key)
+      final.reference = (final.reference or 0) + tonumber(write.value)
+      if final.written == nil then
+        versions[#versions + 1] = current_version(write.map, write.key)
+      else
+        versions[#versions + 1] = final.written and version or 0
       end
-      versions[#versions + 1] = current_version(write.map, write.key)
-    elseif write.op == 'DELETE' then
-      keep(write.map, write.key, version)
-      map_changed(write.map, version)
-      redis.call('HDEL', prefix .. 'e:' .. write.map, write.key)
-      redis.call('HDEL', prefix .. 'v:' .. write.map, write.key)
-      versions[#versions + 1] = 0
     else
-      keep(write.map, write.key, version)
-      map_changed(write.map, version)
-      redis.call('HSET', prefix .. 'e:' .. write.map, write.key, write.value)
-      redis.call('HSET', prefix .. 'v:' .. write.map, write.key, version)
-      versions[#versions + 1] = version
+      if final.written == nil then
+        final.old = call('HGET', entries_key(write.map), write.key)
+        if final.old then final.begin = call('HGET', versions_key(write.map), write.key) end
+      end
+      final.written = write.op ~= 'DELETE'
+      final.value = write.value
+      versions[#versions + 1] = final.written and version or 0
     end
   end
-  local highest = tonumber(redis.call('HGET', META, 'version') or '0')
-  if version > highest then redis.call('HSET', META, 'version', version) end
-  return versions
+  -- Reads: reference counts; then creations and updates.
+  local forgets, deletes, unreferenced = {}, {}, {}
+  for _, final in ipairs(order) do
+    if final.reference then
+      final.count = reference_count(final.map, final.key) + final.reference
+    end
+  end
+  local sets = {}
+  local function add(list_of, name, ...)
+    list_of[name] = list_of[name] or {}
+    local list = list_of[name]
+    for _, item in ipairs({...}) do list[#list + 1] = item end
+  end
+  for _, final in ipairs(order) do
+    if final.written ~= nil then
+      forgets[#forgets + 1] = final
+      if final.old then
+        -- Keeps the state this commit replaces.
+        call('ZADD', states_key(final.map, final.key), version, final.begin .. '|' .. final.old)
+        call('SADD', kept_keys_key(final.map), final.key)
+        call('ZADD', EXPIRING, version, final.map .. '\0' .. final.key .. '\0' .. version)
+      end
+      map_changed(final.map, version)
+      if final.written then
+        add(sets, entries_key(final.map), final.key, final.value)
+        add(sets, versions_key(final.map), final.key, version)
+      else
+        add(deletes, entries_key(final.map), final.key)
+        add(deletes, versions_key(final.map), final.key)
+      end
+    end
+    if final.count then
+      if final.count > 0 then
+        add(sets, references_key(final.map), final.key, final.count)
+      else
+        add(unreferenced, references_key(final.map), final.key)
+      end
+    end
+  end
+  for key, pairs_list in pairs(sets) do call('HSET', key, unpack(pairs_list)) end
+  local highest = tonumber(call('HGET', META, 'version') or '0')
+  if version > highest then call('HSET', META, 'version', version) end
+  -- Deletions last.
+  for key, fields in pairs(deletes) do call('HDEL', key, unpack(fields)) end
+  for key, fields in pairs(unreferenced) do call('HDEL', key, unpack(fields)) end
+  return versions, forgets
 end
 
 local function next_lsn()
-  return redis.call('HINCRBY', META, 'lsn', 1)
+  return call('HINCRBY', META, 'lsn', 1)
 end
 
 local function answer(versions, removed)
@@ -305,7 +465,7 @@ local function apply_one_phase()
   local given_version = tonumber(ARGV[4])
   local horizon = tonumber(ARGV[5])
   if request ~= '' then
-    local previous = redis.call('HGET', OUTCOMES, request)
+    local previous = call('HGET', OUTCOMES, request)
     if previous then return {'applied', 1, previous} end
   end
   local expired = expired_refusal(tonumber(ARGV[6]))
@@ -327,9 +487,10 @@ local function apply_one_phase()
   if refusal then return refusal end
   local lsn = next_lsn()
   local version = given_version ~= 0 and given_version or lsn
-  local encoded = answer(install(writes, version), removed)
+  local versions, written = install(writes, version)
+  local encoded = answer(versions, removed)
+  forget_written(written, horizon)
   if request ~= '' then remember(OUTCOMES, OUTCOME_ORDER, request, encoded) end
-  forget(horizon)
   return {'applied', 0, encoded}
 end
 
@@ -339,10 +500,16 @@ end
 local function unchanged(map, key, expected, holders, references)
   if current_version(map, key) ~= expected then return false end
   if reference_count(map, key) ~= references then return false end
-  local now = redis.call('HGET', LOCKS, lock_field(map, key))
+  local now = call('HGET', LOCKS, lock_field(map, key))
   if not now then return holders == '' end
   if holders == '' then return false end
   return now == holders or cjson.encode(cjson.decode(now)) == cjson.encode(cjson.decode(holders))
+end
+
+local function versions_of(template, version)
+  local versions = {}
+  for index, kind in ipairs(template) do versions[index] = kind == 'v' and version or tonumber(kind) end
+  return versions
 end
 
 -- A one-phase step resolved in Python (grid/redis/hooked.py): applies the resolved entries
@@ -352,7 +519,7 @@ local function apply_resolved()
   local given_version = tonumber(ARGV[4])
   local horizon = tonumber(ARGV[5])
   if request ~= '' then
-    local previous = redis.call('HGET', OUTCOMES, request)
+    local previous = call('HGET', OUTCOMES, request)
     if previous then return {'applied', 1, previous} end
   end
   local expired = expired_refusal(tonumber(ARGV[6]))
@@ -373,33 +540,37 @@ local function apply_resolved()
   local removed = cjson.decode(ARGV[i + 1])
   local lsn = next_lsn()
   local version = given_version ~= 0 and given_version or lsn
-  install(writes, version)
-  local versions = {}
-  for index, kind in ipairs(template) do versions[index] = kind == 'v' and version or tonumber(kind) end
-  local encoded = answer(versions, removed)
+  local _, written = install(writes, version)
+  local encoded = answer(versions_of(template, version), removed)
+  forget_written(written, horizon)
   if request ~= '' then remember(OUTCOMES, OUTCOME_ORDER, request, encoded) end
-  forget(horizon)
   return {'applied', 0, encoded}
 end
 
 -- Takes the locks and keeps the staged writes of a transaction that voted yes.
 local function stage(txn, lease, status_partition, durable, order, modes, writes)
   local staged_key = prefix .. 'x:' .. txn
-  local locked = {}
+  local locked, updates = {}, {}
   for _, field in ipairs(order) do
-    local raw = redis.call('HGET', LOCKS, field)
+    local raw = call('HGET', LOCKS, field)
     local holders = raw and cjson.decode(raw) or {}
     holders[txn] = modes[field]
-    redis.call('HSET', LOCKS, field, cjson.encode(holders))
+    updates[#updates + 1] = field
+    updates[#updates + 1] = cjson.encode(holders)
     locked[#locked + 1] = field
   end
-  redis.call('HSET', staged_key, 'state', 'prepared', 'lease', lease, 'status_partition', status_partition,
-    'durable', durable, 'locks', cjson.encode(locked), 'n', #writes)
+  if #updates > 0 then call('HSET', LOCKS, unpack(updates)) end
+  local record = {'state', 'prepared', 'lease', lease, 'status_partition', status_partition,
+    'durable', durable, 'locks', cjson.encode(locked), 'n', #writes}
   for index, write in ipairs(writes) do
-    redis.call('HSET', staged_key, 'op.' .. index, write.op, 'map.' .. index, write.map,
-      'key.' .. index, write.key, 'value.' .. index, write.value)
+    local n = #record
+    record[n + 1], record[n + 2] = 'op.' .. index, write.op
+    record[n + 3], record[n + 4] = 'map.' .. index, write.map
+    record[n + 5], record[n + 6] = 'key.' .. index, write.key
+    record[n + 7], record[n + 8] = 'value.' .. index, write.value
   end
-  redis.call('SADD', STAGED, txn)
+  call('HSET', staged_key, unpack(record))
+  call('SADD', STAGED, txn)
   if durable == '1' then next_lsn() end
   return {'yes'}
 end
@@ -407,9 +578,8 @@ end
 local function prepare()
   local txn = ARGV[3]
   local lease, status_partition, durable = ARGV[4], ARGV[5], ARGV[6]
-  local staged_key = prefix .. 'x:' .. txn
-  if redis.call('SISMEMBER', STAGED, txn) == 1 then return {'yes'} end
-  local decided = redis.call('HGET', DECIDED, txn)
+  if call('SISMEMBER', STAGED, txn) == 1 then return {'yes'} end
+  local decided = call('HGET', DECIDED, txn)
   if decided then return {'no', 'the transaction was already ' .. decided .. ' here'} end
   local reads, i = parse_reads(7)
   local writes = parse_writes(i)
@@ -433,8 +603,8 @@ end
 local function prepare_resolved()
   local txn = ARGV[3]
   local lease, status_partition, durable = ARGV[4], ARGV[5], ARGV[6]
-  if redis.call('SISMEMBER', STAGED, txn) == 1 then return {'yes'} end
-  local decided = redis.call('HGET', DECIDED, txn)
+  if call('SISMEMBER', STAGED, txn) == 1 then return {'yes'} end
+  local decided = call('HGET', DECIDED, txn)
   if decided then return {'no', 'the transaction was already ' .. decided .. ' here'} end
   local count = tonumber(ARGV[7])
   local i = 8
@@ -453,31 +623,37 @@ local function prepare_resolved()
   return stage(txn, lease, status_partition, durable, order, modes, writes)
 end
 
-local function release(txn, staged_key)
-  local locked = cjson.decode(redis.call('HGET', staged_key, 'locks') or '[]')
+-- Releases a staged transaction's locks and record: every holder read first, then the updated
+-- holders written, then the emptied fields and the record deleted.
+local function release(txn, staged_key, locks_json)
+  local locked = cjson.decode(locks_json or '[]')
+  local updates, emptied = {}, {}
   for _, field in ipairs(locked) do
-    local raw = redis.call('HGET', LOCKS, field)
+    local raw = call('HGET', LOCKS, field)
     if raw then
       local holders = cjson.decode(raw)
       holders[txn] = nil
       if next(holders) == nil then
-        redis.call('HDEL', LOCKS, field)
+        emptied[#emptied + 1] = field
       else
-        redis.call('HSET', LOCKS, field, cjson.encode(holders))
+        updates[#updates + 1] = field
+        updates[#updates + 1] = cjson.encode(holders)
       end
     end
   end
-  redis.call('DEL', staged_key)
-  redis.call('SREM', STAGED, txn)
+  if #updates > 0 then call('HSET', LOCKS, unpack(updates)) end
+  if #emptied > 0 then call('HDEL', LOCKS, unpack(emptied)) end
+  call('DEL', staged_key)
+  call('SREM', STAGED, txn)
 end
 
 local function pre_commit()
   local txn = ARGV[3]
   local staged_key = prefix .. 'x:' .. txn
-  local state = redis.call('HGET', staged_key, 'state')
+  local state = call('HGET', staged_key, 'state')
   if not state then return {'ack', 0} end
   if state ~= 'pre_committed' then
-    redis.call('HSET', staged_key, 'state', 'pre_committed')
+    call('HSET', staged_key, 'state', 'pre_committed')
     next_lsn()
   end
   return {'ack', 1}
@@ -488,27 +664,32 @@ local function commit()
   local given_version = tonumber(ARGV[4])
   local horizon = tonumber(ARGV[5])
   local staged_key = prefix .. 'x:' .. txn
-  if redis.call('SISMEMBER', STAGED, txn) == 0 then return {'ack', 0} end
-  local staged = redis.call('HGETALL', staged_key)
+  if call('SISMEMBER', STAGED, txn) == 0 then return {'ack', 0} end
+  local staged = call('HGETALL', staged_key)
   local fields = {}
   for index = 1, #staged, 2 do fields[staged[index]] = staged[index + 1] end
-  local writes = {}
+  local writes, needed = {}, {}
   for index = 1, tonumber(fields.n) do
     writes[#writes + 1] = {op = fields['op.' .. index], map = fields['map.' .. index],
       key = fields['key.' .. index], value = fields['value.' .. index], condition = ''}
     -- Increments, appends and sketch adds are resolved by the coordinator (commit_resolved).
     local op = writes[#writes].op
     if op ~= 'PUT' and op ~= 'DELETE' and op ~= 'REFERENCE' then return {'hooked'} end
+    write_keys(needed, writes[#writes].map, writes[#writes].key)
   end
+  -- A coordinator that did not prepare the transaction (a sweeper) learns its keys here.
+  local missing = undeclared(needed)
+  if #missing > 0 then return redeclare(missing) end
   local _, removed = check_writes(writes, prospective_version(given_version), false)
-  release(txn, staged_key)
+  release(txn, staged_key, fields.locks)
   remember(DECIDED, DECIDED_ORDER, txn, 'committed')
   if fields.durable ~= '1' then return {'ack', 1} end
   local lsn = next_lsn()
   local version = given_version ~= 0 and given_version or lsn
-  local encoded = answer(install(writes, version), removed)
+  local versions, written = install(writes, version)
+  local encoded = answer(versions, removed)
+  forget_written(written, horizon)
   remember(OUTCOMES, OUTCOME_ORDER, txn, encoded)
-  forget(horizon)
   return {'applied', 0, encoded}
 end
 
@@ -519,7 +700,7 @@ local function commit_resolved()
   local given_version = tonumber(ARGV[4])
   local horizon = tonumber(ARGV[5])
   local staged_key = prefix .. 'x:' .. txn
-  if redis.call('SISMEMBER', STAGED, txn) == 0 then return {'ack', 0} end
+  if call('SISMEMBER', STAGED, txn) == 0 then return {'ack', 0} end
   local count = tonumber(ARGV[6])
   local i = 7
   for _ = 1, count do
@@ -530,102 +711,117 @@ local function commit_resolved()
   writes, i = parse_writes(i)
   local template = cjson.decode(ARGV[i])
   local removed = cjson.decode(ARGV[i + 1])
-  local durable = redis.call('HGET', staged_key, 'durable')
-  release(txn, staged_key)
+  local durable, locks = unpack(call('HMGET', staged_key, 'durable', 'locks'))
+  release(txn, staged_key, locks)
   remember(DECIDED, DECIDED_ORDER, txn, 'committed')
   if durable ~= '1' then return {'ack', 1} end
   local lsn = next_lsn()
   local version = given_version ~= 0 and given_version or lsn
-  install(writes, version)
-  local versions = {}
-  for index, kind in ipairs(template) do versions[index] = kind == 'v' and version or tonumber(kind) end
-  local encoded = answer(versions, removed)
+  local _, written = install(writes, version)
+  local encoded = answer(versions_of(template, version), removed)
+  forget_written(written, horizon)
   remember(OUTCOMES, OUTCOME_ORDER, txn, encoded)
-  forget(horizon)
   return {'applied', 0, encoded}
 end
 
 local function abort()
   local txn = ARGV[3]
   local staged_key = prefix .. 'x:' .. txn
-  if redis.call('SISMEMBER', STAGED, txn) == 0 then
+  if call('SISMEMBER', STAGED, txn) == 0 then
     -- An abort that overtook its prepare: remember it, so the prepare votes no.
-    if not redis.call('HGET', DECIDED, txn) then remember(DECIDED, DECIDED_ORDER, txn, 'aborted') end
+    if not call('HGET', DECIDED, txn) then remember(DECIDED, DECIDED_ORDER, txn, 'aborted') end
     return {'ack', 0}
   end
-  local durable = redis.call('HGET', staged_key, 'durable')
-  release(txn, staged_key)
+  local durable, locks = unpack(call('HMGET', staged_key, 'durable', 'locks'))
+  release(txn, staged_key, locks)
   remember(DECIDED, DECIDED_ORDER, txn, 'aborted')
   if durable == '1' then next_lsn() end
   return {'ack', 1}
 end
 
-local function status_reply(txn, swapped)
-  local raw = redis.call('HGET', STATUSES, txn)
-  if not raw then return {'status', '', '[]', 0, 0} end
-  local record = cjson.decode(raw)
+local function status_reply(record, swapped)
+  if not record then return {'status', '', '[]', 0, 0} end
   return {'status', record.state, cjson.encode(record.participants), record.lease, swapped}
+end
+
+local function stored_status(txn)
+  local raw = call('HGET', STATUSES, txn)
+  return raw and cjson.decode(raw) or nil
 end
 
 -- Keeps <p>tu and <p>tf in line with a status record just written (or deleted: record nil).
 local function index_status(txn, record)
   if record and record.state ~= 'committed' and record.state ~= 'aborted' then
-    redis.call('SADD', UNDECIDED_STATUSES, txn)
-    redis.call('ZREM', DECIDED_STATUSES, txn)
+    call('SADD', UNDECIDED_STATUSES, txn)
+    call('ZREM', DECIDED_STATUSES, txn)
     return
   end
-  redis.call('SREM', UNDECIDED_STATUSES, txn)
   if record then
-    redis.call('ZADD', DECIDED_STATUSES, record.updated, txn)
+    call('ZADD', DECIDED_STATUSES, record.updated, txn)
   else
-    redis.call('ZREM', DECIDED_STATUSES, txn)
+    call('ZREM', DECIDED_STATUSES, txn)
   end
+  call('SREM', UNDECIDED_STATUSES, txn)
 end
 
 -- Builds the status indexes once for records written before they existed (a namespace
 -- created by an earlier version); a no-op once <p>m says they are built.
 local function index_statuses()
-  if redis.call('HGET', META, 'status_index') == '1' then return {'ack', 0} end
-  local all = redis.call('HGETALL', STATUSES)
-  for i = 1, #all, 2 do index_status(all[i], cjson.decode(all[i + 1])) end
-  redis.call('HSET', META, 'status_index', '1')
+  if call('HGET', META, 'status_index') == '1' then return {'ack', 0} end
+  local all = call('HGETALL', STATUSES)
+  local undecided, decided, undecided_txns, decided_txns = {}, {}, {}, {}
+  for i = 1, #all, 2 do
+    local record = cjson.decode(all[i + 1])
+    if record.state ~= 'committed' and record.state ~= 'aborted' then
+      undecided[#undecided + 1] = all[i]
+      undecided_txns[#undecided_txns + 1] = all[i]
+    else
+      decided[#decided + 1] = record.updated
+      decided[#decided + 1] = all[i]
+      decided_txns[#decided_txns + 1] = all[i]
+    end
+  end
+  if #undecided > 0 then call('SADD', UNDECIDED_STATUSES, unpack(undecided)) end
+  if #decided > 0 then call('ZADD', DECIDED_STATUSES, unpack(decided)) end
+  if #decided_txns > 0 then call('SREM', UNDECIDED_STATUSES, unpack(decided_txns)) end
+  if #undecided_txns > 0 then call('ZREM', DECIDED_STATUSES, unpack(undecided_txns)) end
+  call('HSET', META, 'status_index', '1')
   return {'ack', 1}
 end
 
 local function create_status()
   local txn = ARGV[3]
-  if redis.call('HEXISTS', STATUSES, txn) == 1 then return status_reply(txn, 0) end
+  local found = stored_status(txn)
+  if found then return status_reply(found, 0) end
   local record = {state = 'pending', participants = cjson.decode(ARGV[4]), lease = tonumber(ARGV[5]),
     updated = tonumber(ARGV[6])}
-  redis.call('HSET', STATUSES, txn, cjson.encode(record))
+  call('HSET', STATUSES, txn, cjson.encode(record))
   index_status(txn, record)
   next_lsn()
-  return status_reply(txn, 1)
+  return status_reply(record, 1)
 end
 
 local function cas_status()
   local txn, expected, new, now = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-  local raw = redis.call('HGET', STATUSES, txn)
-  if not raw then return status_reply(txn, 0) end
-  local record = cjson.decode(raw)
-  if record.state ~= expected then return status_reply(txn, 0) end
+  local record = stored_status(txn)
+  if not record then return status_reply(nil, 0) end
+  if record.state ~= expected then return status_reply(record, 0) end
   record.state = new
   record.updated = now
   local lease = tonumber(ARGV[7] or '0')
   if lease > 0 then record.lease = lease end
-  redis.call('HSET', STATUSES, txn, cjson.encode(record))
+  call('HSET', STATUSES, txn, cjson.encode(record))
   index_status(txn, record)
   next_lsn()
-  return status_reply(txn, 1)
+  return status_reply(record, 1)
 end
 
 local function forget_status()
   local txn = ARGV[3]
-  local raw = redis.call('HGET', STATUSES, txn)
-  if not raw then return {'ack', 0} end
-  local state = cjson.decode(raw).state
-  if state ~= 'committed' and state ~= 'aborted' then return {'ack', 1} end
-  redis.call('HDEL', STATUSES, txn)
+  local record = stored_status(txn)
+  if not record then return {'ack', 0} end
+  if record.state ~= 'committed' and record.state ~= 'aborted' then return {'ack', 1} end
+  call('HDEL', STATUSES, txn)
   index_status(txn, nil)
   next_lsn()
   return {'ack', 1}
@@ -636,44 +832,94 @@ end
 -- key (false, 0 where absent).
 local function read_many()
   local map = ARGV[3]
-  local found = {tonumber(redis.call('HGET', META, 'map:' .. map) or '0')}
+  local found = {tonumber(call('HGET', META, 'map:' .. map) or '0')}
   for i = 4, #ARGV do
-    local value = redis.call('HGET', prefix .. 'e:' .. map, ARGV[i])
+    local value = call('HGET', entries_key(map), ARGV[i])
     found[#found + 1] = value
     found[#found + 1] = value and current_version(map, ARGV[i]) or 0
   end
   return found
 end
 
+-- One key as of a version, read at one instant (grid/redis/partition.py get_at): its value and
+-- version, the map's newest version here, the floor, and its first kept state ending after it.
+local function read_at()
+  local map, key, version = ARGV[3], ARGV[4], ARGV[5]
+  local value = call('HGET', entries_key(map), key)
+  local latest = call('HGET', versions_key(map), key)
+  local meta = call('HMGET', META, 'map:' .. map, 'floor')
+  local states = call('ZRANGEBYSCORE', states_key(map, key), '(' .. version, '+inf', 'LIMIT', 0, 1)
+  return {value, latest, meta[1], meta[2], states}
+end
+
+-- A map's entries in this partition at one instant: values and versions (flat), the map's newest
+-- version here, and the keys with kept states.
+local function image()
+  local map = ARGV[3]
+  return {call('HGETALL', entries_key(map)), call('HGETALL', versions_key(map)),
+    call('HGET', META, 'map:' .. map), call('SMEMBERS', kept_keys_key(map))}
+end
+
+-- The first kept state ending after a version of each given key of a map, and the floor.
+local function states_at()
+  local map, version = ARGV[3], ARGV[4]
+  local found = {}
+  for i = 5, #ARGV do
+    found[#found + 1] = call('ZRANGEBYSCORE', states_key(map, ARGV[i]), '(' .. version, '+inf', 'LIMIT', 0, 1)
+  end
+  found[#found + 1] = call('HGET', META, 'floor')
+  return found
+end
+
+-- What a step resolved in Python reads (grid/redis/hooked.py): per (map, key), its value,
+-- version, lock holders and reference count.
+local function read_targets()
+  local found = {}
+  for i = 3, #ARGV, 2 do
+    local map, key = ARGV[i], ARGV[i + 1]
+    found[#found + 1] = call('HGET', entries_key(map), key)
+    found[#found + 1] = call('HGET', versions_key(map), key)
+    found[#found + 1] = call('HGET', LOCKS, lock_field(map, key))
+    found[#found + 1] = call('HGET', references_key(map), key)
+  end
+  return found
+end
+
 local function read_outcome()
-  local previous = redis.call('HGET', OUTCOMES, ARGV[3])
+  local previous = call('HGET', OUTCOMES, ARGV[3])
   if not previous then return {'ack', 0} end
   return {'applied', 1, previous}
 end
 
 local function drop_map()
   local map = ARGV[3]
-  local locks = redis.call('HKEYS', LOCKS)
+  local locks = call('HKEYS', LOCKS)
   for _, field in ipairs(locks) do
     if string.sub(field, 1, #map + 1) == map .. '\0' then
       return {'precondition', "map '" .. map .. "' has keys locked by transactions in flight", map, ''}
     end
   end
-  for _, key in ipairs(redis.call('SMEMBERS', prefix .. 'hk:' .. map)) do
-    redis.call('DEL', prefix .. 'h:' .. map .. ':' .. key)
-  end
-  -- UNLINK: a big map's hashes are freed by Redis in the background, not inside this step.
-  redis.call('UNLINK', prefix .. 'e:' .. map, prefix .. 'v:' .. map, prefix .. 'hk:' .. map,
-    prefix .. 'r:' .. map)
-  redis.call('HDEL', META, 'map:' .. map)
+  local kept = call('SMEMBERS', kept_keys_key(map))
+  local needed = {}
+  for _, key in ipairs(kept) do needed[#needed + 1] = states_key(map, key) end
+  local missing = undeclared(needed)
+  if #missing > 0 then return redeclare(missing) end
   -- Counted on, never reset: a map made again under the name has no image cached under it.
-  redis.call('HINCRBY', META, 'changes:' .. map, 1)
+  call('HINCRBY', META, 'changes:' .. map, 1)
   next_lsn()
+  for _, key in ipairs(kept) do call('UNLINK', states_key(map, key)) end
+  -- UNLINK: a big map's hashes are freed by Redis in the background, not inside this step.
+  call('UNLINK', entries_key(map))
+  call('UNLINK', versions_key(map))
+  call('UNLINK', kept_keys_key(map))
+  call('UNLINK', references_key(map))
+  call('HDEL', META, 'map:' .. map)
   return {'ack', 1}
 end
 
 local function forget_versions()
-  forget(tonumber(ARGV[3]))
+  local refused = forget_expiring(tonumber(ARGV[3]), ARGV[4] == '1')
+  if refused then return refused end
   return {'ack', 1}
 end
 
@@ -683,6 +929,7 @@ local steps = {
   abort = abort, create_status = create_status, cas_status = cas_status,
   forget_status = forget_status, read_outcome = read_outcome, drop_map = drop_map,
   forget_versions = forget_versions, read_many = read_many, index_statuses = index_statuses,
+  read_at = read_at, image = image, states_at = states_at, read_targets = read_targets,
 }
 local run = steps[step]
 if not run then return redis.error_reply('unknown step ' .. tostring(step)) end

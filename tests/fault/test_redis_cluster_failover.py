@@ -295,3 +295,208 @@ def move_transfer(client: Client, rng: random.Random) -> int:
     except (InsufficientFundsError, ConflictError):
         return 0
     return 1
+
+
+def slot_owners(cluster: Cluster) -> dict[int, tuple[int, str]]:
+    """Slot -> (port, node id) of the master serving it, as CLUSTER SHARDS of a live master says."""
+    for offset in range(6):
+        try:
+            with cluster.node(FIRST_PORT + offset) as node:
+                if node.info("replication")["role"] != "master":
+                    continue
+                owners: dict[int, tuple[int, str]] = {}
+                for start, end, *nodes in node.execute_command("CLUSTER", "SLOTS"):
+                    port, node_id = int(nodes[0][1]), nodes[0][2]
+                    node_text = node_id.decode() if isinstance(node_id, bytes) else node_id
+                    for slot in range(int(start), int(end) + 1):
+                        owners[slot] = (port, node_text)
+                return owners
+        except redis.ConnectionError:
+            continue
+    raise AssertionError("no live master answers CLUSTER SLOTS")
+
+
+def reshard_slot(cluster: Cluster, slot: int, target: int, batch: int, pause_s: float) -> int:
+    """Moves a slot to the master on ``target`` as `redis-cli --cluster reshard` does (IMPORTING,
+    MIGRATING, MIGRATE a few keys at a time, then NODE on the target, the source and the other
+    masters), slowly, while coordinators keep writing to it. Returns how many batches moved."""
+    owners = slot_owners(cluster)
+    source, source_id = owners[slot]
+    masters = sorted({port for port, _ in owners.values()})
+    with cluster.node(source) as old, cluster.node(target) as new:
+        target_id = new.execute_command("CLUSTER", "MYID").decode()
+        new.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        old.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        batches = 0
+        while keys := old.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):
+            old.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 10_000, "KEYS", *keys)
+            batches += 1
+            time.sleep(pause_s)
+        new.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        old.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+    for port in masters:
+        if port not in (source, target):
+            with cluster.node(port) as node:
+                node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+    return batches
+
+
+def redirections(cluster: Cluster) -> int:
+    """How many TRYAGAIN and ASK replies the masters have sent (INFO errorstats)."""
+    total = 0
+    for port, _ in set(slot_owners(cluster).values()):
+        with cluster.node(port) as node:
+            stats = node.info("errorstats")
+        total += sum(
+            int(stats.get(f"errorstat_{kind}", {}).get("count", 0)) for kind in ("TRYAGAIN", "ASK")
+        )
+    return total
+
+
+@dataclass
+class Outcomes(Acknowledged):
+    """What the workload saw, with the status of every call that failed."""
+
+    codes: dict[str, int] = field(default_factory=dict)
+
+    def failed_with(self, error: ShoalError) -> None:
+        with self.lock:
+            self.failed += 1
+            self.codes[error.code] = self.codes.get(error.code, 0) + 1
+
+
+def transfer_recording(target: str, stop: threading.Event, seed: int, done: Outcomes) -> None:
+    rng = random.Random(seed)
+    client = Client(target, timeout_s=15)
+    try:
+        while not stop.is_set():
+            source, destination = rng.sample(range(ACCOUNTS), 2)
+            try:
+                transfer_id = client.transact(
+                    transfer,
+                    "accounts",
+                    "ledger",
+                    account_key(source),
+                    account_key(destination),
+                    rng.randint(1, 20),
+                )
+            except (InsufficientFundsError, ConflictError):
+                continue
+            except ShoalError as error:
+                done.failed_with(error)
+                continue
+            with done.lock:
+                done.acknowledged.append(transfer_id)
+    finally:
+        client.close()
+
+
+def put_recording(target: str, stop: threading.Event, prefix: str, done: Outcomes) -> None:
+    client = Client(target, timeout_s=15)
+    try:
+        index = 0
+        while not stop.is_set():
+            index += 1
+            key = f"{prefix}{index}"
+            try:
+                client.put("puts", key, {"i": index})
+            except ShoalError as error:
+                done.failed_with(error)
+                continue
+            with done.lock:
+                done.puts[key] = index
+    finally:
+        client.close()
+
+
+def halves(cluster: Cluster, namespace: str, partitions: int) -> list[str]:
+    """Partitions whose entries and versions disagree (a step applied half-way)."""
+    client = RedisCluster(host="127.0.0.1", port=FIRST_PORT)
+    try:
+        found = []
+        for index in range(partitions):
+            prefix = f"{{{namespace}:p{index}}}:"
+            for map_name in ("accounts", "ledger", "puts"):
+                entries = set(client.hkeys(f"{prefix}e:{map_name}"))
+                versions = set(client.hkeys(f"{prefix}v:{map_name}"))
+                if entries != versions:
+                    found.append(f"p{index}/{map_name}: {len(entries ^ versions)} keys differ")
+        return found
+    finally:
+        client.close()
+
+
+def test_a_resharding_during_a_workload_loses_nothing_acknowledged(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Transfers and puts through two coordinators while the slots of four partitions move to
+    another master and back, a few keys per MIGRATE (as `redis-cli --cluster reshard`), twice:
+    steps that meet a migrating slot are redirected or told to try again before they run
+    (every key a step touches is declared), so none applies half-way and no client sees an
+    internal error; every acknowledged transfer and put is there and the total is conserved."""
+    with coordinators(tmp_path, cluster.url, 2, extra_args=SHORT_LEASES) as servers:
+        backend_url = servers[0].extra_args[servers[0].extra_args.index("--backend") + 1]
+        namespace = backend_url.rsplit("/", 1)[1]
+        setup = Client(servers[0].target, timeout_s=15)
+        total = setup_bank(setup, "accounts", "ledger", accounts=ACCOUNTS)
+        setup.create_map("puts")
+        setup.close()
+        stop = threading.Event()
+        done = Outcomes()
+        workers = [
+            threading.Thread(
+                target=put_recording, args=(server.target, stop, f"s{n}-", done), daemon=True
+            )
+            for n, server in enumerate(servers)
+        ]
+        workers += [
+            threading.Thread(
+                target=transfer_recording,
+                args=(servers[seed % 2].target, stop, seed, done),
+                daemon=True,
+            )
+            for seed in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            wait_until(lambda: min(done.counts()) >= 10, "the workload to get going")
+            before = redirections(cluster)
+            slots = [key_slot(f"{{{namespace}:p{index}}}".encode()) for index in range(4)]
+            homes = {slot: slot_owners(cluster)[slot][0] for slot in slots}
+            masters = sorted({port for port, _ in slot_owners(cluster).values()})
+            batches = 0
+            for _ in range(2):
+                for slot in slots:
+                    away = masters[(masters.index(homes[slot]) + 1) % len(masters)]
+                    batches += reshard_slot(cluster, slot, away, batch=2, pause_s=0.02)
+                    batches += reshard_slot(cluster, slot, homes[slot], batch=2, pause_s=0.02)
+            hit = redirections(cluster) - before
+            puts, transfers = done.counts()
+            wait_until(
+                lambda: done.counts()[0] >= puts + 10 and done.counts()[1] >= transfers + 5,
+                "the workload to continue after the resharding",
+            )
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(60)
+        assert batches >= 16 * 3, f"the slots moved in only {batches} batches"
+        assert hit > 0, "no step met a migrating slot (no TRYAGAIN or ASK): the test proves nothing"
+        unexpected = {
+            code: n for code, n in done.codes.items() if code not in ("UNAVAILABLE", "ABORTED")
+        }
+        assert unexpected == {}, f"clients saw {unexpected} during the resharding"
+        assert halves(cluster, namespace, 8) == []
+        checker = Client(servers[0].target, timeout_s=15)
+        try:
+            found = checker.get_many("puts", list(done.puts))
+            lost = [key for key, index in done.puts.items() if found.get(key) != {"i": index}]
+            assert lost == [], f"{len(lost)} of {len(done.puts)} acknowledged puts lost"
+            assert sum(balances(checker, "accounts", ACCOUNTS).values()) == total
+            assert ledger_is_atomic(checker, "ledger") == []
+            present = {key.rsplit(":", 1)[1] for key, _ in checker.scan("ledger")}
+            missing = [txn for txn in done.acknowledged if txn not in present]
+            assert missing == [], f"{len(missing)} acknowledged transfers lost"
+        finally:
+            checker.close()
