@@ -143,6 +143,8 @@ class KeyValue:
             )
         self._check_batch(len(keys))
         self.planner.check_write_bytes(sum(map(len, keys)) + sum(map(len, values)))
+        # Checked against the latest catalog, as `Planner.plan` checks every other write.
+        self.catalog.confirm()
         definition = self.catalog.get(map_name)
         if is_system_map(map_name):
             raise_system_map(map_name)

@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from grid.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from grid.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from grid.schema import Schema, Validator, check_compatible, parse_schema
 
 MAP_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
@@ -73,6 +73,11 @@ class VersionedCatalogStore(CatalogStore, Protocol):
     def load_versioned(self) -> tuple[int, list[dict[str, Any]]]: ...
 
     def save_if(self, expected_version: int | None, maps: list[dict[str, Any]]) -> int | None: ...
+
+    def version(self) -> int:
+        """The stored version alone (one small read, no document): at least the version of
+        every change acknowledged so far, since a change raises it before it is answered."""
+        ...
 
 
 class FileCatalogStore:
@@ -162,6 +167,29 @@ class Catalog:
         with self._lock:
             self._refresh_locked()
 
+    def confirm(self) -> bool:
+        """Makes sure this coordinator holds the shared catalog's latest version, reloading it
+        when another coordinator changed it; True when it reloaded. A data call that depends on
+        the catalog calls this first (`Planner.plan`), so a change acknowledged by any
+        coordinator holds for every call made after it: one small read of the version, no
+        document, and nothing at all for a file catalog (docs/ARCHITECTURE.md, "Catalog")."""
+        if self._versioned is None:
+            return False
+        try:
+            stored = self._versioned.version()
+        except Unavailable as error:
+            # Without the catalog, a write could be checked against a schema another
+            # coordinator already replaced: refuse rather than guess.
+            raise Unavailable(
+                "the catalog cannot be read to confirm the schemas this call is checked "
+                f"against: {error.message}"
+            ) from None
+        if stored == self._version:
+            return False
+        with self._lock:
+            self._refresh_locked()
+        return True
+
     def _refresh_locked(self) -> None:
         assert self._versioned is not None
         version, described_maps = self._versioned.load_versioned()
@@ -209,6 +237,18 @@ class Catalog:
             )
 
     def get(self, name: str) -> MapDefinition:
+        definition = self._maps.get(name)
+        if definition is None:
+            # Another coordinator may have created it a moment ago: read the store's catalog
+            # before answering NOT_FOUND (the cost falls on misses only).
+            self.confirm()
+            definition = self._maps.get(name)
+        if definition is None:
+            raise NotFound(f"map '{name}' does not exist", field="map")
+        return definition
+
+    def _get(self, name: str) -> MapDefinition:
+        """`get` inside a change, which already runs against the latest catalog."""
         definition = self._maps.get(name)
         if definition is None:
             raise NotFound(f"map '{name}' does not exist", field="map")
@@ -282,7 +322,7 @@ class Catalog:
         can be invalidated."""
 
         def change() -> tuple[MapDefinition, bool]:
-            current = self.get(name)
+            current = self._get(name)
             if current.sketch is not None:
                 raise InvalidArgument(f"map '{name}' is a sketch map; it has no schema")
             if current.schema is None:
@@ -312,7 +352,7 @@ class Catalog:
     def drop(self, name: str) -> None:
 
         def change() -> tuple[None, bool]:
-            self.check_droppable(name)
+            self._check_droppable(self._get(name))
             del self._maps[name]
             self._validators.pop(name, None)
             self._guarded.pop(name, None)
@@ -321,7 +361,10 @@ class Catalog:
         self._change(change)
 
     def check_droppable(self, name: str) -> MapDefinition:
-        definition = self.get(name)
+        return self._check_droppable(self.get(name))
+
+    def _check_droppable(self, definition: MapDefinition) -> MapDefinition:
+        name = definition.name
         if is_system_map(name):
             raise FailedPrecondition(f"map '{name}' belongs to the system", field="map")
         for other in self._maps.values():

@@ -163,7 +163,13 @@ class Planner:
     ) -> Plan:
         """Checked per-partition work; only `system` callers (the coordinator itself)
         may write to system maps. `checked` says the caller already ran `checked_write`
-        on every write (pipelines check each write as it is made), so it is not redone."""
+        on every write (pipelines check each write as it is made), so it is not redone.
+
+        The catalog is confirmed first (one small read on a shared store): a write is checked
+        against every catalog change acknowledged before it, whichever coordinator made it,
+        and writes checked earlier against an older catalog are checked again."""
+        if self._catalog.confirm():
+            checked = False
         if len(reads) + len(writes) > self._limits.transaction_keys_max:
             raise ResourceExhausted(
                 f"transaction touches {len(reads) + len(writes)} keys; the limit is "

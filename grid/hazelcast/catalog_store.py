@@ -13,6 +13,10 @@ import orjson
 from grid.hazelcast.lost import unavailable_when_lost
 
 CATALOG_KEY = "catalog"
+# The version alone, raised after each swap of the document and before the change is answered:
+# what every data call reads to confirm its catalog (``grid.catalog.Catalog.confirm``) without
+# fetching and decoding the document.
+VERSION_KEY = "catalog.version"
 # How often a watcher reads the version besides listening: a notification lost (a reconnect
 # drops listener events) is noticed within this, which keeps "seen within a second".
 POLL_S = 0.5
@@ -60,9 +64,34 @@ class HazelcastCatalogStore:
                 else:
                     swapped = bool(self._blocking.replace_if_same(CATALOG_KEY, raw, document))
             if swapped:
+                self._raise_version(version + 1)
                 return version + 1
             if expected_version is not None:
                 return None
+
+    def _raise_version(self, version: int) -> None:
+        """Sets the version entry to ``version`` unless a later change already raised it past:
+        two changes finishing out of order leave the higher."""
+        with unavailable_when_lost("a change of the catalog's version"):
+            while True:
+                current = self._blocking.get(VERSION_KEY)
+                if current is None:
+                    if self._blocking.put_if_absent(VERSION_KEY, version) is None:
+                        return
+                elif int(current) >= version or self._swap_version(current, version):
+                    return
+
+    def _swap_version(self, current: Any, version: int) -> bool:
+        return bool(self._blocking.replace_if_same(VERSION_KEY, current, version))
+
+    def version(self) -> int:
+        """The stored version alone (one small get): the check every data call makes."""
+        with unavailable_when_lost("a read of the catalog's version"):
+            current = self._blocking.get(VERSION_KEY)
+        if current is None:
+            # A catalog saved before the version entry existed, or none yet.
+            return self.load_versioned()[0]
+        return int(current)
 
     def load(self) -> list[dict[str, Any]]:
         return self.load_versioned()[1]

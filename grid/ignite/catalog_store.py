@@ -24,6 +24,9 @@ class IgniteCatalogStore:
     def __init__(self, caches: Callable[[str], Any], namespace: str) -> None:
         self._caches = caches
         self._key = f"{namespace}|catalog"
+        # The version alone, raised after each swap of the document and before the change is
+        # answered: what every data call reads to confirm its catalog without the document.
+        self._version_key = f"{namespace}|catalog_version"
 
     def _cache(self) -> Any:
         return self._caches(RECORDS_CACHE)
@@ -55,9 +58,32 @@ class IgniteCatalogStore:
             else:
                 swapped = bool(cache.replace_if_equals(self._key, raw, document))
             if swapped:
+                self._raise_version(cache, version + 1)
                 return version + 1
             if expected_version is not None:
                 return None
+
+    def _raise_version(self, cache: Any, version: int) -> None:
+        """Sets the version entry to ``version`` unless a later change already raised it past:
+        two changes finishing out of order leave the higher."""
+        while True:
+            current = cache.get(self._version_key)
+            if current is None:
+                if cache.put_if_absent(self._version_key, str(version)):
+                    return
+            elif int(current) >= version or cache.replace_if_equals(
+                self._version_key, current, str(version)
+            ):
+                return
+
+    @guarded
+    def version(self) -> int:
+        """The stored version alone (one small get): the check every data call makes."""
+        current = self._cache().get(self._version_key)
+        if current is None:
+            # A catalog saved before the version entry existed, or none yet.
+            return self._decode(self._cache().get(self._key))[0]
+        return int(current)
 
     def load(self) -> list[dict[str, Any]]:
         return self.load_versioned()[1]

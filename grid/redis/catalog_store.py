@@ -72,6 +72,12 @@ class RedisCatalogStore:
             self._replicas.after_write(self._keys[0])
         return int(version) or None
 
+    @retried
+    def version(self) -> int:
+        """The stored version alone: one GET, the check every data call makes
+        (``grid.catalog.Catalog.confirm``); the script raised it before a change was answered."""
+        return int(self._client.get(self._keys[1]) or 0)
+
     def load(self) -> list[dict[str, Any]]:
         return self.load_versioned()[1]
 

@@ -149,14 +149,7 @@ def test_sql_sums_through_another_coordinator_than_the_writers_are_always_exact(
     with coordinators(tmp_path, store_url, 3) as servers:
         setup = Client(servers[0].target)
         total = setup_bank(setup, "accounts", "ledger", accounts=ACCOUNTS)
-        # A catalog change reaches the other coordinators within a second, not at once.
-        for server in servers[1:]:
-            other = Client(server.target)
-            deadline = time.monotonic() + 10
-            while not {"accounts", "ledger"} <= {info.name for info in other.list_maps()}:
-                assert time.monotonic() < deadline, "the maps never reached every coordinator"
-                time.sleep(0.05)
-            other.close()
+        # No wait: a map acknowledged through one coordinator is there on every other at once.
         stop = threading.Event()
         writers = []
         for server in servers[:2]:

@@ -10,7 +10,7 @@ import pytest
 from coordinator.config import load
 from coordinator.node import Node
 from grid.catalog import Catalog, FileCatalogStore, MapDefinition, check_map_name
-from grid.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from grid.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from grid.schema import parse_schema
 
 
@@ -307,3 +307,68 @@ def test_a_stored_schema_this_version_refuses_names_its_map():
     stored["schema"]["code"]["pattern"] = "(?=x)x"
     with pytest.raises(FailedPrecondition, match="map 'legacy' has a schema this version refuses"):
         Catalog(MemoryStore([stored]))
+
+
+class SharedStore:
+    """A versioned catalog store shared by several catalogs (a coordinator each), as
+    grid/redis/catalog_store.py is, counting the reads of its version; `lost` makes it
+    unreachable."""
+
+    def __init__(self) -> None:
+        self.current = 0
+        self.maps: list[dict[str, Any]] = []
+        self.version_reads = 0
+        self.lost = False
+
+    def load(self) -> list[dict[str, Any]]:
+        return self.load_versioned()[1]
+
+    def save(self, maps: list[dict[str, Any]]) -> None:
+        self.save_if(None, maps)
+
+    def load_versioned(self) -> tuple[int, list[dict[str, Any]]]:
+        return self.current, list(self.maps)
+
+    def save_if(self, expected_version: int | None, maps: list[dict[str, Any]]) -> int | None:
+        if expected_version is not None and expected_version != self.current:
+            return None
+        self.current += 1
+        self.maps = maps
+        return self.current
+
+    def version(self) -> int:
+        if self.lost:
+            raise Unavailable("the store is gone")
+        self.version_reads += 1
+        return self.current
+
+
+def test_a_change_through_one_catalog_holds_for_another_at_its_next_confirm() -> None:
+    shared = SharedStore()
+    first, second = Catalog(shared), Catalog(shared)
+    first.create("orders", parse_schema({"total": "int"}), now_ms=0)
+    # A miss reads the store before answering NOT_FOUND.
+    assert second.get("orders").schema is not None
+    first.alter_schema(
+        "orders", parse_schema({"total": {"type": "int", "max": 9}}), stored_entries=0
+    )
+    assert second.confirm() is True
+    schema = second.get("orders").schema
+    assert schema is not None and schema.by_name["total"].maximum == 9
+    assert second.confirm() is False  # unchanged: one read of the version, no reload
+    first.drop("orders")
+    second.confirm()
+    with pytest.raises(NotFound):
+        second.get("orders")
+
+
+def test_a_found_map_costs_no_store_read_and_a_lost_catalog_refuses_naming_it() -> None:
+    shared = SharedStore()
+    catalog = Catalog(shared)
+    catalog.create("orders", None, now_ms=0)
+    reads = shared.version_reads
+    catalog.get("orders")
+    assert shared.version_reads == reads
+    shared.lost = True
+    with pytest.raises(Unavailable, match="catalog cannot be read"):
+        catalog.confirm()
