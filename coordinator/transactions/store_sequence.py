@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import inspect
 import os
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
@@ -62,6 +64,16 @@ class StoreCommitSequence:
             store, "take_with_deadline", None
         )
         self._expired_margin = "margin_ms" in inspect.signature(store.expired).parameters
+        # Optional too: a store that lists, with a new number, the lower numbers still held
+        # (grid/redis/sequence.py) lets a commit wait for this process's own holders here,
+        # woken by their release, instead of asking the store until they are gone.
+        self._take_with_lower: Callable[[str], tuple[int, int, list[int] | None]] | None = getattr(
+            store, "take_with_lower", None
+        )
+        # The numbers this process's commits hold (a transaction may hold its number twice:
+        # its driver and a recovery sweep), and a condition notified as each is given back.
+        self._held: Counter[int] = Counter()
+        self._given_back = threading.Condition()
 
     @contextmanager
     def commit(self, owner: bytes = b"") -> Iterator[int]:
@@ -71,20 +83,35 @@ class StoreCommitSequence:
         a transaction its coordinator left half-committed commits it at the number the
         partitions already committed were given."""
         holder = (owner or os.urandom(16)).hex()
-        if self._take_with_deadline is not None:
+        lower: list[int] | None = None
+        if self._take_with_lower is not None:
+            number, deadline, lower = self._take_with_lower(holder)
+        elif self._take_with_deadline is not None:
             number, deadline = self._take_with_deadline(holder)
         else:
             number, deadline = self.store.take(holder), 0
         self._deadlines[number] = deadline
+        with self._given_back:
+            self._held[number] += 1
         try:
-            self._wait_for_lower_numbers(number)
+            self._wait_for_lower_numbers(number, lower)
             yield number
         finally:
             # A commit that failed (a conflict) leaves a gap: numbers need not be dense.
             self._deadlines.pop(number, None)
-            self.store.release(number)
+            try:
+                self.store.release(number)
+            finally:
+                # Given back here once its steps are done, released in the store or not: a
+                # commit waiting for it only needs those steps to be over (a number whose
+                # release failed stays held in the store until the sweeper releases it).
+                with self._given_back:
+                    self._held[number] -= 1
+                    if self._held[number] <= 0:
+                        del self._held[number]
+                    self._given_back.notify_all()
 
-    def _wait_for_lower_numbers(self, number: int) -> None:
+    def _wait_for_lower_numbers(self, number: int, lower: list[int] | None = None) -> None:
         """Returns once every lower number is released, that is, once its commit is applied.
 
         Commits must reach the partitions in number order, as in one process (where the
@@ -92,17 +119,42 @@ class StoreCommitSequence:
         on two partitions hold compatible locks, and committed through two coordinators they
         otherwise landed in one order on one partition and the other order on the other, a
         write cycle. A dead holder of a lower number keeps this waiting until the sweeper
-        releases it (its lease and RELEASE_MARGIN_MS)."""
+        releases it (its lease and RELEASE_MARGIN_MS).
+
+        `lower` lists the lower numbers still held when `number` was taken (None: unknown).
+        No lower number is handed out later, so these are all there is to wait for: those
+        held in this process are waited for here, woken as each is given back (its steps
+        done); the store is asked only about the others, and only whether they are gone
+        (every number up to the read version is released)."""
         give_up = time.monotonic() + LOWER_NUMBERS_WAIT_S
+        target = number - 1
+        if lower is not None:
+            with self._given_back:
+                mine = [each for each in lower if each in self._held]
+                while any(each in self._held for each in mine):
+                    left = give_up - time.monotonic()
+                    if left <= 0:
+                        raise self._too_slow(number)
+                    self._given_back.wait(left)
+            # A number given back here since the take is counted as another's: the store
+            # answers for it at once.
+            others = [each for each in lower if each not in mine]
+            if not others:
+                return
+            target = max(others)
         pause_s = 0.0002
-        while self.store.read_version() < number - 1:
+        while self.store.read_version() < target:
             if time.monotonic() > give_up:
-                raise Unavailable(
-                    f"commit number {number} waited {LOWER_NUMBERS_WAIT_S:.0f} s for the "
-                    "commits numbered before it to apply"
-                )
+                raise self._too_slow(number)
             time.sleep(pause_s)
             pause_s = min(pause_s * 2, 0.005)
+
+    @staticmethod
+    def _too_slow(number: int) -> Unavailable:
+        return Unavailable(
+            f"commit number {number} waited {LOWER_NUMBERS_WAIT_S:.0f} s for the "
+            "commits numbered before it to apply"
+        )
 
     def deadline(self, number: int) -> int:
         """When the lease of a number held here ends (store clock): a one-phase step carries

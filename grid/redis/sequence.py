@@ -29,17 +29,28 @@ from grid.redis.replicas import ReplicaWait
 from grid.redis.retrying import retried
 
 TAKE = """
-local held = redis.call('HGET', KEYS[5], ARGV[2])
-if held then return {tonumber(held), tonumber(redis.call('HGET', KEYS[3], held) or '0')} end
-local number = redis.call('INCR', KEYS[1])
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('ZADD', KEYS[2], number, number)
-redis.call('HSET', KEYS[3], number, now_ms + tonumber(ARGV[1]))
-redis.call('HSET', KEYS[4], number, ARGV[2])
-redis.call('HSET', KEYS[5], ARGV[2], number)
-return {number, now_ms + tonumber(ARGV[1])}
+local number = tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '0')
+local deadline
+if number > 0 then
+  deadline = tonumber(redis.call('HGET', KEYS[3], number) or '0')
+else
+  number = redis.call('INCR', KEYS[1])
+  local now = redis.call('TIME')
+  deadline = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[1])
+  redis.call('ZADD', KEYS[2], number, number)
+  redis.call('HSET', KEYS[3], number, deadline)
+  redis.call('HSET', KEYS[4], number, ARGV[2])
+  redis.call('HSET', KEYS[5], ARGV[2], number)
+end
+-- The numbers below it still held: no lower number is handed out later, so the commit
+-- waits for these alone (at most ARGV[3] of them listed; more are reported as a count).
+local lower = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. number, 'LIMIT', 0, ARGV[3])
+local count = #lower
+if count >= tonumber(ARGV[3]) then count = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. number) end
+return {number, deadline, count, lower}
 """
+# How many held numbers below a new one TAKE lists; past it the commit asks the store.
+LOWER_LISTED_MAX = 256
 RELEASE = """
 local owner = redis.call('HGET', KEYS[4], ARGV[1])
 if owner and redis.call('HGET', KEYS[5], owner) == ARGV[1] then
@@ -112,13 +123,24 @@ class RedisCommitSequence:
         number ``owner`` holds already, when it holds one."""
         return self.take_with_deadline(owner)[0]
 
-    @retried
     def take_with_deadline(self, owner: str) -> tuple[int, int]:
         """``take``, with the number's lease expiry by Redis's clock: a one-phase step carries
         it and refuses after it, since ``expired`` may then report the number."""
-        number, deadline = self._run(self._take, self.lease_ms, owner)
+        number, deadline, _ = self.take_with_lower(owner)
+        return number, deadline
+
+    @retried
+    def take_with_lower(self, owner: str) -> tuple[int, int, list[int] | None]:
+        """``take_with_deadline``, with the numbers below it still held when it was taken
+        (None when more than ``LOWER_LISTED_MAX`` are): numbers only grow, so these are all
+        the commits it must wait for, and the caller waits for its own process's holders
+        without asking the store again."""
+        number, deadline, count, lower = self._run(
+            self._take, self.lease_ms, owner, LOWER_LISTED_MAX
+        )
         self._replicas.after_write(self._keys[0])
-        return int(number), int(deadline)
+        listed = [int(each) for each in lower]
+        return int(number), int(deadline), listed if len(listed) == int(count) else None
 
     @retried
     def release(self, number: int) -> None:

@@ -112,6 +112,22 @@ def test_a_transaction_holds_one_number_whoever_takes_it(
     assert coordinator.take("txn-1") == number + 2, "released: a retry takes a new one"
 
 
+def test_a_number_comes_with_the_lower_numbers_still_held(
+    client: redis.Redis, namespace: str
+) -> None:
+    first, second = (RedisCommitSequence(client, namespace) for _ in range(2))
+    low, _, lower = first.take_with_lower("low")
+    assert lower == []
+    middle, _, _ = second.take_with_lower("middle")
+    high, _, lower = first.take_with_lower("high")
+    assert lower == [low, middle]
+    second.release(middle)
+    again, _, lower = second.take_with_lower("high")
+    assert (again, lower) == (high, [low]), "a holder's number, with what is below it now"
+    first.release(low)
+    first.release(high)
+
+
 def test_a_one_phase_step_past_its_numbers_deadline_refuses_and_writes_nothing(
     redis_url: str, namespace: str
 ) -> None:

@@ -1,0 +1,93 @@
+"""The shared store's commit sequence as the manager uses it: a commit waits for every lower
+number, for this process's holders by their release here, for others' by the store."""
+
+from __future__ import annotations
+
+import threading
+
+from coordinator.clock import ManualClock
+from coordinator.transactions.store_sequence import StoreCommitSequence
+
+
+class ListingStore:
+    """A store sequence that lists the lower numbers held with each new one, and counts how
+    often it is asked for the read version."""
+
+    def __init__(self) -> None:
+        self.last = 0
+        self.held: set[int] = set()
+        self.read_versions = 0
+        self.lock = threading.Lock()
+
+    def take(self, owner: str) -> int:
+        return self.take_with_lower(owner)[0]
+
+    def take_with_lower(self, owner: str) -> tuple[int, int, list[int] | None]:
+        with self.lock:
+            self.last += 1
+            self.held.add(self.last)
+            return self.last, 0, sorted(number for number in self.held if number < self.last)
+
+    def release(self, number: int) -> None:
+        with self.lock:
+            self.held.discard(number)
+
+    def read_version(self) -> int:
+        with self.lock:
+            self.read_versions += 1
+            return min(self.held, default=self.last + 1) - 1
+
+    def expired(self, scan_max: int = 1000) -> list[tuple[int, str]]:
+        return []
+
+
+def test_a_commit_with_no_lower_number_held_asks_the_store_nothing() -> None:
+    store = ListingStore()
+    sequence = StoreCommitSequence(store, ManualClock())
+    with sequence.commit(b"t") as number:
+        assert number == 1
+    assert store.read_versions == 0
+
+
+def test_a_commit_waits_for_a_lower_number_held_here_until_it_is_given_back() -> None:
+    store = ListingStore()
+    sequence = StoreCommitSequence(store, ManualClock())
+    order: list[str] = []
+    lower_held = threading.Event()
+    finish_lower = threading.Event()
+
+    def lower() -> None:
+        with sequence.commit(b"low"):
+            lower_held.set()
+            finish_lower.wait(10)
+            order.append("low applied")
+
+    def higher() -> None:
+        with sequence.commit(b"high"):
+            order.append("high applied")
+
+    first = threading.Thread(target=lower)
+    first.start()
+    assert lower_held.wait(10)
+    second = threading.Thread(target=higher)
+    second.start()
+    second.join(0.2)
+    assert second.is_alive(), "the higher number went ahead of a lower one still applying"
+    finish_lower.set()
+    first.join(10)
+    second.join(10)
+    assert order == ["low applied", "high applied"]
+    assert store.read_versions == 0, "waited for its own process's holder by asking the store"
+
+
+def test_a_lower_number_held_elsewhere_is_waited_for_through_the_store() -> None:
+    store = ListingStore()
+    sequence = StoreCommitSequence(store, ManualClock())
+    other = store.take("another coordinator")
+    released = threading.Timer(0.05, store.release, args=(other,))
+    released.start()
+    with sequence.commit(b"t") as number:
+        assert number == other + 1
+        assert other not in store.held, "applied before a lower number held elsewhere"
+    released.join()
+    assert store.read_versions >= 1
