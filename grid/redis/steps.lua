@@ -70,6 +70,15 @@ local function redeclare(missing)
   return {'redeclare', unpack(missing)}
 end
 
+-- Called by every step before its first write with every key it may write or read from then
+-- on: a key the coordinator failed to declare fails the step before it changed anything.
+local function require_keys(keys)
+  local missing = undeclared(keys)
+  if #missing > 0 then
+    error('shoal step ' .. step .. ' needs undeclared keys: ' .. table.concat(missing, ' '))
+  end
+end
+
 local function entries_key(map) return prefix .. 'e:' .. map end
 local function versions_key(map) return prefix .. 'v:' .. map end
 local function references_key(map) return prefix .. 'r:' .. map end
@@ -83,6 +92,11 @@ local function write_keys(keys, map, key)
   keys[#keys + 1] = references_key(map)
   keys[#keys + 1] = kept_keys_key(map)
   keys[#keys + 1] = states_key(map, key)
+end
+
+local function keys_of_writes(keys, writes)
+  for _, write in ipairs(writes) do write_keys(keys, write.map, write.key) end
+  return keys
 end
 
 -- Remembers field -> value in a hash, forgetting the oldest beyond REMEMBERED_MAX.
@@ -307,6 +321,7 @@ local function forget_expiring(horizon, final)
   end
   local missing = undeclared(needed)
   if #missing > 0 and not final then return redeclare(missing) end
+  require_keys({META})
   local by_key, ends, members = {}, {}, {}
   for _, state in ipairs(parsed) do
     local states = states_key(state.map, state.key)
@@ -485,6 +500,7 @@ local function apply_one_phase()
   if stale then return stale end
   local refusal, removed = check_writes(writes, prospective_version(given_version), true)
   if refusal then return refusal end
+  require_keys(keys_of_writes({META, OUTCOMES, OUTCOME_ORDER, EXPIRING}, writes))
   local lsn = next_lsn()
   local version = given_version ~= 0 and given_version or lsn
   local versions, written = install(writes, version)
@@ -538,6 +554,7 @@ local function apply_resolved()
   if stale then return stale end
   local template = cjson.decode(ARGV[i])
   local removed = cjson.decode(ARGV[i + 1])
+  require_keys(keys_of_writes({META, OUTCOMES, OUTCOME_ORDER, EXPIRING}, writes))
   local lsn = next_lsn()
   local version = given_version ~= 0 and given_version or lsn
   local _, written = install(writes, version)
@@ -550,6 +567,7 @@ end
 -- Takes the locks and keeps the staged writes of a transaction that voted yes.
 local function stage(txn, lease, status_partition, durable, order, modes, writes)
   local staged_key = prefix .. 'x:' .. txn
+  require_keys({LOCKS, STAGED, META, staged_key})
   local locked, updates = {}, {}
   for _, field in ipairs(order) do
     local raw = call('HGET', LOCKS, field)
@@ -652,6 +670,7 @@ local function pre_commit()
   local staged_key = prefix .. 'x:' .. txn
   local state = call('HGET', staged_key, 'state')
   if not state then return {'ack', 0} end
+  require_keys({META})
   if state ~= 'pre_committed' then
     call('HSET', staged_key, 'state', 'pre_committed')
     next_lsn()
@@ -668,7 +687,8 @@ local function commit()
   local staged = call('HGETALL', staged_key)
   local fields = {}
   for index = 1, #staged, 2 do fields[staged[index]] = staged[index + 1] end
-  local writes, needed = {}, {}
+  local writes = {}
+  local needed = {META, LOCKS, DECIDED, DECIDED_ORDER, OUTCOMES, OUTCOME_ORDER, EXPIRING}
   for index = 1, tonumber(fields.n) do
     writes[#writes + 1] = {op = fields['op.' .. index], map = fields['map.' .. index],
       key = fields['key.' .. index], value = fields['value.' .. index], condition = ''}
@@ -712,6 +732,7 @@ local function commit_resolved()
   local template = cjson.decode(ARGV[i])
   local removed = cjson.decode(ARGV[i + 1])
   local durable, locks = unpack(call('HMGET', staged_key, 'durable', 'locks'))
+  require_keys(keys_of_writes({META, LOCKS, DECIDED, DECIDED_ORDER, OUTCOMES, OUTCOME_ORDER, EXPIRING}, writes))
   release(txn, staged_key, locks)
   remember(DECIDED, DECIDED_ORDER, txn, 'committed')
   if durable ~= '1' then return {'ack', 1} end
@@ -727,6 +748,7 @@ end
 local function abort()
   local txn = ARGV[3]
   local staged_key = prefix .. 'x:' .. txn
+  require_keys({STAGED, DECIDED, DECIDED_ORDER, LOCKS, META, staged_key})
   if call('SISMEMBER', STAGED, txn) == 0 then
     -- An abort that overtook its prepare: remember it, so the prepare votes no.
     if not call('HGET', DECIDED, txn) then remember(DECIDED, DECIDED_ORDER, txn, 'aborted') end
@@ -743,6 +765,8 @@ local function status_reply(record, swapped)
   if not record then return {'status', '', '[]', 0, 0} end
   return {'status', record.state, cjson.encode(record.participants), record.lease, swapped}
 end
+
+local STATUS_KEYS = {STATUSES, UNDECIDED_STATUSES, DECIDED_STATUSES, META}
 
 local function stored_status(txn)
   local raw = call('HGET', STATUSES, txn)
@@ -767,6 +791,7 @@ end
 -- Builds the status indexes once for records written before they existed (a namespace
 -- created by an earlier version); a no-op once <p>m says they are built.
 local function index_statuses()
+  require_keys(STATUS_KEYS)
   if call('HGET', META, 'status_index') == '1' then return {'ack', 0} end
   local all = call('HGETALL', STATUSES)
   local undecided, decided, undecided_txns, decided_txns = {}, {}, {}, {}
@@ -790,6 +815,7 @@ local function index_statuses()
 end
 
 local function create_status()
+  require_keys(STATUS_KEYS)
   local txn = ARGV[3]
   local found = stored_status(txn)
   if found then return status_reply(found, 0) end
@@ -802,6 +828,7 @@ local function create_status()
 end
 
 local function cas_status()
+  require_keys(STATUS_KEYS)
   local txn, expected, new, now = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
   local record = stored_status(txn)
   if not record then return status_reply(nil, 0) end
@@ -817,6 +844,7 @@ local function cas_status()
 end
 
 local function forget_status()
+  require_keys(STATUS_KEYS)
   local txn = ARGV[3]
   local record = stored_status(txn)
   if not record then return {'ack', 0} end
@@ -900,7 +928,7 @@ local function drop_map()
     end
   end
   local kept = call('SMEMBERS', kept_keys_key(map))
-  local needed = {}
+  local needed = {META, entries_key(map), versions_key(map), references_key(map)}
   for _, key in ipairs(kept) do needed[#needed + 1] = states_key(map, key) end
   local missing = undeclared(needed)
   if #missing > 0 then return redeclare(missing) end

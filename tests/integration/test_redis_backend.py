@@ -324,3 +324,31 @@ def test_status_records_written_before_the_sweepers_indexes_are_indexed_on_open(
     assert [view.txn_id for view in reopened.undecided_statuses()] == [b"old-pending"]
     assert [view.txn_id for view in reopened.decided_statuses(10, 10)] == [b"old-decided"]
     assert reopened.decided_statuses(4, 10) == []
+
+
+def test_a_step_missing_a_key_it_touches_in_its_keys_is_refused_before_it_writes(
+    coordinators: tuple[RedisBackend, RedisBackend],
+) -> None:
+    """Every key a step touches must be declared (so that Redis Cluster checks them all before
+    the script runs while a slot migrates): a step whose KEYS lack one fails before its first
+    write, on one Redis as on a cluster."""
+    import redis
+
+    first, _ = coordinators
+    partition = first.partitions[1]
+    layout = partition.layout
+    applied = partition.step(ApplyOnePhase(b"", (), (put("k", 1),)))
+    assert isinstance(applied, Applied)
+    lsn = partition._client.hget(layout.meta, "lsn")
+    keys = partition._writing(("m", "l", "o", "oq", "hx"), (), (put("k", 2),))
+    keys.remove(layout.history("m", "k"))
+    arguments = ["", 0, 0, 0, 0, *_write_arguments(put("k", 2))]
+    with pytest.raises(redis.exceptions.ResponseError, match="undeclared"):
+        partition._script(keys=keys, args=[layout.prefix, "apply", *arguments])
+    assert partition._client.hget(layout.meta, "lsn") == lsn
+    entry = partition.get("m", "k")
+    assert entry is not None and orjson.loads(value_of(entry)) == 1
+
+
+def _write_arguments(write: Write) -> list[object]:
+    return [1, write.op.name, write.map, write.key, write.value, "", 0]
