@@ -20,7 +20,7 @@ from grid.errors import Unavailable
 from grid.memory.records import Op
 from grid.protocol import Applied, ApplyOnePhase, Write
 from grid.redis.backend import RedisBackend, RedisBackendConfig
-from shoal import Client, ConflictError, ShoalError, UnavailableError
+from shoal import Client, ConflictError, RetryPolicy, ShoalError, UnavailableError
 from tests.support.bank import (
     InsufficientFundsError,
     account_key,
@@ -157,4 +157,47 @@ def test_the_bank_through_a_coordinator_whose_store_connection_fails_stays_whole
     finally:
         server.kill()
         gate.open()
+        drop_namespace(redis_url, namespace)
+
+
+def test_a_coordinator_cut_off_from_the_catalog_refuses_writes_and_holds_the_change_once_back(
+    tmp_path: Path, gate: TcpGate, redis_url: str
+) -> None:
+    """Coordinator B reaches Redis through the gate, A directly. While B is cut off (longer than
+    a lease), A narrows a schema; B answers UNAVAILABLE naming the catalog rather than check a
+    write against the schema it last saw, and the moment it is back it refuses what the new
+    schema refuses, with no wait for its watcher."""
+    namespace = fresh_namespace()
+    arguments = ["--partitions", "8", "--txn-lease-ms", "2000"]
+    direct = ServerProcess(
+        tmp_path / "direct", ["--backend", f"{redis_url}/{namespace}", *arguments]
+    ).start()
+    gated = ServerProcess(
+        tmp_path / "gated", ["--backend", f"redis://{gate.address}/{namespace}", *arguments]
+    ).start()
+    first = Client(direct.target, timeout_s=30)
+    # One attempt per call: the coordinator's own retries are what the test waits for.
+    second = Client(gated.target, timeout_s=30, retry=RetryPolicy(attempts=1))
+    try:
+        for round_number in range(1):
+            name = f"orders{round_number}"
+            first.create_map(name, schema={"total": "int"})
+            second.put(name, "before", {"total": 50})
+            first.create_map(f"{name}_empty", schema={"total": "int"})
+            gate.shut()
+            # An empty map takes any schema: narrowed, 50 is refused from now on.
+            first.alter_schema(f"{name}_empty", {"total": {"type": "int", "max": 10}})
+            with pytest.raises(UnavailableError, match="catalog"):
+                second.put(f"{name}_empty", "k", {"total": 50})
+            gate.open()
+            with pytest.raises(ShoalError, match="total"):
+                second.put(f"{name}_empty", "k", {"total": 50})
+            second.put(f"{name}_empty", "k", {"total": 5})
+            assert first.get(f"{name}_empty", "k") == {"total": 5}
+    finally:
+        gate.open()
+        first.close()
+        second.close()
+        direct.kill()
+        gated.kill()
         drop_namespace(redis_url, namespace)
