@@ -453,6 +453,7 @@ class TransactionManager:
         reply = self.partitions[self.status_partition(txn_id)].step(ReadStatus(txn_id))
         assert isinstance(reply, StatusReply)
         if reply.state == COMMITTED:
+            self._finish_committed(txn_id, plan)
             # Each partition remembers its share's answer for its last `outcomes_max`
             # write steps; past that the retry learns only that the commit happened.
             answers: dict[int, Applied] = {}
@@ -468,6 +469,20 @@ class TransactionManager:
             f"the transaction is still in doubt ({reply.state}); retry the commit",
             field="txn_id",
         )
+
+    def _finish_committed(self, txn_id: bytes, plan: Plan) -> None:
+        """Commits a decided transaction on every participant still holding it, before a
+        retry is answered: the coordinator that decided may have died before its commits
+        (a retry through another coordinator on a shared store), and an answer given while
+        a participant still held the writes let the client's next read miss them until a
+        sweeper committed them. At the transaction's own number if it still holds one."""
+        horizon = self.horizon()
+        with self.sequence.commit(txn_id) as version:
+            event = Commit(txn_id, version, horizon)
+            batch = [Request(partition, event) for partition in sorted(plan.work)]
+            committed = self._commit_all(txn_id, batch, event)
+        for _, wait_durable in committed:
+            wait_durable()
 
     # Read versions -----------------------------------------------------------------
 
