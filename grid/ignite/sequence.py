@@ -10,6 +10,8 @@ number whose lease entry is gone is one whose holder stopped renewing it
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,6 +34,8 @@ def lease_key(namespace: str, number: int) -> str:
 
 
 TX_TIMEOUT_MS = 10_000
+# How often take_with_deadline measures the cluster's clock against this process's.
+CLOCK_REFRESH_S = 1.0
 
 
 class IgniteCommitSequence:
@@ -48,6 +52,9 @@ class IgniteCommitSequence:
         self._caches = caches
         self._namespace = namespace
         self._key = f"{namespace}|sequence"
+        self._local = threading.local()
+        # (when measured, by time.monotonic; cluster clock minus this process's, in ms)
+        self._offset: tuple[float, int] = (-CLOCK_REFRESH_S, 0)
 
     def _lease_key(self, number: int) -> str:
         return lease_key(self._namespace, number)
@@ -57,10 +64,24 @@ class IgniteCommitSequence:
 
     def _lease(self, number: int, holder: str) -> None:
         """Starts (or renews) the number's lease and grace entries."""
-        leases = self._caches(LEASES_CACHE)
-        lease, grace = self.lease_ms, self.lease_ms + GRACE_MS
-        leases.with_expire_policy(create=lease, update=lease).put(self._lease_key(number), holder)
-        leases.with_expire_policy(create=grace, update=grace).put(self._grace_key(number), holder)
+        lease, grace = self._expiring()
+        lease.put(self._lease_key(number), holder)
+        grace.put(self._grace_key(number), holder)
+
+    def _expiring(self) -> tuple[Any, Any]:
+        """This thread's leases cache with the lease's and with the grace's expiry, made once:
+        pyignite asks the cluster for the partitions of every cache handle it has not seen,
+        and a handle made per call cost two more round trips per commit."""
+        handles: tuple[Any, Any] | None = getattr(self._local, "expiring", None)
+        if handles is None:
+            leases = self._caches(LEASES_CACHE)
+            lease, grace = self.lease_ms, self.lease_ms + GRACE_MS
+            handles = (
+                leases.with_expire_policy(create=lease, update=lease),
+                leases.with_expire_policy(create=grace, update=grace),
+            )
+            self._local.expiring = handles
+        return handles
 
     def _change(self, change: Callable[[dict[str, Any]], Any]) -> Any:
         """Runs ``change`` on the sequence record in a pessimistic transaction and saves it."""
@@ -105,9 +126,23 @@ class IgniteCommitSequence:
 
     def take_with_deadline(self, owner: str) -> tuple[int, int]:
         """``take``, with when its lease ends by the cluster's clock: a one-phase step carrying
-        a deadline refuses once the number's lease entry has expired (grid/ignite/steps.py)."""
+        a deadline refuses once the number's lease entry has expired (grid/ignite/steps.py).
+        The steps test the lease entry, never this time, so the cluster's clock is read here
+        through an offset measured at most every CLOCK_REFRESH_S: an SQL query per commit
+        was the dearest of its round trips."""
         number = self.take(owner)
-        return number, self.time_ms() + self.lease_ms
+        return number, self._clock_estimate_ms() + self.lease_ms
+
+    def _clock_estimate_ms(self) -> int:
+        local_ms = time.time_ns() // 1_000_000
+        measured_s, offset_ms = self._offset
+        if time.monotonic() - measured_s >= CLOCK_REFRESH_S:
+            before = time.time_ns() // 1_000_000
+            cluster_ms = self.time_ms()
+            local_ms = time.time_ns() // 1_000_000
+            offset_ms = cluster_ms - (before + local_ms) // 2
+            self._offset = (time.monotonic(), offset_ms)
+        return local_ms + offset_ms
 
     @guarded
     def release(self, number: int) -> None:

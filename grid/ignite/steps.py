@@ -338,9 +338,10 @@ class IgniteSteps:
         staged = self.records.get_json(f"x|{txn}")
         if staged is None:
             return Ack(known=False)
-        resolved, template, removed = self.resolver.resolve(
-            _writes_of(staged), self.hooks, check=False
-        )
+        writes = _writes_of(staged)
+        # The writes' own records (reference counts, kept states) in one more round trip.
+        self._prefetch([], writes)
+        resolved, template, removed = self.resolver.resolve(writes, self.hooks, check=False)
         self._release(txn, staged)
         self._remember("d", txn, "committed")
         if not staged["durable"]:
