@@ -12,9 +12,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import orjson
 import pytest
+from pyignite.connection.connection import Connection
 
 from grid.errors import StaleVersion
 from grid.ignite.backend import IgniteBackend, IgniteBackendConfig, connect, drop_namespace
@@ -22,6 +24,10 @@ from grid.memory.records import Op
 from grid.protocol import (
     Applied,
     ApplyOnePhase,
+    Commit,
+    PreCommit,
+    Prepare,
+    Vote,
     Write,
 )
 
@@ -29,6 +35,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.ignite]
 
 PARTITIONS = 4
 Pair = tuple[IgniteBackend, IgniteBackend]
+Result = TypeVar("Result")
 
 
 @pytest.fixture
@@ -223,3 +230,52 @@ def test_a_consistent_read_kept_waiting_past_its_timeout_is_unavailable_then_ser
         assert [key for key, _ in backend.partitions[0].items_at("m", version)] == ["k"]
     finally:
         backend.close()
+
+
+class RoundTrips:
+    """Counts the requests this process sends to Ignite (pyignite's Connection.request)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        request = Connection.request
+
+        def counted(connection: Connection, data: bytes | bytearray, flags: Any = None) -> Any:
+            self.count += 1
+            return request(connection, data, flags)
+
+        monkeypatch.setattr(Connection, "request", counted)
+
+    def of(self, call: Callable[[], Result]) -> tuple[Result, int]:
+        before = self.count
+        result = call()
+        return result, self.count - before
+
+
+def test_a_commit_costs_a_bounded_number_of_round_trips(
+    backend: IgniteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A put is a number (a transaction of four round trips and its two lease entries), one
+    step and the release; the clock behind the number's deadline is not asked each time, nor
+    the cluster for the partitions of a cache handle, and a commit step reads its writes'
+    records in one round trip (each of these cost one or two more before)."""
+    trips = RoundTrips(monkeypatch)
+    sequence = backend.sequence
+    # Made once: the map's cache, this thread's handles, the clock's offset (for a second).
+    backend.partitions[0].step(ApplyOnePhase(b"w", (), (put("w", 0),)))
+    sequence.release(sequence.take_with_deadline("warm")[0])
+    (number, deadline), taking = trips.of(lambda: sequence.take_with_deadline("put"))
+    assert deadline > backend.time_ms() and taking <= 6
+    step = ApplyOnePhase(b"r1", (), (put("a", 1),), number, 0, deadline)
+    applied, stepping = trips.of(lambda: backend.partitions[0].step(step))
+    assert isinstance(applied, Applied) and applied.versions == (number,)
+    assert stepping <= 8
+    _, releasing = trips.of(lambda: sequence.release(number))
+    assert releasing <= 5
+    txn = uuid.uuid4().bytes
+    writes = (put("a", 2), put("b", 2), put("c", 2))
+    prepared = backend.partitions[0].step(Prepare(txn, (), writes, backend.time_ms() + 60_000, 0))
+    assert prepared == Vote(True)
+    backend.partitions[0].step(PreCommit(txn))
+    committed, committing = trips.of(lambda: backend.partitions[0].step(Commit(txn, number + 1)))
+    assert isinstance(committed, Applied) and committed.versions == (number + 1,) * 3
+    assert committing <= 9, "start, 3 reads, entries, 3 writes, commit"
