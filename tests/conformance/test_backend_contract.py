@@ -296,6 +296,42 @@ def test_the_sweeper_reads_undecided_records_one_record_and_decided_ones_by_time
     assert {view.txn_id for view in read.due} == {b"d2", b"u1"}
 
 
+# The backends whose partitions count the status records their sweep reads look at in the
+# store (``status_records_read``); Redis and memory keep the same indexes in sorted sets and
+# Python structures, whose reads are their commands'.
+COUNTING_STATUS_READS = [
+    param for param in backends() if param.values[0] in ("hazelcast", "ignite")
+]
+
+
+@pytest.mark.parametrize("opened", COUNTING_STATUS_READS, indirect=True)
+def test_a_sweep_does_not_read_the_decided_records_kept_that_are_not_yet_due(
+    opened: Opened,
+) -> None:
+    """A recovery sweep's cost must not grow with the decided records kept for retries: with
+    many kept (decided after the cutoff), a sweep looks at the undecided records, the staged
+    transaction it asks about, the due record, and the one kept record that ends the due ones,
+    never the rest (counted, not timed)."""
+    partition: Any = opened.backend.partitions[0]
+    kept = 40
+    opened.step(0, CreateStatus(b"due", (0,), 10**13, 1))
+    opened.step(0, CasStatus(b"due", PENDING, COMMITTED, 5))
+    for number in range(kept):
+        txn = b"kept%d" % number
+        opened.step(0, CreateStatus(txn, (0,), 10**13, 1))
+        opened.step(0, CasStatus(txn, PENDING, ABORTED, 100 + number))
+    opened.step(0, CreateStatus(b"open1", (0, 1), 10**13, 1))
+    opened.step(0, CreateStatus(b"open2", (0, 1), 10**13, 1))
+    before = partition.status_records_read
+    read = partition.sweep_statuses([b"kept7"], 50, 100)
+    assert sorted(view.txn_id for view in read.undecided) == [b"open1", b"open2"]
+    assert [(view.txn_id, view.state) for view in read.staged] == [(b"kept7", ABORTED)]
+    assert [view.txn_id for view in read.due] == [b"due"]
+    # 2 undecided + 1 staged + 1 due + the first kept record, which ends the due ones.
+    assert partition.status_records_read - before <= 5
+    assert len(partition.status_records()) == kept + 3
+
+
 @pytest.mark.parametrize("opened", backends(needs="lease_renewal"), indirect=True)
 def test_a_status_swap_to_its_own_state_with_a_lease_renews_the_lease(opened: Opened) -> None:
     """How a coordinator renews the lease of a transaction it drives (another's sweeper

@@ -172,6 +172,8 @@ public final class PartitionReader
           result.add(status.getValue().updated);
         }
         return result;
+      case "sweep_statuses":
+        return sweepStatuses(state, args);
       case "staged":
         for (Map.Entry<String, Staged> staged : state.staged.entrySet()) {
           result.add(staged.getKey());
@@ -283,5 +285,67 @@ public final class PartitionReader
   public void readData(ObjectDataInput in) throws IOException {
     read = in.readString();
     arguments = PartitionProcessor.readArguments(in);
+  }
+
+  /**
+   * What one recovery sweep reads, through the status indexes (grid.backend.sweep_statuses):
+   * arguments the cutoff, the limit, then the staged transactions asked about; replies how
+   * many records it looked at, then three counted lists of records (transaction, state,
+   * participants, lease, updated): the undecided, the decided among those asked about, and
+   * the decided last updated by the cutoff, oldest first, at most the limit. The decided
+   * records kept for retries and not yet due are never looked at.
+   */
+  private static List<Object> sweepStatuses(PartitionState state, PartitionSteps.Arguments args) {
+    long updatedBy = args.number();
+    long limit = args.number();
+    List<Object> result = new ArrayList<>();
+    result.add(0L);
+    long examined = 0;
+    result.add((long) state.undecidedStatuses.size());
+    for (String txn : state.undecidedStatuses) {
+      addStatus(result, txn, state.statuses.get(txn));
+      examined++;
+    }
+    int stagedCount = result.size();
+    result.add(0L);
+    long staged = 0;
+    while (args.more()) {
+      String txn = args.text();
+      if (state.undecidedStatuses.contains(txn)) {
+        continue;
+      }
+      Status status = state.statuses.get(txn);
+      examined++;
+      if (status != null && PartitionState.isFinal(status.state)) {
+        addStatus(result, txn, status);
+        staged++;
+      }
+    }
+    result.set(stagedCount, staged);
+    int dueCount = result.size();
+    result.add(0L);
+    long due = 0;
+    for (PartitionState.Decided decided : state.decidedStatuses) {
+      if (due >= limit) {
+        break;
+      }
+      examined++;
+      if (decided.updated > updatedBy) {
+        break;
+      }
+      addStatus(result, decided.txn, state.statuses.get(decided.txn));
+      due++;
+    }
+    result.set(dueCount, due);
+    result.set(0, examined);
+    return result;
+  }
+
+  private static void addStatus(List<Object> result, String txn, Status status) {
+    result.add(txn);
+    result.add(status.state);
+    result.add(status.participants);
+    result.add(status.lease);
+    result.add(status.updated);
   }
 }

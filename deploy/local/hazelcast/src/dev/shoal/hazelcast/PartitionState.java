@@ -130,6 +130,85 @@ public final class PartitionState implements IdentifiedDataSerializable {
   public final TreeMap<String, Staged> staged = new TreeMap<>();
   public final TreeMap<String, Status> statuses = new TreeMap<>();
   public final TreeSet<Expiring> expiring = new TreeSet<>();
+  /**
+   * The status indexes the recovery sweep reads (as the tu and tf keys of grid/redis/steps.lua):
+   * the undecided records' transactions, and the decided ones ordered by when they were
+   * decided. Derived from statuses, so never serialized: rebuilt when the state is read.
+   */
+  public final TreeSet<String> undecidedStatuses = new TreeSet<>();
+
+  public final TreeSet<Decided> decidedStatuses = new TreeSet<>();
+
+  /** A decided status record in the index: when it was last updated, and its transaction. */
+  public static final class Decided implements Comparable<Decided> {
+    public final long updated;
+    public final String txn;
+
+    public Decided(long updated, String txn) {
+      this.updated = updated;
+      this.txn = txn;
+    }
+
+    @Override
+    public int compareTo(Decided other) {
+      int byTime = Long.compare(updated, other.updated);
+      return byTime != 0 ? byTime : txn.compareTo(other.txn);
+    }
+
+    @Override
+    public boolean equals(Object other) {
+      return other instanceof Decided && compareTo((Decided) other) == 0;
+    }
+
+    @Override
+    public int hashCode() {
+      return Long.hashCode(updated) * 31 + txn.hashCode();
+    }
+  }
+
+  static boolean isFinal(String state) {
+    return state.equals("committed") || state.equals("aborted");
+  }
+
+  /** Adds (or replaces) a status record, keeping the indexes. */
+  public void putStatus(String txn, Status status) {
+    Status previous = statuses.put(txn, status);
+    if (previous != null) {
+      unindex(txn, previous);
+    }
+    index(txn, status);
+  }
+
+  /** Changes a record's state and update time (and lease when positive), keeping the indexes. */
+  public void changeStatus(String txn, Status status, String state, long updated, long lease) {
+    unindex(txn, status);
+    status.state = state;
+    status.updated = updated;
+    if (lease > 0) {
+      status.lease = lease;
+    }
+    index(txn, status);
+  }
+
+  public void removeStatus(String txn) {
+    Status previous = statuses.remove(txn);
+    if (previous != null) {
+      unindex(txn, previous);
+    }
+  }
+
+  private void index(String txn, Status status) {
+    if (isFinal(status.state)) {
+      decidedStatuses.add(new Decided(status.updated, txn));
+    } else {
+      undecidedStatuses.add(txn);
+    }
+  }
+
+  private void unindex(String txn, Status status) {
+    undecidedStatuses.remove(txn);
+    decidedStatuses.remove(new Decided(status.updated, txn));
+  }
 
   public MapData map(String name) {
     return maps.computeIfAbsent(name, unused -> new MapData());
@@ -299,7 +378,7 @@ public final class PartitionState implements IdentifiedDataSerializable {
       status.participants = in.readString();
       status.lease = in.readLong();
       status.updated = in.readLong();
-      statuses.put(txn, status);
+      putStatus(txn, status);
     }
     for (int i = in.readInt(); i > 0; i--) {
       long end = in.readLong();

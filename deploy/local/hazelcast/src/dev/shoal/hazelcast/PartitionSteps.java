@@ -818,7 +818,7 @@ final class PartitionSteps {
     status.participants = args.text();
     status.lease = args.number();
     status.updated = args.number();
-    state.statuses.put(txn, status);
+    state.putStatus(txn, status);
     nextLsn();
     return statusReply(state, txn, true);
   }
@@ -834,11 +834,7 @@ final class PartitionSteps {
     if (status == null || !status.state.equals(expected)) {
       return statusReply(state, txn, false);
     }
-    status.state = next;
-    status.updated = now;
-    if (lease > 0) {
-      status.lease = lease;
-    }
+    state.changeStatus(txn, status, next, now, lease);
     nextLsn();
     return statusReply(state, txn, true);
   }
@@ -852,7 +848,7 @@ final class PartitionSteps {
     if (!status.state.equals("committed") && !status.state.equals("aborted")) {
       return reply("ack", 1L);
     }
-    state.statuses.remove(txn);
+    state.removeStatus(txn);
     nextLsn();
     return reply("ack", 1L);
   }
