@@ -5,9 +5,10 @@ Clients spread random transactions (reads and appends over a few lists) over the
 coordinators and fail over as the SDK does. After the run every committed transaction and
 every transaction whose outcome the client never learned (its coordinator died under it) is
 checked against the final lists (tests/support/elle.py): no dependency cycle (G0, G1c,
-G2-item), every read a prefix of the final list, no read of an element no committed
-transaction wrote (an aborted read), every acknowledged append present exactly once, and an
-unacknowledged transaction either whole or absent. `SHOAL_HISTORY_SECONDS` runs it longer
+G2-item, or a read missing a commit acknowledged before its transaction began), every read
+a prefix of the final list, no read of an element no committed transaction wrote (an
+aborted read), every acknowledged append present exactly once, and an unacknowledged
+transaction either whole or absent. `SHOAL_HISTORY_SECONDS` runs it longer
 (tests/README.md); `SHOAL_HISTORY_STORES` adds redis-cluster, hazelcast and ignite.
 """
 
@@ -72,7 +73,7 @@ def attempt(
     appending: list[str],
 ) -> None:
     """One attempt of a transaction (the SDK runs it again after a conflict)."""
-    observed = Observed(f"{name}.{len(attempts)}", committed=True)
+    observed = Observed(f"{name}.{len(attempts)}", committed=True, started=time.monotonic())
     attempts.append(observed)
     for key in reading:
         observed.reads.append((key, tuple(tx.get("lists", key)["ids"])))
@@ -100,6 +101,7 @@ def run_client(
                     attempt, f"c{seed}-{number}", elements, attempts, reading, appending
                 )
                 outcome = "committed"
+                attempts[-1].ended = time.monotonic()
             except ConflictError:
                 outcome = "aborted"
             except ShoalError:

@@ -8,13 +8,17 @@ graph of the committed transactions (Adya's): ww (T1 appended the element just b
 T2's), wr (T2 read a list whose last element T1 appended) and rw (T1 read a list that
 T2's element was the next to extend). A history is serializable exactly when that
 graph has no cycle; the checker also reports reads of elements no committed
-transaction wrote (aborted or invented reads) and reads that are no prefix.
+transaction wrote (aborted or invented reads) and reads that are no prefix. Transactions
+that carry their client's times add real-time edges (T1 acknowledged before T2 began), so
+a stale read after an acknowledged commit is a cycle too (strict serializability).
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -28,6 +32,10 @@ class Observed:
     reads: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
     # (key, element appended).
     appends: list[tuple[str, int]] = field(default_factory=list)
+    # When the client began it and learned its outcome (time.monotonic()), for real-time
+    # order; an outcome never learned ends at infinity.
+    started: float | None = None
+    ended: float = math.inf
 
 
 @dataclass
@@ -82,7 +90,33 @@ def check(history: Iterable[Observed], final: Mapping[str, tuple[int, ...]]) -> 
                     edge(source, txn.name)
             if len(seen) < len(order):
                 edge(txn.name, writer[(key, order[len(seen)])])
+    realtime_edges(committed, edge)
     return Verdict(anomalies, sum(len(targets) for targets in graph.values()), find_cycle(graph))
+
+
+def realtime_edges(committed: list[Observed], edge: Callable[[str, str], None]) -> None:
+    """T1 -> T2 when T1's commit was acknowledged before T2 began (strict serializability:
+    an acknowledged write is seen by every transaction begun after). Only the edges no
+    chain of others implies: T1 -> T2 is implied when some T3 began after T1 ended and
+    ended before T2 began, so T2's sources are those that ended at or after the latest
+    start among the transactions ended before T2 began."""
+    timed = sorted(
+        (txn for txn in committed if txn.started is not None and txn.ended < math.inf),
+        key=lambda txn: txn.ended,
+    )
+    ends = [txn.ended for txn in timed]
+    latest_start: list[float] = list(
+        itertools.accumulate((txn.started or 0.0 for txn in timed), max)
+    )
+    for later in committed:
+        if later.started is None:
+            continue
+        before = bisect.bisect_left(ends, later.started)
+        if before == 0:
+            continue
+        first = bisect.bisect_left(ends, latest_start[before - 1])
+        for earlier in timed[first:before]:
+            edge(earlier.name, later.name)
 
 
 def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:

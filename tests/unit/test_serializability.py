@@ -261,6 +261,25 @@ def test_the_checker_finds_a_lost_update_and_an_aborted_read() -> None:
     assert check(aborted, {"x": ()}).anomalies
 
 
+def test_the_checker_finds_a_stale_read_after_an_acknowledged_commit() -> None:
+    # T2 began after T1 was acknowledged, yet read x without T1's element: serializable
+    # (T2 before T1), but not in real-time order.
+    writer = Observed("T1", True, appends=[("x", 1)], started=0.0, ended=1.0)
+    reader = Observed("T2", True, reads=[("x", ())], started=2.0, ended=3.0)
+    assert check([writer, reader], {"x": (1,)}).cycle is not None
+    overlapping = Observed("T2", True, reads=[("x", ())], started=0.5, ended=3.0)
+    assert check([writer, overlapping], {"x": (1,)}).cycle is None
+
+
+def test_real_time_edges_are_only_those_no_chain_implies() -> None:
+    # Three transactions one after the other: T1 -> T2 -> T3, and no T1 -> T3.
+    one, two, three = (
+        Observed(name, True, appends=[(name, 1)], started=2.0 * index, ended=2.0 * index + 1)
+        for index, name in enumerate(("T1", "T2", "T3"))
+    )
+    assert check([one, two, three], {"T1": (1,), "T2": (1,), "T3": (1,)}).edges == 2
+
+
 def test_find_cycle() -> None:
     assert find_cycle({"a": ["b"], "b": ["c"], "c": []}) is None
     assert find_cycle({"a": ["b"], "b": ["c"], "c": ["a"]}) == ["a", "b", "c", "a"]
