@@ -10,7 +10,9 @@ any step whose answer was lost; the client's retry by request id finds out).
 ``WAIT`` counts the writes of the connection it is sent on, and redis-py may send the step on
 any connection of its pool. So ``WAIT`` goes in one pipeline behind a ``SET`` of a marker key of
 the same slot: Redis replicates in one order, so a replica that has the marker has everything
-its master ran before it, the step included.
+its master ran before it, the step included. While a slot migrates, the marker may already be on
+the slot's target: an ``ASK`` sends the marker and ``WAIT`` there (a step that ran on the source
+then counts on the source's own replication; a failover during a resharding is not tested).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ The cluster is the test's own (deploy/local/redis-cluster.sh with one replica pe
 append-only file, ports 7310-7315, a 1 s cluster-node-timeout so a replica takes over quickly).
 Redis replicates asynchronously, so Shoal waits for a replica (``WAIT 1``) after every change
 before acknowledging it (grid/redis/replicas.py); the first test shows it does, the second kills
-a master with SIGKILL under puts and bank transfers through ``shoal serve``.
+a master with SIGKILL under puts and bank transfers through ``shoal serve``. The last two move
+slots: between writes, and during a workload as ``redis-cli --cluster reshard`` does (every key a
+step touches is declared, so a step meets a migrating slot before it runs, never half-way).
 """
 
 from __future__ import annotations
@@ -225,7 +227,7 @@ def test_a_master_killed_during_a_workload_loses_nothing_acknowledged(
 
 def move_slot(cluster: Cluster, slot: int) -> None:
     """Moves a slot to the next master as `redis-cli --cluster reshard` does, but all of its keys
-    in one MIGRATE (nothing writes to it meanwhile: see docs/ARCHITECTURE.md on resharding)."""
+    in one MIGRATE (between writes; reshard_slot moves them during writes)."""
     client = RedisCluster(host="127.0.0.1", port=FIRST_PORT)
     try:
         masters = sorted(int(node.port) for node in client.get_primaries())
