@@ -12,7 +12,8 @@ grid/redis/steps.lua's:
   steps changed it (the SQL image cache's key), outcome and
   decision counters (a ring of 4,096 slots each, as the memory participant remembers);
 * ``l`` lock table (``map`` NUL ``key`` -> {txn: mode}); ``s`` staged transactions (ids);
-  ``x|<txn>`` a staged transaction; ``t`` status records;
+  ``x|<txn>`` a staged transaction; ``t|<txn>`` status records, ``tu`` and ``tq|<n>`` their
+  sweep indexes (grid/ignite/statuses.py);
 * ``r|<map>|<key>`` reference counts; ``h|<map>|<key>`` kept overwritten states
   ([end, begin, value hex]); ``hk|<map>`` keys with kept states; ``hx`` what to forget first;
 * ``o|<request>`` answers, ``os|<slot>`` the ring; ``d|<txn>`` decisions, ``ds|<slot>``.

@@ -18,6 +18,7 @@ from grid.entry import value_of, version_of
 from grid.errors import Conflict, FailedPrecondition, InvalidArgument, StaleVersion
 from grid.ignite.records import PartitionRecords
 from grid.ignite.sequence import lease_key
+from grid.ignite.statuses import status_step
 from grid.locks import lock_modes
 from grid.memory.records import Op
 from grid.protocol import (
@@ -37,7 +38,6 @@ from grid.protocol import (
     ReadOutcome,
     ReadStatus,
     Reply,
-    StatusReply,
     Vote,
     Write,
 )
@@ -368,46 +368,8 @@ class IgniteSteps:
         return Ack()
 
     def status(self, event: CreateStatus | CasStatus | ReadStatus | ForgetStatus) -> Reply:
-        records = self.records
-        statuses: dict[str, Any] = records.get_json("t") or {}
-        txn = event.txn_id.hex()
-        record = statuses.get(txn)
-        swapped = False
-        if isinstance(event, ForgetStatus):
-            if record is None:
-                return Ack(known=False)
-            if record["state"] in ("committed", "aborted"):
-                del statuses[txn]
-                records.set_json("t", statuses)
-                self._next_lsn()
-            return Ack()
-        if isinstance(event, CreateStatus) and record is None:
-            record = {
-                "state": "pending",
-                "participants": list(event.participants),
-                "lease": event.lease_expires_ms,
-                "updated": event.now_ms,
-            }
-            swapped = True
-        elif (
-            isinstance(event, CasStatus)
-            and record is not None
-            and record["state"] == event.expected
-        ):
-            record = dict(record, state=event.new, updated=event.now_ms)
-            # A lease given moves the record's lease too: how the driving coordinator renews it.
-            if event.lease_expires_ms > 0:
-                record["lease"] = event.lease_expires_ms
-            swapped = True
-        if swapped:
-            statuses[txn] = record
-            records.set_json("t", statuses)
-            self._next_lsn()
-        if record is None:
-            return StatusReply(None)
-        return StatusReply(
-            record["state"], tuple(record["participants"]), int(record["lease"]), swapped
-        )
+        # The records and their sweep indexes: grid/ignite/statuses.py.
+        return status_step(self.records, event, self._next_lsn)
 
     def drop_map(self, map_name: str) -> Ack:
         records = self.records
