@@ -201,9 +201,11 @@ def test_list_append_histories_through_three_coordinators_with_kills_are_seriali
         final = {key: tuple(checker.get("lists", key)["ids"]) for key in KEYS}
         checker.close()
     committed, anomalies = resolve(history, final)
+    slowest = max((txn.ended - (txn.started or 0.0) for txn in history.committed), default=0.0)
     print(
         f"{kills} kills; {len(history.committed)} committed, {len(history.aborted)} aborted, "
-        f"{len(history.unknown)} unknown ({len(committed) - len(history.committed)} landed)"
+        f"{len(history.unknown)} unknown ({len(committed) - len(history.committed)} landed); "
+        f"slowest commit {slowest:.1f} s"
     )
     assert kills >= 2
     assert len(history.committed) >= 30, "too little progress for the check to mean much"
