@@ -409,6 +409,9 @@ class SqlEngine:
         started = time.perf_counter()
         analysis = analysis_module.parse(statement)
         parameters = decode_parameters(parameters)
+        # Tables and columns as of every catalog change acknowledged so far, whichever
+        # coordinator made it (one small read on a shared store; grid.catalog.Catalog.confirm).
+        self.catalog.confirm()
         if analysis.parameters != len(parameters):
             raise InvalidArgument(
                 f"the statement has {analysis.parameters} parameter(s) but "

@@ -74,8 +74,9 @@ def test_a_schema_changed_through_one_coordinator_holds_at_once_through_another(
         with pytest.raises(InvalidArgumentError, match="total"):
             second.put(name, "k", {"total": 50})
         assert second.get(name, "k") is None
-        # Widened, a value only the new schema takes is taken.
+        # Widened: SQL sees the new column, and a value only the new schema takes is taken.
         first.alter_schema(name, {"total": {"type": "int", "max": 10}, "note": "string"})
+        assert second.sql(f"SELECT count(note) AS n FROM {name}").fetchall() == [(0,)]
         second.put(name, "k", {"total": 5, "note": "new"})
         assert first.get(name, "k") == {"total": 5, "note": "new"}
 
