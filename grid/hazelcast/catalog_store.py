@@ -89,8 +89,11 @@ class HazelcastCatalogStore:
         with unavailable_when_lost("a read of the catalog's version"):
             current = self._blocking.get(VERSION_KEY)
         if current is None:
-            # A catalog saved before the version entry existed, or none yet.
-            return self.load_versioned()[0]
+            # None yet, or a catalog saved before the version entry existed: write it once.
+            version = self.load_versioned()[0]
+            if version:
+                self._raise_version(version)
+            return version
         return int(current)
 
     def load(self) -> list[dict[str, Any]]:

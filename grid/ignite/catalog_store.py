@@ -79,10 +79,14 @@ class IgniteCatalogStore:
     @guarded
     def version(self) -> int:
         """The stored version alone (one small get): the check every data call makes."""
-        current = self._cache().get(self._version_key)
+        cache = self._cache()
+        current = cache.get(self._version_key)
         if current is None:
-            # A catalog saved before the version entry existed, or none yet.
-            return self._decode(self._cache().get(self._key))[0]
+            # None yet, or a catalog saved before the version entry existed: write it once.
+            version = self._decode(cache.get(self._key))[0]
+            if version:
+                self._raise_version(cache, version)
+            return version
         return int(current)
 
     def load(self) -> list[dict[str, Any]]:

@@ -375,6 +375,30 @@ def test_catalog_persists_through_the_backend_store(opened: Opened) -> None:
     assert definition.schema is not None and definition.schema.by_name["balance"].type == "int"
 
 
+@pytest.mark.parametrize("opened", backends(needs="shared"), indirect=True)
+def test_a_catalog_change_raises_the_version_every_coordinator_confirms(opened: Opened) -> None:
+    """What read-your-writes across coordinators rests on: the store's catalog version, read
+    alone, is the version of the last change as soon as the change is answered, and a second
+    catalog on the store (another coordinator) reloads on its next confirm, not before."""
+    from grid.schema import parse_schema
+
+    store: Any = opened.backend.catalog_store
+    other = Catalog(store)
+    assert other.confirm() is False
+    opened.catalog.create("accounts", parse_schema({"balance": "int"}), now_ms=1)
+    assert store.version() == opened.catalog.version > 0
+    assert other.find("accounts") is None
+    assert other.confirm() is True and other.version == store.version()
+    assert other.find("accounts") is not None
+    other.alter_schema("accounts", parse_schema({"balance": "int", "note": "string"}))
+    assert store.version() == other.version == opened.catalog.version + 1
+    # A miss reads the store before NOT_FOUND.
+    other.create("ledger", None, now_ms=2)
+    assert opened.catalog.get("ledger").name == "ledger"
+    assert opened.catalog.get("accounts").schema is not None
+    assert opened.catalog.get("accounts").schema.version == 2
+
+
 def test_increments_apply_in_one_phase(opened: Opened) -> None:
     opened.step(0, ApplyOnePhase(b"r1", (), (put("a", {"n": 1}),)))
     increment = Write(Op.INCREMENT, "m", "a", orjson.dumps({"n": 2}))
