@@ -4,6 +4,11 @@
     python -m loadtests.bench.profile hll           # hll adds of 10,000 items (lg_k=14)
     python -m loadtests.bench.profile pipeline      # exactly-once apply of a filled topic
     python -m loadtests.bench.profile pipeline --mode at_least_once --seconds 20
+    python -m loadtests.bench.profile get --backend redis://127.0.0.1:6379   # or put, transfer
+
+get, put and transfer (the 2-partition transfer from 16 clients, as the shared suite runs
+it) take `--backend` (a fresh namespace is added to a redis:// URL) and also print the
+server's CPU per call, the figure that carries over to a larger machine.
 
 Starts a coordinator, drives the workload from this process, records the server with
 `py-spy record --gil` (only the thread holding the interpreter lock: CPU, not waiting)
@@ -21,10 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from loadtests.bench import pipelines
+import psutil
+
+from loadtests.bench import pipelines, txn
 from shoal import Client
 from tests.support.external_servers import ensure_kafka
 from tests.support.kafka import unique
@@ -127,6 +135,48 @@ def profile_hll(work: Path, seconds: float, output: Path) -> str:
         server.stop()
 
 
+def profile_calls(work: Path, seconds: float, output: Path, workload: str, backend: str) -> str:
+    """get, put or transfer through one coordinator on `backend` (memory when empty)."""
+    if backend.startswith("redis://") and backend.count("/") == 2:
+        backend += f"/profile{uuid.uuid4().hex[:8]}"
+    arguments = ["--partitions", "64"] + (["--backend", backend] if backend else [])
+    server = ServerProcess(work / "data", arguments).start()
+    try:
+        with Client(server.target) as client:
+            client.create_map("kv")
+            keys = [f"k{index}" for index in range(1000)]
+            document = {"name": "a value", "n": 12345, "tags": ["x", "y"]}
+            client.put_many("kv", {key: document for key in keys})
+            groups = txn.account_groups(300, 2)
+            if workload == "transfer":
+                client.create_map("accounts")
+                accounts = {key for group in groups for key in group}
+                client.put_many("accounts", {key: {"balance": 1_000_000} for key in accounts})
+            turn = iter(range(10**9))
+            assert server.process is not None
+            process = psutil.Process(server.process.pid)
+            before = process.cpu_times()
+            spy = record(server.process.pid, seconds, output)
+            if workload == "get":
+                calls = drive_for(seconds + 1, lambda: client.get("kv", keys[next(turn) % 1000]))
+            elif workload == "put":
+                calls = drive_for(
+                    seconds + 1, lambda: client.put("kv", keys[next(turn) % 1000], document)
+                )
+            else:
+                rate, _ = txn.shoal_transfers(server.target, groups, seconds + 1)
+                calls = int(rate * (seconds + 1))
+            after = process.cpu_times()
+            spy.wait()
+        cpu = after.user + after.system - before.user - before.system
+        return (
+            f"{workload}: {calls / (seconds + 1):,.0f} calls/s, server CPU "
+            f"{1e6 * cpu / max(calls, 1):,.0f} µs a call (py-spy's sampling included)"
+        )
+    finally:
+        server.stop()
+
+
 def profile_pipeline(work: Path, seconds: float, output: Path, mode: str, events: int) -> str:
     bootstrap = ensure_kafka()
     topic, group = unique("profile"), unique("profile")
@@ -155,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("workload", choices=("get-many", "hll", "pipeline"))
+    parser.add_argument(
+        "workload", choices=("get-many", "hll", "pipeline", "get", "put", "transfer")
+    )
+    parser.add_argument("--backend", default="", help="get, put, transfer: shoal serve --backend")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long py-spy records")
     parser.add_argument("--mode", default="exactly_once", help="pipeline mode")
     parser.add_argument("--events", type=int, default=100_000, help="pipeline events")
@@ -169,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             headline = profile_get_many(work, arguments.seconds, output)
         elif arguments.workload == "hll":
             headline = profile_hll(work, arguments.seconds, output)
+        elif arguments.workload in ("get", "put", "transfer"):
+            headline = profile_calls(
+                work, arguments.seconds, output, arguments.workload, arguments.backend
+            )
         else:
             headline = profile_pipeline(
                 work, arguments.seconds, output, arguments.mode, arguments.events

@@ -4,7 +4,11 @@ Per operation, one Shoal coordinator started with `--backend redis://…/<namesp
 benchmark's private redis-server, next to the same operation done directly with redis-py
 (hiredis) on that server: get (one client, sequential), get-many of 1,000 keys (keys a second,
 the values decoded on both sides), put, and the 2-partition transfer from 16 clients next to the
-Lua transfer (one EVALSHA doing the check and the writes, the strongest Redis way). Then the
+Lua transfer (one EVALSHA doing the check and the writes, the strongest Redis way). A get
+through a bare Python gRPC server (a dict behind Shoal's messages, loadtests/bench/bare_server.py)
+next to the same redis-py GET is the get's ceiling: the client's and the server's gRPC cost
+(about 250 µs of CPU each a call, by py-spy and psutil) bounds any Python gRPC service well
+under the 0.5x goal, whatever it serves from. Then the
 coordinator scaling: the 2-partition transfer from 16 clients spread over 1, 2 and 3
 coordinators on one namespace, with the CPU seconds each process used (coordinators, Redis,
 this client process): on a machine of few cores the client and the store take cores the
@@ -25,8 +29,10 @@ from typing import Any
 
 import psutil
 import redis
+from redis.utils import HIREDIS_AVAILABLE
 
 from loadtests.bench import txn
+from loadtests.bench.kv import BareServer
 from loadtests.bench.report import Report, Row
 from loadtests.bench.scale import pick
 from shoal import Client
@@ -101,33 +107,47 @@ def kv_rows(report: Report, port: int, target: str, seconds: float, runs: int) -
     direct = redis.Redis(port=port)
     direct.mset({f"bench:{key}": json.dumps(DOCUMENT) for key in keys})
     direct_keys = [f"bench:{key}" for key in keys]
-    cases: list[Case] = [
-        (
-            "get",
-            "redis-py GET + json",
-            lambda i: client.get("kv", keys[i % 1000]),
-            lambda i: json.loads(direct.get(direct_keys[i % 1000]) or b"null"),
-            1,
-            0.5,
-        ),
-        (
-            "get-many 1,000 keys",
-            "redis-py MGET + json",
-            lambda i: client.get_many("kv", keys),
-            lambda i: [json.loads(raw) for raw in direct.mget(direct_keys) if raw],
-            1000,
-            0.8,
-        ),
-        (
-            "put",
-            "redis-py SET json",
-            lambda i: client.put("kv", keys[i % 1000], DOCUMENT),
-            lambda i: direct.set(direct_keys[i % 1000], json.dumps(DOCUMENT)),
-            1,
-            None,
-        ),
-    ]
-    kv_case_rows(report, SUITE, "redis", cases, seconds, runs)
+    parser = "hiredis" if HIREDIS_AVAILABLE else "the pure-Python parser (install hiredis)"
+    with BareServer() as bare:
+        bare_client = Client(bare.target)
+        bare_client.put_many("kv", {key: DOCUMENT for key in keys})
+        cases: list[Case] = [
+            (
+                "get",
+                f"redis-py GET + json ({parser})",
+                lambda i: client.get("kv", keys[i % 1000]),
+                lambda i: json.loads(direct.get(direct_keys[i % 1000]) or b"null"),
+                1,
+                0.5,
+            ),
+            (
+                # What any Python gRPC service reaches with this client: the get's ceiling.
+                "get, a bare Python gRPC server (a dict) in Shoal's place",
+                "redis-py GET + json",
+                lambda i: bare_client.get("kv", keys[i % 1000]),
+                lambda i: json.loads(direct.get(direct_keys[i % 1000]) or b"null"),
+                1,
+                None,
+            ),
+            (
+                "get-many 1,000 keys",
+                "redis-py MGET + json",
+                lambda i: client.get_many("kv", keys),
+                lambda i: [json.loads(raw) for raw in direct.mget(direct_keys) if raw],
+                1000,
+                0.8,
+            ),
+            (
+                "put",
+                "redis-py SET json",
+                lambda i: client.put("kv", keys[i % 1000], DOCUMENT),
+                lambda i: direct.set(direct_keys[i % 1000], json.dumps(DOCUMENT)),
+                1,
+                None,
+            ),
+        ]
+        kv_case_rows(report, SUITE, "redis", cases, seconds, runs)
+        bare_client.close()
     client.close()
     direct.close()
 
