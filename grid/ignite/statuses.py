@@ -118,8 +118,10 @@ def _advance_head(records: PartitionRecords) -> None:
 
 class StatusReader:
     """A sweep's reads of one partition's status records through the indexes, with
-    ``get_many`` reading raw records by name (inside a transaction that holds the partition's
-    meta record, so no step runs in between). ``reads`` counts the status records read."""
+    ``get_many`` reading raw records by name. Plain reads, outside any transaction (an idle
+    partition costs one round trip, and no step waits for the sweep): what they may miss or
+    see late, the sweeper's compare-and-set steps decide on the records as they are, and a
+    slot or record forgotten meanwhile is skipped. ``reads`` counts the status records read."""
 
     def __init__(self, get_many: Callable[[list[str]], dict[str, Any]]) -> None:
         self._get_many = get_many
@@ -133,10 +135,10 @@ class StatusReader:
         self.reads += sum(name.startswith("t|") for name in names)
         return self._get_many(names)
 
-    def sweep(
-        self, meta: dict[str, Any], staged: Sequence[bytes], updated_by_ms: int, limit: int
-    ) -> SweepStatuses:
-        undecided_txns: list[str] = _json(self._get_many(["tu"]).get("tu")) or []
+    def sweep(self, staged: Sequence[bytes], updated_by_ms: int, limit: int) -> SweepStatuses:
+        first = self._get_many(["m", "tu"])
+        meta: dict[str, Any] = _json(first.get("m")) or {}
+        undecided_txns: list[str] = _json(first.get("tu")) or []
         asked = [txn.hex() for txn in staged if txn.hex() not in undecided_txns]
         found = self._read([record_name(txn) for txn in [*undecided_txns, *asked]])
         undecided = _views(found, undecided_txns)
