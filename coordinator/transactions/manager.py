@@ -359,7 +359,7 @@ class TransactionManager:
             waits = []
             following: list[Request] = []
             horizon = self.horizon()
-            with self.sequence.commit(txn_id) as version:
+            with self.sequence.commit(txn_id, several_steps=True) as version:
                 committed = self._commit_all(txn_id, batch, Commit(txn_id, version, horizon))
                 for item, (reply, wait_durable) in zip(batch, committed, strict=True):
                     waits.append(wait_durable)
@@ -477,7 +477,7 @@ class TransactionManager:
         a participant still held the writes let the client's next read miss them until a
         sweeper committed them. At the transaction's own number if it still holds one."""
         horizon = self.horizon()
-        with self.sequence.commit(txn_id) as version:
+        with self.sequence.commit(txn_id, several_steps=True) as version:
             event = Commit(txn_id, version, horizon)
             batch = [Request(partition, event) for partition in sorted(plan.work)]
             committed = self._commit_all(txn_id, batch, event)

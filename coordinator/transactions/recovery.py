@@ -205,7 +205,7 @@ class RecoverySweeper:
             # The transaction's own number when its coordinator took one before it died
             # (a shared store's sequence gives a transaction one number): every partition
             # commits it at one version.
-            with manager.sequence.commit(txn_id) as version:
+            with manager.sequence.commit(txn_id, several_steps=True) as version:
                 for index in partitions:
                     event = Commit(txn_id, version, horizon)
                     waits.append(manager.partitions[index].apply(event)[1])

@@ -66,7 +66,9 @@ class CommitOrder(Protocol):
     """What the manager needs of a commit sequence: in process (`CommitSequence`) or in a
     shared store (coordinator.transactions.store_sequence)."""
 
-    def commit(self, owner: bytes = b"") -> AbstractContextManager[int]: ...
+    def commit(
+        self, owner: bytes = b"", *, several_steps: bool = False
+    ) -> AbstractContextManager[int]: ...
 
     def read_version(self) -> int: ...
 
@@ -89,9 +91,10 @@ class CommitSequence:
         self._horizon = Horizon(start, clock, window_ms)
 
     @contextmanager
-    def commit(self, owner: bytes = b"") -> Iterator[int]:
+    def commit(self, owner: bytes = b"", *, several_steps: bool = False) -> Iterator[int]:
         """Holds the next number of the sequence while the caller applies its commit
-        (`owner`, the transaction, matters only to a shared store's sequence)."""
+        (`owner`, the transaction, and `several_steps` matter only to a shared store's
+        sequence: coordinator.transactions.store_sequence)."""
         with self._lock:
             version = self._last + 1
             self._last = version

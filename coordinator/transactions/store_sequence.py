@@ -73,15 +73,25 @@ class StoreCommitSequence:
         # The numbers this process's commits hold (a transaction may hold its number twice:
         # its driver and a recovery sweep), and a condition notified as each is given back.
         self._held: Counter[int] = Counter()
+        # Numbers given back here but kept held in the store after a failure (commit()).
+        self._kept: set[int] = set()
         self._given_back = threading.Condition()
 
     @contextmanager
-    def commit(self, owner: bytes = b"") -> Iterator[int]:
+    def commit(self, owner: bytes = b"", *, several_steps: bool = False) -> Iterator[int]:
         """Holds a number for `owner` (a transaction id) while the caller applies its commit.
 
         A transaction holding a number already gets the same one: a recovery sweeper finishing
         a transaction its coordinator left half-committed commits it at the number the
-        partitions already committed were given."""
+        partitions already committed were given.
+
+        `several_steps`: the commit is applied by several steps (a transaction's commits on
+        its partitions). When the store fails under them (Unavailable) some partitions may
+        hold the commit and others not yet, and the number may be shared with another caller
+        finishing the same transaction: releasing it would let later commits pass a commit
+        still to land, on some partitions only. It stays held then, until the sweeper
+        finishes the transaction at that number or, with nothing left to finish, releases it
+        once its lease is over."""
         holder = (owner or os.urandom(16)).hex()
         lower: list[int] | None = None
         if self._take_with_lower is not None:
@@ -93,22 +103,30 @@ class StoreCommitSequence:
         self._deadlines[number] = deadline
         with self._given_back:
             self._held[number] += 1
+        kept = False
         try:
             self._wait_for_lower_numbers(number, lower)
             yield number
+        except Unavailable:
+            kept = several_steps
+            raise
         finally:
             # A commit that failed (a conflict) leaves a gap: numbers need not be dense.
             self._deadlines.pop(number, None)
             try:
-                self.store.release(number)
+                if not kept:
+                    self.store.release(number)
             finally:
                 # Given back here once its steps are done, released in the store or not: a
                 # commit waiting for it only needs those steps to be over (a number whose
-                # release failed stays held in the store until the sweeper releases it).
+                # release failed stays held in the store until the sweeper releases it). A
+                # kept number's steps may not be over: its waiters here ask the store.
                 with self._given_back:
                     self._held[number] -= 1
                     if self._held[number] <= 0:
                         del self._held[number]
+                    if kept:
+                        self._kept.add(number)
                     self._given_back.notify_all()
 
     def _wait_for_lower_numbers(self, number: int, lower: list[int] | None = None) -> None:
@@ -137,17 +155,21 @@ class StoreCommitSequence:
                         raise self._too_slow(number)
                     self._given_back.wait(left)
             # A number given back here since the take is counted as another's: the store
-            # answers for it at once.
-            others = [each for each in lower if each not in mine]
+            # answers for it at once. So is one kept after a failure (its steps may not be
+            # over): the store answers once the sweeper finished it.
+            others = [each for each in lower if each not in mine or each in self._kept]
             if not others:
                 return
             target = max(others)
         pause_s = 0.0002
-        while self.store.read_version() < target:
+        while (visible := self.store.read_version()) < target:
             if time.monotonic() > give_up:
                 raise self._too_slow(number)
             time.sleep(pause_s)
             pause_s = min(pause_s * 2, 0.005)
+        if self._kept:
+            with self._given_back:
+                self._kept = {each for each in self._kept if each > visible}
 
     @staticmethod
     def _too_slow(number: int) -> Unavailable:

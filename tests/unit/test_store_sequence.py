@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from coordinator.clock import ManualClock
+from coordinator.transactions import store_sequence
 from coordinator.transactions.store_sequence import StoreCommitSequence
+from grid.errors import Unavailable
 
 
 class ListingStore:
@@ -91,3 +95,61 @@ def test_a_lower_number_held_elsewhere_is_waited_for_through_the_store() -> None
         assert other not in store.held, "applied before a lower number held elsewhere"
     released.join()
     assert store.read_versions >= 1
+
+
+def test_a_commit_the_store_failed_under_keeps_its_number_for_the_sweeper() -> None:
+    """A transaction's commits on its partitions failed part-way (the store went away): some
+    partitions may hold it and others not yet. The number stays held in the store, and a
+    later commit here waits for the store to release it (the sweeper finishing the
+    transaction at that number), not only for this process to give it back."""
+    store = ListingStore()
+    sequence = StoreCommitSequence(store, ManualClock())
+    failing_held = threading.Event()
+    fail = threading.Event()
+    order: list[str] = []
+
+    def failing() -> None:
+        with pytest.raises(Unavailable), sequence.commit(b"split", several_steps=True):
+            failing_held.set()
+            fail.wait(10)
+            raise Unavailable("the store went away after some partitions committed")
+
+    def later() -> None:
+        with sequence.commit(b"later"):
+            order.append("later applied")
+
+    first = threading.Thread(target=failing)
+    first.start()
+    assert failing_held.wait(10)
+    second = threading.Thread(target=later)
+    second.start()
+    fail.set()
+    first.join(10)
+    second.join(0.3)
+    assert store.held >= {1}, "the number of a commit that may have split was released"
+    assert second.is_alive() and order == [], "a later commit passed a split one"
+    store.release(1)  # the sweeper finished the transaction at its number
+    second.join(10)
+    assert order == ["later applied"]
+
+
+def test_a_one_step_commit_the_store_failed_under_gives_its_number_back() -> None:
+    store = ListingStore()
+    sequence = StoreCommitSequence(store, ManualClock())
+    with pytest.raises(Unavailable), sequence.commit(b"one step"):
+        raise Unavailable("the store went away")
+    assert store.held == set()
+
+
+def test_a_wait_that_gives_up_keeps_a_number_another_may_be_committing_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sweeper finishing a transaction gets the number its live driver holds; giving up on
+    the wait must not release it under the driver."""
+    monkeypatch.setattr(store_sequence, "LOWER_NUMBERS_WAIT_S", 0.05)
+    store = ListingStore()
+    sequence = StoreCommitSequence(store, ManualClock())
+    store.take("a dead coordinator")
+    with pytest.raises(Unavailable), sequence.commit(b"shared", several_steps=True):
+        pass
+    assert 2 in store.held
