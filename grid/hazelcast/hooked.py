@@ -12,13 +12,12 @@ records would not do: a step writes several records of a partition, all or none.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from grid.entry import pack
 from grid.memory.records import Op
 from grid.protocol import Write
 from grid.redis.hooked import HookedSteps
-from grid.redis.layout import PartitionLayout
 
 
 class HazelcastHookedSteps(HookedSteps):
@@ -28,12 +27,12 @@ class HazelcastHookedSteps(HookedSteps):
         get: Callable[[str, str], bytes | None],
         read: Callable[..., list[Any]],
     ) -> None:
-        # The Redis client and key layout are what the base class reads through; both of its
-        # readers are replaced below, so neither is used.
-        super().__init__(cast(Any, None), PartitionLayout("", 0), call, get)
+        # No Redis client or key layout: the readers are the member's, and the member's steps
+        # declare no keys.
+        super().__init__(None, None, call, get)
         self._read_partition = read
 
-    def _staged_writes(self, txn: str) -> list[Write] | None:
+    def staged_writes(self, txn: str) -> list[Write] | None:
         found = self._read_partition("staged_writes", txn)
         if found[0] < 0:
             return None
@@ -47,7 +46,7 @@ class HazelcastHookedSteps(HookedSteps):
             for position in range(1, len(found), 4)
         ]
 
-    def _read(
+    def read_records(
         self, targets: list[tuple[str, str]]
     ) -> tuple[
         dict[tuple[str, str], bytes | None],

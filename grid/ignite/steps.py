@@ -9,7 +9,7 @@ Redis and Hazelcast backends run for steps with a Python hook.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -41,8 +41,7 @@ from grid.protocol import (
     Vote,
     Write,
 )
-from grid.redis.hooked import HookedSteps, _check, _targets
-from grid.redis.layout import PartitionLayout
+from grid.redis.hooked import HookedResolution, check_reads, targets_of
 
 # How many answers and decisions a partition remembers for retries, as the memory participant.
 REMEMBERED_MAX = 4096
@@ -54,20 +53,17 @@ def lock_field(map_name: str, key: str) -> str:
     return f"{map_name}\0{key}"
 
 
-class _Resolver(HookedSteps):
+class _Resolver(HookedResolution):
     """grid/redis/hooked.py's resolution, reading through this step's records."""
 
     def __init__(self, records: PartitionRecords) -> None:
-        # The Redis client, layout and calls are what the base class reads and writes through;
-        # its readers are replaced below and its steps are not used.
-        super().__init__(cast(Any, None), PartitionLayout("", 0), lambda *a: [], lambda m, k: None)
         self._records = records
 
-    def _staged_writes(self, txn: str) -> list[Write] | None:
+    def staged_writes(self, txn: str) -> list[Write] | None:
         staged = self._records.get_json(f"x|{txn}")
         return None if staged is None else _writes_of(staged)
 
-    def _read(
+    def read_records(
         self, targets: list[tuple[str, str]]
     ) -> tuple[
         dict[tuple[str, str], bytes | None],
@@ -82,12 +78,12 @@ class _Resolver(HookedSteps):
         counts = {target: int(records.get(f"r|{target[0]}|{target[1]}") or 0) for target in targets}
         return entries, holders, counts
 
-    def resolve(
+    def resolve_read(
         self, writes: Sequence[Write], hooks: ParticipantHooks, *, check: bool
     ) -> tuple[list[tuple[str, str, str, bytes]], list[str], list[int]]:
-        targets = _targets((), writes)
-        entries, holders, counts = self._read(targets)
-        return self._resolve(writes, entries, holders, counts, hooks, check=check)
+        """``resolve`` on the records the writes name, read here."""
+        entries, holders, counts = self.read_records(targets_of((), writes))
+        return self.resolve(writes, entries, holders, counts, hooks, check=check)
 
 
 def _writes_of(staged: dict[str, Any]) -> list[Write]:
@@ -253,10 +249,10 @@ class IgniteSteps:
             answer = self.records.get(f"o|{request}")
             if answer is not None:
                 return _applied(answer, replayed=True)
-        targets = _targets(event.reads, event.writes)
-        entries, holders, _ = self.resolver._read(targets)
+        targets = targets_of(event.reads, event.writes)
+        entries, holders, _ = self.resolver.read_records(targets)
         modes = lock_modes(event.reads, event.writes, self.hooks.guarded_field)
-        _check(event.reads, modes, entries, holders, "")
+        check_reads(event.reads, modes, entries, holders, "")
         if event.deadline_ms and not self.records.number_held(
             lease_key(self.records.namespace, event.version)
         ):
@@ -264,7 +260,9 @@ class IgniteSteps:
             # number, so the step must not apply with it: a new number, from the coordinator.
             raise StaleVersion("the commit number outlived its lease", field="version")
         self._refuse_if_stale(event.writes, event.version)
-        resolved, template, removed = self.resolver.resolve(event.writes, self.hooks, check=True)
+        resolved, template, removed = self.resolver.resolve_read(
+            event.writes, self.hooks, check=True
+        )
         lsn = self._next_lsn()
         version = event.version or lsn
         self._install(resolved, version)
@@ -283,13 +281,13 @@ class IgniteSteps:
         decided = records.get(f"d|{txn}")
         if decided is not None:
             return Vote(False, f"the transaction was already {decided} here")
-        targets = _targets(event.reads, event.writes)
+        targets = targets_of(event.reads, event.writes)
         modes = lock_modes(event.reads, event.writes, self.hooks.guarded_field)
         try:
-            entries, holders, _ = self.resolver._read(targets)
-            _check(event.reads, modes, entries, holders, txn)
+            entries, holders, _ = self.resolver.read_records(targets)
+            check_reads(event.reads, modes, entries, holders, txn)
             # Resolving checks conditions, types and schemas; the locks keep that state.
-            self.resolver.resolve(event.writes, self.hooks, check=True)
+            self.resolver.resolve_read(event.writes, self.hooks, check=True)
         except (Conflict, FailedPrecondition, InvalidArgument) as error:
             return Vote(False, str(error), error)
         locks = records.get_json("l") or {}
@@ -341,7 +339,7 @@ class IgniteSteps:
         writes = _writes_of(staged)
         # The writes' own records (reference counts, kept states) in one more round trip.
         self._prefetch([], writes)
-        resolved, template, removed = self.resolver.resolve(writes, self.hooks, check=False)
+        resolved, template, removed = self.resolver.resolve_read(writes, self.hooks, check=False)
         self._release(txn, staged)
         self._remember("d", txn, "committed")
         if not staged["durable"]:

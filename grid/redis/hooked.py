@@ -85,7 +85,7 @@ def _kind(reply: list[Any]) -> str:
     return _text(reply[0])
 
 
-def _targets(reads: Sequence[Any], writes: Sequence[Write]) -> list[tuple[str, str]]:
+def targets_of(reads: Sequence[Any], writes: Sequence[Write]) -> list[tuple[str, str]]:
     return list(
         dict.fromkeys([(read.map, read.key) for read in reads] + [(w.map, w.key) for w in writes])
     )
@@ -95,7 +95,7 @@ def _holders_text(holders: dict[str, str]) -> str:
     return orjson.dumps(holders).decode() if holders else ""
 
 
-def _check(
+def check_reads(
     reads: Sequence[Any],
     modes: dict[tuple[str, str], str],
     entries: dict[tuple[str, str], bytes | None],
@@ -153,152 +153,27 @@ def _writes_as_given(writes: Sequence[Write]) -> list[Any]:
     return arguments
 
 
-class HookedSteps:
-    def __init__(
-        self,
-        client: redis.Redis,
-        layout: PartitionLayout,
-        call: Callable[..., list[Any]],
-        get: Callable[[str, str], bytes | None],
-        call_declared: Callable[..., list[Any]] | None = None,
-    ) -> None:
-        self._client = client
-        self._layout = layout
-        self._call = call
-        self._get = get
-        # Redis: call_declared(step, keys, *arguments) declares the keys the step touches
-        # (grid/redis/layout.py); other stores take call(step, *arguments).
-        self._call_declared = call_declared
+class HookedResolution:
+    """The store-independent half of a step with a Python hook: resolving writes on the records
+    read (conditions, references, increments with the increments in flight, appends, sketch
+    adds, schemas), as the memory participant does. A store subclasses it with its two readers;
+    grid/ignite/steps.py resolves inside its own transaction, HookedSteps below adds Redis's
+    compare-and-apply steps (which the Hazelcast member runs too)."""
 
-    def _send(self, step: str, keys: list[str], *arguments: Any) -> list[Any]:
-        if self._call_declared is None:
-            return self._call(step, *arguments)
-        return self._call_declared(step, keys, *arguments)
+    def staged_writes(self, txn: str) -> list[Write] | None:
+        """The writes a transaction staged on this partition, None when none are staged."""
+        raise NotImplementedError
 
-    def _applying_keys(self, base: Sequence[str], targets: list[tuple[str, str]]) -> list[str]:
-        """What a resolved apply or commit touches: the partition's records named in ``base``,
-        and each target's version, reference, lock and kept-state records."""
-        layout = self._layout
-        keys = layout.own(*base)
-        for map_name, key in targets:
-            keys += layout.map_keys(map_name)
-            keys.append(layout.history(map_name, key))
-        return keys
-
-    def apply(self, event: ApplyOnePhase, hooks: ParticipantHooks) -> Applied | list[Any]:
-        """The step's answer, or the script's refusal or replay to decode."""
-        targets = _targets(event.reads, event.writes)
-        modes = lock_modes(event.reads, event.writes, hooks.guarded_field)
-        for attempt in range(ATTEMPTS_MAX):
-            _backoff(attempt)
-            entries, holders, counts = self._read(targets)
-            _check(event.reads, modes, entries, holders, "")
-            resolved, template, removed = self._resolve(
-                event.writes, entries, holders, counts, hooks, check=True
-            )
-            arguments: list[Any] = [
-                event.request_id.hex(),
-                event.version,
-                event.horizon,
-                event.deadline_ms,
-            ]
-            arguments += _expected(targets, entries, holders, counts)
-            arguments += _resolved(resolved)
-            arguments += [orjson.dumps(template), orjson.dumps(removed)]
-            keys = self._applying_keys(APPLY_RECORDS, targets)
-            reply = self._send("apply_resolved", keys, *arguments)
-            if _kind(reply) != "retry":
-                return reply
-        raise Conflict("the keys changed under every attempt of the step; retry", field="key")
-
-    def prepare(self, event: Prepare, hooks: ParticipantHooks) -> Vote:
-        targets = _targets(event.reads, event.writes)
-        modes = lock_modes(event.reads, event.writes, hooks.guarded_field)
-        txn = event.txn_id.hex()
-        layout = self._layout
-        for attempt in range(ATTEMPTS_MAX):
-            _backoff(attempt)
-            entries, holders, counts = self._read(targets)
-            try:
-                _check(event.reads, modes, entries, holders, txn)
-                # Resolving checks conditions, types and schemas against current state; the
-                # locks keep that state until the decision.
-                self._resolve(event.writes, entries, holders, counts, hooks, check=True)
-            except (Conflict, FailedPrecondition, InvalidArgument) as error:
-                return Vote(False, str(error), error)
-            arguments: list[Any] = [
-                txn,
-                event.lease_expires_ms,
-                event.status_partition,
-                "1" if event.durable else "0",
-                len(targets),
-            ]
-            for map_name, key in targets:
-                entry = entries[(map_name, key)]
-                arguments += [
-                    map_name,
-                    key,
-                    0 if entry is None else version_of(entry),
-                    _holders_text(holders[(map_name, key)]),
-                    counts[(map_name, key)],
-                    modes[(map_name, key)],
-                ]
-            arguments += _writes_as_given(event.writes)
-            keys = layout.own(*PREPARE_RECORDS, f"x:{txn}")
-            for map_name, _ in targets:
-                keys += layout.map_keys(map_name)[1:3]
-            reply = self._send("prepare_resolved", keys, *arguments)
-            kind = _kind(reply)
-            if kind == "yes":
-                return Vote(True)
-            if kind == "no":
-                return Vote(False, reply[1].decode() if isinstance(reply[1], bytes) else reply[1])
-        return Vote(False, "the keys changed under every attempt of the prepare")
-
-    def commit(self, event: Commit, hooks: ParticipantHooks) -> list[Any]:
-        """Resolves a staged transaction's writes on the values at commit; the script's reply."""
-        txn = event.txn_id.hex()
-        attempt = 0
-        while True:
-            _backoff(min(attempt, ATTEMPTS_MAX))
-            attempt += 1
-            staged = self._staged_writes(txn)
-            if staged is None:
-                return [b"ack", 0]
-            targets = _targets((), staged)
-            entries, holders, counts = self._read(targets)
-            resolved, template, removed = self._resolve(
-                staged, entries, holders, counts, hooks, check=False
-            )
-            arguments: list[Any] = [txn, event.version, event.horizon, len(targets)]
-            for map_name, key in targets:
-                entry = entries[(map_name, key)]
-                arguments += [map_name, key, 0 if entry is None else version_of(entry)]
-            arguments += _resolved(resolved)
-            arguments += [orjson.dumps(template), orjson.dumps(removed)]
-            keys = self._applying_keys((*COMMIT_RECORDS, f"x:{txn}"), targets)
-            reply = self._send("commit_resolved", keys, *arguments)
-            # A commit cannot be refused (prepare checked everything under the locks): another
-            # commutative update landed first, so resolve again on the newer value.
-            if _kind(reply) != "retry":
-                return reply
-
-    def _staged_writes(self, txn: str) -> list[Write] | None:
-        staged = {
-            _text(field): value
-            for field, value in self._client.hgetall(self._layout.staged(txn)).items()
-        }
-        if "n" not in staged:
-            return None
-        return [
-            Write(
-                Op[_text(staged[f"op.{index}"])],
-                _text(staged[f"map.{index}"]),
-                _text(staged[f"key.{index}"]),
-                _bytes(staged[f"value.{index}"]),
-            )
-            for index in range(1, int(staged["n"]) + 1)
-        ]
+    def read_records(
+        self, targets: list[tuple[str, str]]
+    ) -> tuple[
+        dict[tuple[str, str], bytes | None],
+        dict[tuple[str, str], dict[str, str]],
+        dict[tuple[str, str], int],
+    ]:
+        """Per key: its entry, its lock holders and how many values reference it, read as one
+        instant of the partition."""
+        raise NotImplementedError
 
     def _in_flight(
         self, target: tuple[str, str], holders: dict[str, str]
@@ -308,37 +183,11 @@ class HookedSteps:
         for txn, mode in holders.items():
             if mode != COMMUTATIVE:
                 continue
-            staged = self._staged_writes(txn) or []
+            staged = self.staged_writes(txn) or []
             writes += [write for write in staged if (write.map, write.key) == target]
         return increments_in_flight(writes)
 
-    def _read(
-        self, targets: list[tuple[str, str]]
-    ) -> tuple[
-        dict[tuple[str, str], bytes | None],
-        dict[tuple[str, str], dict[str, str]],
-        dict[tuple[str, str], int],
-    ]:
-        """Per key: its entry, its lock holders and how many values reference it (one step:
-        one instant of the partition)."""
-        layout = self._layout
-        keys = layout.own(LOCKS)
-        arguments: list[Any] = []
-        for map_name, key in targets:
-            keys += layout.map_keys(map_name)[:3]
-            arguments += [map_name, key]
-        replies = self._send("read_targets", keys, *arguments)
-        entries: dict[tuple[str, str], bytes | None] = {}
-        holders: dict[tuple[str, str], dict[str, str]] = {}
-        counts: dict[tuple[str, str], int] = {}
-        for position, target in enumerate(targets):
-            value, version, raw, count = replies[4 * position : 4 * position + 4]
-            entries[target] = None if value is None else value + int(version).to_bytes(8, "little")
-            holders[target] = orjson.loads(raw) if raw else {}
-            counts[target] = int(count or 0)
-        return entries, holders, counts
-
-    def _resolve(
+    def resolve(
         self,
         writes: Sequence[Write],
         entries: dict[tuple[str, str], bytes | None],
@@ -416,3 +265,187 @@ class HookedSteps:
             else:
                 resolved.append(("PUT", write.map, write.key, new_value))
         return resolved, template, removed
+
+
+class HookedSteps(HookedResolution):
+    """Read, resolve, compare-and-apply (the module's docstring), with Redis's readers; a store
+    whose steps are steps.lua's (the Hazelcast member's twin) overrides the readers and gives
+    no client or layout: its steps then declare no keys."""
+
+    def __init__(
+        self,
+        client: redis.Redis | None,
+        layout: PartitionLayout | None,
+        call: Callable[..., list[Any]],
+        get: Callable[[str, str], bytes | None],
+        call_declared: Callable[..., list[Any]] | None = None,
+    ) -> None:
+        self._client = client
+        self._layout = layout
+        self._call = call
+        self._get = get
+        # Redis: call_declared(step, keys, *arguments) declares the keys the step touches
+        # (grid/redis/layout.py); other stores take call(step, *arguments).
+        self._call_declared = call_declared
+
+    def _send(self, step: str, keys: list[str], *arguments: Any) -> list[Any]:
+        if self._call_declared is None:
+            return self._call(step, *arguments)
+        return self._call_declared(step, keys, *arguments)
+
+    def _applying_keys(self, base: Sequence[str], targets: list[tuple[str, str]]) -> list[str]:
+        """What a resolved apply or commit touches: the partition's records named in ``base``,
+        and each target's version, reference, lock and kept-state records."""
+        layout = self._layout
+        if layout is None:
+            return []
+        keys = layout.own(*base)
+        for map_name, key in targets:
+            keys += layout.map_keys(map_name)
+            keys.append(layout.history(map_name, key))
+        return keys
+
+    def apply(self, event: ApplyOnePhase, hooks: ParticipantHooks) -> Applied | list[Any]:
+        """The step's answer, or the script's refusal or replay to decode."""
+        targets = targets_of(event.reads, event.writes)
+        modes = lock_modes(event.reads, event.writes, hooks.guarded_field)
+        for attempt in range(ATTEMPTS_MAX):
+            _backoff(attempt)
+            entries, holders, counts = self.read_records(targets)
+            check_reads(event.reads, modes, entries, holders, "")
+            resolved, template, removed = self.resolve(
+                event.writes, entries, holders, counts, hooks, check=True
+            )
+            arguments: list[Any] = [
+                event.request_id.hex(),
+                event.version,
+                event.horizon,
+                event.deadline_ms,
+            ]
+            arguments += _expected(targets, entries, holders, counts)
+            arguments += _resolved(resolved)
+            arguments += [orjson.dumps(template), orjson.dumps(removed)]
+            keys = self._applying_keys(APPLY_RECORDS, targets)
+            reply = self._send("apply_resolved", keys, *arguments)
+            if _kind(reply) != "retry":
+                return reply
+        raise Conflict("the keys changed under every attempt of the step; retry", field="key")
+
+    def prepare(self, event: Prepare, hooks: ParticipantHooks) -> Vote:
+        targets = targets_of(event.reads, event.writes)
+        modes = lock_modes(event.reads, event.writes, hooks.guarded_field)
+        txn = event.txn_id.hex()
+        layout = self._layout
+        for attempt in range(ATTEMPTS_MAX):
+            _backoff(attempt)
+            entries, holders, counts = self.read_records(targets)
+            try:
+                check_reads(event.reads, modes, entries, holders, txn)
+                # Resolving checks conditions, types and schemas against current state; the
+                # locks keep that state until the decision.
+                self.resolve(event.writes, entries, holders, counts, hooks, check=True)
+            except (Conflict, FailedPrecondition, InvalidArgument) as error:
+                return Vote(False, str(error), error)
+            arguments: list[Any] = [
+                txn,
+                event.lease_expires_ms,
+                event.status_partition,
+                "1" if event.durable else "0",
+                len(targets),
+            ]
+            for map_name, key in targets:
+                entry = entries[(map_name, key)]
+                arguments += [
+                    map_name,
+                    key,
+                    0 if entry is None else version_of(entry),
+                    _holders_text(holders[(map_name, key)]),
+                    counts[(map_name, key)],
+                    modes[(map_name, key)],
+                ]
+            arguments += _writes_as_given(event.writes)
+            keys: list[str] = []
+            if layout is not None:
+                keys = layout.own(*PREPARE_RECORDS, f"x:{txn}")
+                for map_name, _ in targets:
+                    keys += layout.map_keys(map_name)[1:3]
+            reply = self._send("prepare_resolved", keys, *arguments)
+            kind = _kind(reply)
+            if kind == "yes":
+                return Vote(True)
+            if kind == "no":
+                return Vote(False, reply[1].decode() if isinstance(reply[1], bytes) else reply[1])
+        return Vote(False, "the keys changed under every attempt of the prepare")
+
+    def commit(self, event: Commit, hooks: ParticipantHooks) -> list[Any]:
+        """Resolves a staged transaction's writes on the values at commit; the script's reply."""
+        txn = event.txn_id.hex()
+        attempt = 0
+        while True:
+            _backoff(min(attempt, ATTEMPTS_MAX))
+            attempt += 1
+            staged = self.staged_writes(txn)
+            if staged is None:
+                return [b"ack", 0]
+            targets = targets_of((), staged)
+            entries, holders, counts = self.read_records(targets)
+            resolved, template, removed = self.resolve(
+                staged, entries, holders, counts, hooks, check=False
+            )
+            arguments: list[Any] = [txn, event.version, event.horizon, len(targets)]
+            for map_name, key in targets:
+                entry = entries[(map_name, key)]
+                arguments += [map_name, key, 0 if entry is None else version_of(entry)]
+            arguments += _resolved(resolved)
+            arguments += [orjson.dumps(template), orjson.dumps(removed)]
+            keys = self._applying_keys((*COMMIT_RECORDS, f"x:{txn}"), targets)
+            reply = self._send("commit_resolved", keys, *arguments)
+            # A commit cannot be refused (prepare checked everything under the locks): another
+            # commutative update landed first, so resolve again on the newer value.
+            if _kind(reply) != "retry":
+                return reply
+
+    def staged_writes(self, txn: str) -> list[Write] | None:
+        assert self._client is not None and self._layout is not None, "Redis's reader"
+        staged = {
+            _text(field): value
+            for field, value in self._client.hgetall(self._layout.staged(txn)).items()
+        }
+        if "n" not in staged:
+            return None
+        return [
+            Write(
+                Op[_text(staged[f"op.{index}"])],
+                _text(staged[f"map.{index}"]),
+                _text(staged[f"key.{index}"]),
+                _bytes(staged[f"value.{index}"]),
+            )
+            for index in range(1, int(staged["n"]) + 1)
+        ]
+
+    def read_records(
+        self, targets: list[tuple[str, str]]
+    ) -> tuple[
+        dict[tuple[str, str], bytes | None],
+        dict[tuple[str, str], dict[str, str]],
+        dict[tuple[str, str], int],
+    ]:
+        """Per key: its entry, its lock holders and how many values reference it (one step:
+        one instant of the partition)."""
+        layout = self._layout
+        assert layout is not None, "Redis's reader"
+        keys = layout.own(LOCKS)
+        arguments: list[Any] = []
+        for map_name, key in targets:
+            keys += layout.map_keys(map_name)[:3]
+            arguments += [map_name, key]
+        replies = self._send("read_targets", keys, *arguments)
+        entries: dict[tuple[str, str], bytes | None] = {}
+        holders: dict[tuple[str, str], dict[str, str]] = {}
+        counts: dict[tuple[str, str], int] = {}
+        for position, target in enumerate(targets):
+            value, version, raw, count = replies[4 * position : 4 * position + 4]
+            entries[target] = None if value is None else value + int(version).to_bytes(8, "little")
+            holders[target] = orjson.loads(raw) if raw else {}
+            counts[target] = int(count or 0)
+        return entries, holders, counts
