@@ -53,6 +53,9 @@ def status_step(
 ) -> Reply:
     """One status event on the partition's records, keeping the indexes."""
     txn = event.txn_id.hex()
+    if isinstance(event, CreateStatus | CasStatus):
+        # With the undecided list a creation or a decision changes: one round trip, not two.
+        records.get_many([record_name(txn), "tu"])
     record: dict[str, Any] | None = records.get_json(record_name(txn))
     if isinstance(event, ForgetStatus):
         if record is None:
