@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any
 
 import orjson
@@ -22,7 +22,6 @@ from grid.hazelcast.backend import (
     HazelcastBackend,
     HazelcastBackendConfig,
     connect,
-    drop_namespace,
 )
 from grid.hazelcast.catalog_store import CATALOG_KEY, HazelcastCatalogStore, catalog_map_name
 from grid.hazelcast.sequence import HazelcastCommitSequence
@@ -33,6 +32,7 @@ from grid.protocol import (
     Write,
 )
 from tests.support.external_servers import HAZELCAST_CLUSTER_NAME
+from tests.support.shared_store import dropped_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.hazelcast]
 
@@ -47,24 +47,15 @@ def url(hazelcast_address: str) -> str:
 
 @pytest.fixture
 def namespace(url: str) -> Iterator[str]:
-    name = f"shared-{uuid.uuid4().hex[:12]}"
-    yield name
-    client = connect(url)
-    try:
-        drop_namespace(client, name)
-    finally:
-        client.shutdown()
+    with dropped_namespace(url) as name:
+        yield name
 
 
 @pytest.fixture
 def coordinators(url: str, namespace: str) -> Iterator[Pair]:
     config = HazelcastBackendConfig(url, namespace, PARTITIONS)
-    first, second = HazelcastBackend(config), HazelcastBackend(config)
-    try:
+    with closing(HazelcastBackend(config)) as first, closing(HazelcastBackend(config)) as second:
         yield first, second
-    finally:
-        first.close()
-        second.close()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any, TypeVar
 
 import orjson
@@ -19,7 +20,7 @@ import pytest
 from pyignite.connection.connection import Connection
 
 from grid.errors import StaleVersion
-from grid.ignite.backend import IgniteBackend, IgniteBackendConfig, connect, drop_namespace
+from grid.ignite.backend import IgniteBackend, IgniteBackendConfig, connect
 from grid.memory.records import Op
 from grid.protocol import (
     Applied,
@@ -30,6 +31,7 @@ from grid.protocol import (
     Vote,
     Write,
 )
+from tests.support.shared_store import dropped_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.ignite]
 
@@ -45,24 +47,15 @@ def url(ignite_address: str) -> str:
 
 @pytest.fixture
 def namespace(url: str) -> Iterator[str]:
-    name = f"shared-{uuid.uuid4().hex[:12]}"
-    yield name
-    client = connect(url)
-    try:
-        drop_namespace(client, name)
-    finally:
-        client.close()
+    with dropped_namespace(url) as name:
+        yield name
 
 
 @pytest.fixture
 def coordinators(url: str, namespace: str) -> Iterator[Pair]:
     config = IgniteBackendConfig(url, namespace, PARTITIONS)
-    first, second = IgniteBackend(config), IgniteBackend(config)
-    try:
+    with closing(IgniteBackend(config)) as first, closing(IgniteBackend(config)) as second:
         yield first, second
-    finally:
-        first.close()
-        second.close()
 
 
 @pytest.fixture

@@ -63,6 +63,17 @@ def drop_namespace(url: str, namespace: str) -> None:
 
 
 @contextmanager
+def dropped_namespace(url: str, prefix: str = "shared-") -> Iterator[str]:
+    """A fresh namespace of the store at `url`, every record of it dropped at the end (the
+    backend tests' namespace fixture on any store)."""
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        drop_namespace(url, name)
+
+
+@contextmanager
 def coordinators(
     tmp_path: Path,
     store_url: str,
