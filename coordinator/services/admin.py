@@ -63,6 +63,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             if self.security is None
             else self.security.visible(getattr(context, "identity", None))
         )
+        # As of every catalog change acknowledged so far, through any coordinator.
+        self.node.catalog.confirm()
         return admin_pb2.ListMapsResponse(
             maps=[
                 self._info(definition)
@@ -75,6 +77,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     def DescribeMap(
         self, request: admin_pb2.DescribeMapRequest, context: grpc.ServicerContext
     ) -> admin_pb2.MapInfo:
+        self.node.catalog.confirm()
         return self._info(self.node.catalog.get(request.name))
 
     @unary

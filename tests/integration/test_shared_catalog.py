@@ -55,6 +55,7 @@ def test_a_map_created_through_one_coordinator_is_written_and_read_through_anoth
     for round_number in range(ROUNDS):
         name = f"fresh{round_number}"
         first.create_map(name, schema={"total": "int"})
+        assert name in {info.name for info in second.list_maps()}
         second.put(name, "k", {"total": round_number})
         assert first.get(name, "k") == {"total": round_number}
         other = f"read{round_number}"
@@ -71,6 +72,7 @@ def test_a_schema_changed_through_one_coordinator_holds_at_once_through_another(
         first.create_map(name, schema={"total": "int"})
         # An empty map takes any schema: narrowed, a value the old schema took is refused.
         first.alter_schema(name, {"total": {"type": "int", "max": 10}})
+        assert second.describe_map(name).schema_version == 2
         with pytest.raises(InvalidArgumentError, match="total"):
             second.put(name, "k", {"total": 50})
         assert second.get(name, "k") is None
