@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,23 @@ from tests.support.external_servers import (
 from tests.support.server_process import ServerProcess
 
 _map_counter = itertools.count()
+
+
+def _cache_bytecode() -> None:
+    """Lets the session and every Python process it starts (servers, the CLI, benchmarks) keep
+    compiled bytecode when the environment says not to (PYTHONDONTWRITEBYTECODE=1, as on this
+    project's shared machines): without it each of the suite's hundreds of processes compiles
+    every module it imports, half of a server's start. The cache goes inside the venv
+    (PYTHONPYCACHEPREFIX), so the source tree stays as clean as the setting wanted."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or sys.prefix == sys.base_prefix:
+        return
+    prefix = os.environ.setdefault("PYTHONPYCACHEPREFIX", str(Path(sys.prefix) / "pycache"))
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    sys.pycache_prefix = prefix
+    sys.dont_write_bytecode = False
+
+
+_cache_bytecode()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
