@@ -5,7 +5,8 @@ The reader takes a read version from the writer that is never killed and reads e
 at it through a third coordinator (a read version is the store's, so any coordinator serves
 it), sums the accounts with SQL, and reads them in a read-only transaction: each total must be
 the bank's, whatever the killed coordinator was doing when it died (a commit number held, a
-transaction half-committed).
+transaction half-committed). `SHOAL_HISTORY_STORES` adds stores, as for
+test_shared_histories.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 from shoal import Client, ShoalError
 from tests.fault.test_shared_coordinators_kill import wait_nothing_in_doubt
+from tests.fault.test_shared_histories import STORES, store_url
 from tests.support.bank import Transfers, account_key, balances, setup_bank, transfer_until
 from tests.support.shared_store import coordinators
 
@@ -30,11 +32,13 @@ SHORT_LEASES = ["--txn-lease-ms", str(LEASE_MS), "--txn-sweep-interval-ms", "200
 KILLS = 3
 
 
+@pytest.mark.parametrize("store", STORES)
 def test_totals_read_through_other_coordinators_than_the_killed_writers_are_exact(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, request: pytest.FixtureRequest, store: str
 ) -> None:
+    url = store_url(request, store)
     keys = [account_key(index) for index in range(ACCOUNTS)]
-    with coordinators(tmp_path, redis_url, 3, extra_args=SHORT_LEASES) as servers:
+    with coordinators(tmp_path, url, 3, extra_args=SHORT_LEASES) as servers:
         writers, reading = servers[:2], servers[2]
         victim, versions = writers
         setup = Client(reading.target)
@@ -65,8 +69,10 @@ def test_totals_read_through_other_coordinators_than_the_killed_writers_are_exac
         reads = {"versions": 0, "sql": 0, "transactions": 0}
 
         def read_totals() -> None:
-            version_source = Client(versions.target)
-            reader = Client(reading.target)
+            # Correctness, not latency: a cold SQL image on a JVM store of a busy machine
+            # took longer than the default 10 s.
+            version_source = Client(versions.target, timeout_s=60)
+            reader = Client(reading.target, timeout_s=60)
             try:
                 while not stop.is_set():
                     version = version_source.snapshot().version
