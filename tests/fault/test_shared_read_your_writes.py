@@ -4,7 +4,8 @@ A coordinator killed after deciding a transaction (its status record says commit
 before committing it on the partitions: the SDK retries the commit on another coordinator,
 which finds the decision and answers. The client's next read must see the transaction on
 every partition, as the README's read-your-writes example promises, not only once a sweeper
-got round to committing what the dead coordinator left.
+got round to committing what the dead coordinator left. `SHOAL_HISTORY_STORES` adds stores,
+as for test_shared_histories.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from grid.partitioner import Partitioner
 from shoal import Client, ShoalError
+from tests.fault.test_shared_histories import STORES, store_url
 from tests.support.shared_store import coordinators
 
 pytestmark = pytest.mark.fault
@@ -29,11 +31,13 @@ def put_both(tx: Any, keys: tuple[str, str], number: int) -> None:
         tx.put("m", key, {"n": number})
 
 
+@pytest.mark.parametrize("store", STORES)
 def test_a_commit_acknowledged_by_a_retry_on_another_coordinator_is_read_at_once(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, request: pytest.FixtureRequest, store: str
 ) -> None:
     armed = {"SHOAL_TESTING": "1", "SHOAL_FAULT_POINTS": "after_status_committed:3"}
-    with coordinators(tmp_path, redis_url, 2, environments=[armed, {}]) as servers:
+    url = store_url(request, store)
+    with coordinators(tmp_path, url, 2, environments=[armed, {}]) as servers:
         dying, survivor = servers
         setup = Client(survivor.target)
         setup.create_map("m")
