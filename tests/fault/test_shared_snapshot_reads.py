@@ -3,10 +3,10 @@ at random moments and started again: every total read is exact.
 
 The reader takes a read version from the writer that is never killed and reads every account
 at it through a third coordinator (a read version is the store's, so any coordinator serves
-it), sums the accounts with SQL, and reads them in a read-only transaction: each total must be
-the bank's, whatever the killed coordinator was doing when it died (a commit number held, a
-transaction half-committed). `SHOAL_HISTORY_STORES` adds stores, as for
-test_shared_histories.py.
+it), sums the accounts with SQL (a scan and the point-lookup paths), and reads them in a
+read-only transaction: each total must be the bank's, whatever the killed coordinator was
+doing when it died (a commit number held, a transaction half-committed).
+`SHOAL_HISTORY_STORES` adds stores, as for test_shared_histories.py.
 """
 
 from __future__ import annotations
@@ -83,6 +83,18 @@ def test_totals_read_through_other_coordinators_than_the_killed_writers_are_exac
                     rows = reader.sql("SELECT sum(balance), count(*) FROM accounts").fetchall()
                     if rows[0] != (total, ACCOUNTS):
                         wrong.append(f"SQL: {rows}")
+                    # The point-lookup paths (coordinator/sql/point_lookup.py): every key named.
+                    listed = ", ".join("?" * len(keys))
+                    rows = reader.sql(
+                        f"SELECT sum(balance) FROM accounts WHERE __key IN ({listed})", keys
+                    ).fetchall()
+                    if rows[0][0] != total:
+                        wrong.append(f"SQL point lookup: {rows}")
+                    rows = reader.sql(
+                        f"SELECT balance FROM accounts WHERE __key IN ({listed})", keys
+                    ).fetchall()
+                    if sum(row[0] for row in rows) != total:
+                        wrong.append(f"SQL point rows: {rows}")
                     reads["sql"] += 1
                     in_transaction = sum(balances(reader, "accounts", ACCOUNTS).values())
                     if in_transaction != total:
