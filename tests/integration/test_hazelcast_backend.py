@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 import pytest
+from hazelcast.proxy.map import Map as HazelcastMap
 
+from grid.entry import value_of
 from grid.errors import StaleVersion
 from grid.hazelcast.backend import (
     HazelcastBackend,
@@ -193,3 +195,30 @@ def test_a_one_phase_step_past_its_numbers_deadline_is_refused(coordinators: Pai
     in_time = ApplyOnePhase(b"in-time", (), (put("k", 2),), version=number, deadline_ms=deadline)
     assert isinstance(first.partitions[0].step(in_time), Applied)
     first.sequence.release(number)
+
+
+def test_a_get_many_sends_one_processor_per_partition(
+    coordinators: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 keys on 4 partitions: 4 member calls, all sent before any answer is awaited (it
+    was one call per key), at the latest state and at a read version alike."""
+    backend = coordinators[0]
+    keys = [f"k{index}" for index in range(200)]
+    partitions = [index % PARTITIONS for index in range(200)]
+    for partition in range(PARTITIONS):
+        writes = tuple(put(key, key) for key in keys[partition::PARTITIONS])
+        backend.partitions[partition].step(ApplyOnePhase(f"r{partition}".encode(), (), writes))
+    version = max(partition.commit_version() for partition in backend.partitions)
+    calls: list[str] = []
+    execute_on_key = HazelcastMap.execute_on_key
+
+    def counted(proxy: Any, key: Any, entry_processor: Any) -> Any:
+        calls.append(str(key))
+        return execute_on_key(proxy, key, entry_processor)
+
+    monkeypatch.setattr(HazelcastMap, "execute_on_key", counted)
+    for at in (None, version):
+        calls.clear()
+        found = backend.lookup_many("m", keys, partitions, at)
+        assert [orjson.loads(value_of(entry)) for entry in found if entry is not None] == keys
+        assert sorted(calls) == [f"p{index}" for index in range(PARTITIONS)]

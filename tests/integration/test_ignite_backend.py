@@ -19,6 +19,7 @@ import orjson
 import pytest
 from pyignite.connection.connection import Connection
 
+from grid.entry import value_of
 from grid.errors import StaleVersion
 from grid.ignite.backend import IgniteBackend, IgniteBackendConfig, connect
 from grid.memory.records import Op
@@ -272,3 +273,37 @@ def test_a_commit_costs_a_bounded_number_of_round_trips(
     committed, committing = trips.of(lambda: backend.partitions[0].step(Commit(txn, number + 1)))
     assert isinstance(committed, Applied) and committed.versions == (number + 1,) * 3
     assert committing <= 9, "start, 3 reads, entries, 3 writes, commit"
+
+
+def test_a_get_many_reads_every_partition_in_one_round_trip(
+    backend: IgniteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 keys on 4 partitions: one get_all of the map's entries cache (it was one get per
+    key), at the latest state and at a read version no key changed after; at an older version
+    the changed keys are read again, a few round trips per partition, not per key."""
+    keys = [f"k{index}" for index in range(200)]
+    partitions = [index % PARTITIONS for index in range(200)]
+
+    def write_all(value: int) -> int:
+        version = 0
+        for partition in range(PARTITIONS):
+            writes = tuple(put(key, value) for key in keys[partition::PARTITIONS])
+            request = f"r{value}-{partition}".encode()
+            applied = backend.partitions[partition].step(ApplyOnePhase(request, (), writes))
+            assert isinstance(applied, Applied)
+            version = max(version, applied.versions[0])
+        return version
+
+    def values_at(version: int | None) -> tuple[list[object], int]:
+        found, reading = trips.of(lambda: backend.lookup_many("m", keys, partitions, version))
+        return [None if e is None else orjson.loads(value_of(e)) for e in found], reading
+
+    first = write_all(1)
+    trips = RoundTrips(monkeypatch)
+    assert values_at(None) == ([1] * 200, 1)
+    assert values_at(first) == ([1] * 200, 1)
+    write_all(2)
+    found, reading = values_at(first)
+    assert found == [1] * 200
+    # One get_all, then per partition: start, meta, entries, kept states, commit.
+    assert reading <= 1 + 5 * PARTITIONS
