@@ -16,7 +16,8 @@ from grid.entry import pack
 from grid.errors import FailedPrecondition, Unavailable
 from grid.redis.catalog_store import RedisCatalogStore
 from grid.redis.layout import PartitionLayout
-from grid.redis.partition import STEPS_SOURCE, RedisPartition
+from grid.redis.library import StepsLibrary
+from grid.redis.partition import RedisPartition
 from grid.redis.replicas import ReplicaWait, cluster_has_replicas
 from grid.redis.retrying import retried
 from grid.redis.sequence import RedisCommitSequence
@@ -26,7 +27,7 @@ CLUSTER_SCHEME = "redis+cluster://"
 
 def connect(url: str) -> Any:
     """A client for ``redis://host:port`` (one server) or ``redis+cluster://h:p,h:p`` (a Redis
-    Cluster, found from any of the given nodes). Both run the same scripts: every key of a step
+    Cluster, found from any of the given nodes). Both run the same steps: every key of a step
     carries its partition's hash tag, so each step goes to the one node that owns the slot."""
     if url.startswith(CLUSTER_SCHEME):
         # redis-py's ClusterNode has no annotations; called through Any to keep mypy strict.
@@ -60,9 +61,9 @@ class RedisBackend:
     def __init__(self, config: RedisBackendConfig) -> None:
         self.config = config
         self._client: Any = connect(config.url)
-        # redis-py sends EVALSHA and loads the script again after NOSCRIPT (a restart).
-        script = self._client.register_script(STEPS_SOURCE)
-        self._script = script
+        # The steps of grid/redis/steps.lua, loaded where missing (grid/redis/library.py).
+        steps = StepsLibrary(self._client)
+        self._steps = steps
         # A Redis Cluster with replicas: every change waits for one replica before it is
         # acknowledged, so a failover cannot lose it (grid/redis/replicas.py).
         self.replica_wait = ReplicaWait(
@@ -70,7 +71,7 @@ class RedisBackend:
         )
         self._partitions = [
             RedisPartition(
-                self._client, PartitionLayout(config.namespace, index), script, self.replica_wait
+                self._client, PartitionLayout(config.namespace, index), steps, self.replica_wait
             )
             for index in range(config.partitions)
         ]
@@ -135,26 +136,18 @@ class RedisBackend:
             pipe = self._client.pipeline(transaction=False)
             for partition in order:
                 layout = self._partitions[partition].layout
-                # execute_command: a cluster pipeline refuses pipe.evalsha, not the command.
                 declared = [layout.meta, *layout.map_keys(map_name)]
-                pipe.execute_command(
-                    "EVALSHA",
-                    self._script.sha,
-                    len(declared),
-                    *declared,
-                    layout.prefix,
-                    "read_many",
-                    map_name,
-                    *(keys[position] for position in by_partition[partition]),
-                )
+                arguments = [layout.prefix, "read_many", map_name]
+                arguments += [keys[position] for position in by_partition[partition]]
+                self._steps.pipe_call(pipe, declared, arguments)
             try:
                 replies: list[list[Any]] = pipe.execute()
                 return replies
-            except redis.exceptions.NoScriptError:
-                # A restarted Redis forgot the script: load it (every node of a cluster).
-                if attempt:
+            except redis.exceptions.ResponseError as error:
+                # A server without the steps (fresh, restarted without its data): load them.
+                if attempt or not self._steps.missing(error):
                     raise
-                self._client.script_load(STEPS_SOURCE)
+                self._steps.reload()
         raise AssertionError("unreachable")
 
     @property

@@ -14,7 +14,6 @@ transactions, run through grid/redis/hooked.py. The design they follow is docs/A
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -76,11 +75,11 @@ from grid.redis.layout import (
     UNDECIDED,
     PartitionLayout,
 )
+from grid.redis.library import StepsLibrary
 from grid.redis.replicas import ReplicaWait
 from grid.redis.retrying import retried
 from grid.versions import VersionStats
 
-STEPS_SOURCE = (Path(__file__).parent / "steps.lua").read_text()
 SUPPORTED_OPS = (Op.PUT, Op.DELETE, Op.REFERENCE)
 # Steps that change nothing, so they need no replica's confirmation.
 READ_ONLY_EVENTS = (ReadStatus, ReadOutcome)
@@ -162,7 +161,7 @@ class RedisPartition:
         self,
         client: redis.Redis,
         layout: PartitionLayout,
-        script: Any,
+        steps: StepsLibrary,
         replicas: ReplicaWait | None = None,
     ) -> None:
         self.index = layout.index
@@ -171,7 +170,7 @@ class RedisPartition:
         self._client = client
         self._layout = layout
         self.layout = layout
-        self._script = script
+        self._steps = steps
         self._hooked = HookedSteps(client, layout, self._call_unused, self.get, self._call)
         # txn -> the keys its commit writes, from its prepare here (another coordinator's
         # sweeper committing it learns them from the step: 'redeclare').
@@ -189,7 +188,7 @@ class RedisPartition:
         again with them."""
         args = [self._layout.prefix, step, *arguments]
         for _ in range(REDECLARE_MAX):
-            reply: list[Any] = self._script(keys=keys, args=args, client=self._client)
+            reply: list[Any] = self._steps(keys, args)
             # Only these steps redeclare (a read's first item may be any value).
             if step not in REDECLARING or reply[0] != b"redeclare":
                 return reply
@@ -359,7 +358,7 @@ class RedisPartition:
         for attempt in range(REDECLARE_MAX):
             final = "1" if attempt == REDECLARE_MAX - 1 else "0"
             args = [self._layout.prefix, "forget_versions", horizon, final]
-            reply: list[Any] = self._script(keys=keys, args=args, client=self._client)
+            reply: list[Any] = self._steps(keys, args)
             if reply[0] != b"redeclare":
                 return reply
             keys = [*keys, *(_text(key) for key in reply[1:])]

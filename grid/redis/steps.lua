@@ -1,5 +1,8 @@
--- Shoal's participant steps on Redis: every step of one partition is one call of this script,
--- so it is atomic (Redis runs a script alone) and every coordinator sees the same partition.
+-- Shoal's participant steps on Redis: every step of one partition is one call of entry() (the
+-- function of a library, FCALL; a script, EVALSHA, on a Redis without functions:
+-- grid/redis/library.py), so it is atomic (Redis runs it alone) and every coordinator sees the
+-- same partition. A library is loaded once and a call runs only its step, where a script first
+-- builds every function below again.
 --
 -- ARGV[1] is the partition's key prefix, "{<namespace>:p<n>}:" (the hash tag keeps a partition
 -- in one Redis Cluster slot), ARGV[2] the step, the rest the step's arguments. KEYS lists the
@@ -21,12 +24,11 @@
 -- that changed the map in this partition) and changes:<map> (how many steps changed the map's
 -- entries here: the SQL image cache's key, see coordinator/sql/snapshot.py).
 
-local prefix = ARGV[1]
-local step = ARGV[2]
-local META, LOCKS, OUTCOMES, DECIDED = prefix .. 'm', prefix .. 'l', prefix .. 'o', prefix .. 'd'
-local STAGED, STATUSES, EXPIRING = prefix .. 's', prefix .. 't', prefix .. 'hx'
-local OUTCOME_ORDER, DECIDED_ORDER = prefix .. 'oq', prefix .. 'dq'
-local UNDECIDED_STATUSES, DECIDED_STATUSES = prefix .. 'tu', prefix .. 'tf'
+-- Set by each call (the function at the end of the library): the keys and arguments, the
+-- partition's prefix and the step, and the names of the partition's own records.
+local ARGV, prefix, step
+local META, LOCKS, OUTCOMES, DECIDED, STAGED, STATUSES, EXPIRING
+local OUTCOME_ORDER, DECIDED_ORDER, UNDECIDED_STATUSES, DECIDED_STATUSES, STATUS_KEYS
 -- How many answers and decisions a partition remembers for retries, as the memory participant.
 local REMEMBERED_MAX = 4096
 
@@ -39,10 +41,8 @@ local REMEMBERED_MAX = 4096
 -- undeclared key and a key touched after a command that may have deleted it (a step writes a key,
 -- then deletes from it last). Strict everywhere, also on one Redis, so the conformance suite
 -- catches a step that breaks the rule.
-local declared = {}
-for i = 1, #KEYS do declared[KEYS[i]] = true end
-local ended = {}
-local DELETING = {HDEL = true, SREM = true, ZREM = true, ZREMRANGEBYSCORE = true, LPOP = true,
+local declared, ended
+local DELETING = {HDEL = true, SREM = true, ZREM = true, ZREMRANGEBYSCORE = true, LTRIM = true,
   DEL = true, UNLINK = true}
 
 local function call(command, key, ...)
@@ -107,7 +107,9 @@ local function remember(hash, order, field, value)
   end
   local length = call('RPUSH', order, field)
   if length > REMEMBERED_MAX then
-    local dropped = call('LPOP', order, length - REMEMBERED_MAX)
+    local over = length - REMEMBERED_MAX
+    local dropped = call('LRANGE', order, 0, over - 1)
+    call('LTRIM', order, over, -1)
     call('HDEL', hash, unpack(dropped))
   end
 end
@@ -766,7 +768,6 @@ local function status_reply(record, swapped)
   return {'status', record.state, cjson.encode(record.participants), record.lease, swapped}
 end
 
-local STATUS_KEYS = {STATUSES, UNDECIDED_STATUSES, DECIDED_STATUSES, META}
 
 local function stored_status(txn)
   local raw = call('HGET', STATUSES, txn)
@@ -959,6 +960,19 @@ local steps = {
   forget_versions = forget_versions, read_many = read_many, index_statuses = index_statuses,
   read_at = read_at, image = image, states_at = states_at, read_targets = read_targets,
 }
-local run = steps[step]
-if not run then return redis.error_reply('unknown step ' .. tostring(step)) end
-return run()
+-- One call: grid/redis/library.py ends this file with redis.register_function(<name>, entry)
+-- (a function library, FCALL) or, where Redis has no functions, with return entry(KEYS, ARGV)
+-- (a script, EVALSHA).
+local function entry(keys, args)
+  ARGV, prefix, step = args, args[1], args[2]
+  META, LOCKS, OUTCOMES, DECIDED = prefix .. 'm', prefix .. 'l', prefix .. 'o', prefix .. 'd'
+  STAGED, STATUSES, EXPIRING = prefix .. 's', prefix .. 't', prefix .. 'hx'
+  OUTCOME_ORDER, DECIDED_ORDER = prefix .. 'oq', prefix .. 'dq'
+  UNDECIDED_STATUSES, DECIDED_STATUSES = prefix .. 'tu', prefix .. 'tf'
+  STATUS_KEYS = {STATUSES, UNDECIDED_STATUSES, DECIDED_STATUSES, META}
+  declared, ended = {}, {}
+  for i = 1, #keys do declared[keys[i]] = true end
+  local run = steps[step]
+  if not run then return redis.error_reply('unknown step ' .. tostring(step)) end
+  return run()
+end

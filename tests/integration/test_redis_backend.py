@@ -40,6 +40,7 @@ from grid.protocol import (
     Write,
 )
 from grid.redis.backend import RedisBackend, RedisBackendConfig, connect
+from grid.redis.library import FUNCTION
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
@@ -260,11 +261,11 @@ def test_forgetting_old_versions_is_done_in_bounded_slices(
     assert latest is not None and orjson.loads(value_of(latest)) == 1199
 
 
-def test_get_many_reads_every_partition_in_one_pipeline_after_redis_forgot_its_scripts(
+def test_get_many_reads_every_partition_in_one_pipeline_after_redis_forgot_its_steps(
     redis_url: str,
 ) -> None:
     """`lookup_many` sends one read script per partition in one pipeline; a Redis that was
-    restarted (its scripts flushed) gets the script again."""
+    restarted without its data (its function library gone) gets the library again."""
     import uuid
 
     import redis as redis_client
@@ -288,7 +289,7 @@ def test_get_many_reads_every_partition_in_one_pipeline_after_redis_forgot_its_s
                 ApplyOnePhase(key.encode(), (), write, index + 1)
             )
         flusher = redis_client.Redis.from_url(redis_url)
-        flusher.script_flush()
+        flusher.function_delete(FUNCTION)
         flusher.close()
         found = backend.lookup_many("m", keys, [partitioner.partition_of(key) for key in keys])
         assert [entry is not None for entry in found] == [True] * 10 + [False] * 10
@@ -344,7 +345,7 @@ def test_a_step_missing_a_key_it_touches_in_its_keys_is_refused_before_it_writes
     keys.remove(layout.history("m", "k"))
     arguments = ["", 0, 0, 0, 0, *_write_arguments(put("k", 2))]
     with pytest.raises(redis.exceptions.ResponseError, match="undeclared"):
-        partition._script(keys=keys, args=[layout.prefix, "apply", *arguments])
+        partition._steps(keys, [layout.prefix, "apply", *arguments])
     assert partition._client.hget(layout.meta, "lsn") == lsn
     entry = partition.get("m", "k")
     assert entry is not None and orjson.loads(value_of(entry)) == 1
@@ -352,3 +353,32 @@ def test_a_step_missing_a_key_it_touches_in_its_keys_is_refused_before_it_writes
 
 def _write_arguments(write: Write) -> list[object]:
     return [1, write.op.name, write.map, write.key, write.value, "", 0]
+
+
+def test_the_steps_run_as_a_script_where_redis_has_no_functions(
+    coordinators: tuple[RedisBackend, RedisBackend],
+) -> None:
+    """On a Redis without function libraries (before 7.0, or a service refusing FUNCTION) the
+    same steps.lua runs as a script (EVALSHA), with the same strict key declaration."""
+    import redis
+
+    from grid.redis.library import StepsLibrary
+
+    first, second = coordinators
+    script = StepsLibrary(first._client, functions=False)
+    assert not script.uses_functions
+    for partition in first.partitions:
+        partition._steps = script
+    applied = first.partitions[1].step(ApplyOnePhase(b"s1", (), (put("k", 1),)))
+    assert isinstance(applied, Applied)
+    vote = first.partitions[1].step(Prepare(b"t1", (), (put("k", 2),), 10**13, 0))
+    assert vote.yes
+    first.partitions[1].step(PreCommit(b"t1"))
+    # The other coordinator (functions) commits it: it learns the keys (redeclare).
+    committed = second.partitions[1].step(Commit(b"t1"))
+    assert isinstance(committed, Applied)
+    entry = first.partitions[1].get("m", "k")
+    assert entry is not None and orjson.loads(value_of(entry)) == 2
+    layout = first.partitions[1].layout
+    with pytest.raises(redis.exceptions.ResponseError, match="undeclared"):
+        script([layout.meta], [layout.prefix, "read_outcome", "x"])
