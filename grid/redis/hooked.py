@@ -32,22 +32,12 @@ from grid.memory.records import Op
 from grid.participant import check_condition
 from grid.protocol import Applied, ApplyOnePhase, Commit, Prepare, Vote, Write
 from grid.redis.layout import (
-    DECIDED,
-    DECIDED_ORDER,
-    EXPIRING,
+    APPLY_RECORDS,
+    COMMIT_RECORDS,
     LOCKS,
-    META,
-    OUTCOME_ORDER,
-    OUTCOMES,
-    STAGED,
+    PREPARE_RECORDS,
     PartitionLayout,
 )
-
-# The partition's own records each step declares (grid/redis/steps.lua), besides the keys of
-# the records it names.
-APPLY_RECORDS = (META, LOCKS, OUTCOMES, OUTCOME_ORDER, EXPIRING)
-PREPARE_RECORDS = (META, LOCKS, STAGED, DECIDED)
-COMMIT_RECORDS = (META, LOCKS, STAGED, DECIDED, DECIDED_ORDER, OUTCOMES, OUTCOME_ORDER, EXPIRING)
 
 # How often a step reads again after another step changed what it read, before it reports a
 # conflict (the SDK then retries the whole transaction with backoff). Between attempts a step

@@ -14,6 +14,12 @@ from functools import cached_property
 # The partition's own records (steps.lua names them from the prefix).
 META, LOCKS, OUTCOMES, DECIDED, STAGED, STATUSES = "m", "l", "o", "d", "s", "t"
 EXPIRING, OUTCOME_ORDER, DECIDED_ORDER, UNDECIDED, DECIDED_BY_TIME = "hx", "oq", "dq", "tu", "tf"
+# Which of them each kind of step declares, besides the keys of the records it names.
+APPLY_RECORDS = (META, LOCKS, OUTCOMES, OUTCOME_ORDER, EXPIRING)
+PREPARE_RECORDS = (META, LOCKS, STAGED, DECIDED)
+COMMIT_RECORDS = (META, LOCKS, STAGED, DECIDED, DECIDED_ORDER, OUTCOMES, OUTCOME_ORDER, EXPIRING)
+ABORT_RECORDS = (META, LOCKS, STAGED, DECIDED, DECIDED_ORDER)
+STATUS_RECORDS = (META, STATUSES, UNDECIDED, DECIDED_BY_TIME)
 
 
 @dataclass(frozen=True)

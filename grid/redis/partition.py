@@ -60,19 +60,17 @@ from grid.protocol import (
     Vote,
     Write,
 )
-from grid.redis.hooked import COMMIT_RECORDS, PREPARE_RECORDS, HookedSteps, needs_hooks
+from grid.redis.hooked import HookedSteps, needs_hooks
 from grid.redis.layout import (
-    DECIDED,
-    DECIDED_BY_TIME,
-    DECIDED_ORDER,
+    ABORT_RECORDS,
+    APPLY_RECORDS,
+    COMMIT_RECORDS,
     EXPIRING,
     LOCKS,
     META,
-    OUTCOME_ORDER,
     OUTCOMES,
-    STAGED,
-    STATUSES,
-    UNDECIDED,
+    PREPARE_RECORDS,
+    STATUS_RECORDS,
     PartitionLayout,
 )
 from grid.redis.library import StepsLibrary
@@ -83,11 +81,6 @@ from grid.versions import VersionStats
 SUPPORTED_OPS = (Op.PUT, Op.DELETE, Op.REFERENCE)
 # Steps that change nothing, so they need no replica's confirmation.
 READ_ONLY_EVENTS = (ReadStatus, ReadOutcome)
-# The partition's own records each step declares besides the keys of the records it names
-# (grid/redis/layout.py; steps.lua refuses a key not declared).
-APPLY_RECORDS = (META, LOCKS, OUTCOMES, OUTCOME_ORDER, EXPIRING)
-ABORT_RECORDS = (META, LOCKS, STAGED, DECIDED, DECIDED_ORDER)
-STATUS_RECORDS = (META, STATUSES, UNDECIDED, DECIDED_BY_TIME)
 # How often a step is called again with the keys it asked for (a staged transaction this
 # coordinator did not prepare, kept states to forget) before it answers UNAVAILABLE.
 REDECLARE_MAX = 4

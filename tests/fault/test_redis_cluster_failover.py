@@ -137,22 +137,22 @@ class Acknowledged(Transfers):
             return len(self.puts), len(self.acknowledged)
 
 
-def put_until(target: str, stop: threading.Event, done: Acknowledged) -> None:
+def put_until(target: str, stop: threading.Event, done: Acknowledged, prefix: str = "p") -> None:
     client = Client(target, timeout_s=10)
     try:
         index = 0
         while not stop.is_set():
             index += 1
+            key = f"{prefix}{index}"
             try:
-                client.put("puts", f"p{index}", {"i": index})
-            except ShoalError:
+                client.put("puts", key, {"i": index})
+            except ShoalError as error:
                 # Not acknowledged (UNAVAILABLE while the master is down): may be there or not.
-                with done.lock:
-                    done.failed += 1
+                done.failed_with(error)
                 time.sleep(0.05)
                 continue
             with done.lock:
-                done.puts[f"p{index}"] = index
+                done.puts[key] = index
     finally:
         client.close()
 
@@ -208,21 +208,23 @@ def test_a_master_killed_during_a_workload_loses_nothing_acknowledged(
             stop.set()
             for worker in workers:
                 worker.join(60)
-        checker = Client(target, timeout_s=10)
-        try:
-            found = checker.get_many("puts", list(done.puts))
-            lost = [key for key, index in done.puts.items() if found.get(key) != {"i": index}]
-            assert lost == [], f"{len(lost)} of {len(done.puts)} acknowledged puts lost"
-            final = balances(checker, "accounts", ACCOUNTS)
-            assert sum(final.values()) == total
-            assert ledger_is_atomic(checker, "ledger") == []
-            present = {key.rsplit(":", 1)[1] for key, _ in checker.scan("ledger")}
-            missing = [
-                transfer_id for transfer_id in done.acknowledged if transfer_id not in present
-            ]
-            assert missing == [], f"{len(missing)} acknowledged transfers lost"
-        finally:
-            checker.close()
+        assert_nothing_lost(target, done, total)
+
+
+def assert_nothing_lost(target: str, done: Acknowledged, total: int) -> None:
+    """Every acknowledged put and transfer is there, the total conserved, no transfer half-made."""
+    checker = Client(target, timeout_s=15)
+    try:
+        found = checker.get_many("puts", list(done.puts))
+        lost = [key for key, index in done.puts.items() if found.get(key) != {"i": index}]
+        assert lost == [], f"{len(lost)} of {len(done.puts)} acknowledged puts lost"
+        assert sum(balances(checker, "accounts", ACCOUNTS).values()) == total
+        assert ledger_is_atomic(checker, "ledger") == []
+        present = {key.rsplit(":", 1)[1] for key, _ in checker.scan("ledger")}
+        missing = [transfer_id for transfer_id in done.acknowledged if transfer_id not in present]
+        assert missing == [], f"{len(missing)} acknowledged transfers lost"
+    finally:
+        checker.close()
 
 
 def move_slot(cluster: Cluster, slot: int) -> None:
@@ -355,62 +357,6 @@ def redirections(cluster: Cluster) -> int:
     return total
 
 
-@dataclass
-class Outcomes(Acknowledged):
-    """What the workload saw, with the status of every call that failed."""
-
-    codes: dict[str, int] = field(default_factory=dict)
-
-    def failed_with(self, error: ShoalError) -> None:
-        with self.lock:
-            self.failed += 1
-            self.codes[error.code] = self.codes.get(error.code, 0) + 1
-
-
-def transfer_recording(target: str, stop: threading.Event, seed: int, done: Outcomes) -> None:
-    rng = random.Random(seed)
-    client = Client(target, timeout_s=15)
-    try:
-        while not stop.is_set():
-            source, destination = rng.sample(range(ACCOUNTS), 2)
-            try:
-                transfer_id = client.transact(
-                    transfer,
-                    "accounts",
-                    "ledger",
-                    account_key(source),
-                    account_key(destination),
-                    rng.randint(1, 20),
-                )
-            except (InsufficientFundsError, ConflictError):
-                continue
-            except ShoalError as error:
-                done.failed_with(error)
-                continue
-            with done.lock:
-                done.acknowledged.append(transfer_id)
-    finally:
-        client.close()
-
-
-def put_recording(target: str, stop: threading.Event, prefix: str, done: Outcomes) -> None:
-    client = Client(target, timeout_s=15)
-    try:
-        index = 0
-        while not stop.is_set():
-            index += 1
-            key = f"{prefix}{index}"
-            try:
-                client.put("puts", key, {"i": index})
-            except ShoalError as error:
-                done.failed_with(error)
-                continue
-            with done.lock:
-                done.puts[key] = index
-    finally:
-        client.close()
-
-
 def halves(cluster: Cluster, namespace: str, partitions: int) -> list[str]:
     """Partitions whose entries and versions disagree (a step applied half-way)."""
     client = RedisCluster(host="127.0.0.1", port=FIRST_PORT)
@@ -444,17 +390,17 @@ def test_a_resharding_during_a_workload_loses_nothing_acknowledged(
         setup.create_map("puts")
         setup.close()
         stop = threading.Event()
-        done = Outcomes()
+        done = Acknowledged()
         workers = [
             threading.Thread(
-                target=put_recording, args=(server.target, stop, f"s{n}-", done), daemon=True
+                target=put_until, args=(server.target, stop, done, f"s{n}-"), daemon=True
             )
             for n, server in enumerate(servers)
         ]
         workers += [
             threading.Thread(
-                target=transfer_recording,
-                args=(servers[seed % 2].target, stop, seed, done),
+                target=transfer_until,
+                args=(servers[seed % 2].target, stop, seed, done, ACCOUNTS),
                 daemon=True,
             )
             for seed in range(4)
@@ -490,15 +436,4 @@ def test_a_resharding_during_a_workload_loses_nothing_acknowledged(
         }
         assert unexpected == {}, f"clients saw {unexpected} during the resharding"
         assert halves(cluster, namespace, 8) == []
-        checker = Client(servers[0].target, timeout_s=15)
-        try:
-            found = checker.get_many("puts", list(done.puts))
-            lost = [key for key, index in done.puts.items() if found.get(key) != {"i": index}]
-            assert lost == [], f"{len(lost)} of {len(done.puts)} acknowledged puts lost"
-            assert sum(balances(checker, "accounts", ACCOUNTS).values()) == total
-            assert ledger_is_atomic(checker, "ledger") == []
-            present = {key.rsplit(":", 1)[1] for key, _ in checker.scan("ledger")}
-            missing = [txn for txn in done.acknowledged if txn not in present]
-            assert missing == [], f"{len(missing)} acknowledged transfers lost"
-        finally:
-            checker.close()
+        assert_nothing_lost(servers[0].target, done, total)

@@ -131,7 +131,14 @@ class Transfers:
 
     acknowledged: list[str] = field(default_factory=list)
     failed: int = 0
+    # How many calls failed with each status (UNAVAILABLE, ABORTED, ...).
+    codes: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def failed_with(self, error: ShoalError) -> None:
+        with self.lock:
+            self.failed += 1
+            self.codes[error.code] = self.codes.get(error.code, 0) + 1
 
 
 def transfer_until(
@@ -156,9 +163,8 @@ def transfer_until(
                 )
             except (InsufficientFundsError, ConflictError):
                 continue
-            except ShoalError:
-                with done.lock:
-                    done.failed += 1
+            except ShoalError as error:
+                done.failed_with(error)
                 time.sleep(0.05)
                 continue
             with done.lock:
