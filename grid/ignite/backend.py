@@ -29,6 +29,7 @@ from grid.ignite.records import (
     entries_cache_name,
     partition_prefix,
 )
+from grid.ignite.scans import MapScans
 from grid.ignite.sequence import IgniteCommitSequence
 
 SCHEME = "ignite://"
@@ -93,6 +94,9 @@ class IgniteBackend:
         ]
         self._catalog_store = IgniteCatalogStore(self.cache, config.namespace)
         self._sequence = self.commit_sequence(lease_ms=config.lease_ms)
+        self.scans = MapScans(self.scan_cache, self._sequence.read_version, config.namespace)
+        for partition in self._partitions:
+            partition.scans = self.scans
 
     # Several coordinators share this backend: see grid.backend.SharedBackend.
     shared = True

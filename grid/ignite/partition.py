@@ -34,6 +34,7 @@ from grid.ignite.records import (
     entries_cache_name,
     partition_prefix,
 )
+from grid.ignite.scans import MapScans
 from grid.ignite.statuses import StatusReader
 from grid.ignite.steps import IgniteSteps
 from grid.protocol import Event, Reply
@@ -70,6 +71,8 @@ class IgnitePartition:
         # Status records and index slots this partition's sweep reads read (a count for tests:
         # a sweep must not read decided records kept and not yet due).
         self.status_records_read = 0
+        # Set by IgniteBackend: one scan of a map's cache for every partition's items_at.
+        self.scans: MapScans | None = None
         # Set by IgniteBackend.open: what steps with a Python hook consult.
         self.hooks = ParticipantHooks(
             validators=lambda map_name: None,
@@ -227,8 +230,14 @@ class IgnitePartition:
 
     @guarded
     def items_at(self, map_name: str, version: int) -> list[tuple[str, bytes]]:
-        def read(meta: dict[str, Any]) -> list[tuple[str, bytes]]:
+        # Before the transaction: the scan reads the read version, which must not be read (and
+        # so locked) inside it; any scan that started after ``version`` was visible will do.
+        if self.scans is not None:
+            current = self.scans.entries(map_name, version, self.index)
+        else:
             current = dict(self.items(map_name))
+
+        def read(meta: dict[str, Any]) -> list[tuple[str, bytes]]:
             keys = sorted({*current, *(self._get_json(f"hk|{map_name}") or [])})
             older = [
                 key

@@ -307,3 +307,36 @@ def test_a_get_many_reads_every_partition_in_one_round_trip(
     assert found == [1] * 200
     # One get_all, then per partition: start, meta, entries, kept states, commit.
     assert reading <= 1 + 5 * PARTITIONS
+
+
+def test_a_snapshot_of_every_partition_scans_the_map_once(backend: IgniteBackend) -> None:
+    """items_at on every partition at one read version: one scan of the map's cache (it was
+    one per partition, each of the whole cache), still exact for a version older than what the
+    scan found (kept states), and a new scan for a version newer than the scan's."""
+
+    def write(key: str, value: int, partition: int) -> None:
+        with backend.sequence.commit("writer") as number:
+            step = ApplyOnePhase(f"{key}-{value}".encode(), (), (put(key, value),), number)
+            assert isinstance(backend.partitions[partition].step(step), Applied)
+
+    for index in range(8):
+        write(f"k{index}", 1, index % PARTITIONS)
+    first = backend.sequence.read_version()
+    scans = backend.scans.scans_made
+
+    def snapshot(version: int) -> dict[str, object]:
+        return {
+            key: orjson.loads(value_of(entry))
+            for partition in backend.partitions
+            for key, entry in partition.items_at("m", version)
+        }
+
+    assert snapshot(first) == {f"k{index}": 1 for index in range(8)}
+    assert backend.scans.scans_made == scans + 1
+    write("k0", 2, 0)
+    write("new", 2, 1)
+    assert snapshot(first) == {f"k{index}": 1 for index in range(8)}, "the scan found k0 at 1"
+    assert backend.scans.scans_made == scans + 1
+    later = backend.sequence.read_version()
+    assert snapshot(later) == {**{f"k{index}": 1 for index in range(1, 8)}, "k0": 2, "new": 2}
+    assert backend.scans.scans_made == scans + 2
