@@ -255,8 +255,8 @@ class TransactionManager:
                 with self.telemetry.phase(partition, ApplyOnePhase):
                     with self.sequence.commit(txn_id) as version:
                         deadline = self.sequence.deadline(version)
-                        reply, wait_durable = store.apply(
-                            ApplyOnePhase(txn_id, reads, writes, version, horizon, deadline)
+                        reply, wait_durable = self.sequence.apply_last(
+                            store, ApplyOnePhase(txn_id, reads, writes, version, horizon, deadline)
                         )
                     wait_durable()
                 break

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 from coordinator.clock import Clock
+from grid.backend import PartitionStore
+from grid.participant import ApplyOnePhase, Reply
 
 # How many (time, version) samples the horizon keeps; one per sample interval.
 SAMPLES_MAX = 4096
@@ -78,6 +80,13 @@ class CommitOrder(Protocol):
         """When a held number's lease ends (0: never, in process)."""
         ...
 
+    def apply_last(
+        self, store: PartitionStore, event: ApplyOnePhase
+    ) -> tuple[Reply, Callable[[], None]]:
+        """Applies the last step of a commit holding `event.version` (`store.apply`); a
+        shared store may give the number back in the same round trip."""
+        ...
+
 
 class CommitSequence:
     def __init__(self, start: int, clock: Clock, *, window_ms: int = 5000) -> None:
@@ -111,6 +120,11 @@ class CommitSequence:
 
     def deadline(self, number: int) -> int:
         return 0
+
+    def apply_last(
+        self, store: PartitionStore, event: ApplyOnePhase
+    ) -> tuple[Reply, Callable[[], None]]:
+        return store.apply(event)
 
     def horizon(self) -> int:
         """The oldest version reads may still use: what was visible `window_ms` ago."""

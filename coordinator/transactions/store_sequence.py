@@ -21,11 +21,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from coordinator.clock import Clock
 from coordinator.transactions.sequence import Horizon
+from grid.backend import PartitionStore
 from grid.errors import Unavailable
+from grid.participant import ApplyOnePhase, Reply
 
 # How long after a number's lease ends the sweeper may release it: the steps that carry the
 # number refuse after its end by their own node's clock (on a Redis Cluster, not the clock of
@@ -76,6 +78,13 @@ class StoreCommitSequence:
         # Numbers given back here but kept held in the store after a failure (commit()).
         self._kept: set[int] = set()
         self._given_back = threading.Condition()
+        # Optional as well: a store whose release can ride on a partition's step, in the same
+        # round trip after it (grid/redis/sequence.py, one Redis server), and the numbers
+        # given back that way, which the end of their commit then does not release again.
+        self._release_command: Callable[[int], list[Any] | None] | None = getattr(
+            store, "release_command", None
+        )
+        self._released_with_step: set[int] = set()
 
     @contextmanager
     def commit(self, owner: bytes = b"", *, several_steps: bool = False) -> Iterator[int]:
@@ -114,7 +123,9 @@ class StoreCommitSequence:
             # A commit that failed (a conflict) leaves a gap: numbers need not be dense.
             self._deadlines.pop(number, None)
             try:
-                if not kept:
+                if number in self._released_with_step:
+                    self._released_with_step.discard(number)
+                elif not kept:
                     self.store.release(number)
             finally:
                 # Given back here once its steps are done, released in the store or not: a
@@ -128,6 +139,26 @@ class StoreCommitSequence:
                     if kept:
                         self._kept.add(number)
                     self._given_back.notify_all()
+
+    def apply_last(
+        self, store: PartitionStore, event: ApplyOnePhase
+    ) -> tuple[Reply, Callable[[], None]]:
+        """Applies the last step of the commit holding `event.version`. Where the partition can
+        send the number's release right behind the step, in the same round trip
+        (`apply_then`: one Redis server, whose connection runs them in order, so the release
+        runs only once the step is over), it does: a put then costs a round trip less."""
+        apply_then = getattr(store, "apply_then", None)
+        command = self._release_command(event.version) if self._release_command else None
+        answered = None
+        if apply_then is not None and command is not None:
+            answered = apply_then(event, command)
+        if answered is None:
+            result: tuple[Reply, Callable[[], None]] = store.apply(event)
+            return result
+        reply, released = answered
+        if released:
+            self._released_with_step.add(event.version)
+        return reply, _durable
 
     def _wait_for_lower_numbers(self, number: int, lower: list[int] | None = None) -> None:
         """Returns once every lower number is released, that is, once its commit is applied.
@@ -207,3 +238,7 @@ class StoreCommitSequence:
 
     def release(self, number: int) -> None:
         self.store.release(number)
+
+
+def _durable() -> None:
+    """A step the store made as durable as its writes (Redis: appendfsync) before answering."""

@@ -228,14 +228,7 @@ class RedisPartition:
                 raise _refusal(reply)
             return _applied(reply[2], bool(reply[1]))
         if isinstance(event, ApplyOnePhase):
-            arguments = [event.request_id.hex(), event.version, event.horizon, event.deadline_ms]
-            keys = self._writing(APPLY_RECORDS, event.reads, event.writes)
-            reply = self._call(
-                "apply", keys, *arguments, *_reads(event.reads), *_writes(event.writes)
-            )
-            if _text(reply[0]) != "applied":
-                raise _refusal(reply)
-            return _applied(reply[2], bool(reply[1]))
+            return self._one_phase_answer(self._call("apply", *self._one_phase(event)))
         if isinstance(event, Prepare) and needs_hooks(event.writes):
             return self._hooked.prepare(event, self.hooks)
         if isinstance(event, Prepare):
@@ -375,6 +368,52 @@ class RedisPartition:
         return StatusReply(
             record["state"], tuple(record["participants"] or ()), record["lease"], swapped
         )
+
+    def _one_phase(self, event: ApplyOnePhase) -> tuple[list[str], *tuple[Any, ...]]:
+        """The declared keys and the arguments of a one-phase step (steps.lua apply)."""
+        keys = self._writing(APPLY_RECORDS, event.reads, event.writes)
+        return (
+            keys,
+            event.request_id.hex(),
+            event.version,
+            event.horizon,
+            event.deadline_ms,
+            *_reads(event.reads),
+            *_writes(event.writes),
+        )
+
+    @staticmethod
+    def _one_phase_answer(reply: list[Any]) -> Applied:
+        if _text(reply[0]) != "applied":
+            raise _refusal(reply)
+        return _applied(reply[2], bool(reply[1]))
+
+    @retried
+    def apply_then(self, event: ApplyOnePhase, command: list[Any]) -> tuple[Reply, bool] | None:
+        """A one-phase step with ``command`` sent right behind it on the same connection, in
+        one round trip (the commit number's release: ``RedisCommitSequence.release_command``);
+        the answer, and whether ``command`` ran. None for a step with a Python hook, which
+        takes several round trips of its own (the caller then applies it alone).
+
+        The connection runs the two in order, so ``command`` runs only once the step is over,
+        whatever its answer; retried, both are sent again (the step answers from memory by
+        its request id). A step that found the script gone (a restarted Redis) wrote nothing,
+        but the command may have run: it answers ``StaleVersion`` so the commit is applied
+        again with a new number."""
+        if needs_hooks(event.writes):
+            return None
+        keys, *arguments = self._one_phase(event)
+        # redis-py's pipeline is untyped: Any keeps mypy strict about the rest.
+        pipe: Any = self._client.pipeline(transaction=False)
+        self._steps.pipe_call(pipe, keys, [self._layout.prefix, "apply", *arguments])
+        pipe.execute_command(*command)
+        reply, ran = pipe.execute(raise_on_error=False)
+        if isinstance(reply, redis.exceptions.ResponseError) and self._steps.missing(reply):
+            self._steps.reload()
+            raise StaleVersion("the steps were loaded again into Redis; numbered again")
+        if isinstance(reply, Exception):
+            raise reply
+        return self._one_phase_answer(reply), not isinstance(ran, Exception)
 
     def apply(self, event: Event) -> tuple[Reply, Callable[[], None]]:
         # Redis made the step as durable as its configuration makes writes (appendfsync).

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import redis
+from redis.cluster import RedisCluster
 
 from grid.redis.replicas import ReplicaWait
 from grid.redis.retrying import retried
@@ -109,6 +110,7 @@ class RedisCommitSequence:
             f"{tag}:numbers",
         ]
         self._client = client
+        self._cluster = isinstance(cast(Any, client), RedisCluster)
         self._take = client.register_script(TAKE)
         self._release = client.register_script(RELEASE)
         self._renew = client.register_script(RENEW)
@@ -146,6 +148,15 @@ class RedisCommitSequence:
     def release(self, number: int) -> None:
         """The commit holding ``number`` is applied everywhere (or decided against)."""
         self._run(self._release, number)
+
+    def release_command(self, number: int) -> list[Any] | None:
+        """The release of ``number`` as a command to send right behind another on the same
+        connection (``RedisPartition.apply_then``), or None where that cannot keep the order:
+        on a Redis Cluster the sequence and a partition are different nodes, and with replicas
+        a write is acknowledged only after its replica has it."""
+        if self._cluster or self._replicas.replicas:
+            return None
+        return ["EVALSHA", self._release.sha, len(self._keys), *self._keys, number]
 
     @retried
     def renew(self, number: int) -> bool:

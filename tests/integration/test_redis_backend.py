@@ -382,3 +382,60 @@ def test_the_steps_run_as_a_script_where_redis_has_no_functions(
     layout = first.partitions[1].layout
     with pytest.raises(redis.exceptions.ResponseError, match="undeclared"):
         script([layout.meta], [layout.prefix, "read_outcome", "x"])
+
+
+def test_a_one_phase_step_takes_its_numbers_release_along_on_one_redis_server(
+    coordinators: tuple[RedisBackend, RedisBackend],
+) -> None:
+    """On one server a one-phase step and its number's release go in one round trip, the
+    release behind the step; on a Redis Cluster (other nodes) the release stays its own call."""
+    import redis as redis_client
+
+    from grid.catalog import Catalog
+    from grid.errors import StaleVersion
+    from grid.redis.sequence import RELEASE
+
+    backend, _ = coordinators
+    sequence = backend.sequence
+    if backend.name == "redis-cluster":
+        assert sequence.release_command(1) is None
+        return
+    Catalog(backend.catalog_store).create("m", None, now_ms=0)
+    partition = backend.partitions[0]
+    # The steps and the release loaded, as an opened backend has them (a test before may have
+    # flushed them).
+    partition._steps.reload()
+    flusher = redis_client.Redis.from_url(backend.config.url)
+    flusher.script_load(RELEASE)
+    number, deadline, _ = sequence.take_with_lower("first")
+    command = sequence.release_command(number)
+    assert command is not None
+    write = (Write(Op.PUT, "m", "k", b'"one"'),)
+    answered = partition.apply_then(
+        ApplyOnePhase(b"first", (), write, number, 0, deadline), command
+    )
+    assert answered is not None
+    reply, released = answered
+    assert released and isinstance(reply, Applied) and reply.versions == (number,)
+    assert sequence.read_version() == number, "the number was not released with the step"
+    assert value_of(partition.get("m", "k") or b"") == b'"one"'
+    # A restarted Redis forgot the steps: the step wrote nothing, and asks for a new number.
+    flusher.function_flush()
+    flusher.script_flush()
+    flusher.close()
+    second, deadline, _ = sequence.take_with_lower("second")
+    again = (Write(Op.PUT, "m", "k", b'"two"'),)
+    with pytest.raises(StaleVersion):
+        partition.apply_then(
+            ApplyOnePhase(b"second", (), again, second, 0, deadline),
+            sequence.release_command(second) or [],
+        )
+    assert value_of(partition.get("m", "k") or b"") == b'"one"'
+    sequence.release(second)
+    third, deadline, _ = sequence.take_with_lower("third")
+    answered = partition.apply_then(
+        ApplyOnePhase(b"third", (), again, third, 0, deadline),
+        sequence.release_command(third) or [],
+    )
+    assert answered == (Applied((third,)), True), "the release script was loaded again"
+    assert value_of(partition.get("m", "k") or b"") == b'"two"'

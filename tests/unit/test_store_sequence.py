@@ -4,13 +4,17 @@ number, for this process's holders by their release here, for others' by the sto
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
 
 from coordinator.clock import ManualClock
 from coordinator.transactions import store_sequence
 from coordinator.transactions.store_sequence import StoreCommitSequence
+from grid.backend import PartitionStore
 from grid.errors import Unavailable
+from grid.participant import Applied, ApplyOnePhase, Reply
 
 
 class ListingStore:
@@ -153,3 +157,61 @@ def test_a_wait_that_gives_up_keeps_a_number_another_may_be_committing_with(
     with pytest.raises(Unavailable), sequence.commit(b"shared", several_steps=True):
         pass
     assert 2 in store.held
+
+
+class RidingStore(ListingStore):
+    """A store whose release can ride behind a partition's step; counts its own releases."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.releases = 0
+
+    def release(self, number: int) -> None:
+        self.releases += 1
+        super().release(number)
+
+    def release_command(self, number: int) -> list[Any] | None:
+        return ["release", number]
+
+
+class RidingPartition:
+    """A partition that runs the command sent behind a step when `runs` says so."""
+
+    index = 0
+
+    def __init__(self, store: RidingStore, *, runs: bool) -> None:
+        self.store = store
+        self.runs = runs
+        self.applied: list[int] = []
+
+    def apply(self, event: ApplyOnePhase) -> tuple[Reply, Callable[[], None]]:
+        self.applied.append(event.version)
+        return Applied((event.version,)), lambda: None
+
+    def apply_then(self, event: ApplyOnePhase, command: list[Any]) -> tuple[Reply, bool]:
+        self.applied.append(event.version)
+        assert command == ["release", event.version]
+        if self.runs:
+            ListingStore.release(self.store, event.version)
+        return Applied((event.version,)), self.runs
+
+
+def test_a_release_sent_with_the_last_step_is_not_sent_again() -> None:
+    store = RidingStore()
+    sequence = StoreCommitSequence(store, ManualClock())
+    partition = RidingPartition(store, runs=True)
+    with sequence.commit(b"t") as number:
+        reply, _ = sequence.apply_last(
+            cast(PartitionStore, partition), ApplyOnePhase(b"t", (), (), number)
+        )
+    assert reply == Applied((number,)) and partition.applied == [number]
+    assert store.releases == 0 and not store.held
+
+
+def test_a_release_that_did_not_run_with_the_step_is_sent_at_the_end() -> None:
+    store = RidingStore()
+    sequence = StoreCommitSequence(store, ManualClock())
+    partition = RidingPartition(store, runs=False)
+    with sequence.commit(b"t") as number:
+        sequence.apply_last(cast(PartitionStore, partition), ApplyOnePhase(b"t", (), (), number))
+    assert store.releases == 1 and not store.held
