@@ -19,6 +19,7 @@ from tests.support.external_servers import (
     hazelcast_running,
     ignite_running,
     kafka_running,
+    redis_cluster_running,
     stop_hazelcast,
     stop_ignite,
     stop_kafka,
@@ -130,13 +131,15 @@ CONFORMANCE_REDIS_CLUSTER_PORT = 7300
 
 @pytest.fixture(scope="session")
 def redis_cluster_url() -> Iterator[str]:
-    """A 3-master Redis Cluster on loopback (deploy/local/redis-cluster.sh), stopped at the
-    session's end."""
+    """A 3-master Redis Cluster on loopback (deploy/local/redis-cluster.sh); one this session
+    started is stopped at its end, one that answered already is left to whoever started it."""
+    started_here = not redis_cluster_running(CONFORMANCE_REDIS_CLUSTER_PORT)
     url = ensure_redis_cluster(CONFORMANCE_REDIS_CLUSTER_PORT)
     try:
         yield url
     finally:
-        stop_redis_cluster(CONFORMANCE_REDIS_CLUSTER_PORT)
+        if started_here:
+            stop_redis_cluster(CONFORMANCE_REDIS_CLUSTER_PORT)
 
 
 @pytest.fixture(scope="session")

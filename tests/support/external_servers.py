@@ -38,6 +38,7 @@ __all__ = [
     "hazelcast_running",
     "ignite_running",
     "kafka_running",
+    "redis_cluster_running",
     "restart_kafka",
     "run_redis_cluster_script",
     "run_redis_script",
@@ -302,6 +303,21 @@ def ensure_redis_cluster(first_port: int) -> str:
     )
     nodes = ",".join(f"127.0.0.1:{first_port + offset}" for offset in range(3))
     return f"redis+cluster://{nodes}"
+
+
+def redis_cluster_running(first_port: int) -> bool:
+    """Whether a formed cluster answers on 127.0.0.1:``first_port`` (``redis-cluster.sh
+    status``)."""
+    try:
+        _run_script(
+            REDIS_CLUSTER_SCRIPT,
+            "status",
+            timeout_s=60,
+            extra_env={"REDIS_CLUSTER_PORT": str(first_port)},
+        )
+    except ExternalServerError:
+        return False
+    return True
 
 
 def stop_redis_cluster(first_port: int) -> None:
