@@ -29,7 +29,7 @@ from shoal import Client, ConflictError, ShoalError
 from tests.fault.test_shared_coordinators_kill import wait_nothing_in_doubt
 from tests.support.elle import Observed, check
 from tests.support.external_servers import HAZELCAST_CLUSTER_NAME
-from tests.support.shared_store import coordinators
+from tests.support.shared_store import coordinators, wait_for_map
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(900)]
 
@@ -158,19 +158,7 @@ def test_list_append_histories_through_three_coordinators_with_kills_are_seriali
         for key in KEYS:
             setup.put("lists", key, {"ids": []})
         setup.close()
-        # Every coordinator serves the map before the clients start (a catalog change
-        # reaches the others within a second).
-        for server in servers:
-            reader = Client(server.target)
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    reader.get("lists", KEYS[0])
-                    break
-                except ShoalError:
-                    assert time.monotonic() < deadline, "the map never reached a coordinator"
-                    time.sleep(0.1)
-            reader.close()
+        wait_for_map(servers, "lists", KEYS[0])
         stop = threading.Event()
         workers = [
             threading.Thread(

@@ -10,7 +10,6 @@ as for test_shared_histories.py.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from grid.partitioner import Partitioner
 from shoal import Client, ShoalError
 from tests.fault.test_shared_histories import STORES, store_url
-from tests.support.shared_store import coordinators
+from tests.support.shared_store import coordinators, wait_for_map
 
 pytestmark = pytest.mark.fault
 
@@ -46,16 +45,7 @@ def test_a_commit_acknowledged_by_a_retry_on_another_coordinator_is_read_at_once
         for index in range(100):
             by_partition.setdefault(partitioner.partition_of(f"k{index}"), f"k{index}")
         keys = (by_partition[min(by_partition)], by_partition[max(by_partition)])
-        probe = Client(dying.target)
-        deadline = time.monotonic() + 30
-        while True:  # the map reaches the other coordinator within a second
-            try:
-                probe.get("m", keys[0])
-                break
-            except ShoalError:
-                assert time.monotonic() < deadline, "the map never reached the other coordinator"
-                time.sleep(0.1)
-        probe.close()
+        wait_for_map([dying], "m", keys[0])
         stale = []
         unknown = 0
         after_death = 0

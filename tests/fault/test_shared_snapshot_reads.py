@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from shoal import Client, ShoalError
+from shoal import Client
 from tests.fault.test_shared_coordinators_kill import wait_nothing_in_doubt
 from tests.fault.test_shared_histories import STORES, store_url
 from tests.support.bank import Transfers, account_key, balances, setup_bank, transfer_until
-from tests.support.shared_store import coordinators
+from tests.support.shared_store import coordinators, wait_for_map
 
 pytestmark = pytest.mark.fault
 
@@ -43,17 +43,7 @@ def test_totals_read_through_other_coordinators_than_the_killed_writers_are_exac
         victim, versions = writers
         setup = Client(reading.target)
         total = setup_bank(setup, "accounts", "ledger", accounts=ACCOUNTS)
-        for server in servers:  # the maps reach every coordinator within a second
-            probe = Client(server.target)
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    probe.get("accounts", keys[0])
-                    break
-                except ShoalError:
-                    assert time.monotonic() < deadline, "the bank never reached a coordinator"
-                    time.sleep(0.1)
-            probe.close()
+        wait_for_map(servers, "accounts", keys[0])
         stop = threading.Event()
         done = Transfers()
         targets = ",".join(server.target for server in writers)

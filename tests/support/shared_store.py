@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,3 +102,25 @@ def coordinators(
         for server in servers:
             server.kill()
         drop_namespace(store_url, namespace)
+
+
+def wait_for_map(servers: list[ServerProcess], map_name: str, key: str) -> None:
+    """Returns once every coordinator serves `map_name` (a get of `key` answers): a map created
+    through one reaches the others within a second, not at once."""
+    from shoal import Client, ShoalError
+
+    for server in servers:
+        client = Client(server.target)
+        deadline = time.monotonic() + 30
+        try:
+            while True:
+                try:
+                    client.get(map_name, key)
+                    break
+                except ShoalError:
+                    assert time.monotonic() < deadline, (
+                        f"'{map_name}' never reached {server.target}"
+                    )
+                    time.sleep(0.1)
+        finally:
+            client.close()
