@@ -32,7 +32,6 @@ from grid.hazelcast.processors import PartitionRead, PartitionStep
 from grid.protocol import (
     Abort,
     Ack,
-    Applied,
     ApplyOnePhase,
     CasStatus,
     Commit,
@@ -46,7 +45,6 @@ from grid.protocol import (
     ReadOutcome,
     ReadStatus,
     Reply,
-    StatusReply,
     Vote,
 )
 from grid.redis.hooked import needs_hooks
@@ -55,11 +53,16 @@ from grid.redis.hooked import needs_hooks
 # functions as the Redis backend's.
 from grid.redis.partition import (
     UnsupportedByBackend,
-    _applied,
     _reads,
-    _refusal,
     _text,
     _writes,
+    applied_answer,
+    commit_answer,
+    dropped,
+    hooked_answer,
+    outcome_of,
+    status_of,
+    vote_of,
 )
 from grid.versions import VersionStats
 
@@ -109,18 +112,12 @@ class HazelcastPartition:
 
     def step(self, event: Event) -> Reply:
         if isinstance(event, ApplyOnePhase) and needs_hooks(event.writes):
-            reply = self._hooked.apply(event, self.hooks)
-            if isinstance(reply, Applied):
-                return reply
-            if _text(reply[0]) != "applied":
-                raise _refusal(reply)
-            return _applied(reply[2], bool(reply[1]))
+            return hooked_answer(self._hooked.apply(event, self.hooks))
         if isinstance(event, ApplyOnePhase):
             arguments = [event.request_id.hex(), event.version, event.horizon, event.deadline_ms]
-            reply = self._call("apply", *arguments, *_reads(event.reads), *_writes(event.writes))
-            if _text(reply[0]) != "applied":
-                raise _refusal(reply)
-            return _applied(reply[2], bool(reply[1]))
+            return applied_answer(
+                self._call("apply", *arguments, *_reads(event.reads), *_writes(event.writes))
+            )
         if isinstance(event, Prepare) and needs_hooks(event.writes):
             return self._hooked.prepare(event, self.hooks)
         if isinstance(event, Prepare):
@@ -137,27 +134,19 @@ class HazelcastPartition:
                 *_reads(event.reads),
                 *writes,
             )
-            if _text(reply[0]) == "yes":
-                return Vote(True)
-            if len(reply) >= 5:
-                # ['no', message, kind, map, key]: a refusal with the error it stands for.
-                refused = _refusal([reply[2], reply[1], reply[3], reply[4]])
-                return Vote(False, str(refused), refused)
-            return Vote(False, _text(reply[1]))
+            return vote_of(reply)
         if isinstance(event, PreCommit):
             return Ack(known=bool(self._call("pre_commit", event.txn_id.hex())[1]))
         if isinstance(event, Commit):
             reply = self._call("commit", event.txn_id.hex(), event.version, event.horizon)
             if _text(reply[0]) == "hooked":
                 reply = self._hooked.commit(event, self.hooks)
-            if _text(reply[0]) == "applied":
-                return _applied(reply[2], False)
-            return Ack(known=bool(reply[1]))
+            return commit_answer(reply)
         if isinstance(event, Abort):
             return Ack(known=bool(self._call("abort", event.txn_id.hex())[1]))
         if isinstance(event, CreateStatus):
             participants = orjson.dumps(list(event.participants))
-            return self._status(
+            return status_of(
                 self._call(
                     "create_status",
                     event.txn_id.hex(),
@@ -167,7 +156,7 @@ class HazelcastPartition:
                 )
             )
         if isinstance(event, CasStatus):
-            return self._status(
+            return status_of(
                 self._call(
                     "cas_status",
                     event.txn_id.hex(),
@@ -178,32 +167,16 @@ class HazelcastPartition:
                 )
             )
         if isinstance(event, ReadStatus):
-            return self._status(self._read("status", event.txn_id.hex()))
+            return status_of(self._read("status", event.txn_id.hex()))
         if isinstance(event, ReadOutcome):
-            reply = self._read("outcome", event.request_id.hex())
-            if _text(reply[0]) == "applied":
-                return _applied(reply[2], True)
-            return Ack(known=False)
+            return outcome_of(self._read("outcome", event.request_id.hex()))
         if isinstance(event, ForgetStatus):
             return Ack(known=bool(self._call("forget_status", event.txn_id.hex())[1]))
         if isinstance(event, DropMap):
-            reply = self._call("drop_map", event.map)
-            if _text(reply[0]) != "ack":
-                raise _refusal(reply)
-            return Ack()
+            return dropped(self._call("drop_map", event.map))
         if isinstance(event, ForgetVersions):
             return Ack(known=bool(self._call("forget_versions", event.horizon)[1]))
         raise TypeError(f"unknown participant event {type(event).__name__}")
-
-    @staticmethod
-    def _status(reply: list[Any]) -> StatusReply:
-        state = _text(reply[1])
-        return StatusReply(
-            state or None,
-            tuple(orjson.loads(reply[2]) or ()),
-            int(reply[3]),
-            swapped=bool(reply[4]),
-        )
 
     def apply(self, event: Event) -> tuple[Reply, Callable[[], None]]:
         # The step is as durable as the cluster makes a write (its backups) when it returns.

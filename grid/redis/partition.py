@@ -147,6 +147,65 @@ def _applied(encoded: bytes, replayed: bool) -> Applied:
     return Applied(tuple(versions), replayed=replayed, removed=tuple(removed))
 
 
+# Replies of steps.lua's steps (and of their Java twin on the Hazelcast member), read alike by
+# both stores' dispatch.
+
+
+def applied_answer(reply: list[Any]) -> Applied:
+    """A one-phase step's answer; its refusal raised as the error it stands for."""
+    if _text(reply[0]) != "applied":
+        raise _refusal(reply)
+    return _applied(reply[2], bool(reply[1]))
+
+
+def hooked_answer(reply: Applied | list[Any]) -> Applied:
+    """grid/redis/hooked.py's one-phase answer: decided in Python, or a step's reply."""
+    return reply if isinstance(reply, Applied) else applied_answer(reply)
+
+
+def vote_of(reply: list[Any]) -> Vote:
+    """A prepare's vote: yes, or no with the refusal it stands for when the step names one
+    (['no', message, kind, map, key])."""
+    if _text(reply[0]) == "yes":
+        return Vote(True)
+    if len(reply) >= 5:
+        refused = _refusal([reply[2], reply[1], reply[3], reply[4]])
+        return Vote(False, str(refused), refused)
+    return Vote(False, _text(reply[1]))
+
+
+def commit_answer(reply: list[Any]) -> Reply:
+    """A commit's answer: what it applied, or whether the transaction was known here."""
+    if _text(reply[0]) == "applied":
+        return _applied(reply[2], False)
+    return Ack(known=bool(reply[1]))
+
+
+def outcome_of(reply: list[Any]) -> Reply:
+    """A remembered one-phase answer, replayed, or Ack(known=False)."""
+    if _text(reply[0]) == "applied":
+        return _applied(reply[2], True)
+    return Ack(known=False)
+
+
+def status_of(reply: list[Any]) -> StatusReply:
+    """A status step's reply: ['status', state, participants, lease, swapped]."""
+    state = _text(reply[1])
+    return StatusReply(
+        state or None,
+        tuple(orjson.loads(reply[2]) or ()),
+        int(reply[3]),
+        swapped=bool(reply[4]),
+    )
+
+
+def dropped(reply: list[Any]) -> Ack:
+    """A map dropped here; a refusal (keys locked by transactions in flight) raised."""
+    if _text(reply[0]) != "ack":
+        raise _refusal(reply)
+    return Ack()
+
+
 class RedisPartition:
     """A ``grid.backend.PartitionStore`` whose records live in Redis."""
 
@@ -221,14 +280,9 @@ class RedisPartition:
 
     def _step(self, event: Event) -> Reply:
         if isinstance(event, ApplyOnePhase) and needs_hooks(event.writes):
-            reply = self._hooked.apply(event, self.hooks)
-            if isinstance(reply, Applied):
-                return reply
-            if _text(reply[0]) != "applied":
-                raise _refusal(reply)
-            return _applied(reply[2], bool(reply[1]))
+            return hooked_answer(self._hooked.apply(event, self.hooks))
         if isinstance(event, ApplyOnePhase):
-            return self._one_phase_answer(self._call("apply", *self._one_phase(event)))
+            return applied_answer(self._call("apply", *self._one_phase(event)))
         if isinstance(event, Prepare) and needs_hooks(event.writes):
             return self._hooked.prepare(event, self.hooks)
         if isinstance(event, Prepare):
@@ -253,14 +307,10 @@ class RedisPartition:
                 *_reads(event.reads),
                 *writes,
             )
-            if _text(reply[0]) == "yes":
+            vote = vote_of(reply)
+            if vote.yes:
                 self._remember_prepared(txn, event.writes)
-                return Vote(True)
-            if len(reply) >= 5:
-                # {'no', message, kind, map, key}: a refusal with the error it stands for.
-                refused = _refusal([reply[2], reply[1], reply[3], reply[4]])
-                return Vote(False, str(refused), refused)
-            return Vote(False, _text(reply[1]))
+            return vote
         if isinstance(event, PreCommit):
             txn = event.txn_id.hex()
             keys = self._layout.own(META, f"x:{txn}")
@@ -273,9 +323,7 @@ class RedisPartition:
             if _text(reply[0]) == "hooked":
                 reply = self._hooked.commit(event, self.hooks)
             self._prepared.pop(txn, None)
-            if _text(reply[0]) == "applied":
-                return _applied(reply[2], False)
-            return Ack(known=bool(reply[1]))
+            return commit_answer(reply)
         if isinstance(event, Abort):
             txn = event.txn_id.hex()
             self._prepared.pop(txn, None)
@@ -283,7 +331,7 @@ class RedisPartition:
             return Ack(known=bool(self._call("abort", keys, txn)[1]))
         if isinstance(event, CreateStatus):
             participants = orjson.dumps(list(event.participants))
-            return self._status(
+            return status_of(
                 self._call(
                     "create_status",
                     self._layout.own(*STATUS_RECORDS),
@@ -294,7 +342,7 @@ class RedisPartition:
                 )
             )
         if isinstance(event, CasStatus):
-            return self._status(
+            return status_of(
                 self._call(
                     "cas_status",
                     self._layout.own(*STATUS_RECORDS),
@@ -309,18 +357,16 @@ class RedisPartition:
             raw = self._client.hget(self._layout.statuses, event.txn_id.hex())
             return self._status_from(raw, swapped=False)
         if isinstance(event, ReadOutcome):
-            reply = self._call("read_outcome", self._layout.own(OUTCOMES), event.request_id.hex())
-            if _text(reply[0]) == "applied":
-                return _applied(reply[2], True)
-            return Ack(known=False)
+            return outcome_of(
+                self._call("read_outcome", self._layout.own(OUTCOMES), event.request_id.hex())
+            )
         if isinstance(event, ForgetStatus):
             keys = self._layout.own(*STATUS_RECORDS)
             return Ack(known=bool(self._call("forget_status", keys, event.txn_id.hex())[1]))
         if isinstance(event, DropMap):
-            reply = self._call("drop_map", self._keys((META, LOCKS), (event.map,)), event.map)
-            if _text(reply[0]) != "ack":
-                raise _refusal(reply)
-            return Ack()
+            return dropped(
+                self._call("drop_map", self._keys((META, LOCKS), (event.map,)), event.map)
+            )
         if isinstance(event, ForgetVersions):
             return Ack(known=bool(self._forget_versions(event.horizon)[1]))
         raise TypeError(f"unknown participant event {type(event).__name__}")
@@ -351,16 +397,6 @@ class RedisPartition:
         raise AssertionError("unreachable: the final call forgets what it declared")
 
     @staticmethod
-    def _status(reply: list[Any]) -> StatusReply:
-        state = _text(reply[1])
-        return StatusReply(
-            state or None,
-            tuple(orjson.loads(reply[2]) or ()),
-            int(reply[3]),
-            swapped=bool(reply[4]),
-        )
-
-    @staticmethod
     def _status_from(raw: Any, *, swapped: bool) -> StatusReply:
         if raw is None:
             return StatusReply(None)
@@ -381,12 +417,6 @@ class RedisPartition:
             *_reads(event.reads),
             *_writes(event.writes),
         )
-
-    @staticmethod
-    def _one_phase_answer(reply: list[Any]) -> Applied:
-        if _text(reply[0]) != "applied":
-            raise _refusal(reply)
-        return _applied(reply[2], bool(reply[1]))
 
     @retried
     def apply_then(self, event: ApplyOnePhase, command: list[Any]) -> tuple[Reply, bool] | None:
@@ -413,7 +443,7 @@ class RedisPartition:
             raise StaleVersion("the steps were loaded again into Redis; numbered again")
         if isinstance(reply, Exception):
             raise reply
-        return self._one_phase_answer(reply), not isinstance(ran, Exception)
+        return applied_answer(reply), not isinstance(ran, Exception)
 
     def apply(self, event: Event) -> tuple[Reply, Callable[[], None]]:
         # Redis made the step as durable as its configuration makes writes (appendfsync).
