@@ -41,6 +41,17 @@ STORE_ERRORS: tuple[type[Exception], ...] = (
 # How long a call keeps retrying before it answers UNAVAILABLE.
 RETRY_S = 3.0
 
+
+def _migrating(error: Exception) -> bool:
+    """TRYAGAIN, ASK, or redis-py giving up after following them ("TTL exhausted")."""
+    if isinstance(error, redis.exceptions.ClusterDownError):
+        return False
+    return isinstance(
+        error,
+        redis.exceptions.TryAgainError | redis.exceptions.AskError | redis.exceptions.ClusterError,
+    )
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -63,6 +74,11 @@ def retried(function: Callable[P, R]) -> Callable[P, R]:
                 with attempt:
                     return function(*args, **kwargs)
         except STORE_ERRORS as error:
+            if _migrating(error):
+                log.warning("Redis Cluster slot still migrating after %.0f s: %s", RETRY_S, error)
+                raise Unavailable(
+                    f"a Redis Cluster slot this call needs is still migrating ({error}); retry"
+                ) from None
             log.warning("Redis unreachable after %.0f s of retries: %s", RETRY_S, error)
             raise Unavailable(f"the Redis store cannot be reached ({error}); retry") from None
         raise AssertionError("unreachable")  # pragma: no cover - tenacity reraises

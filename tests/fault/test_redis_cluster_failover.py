@@ -345,6 +345,51 @@ def reshard_slot(cluster: Cluster, slot: int, target: int, batch: int, pause_s: 
     return batches
 
 
+def test_a_step_on_a_partition_split_by_a_migration_waits_and_never_half_applies(
+    cluster: Cluster,
+) -> None:
+    """A partition's slot left half-migrated (its entries hash moved, the rest not): a put there
+    does not run (Redis answers TRYAGAIN before the step, as every key it touches is declared),
+    so after its retries it answers UNAVAILABLE and changed nothing; once the slot has moved the
+    same put applies."""
+    backend = RedisBackend(RedisBackendConfig(cluster.url, fresh_namespace("split"), 4))
+    try:
+        _put(backend, 0, "a")
+        _put(backend, 0, "a")
+        partition = backend.partitions[0]
+        layout = partition.layout
+        slot = key_slot(layout.prefix.encode())
+        owners = slot_owners(cluster)
+        source, source_id = owners[slot]
+        masters = sorted({port for port, _ in owners.values()})
+        target = masters[(masters.index(source) + 1) % len(masters)]
+        lsn = backend._client.hget(layout.meta, "lsn")
+        with cluster.node(source) as old, cluster.node(target) as new:
+            target_id = new.execute_command("CLUSTER", "MYID").decode()
+            new.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            old.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            old.execute_command(
+                "MIGRATE", "127.0.0.1", target, "", 0, 10_000, "KEYS", layout.entries("m")
+            )
+            with pytest.raises(Unavailable, match="still migrating"):
+                _put(backend, 0, "a")
+            assert old.hget(layout.meta, "lsn") == lsn, "the step ran on the source"
+            assert new.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == 1
+            while keys := old.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                old.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 10_000, "KEYS", *keys)
+            new.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            old.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        for port in masters:
+            if port not in (source, target):
+                with cluster.node(port) as node:
+                    node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        _put(backend, 0, "a")
+        assert int(backend._client.hget(layout.meta, "lsn")) == int(lsn) + 1
+        assert backend.partitions[0].version_stats().kept >= 1
+    finally:
+        backend.close()
+
+
 def redirections(cluster: Cluster) -> int:
     """How many TRYAGAIN and ASK replies the masters have sent (INFO errorstats)."""
     total = 0
