@@ -19,6 +19,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -39,6 +40,7 @@ from coordinator.config import ConfigError, ServerConfig
 from coordinator.dispatch import Lanes, OnLoop, Registrar, Workers
 from coordinator.exposition import MetricsEndpoint
 from coordinator.memory import MemoryKeeper
+from coordinator.metrics import Registry
 from coordinator.node import Node
 from coordinator.observability import tracing
 from coordinator.observability.rpc import RpcTelemetry
@@ -285,6 +287,39 @@ def bind_failure(host: str, port: int) -> str | None:
     return None
 
 
+def metrics_endpoint_on(
+    host: str,
+    port: int,
+    registry: Registry,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    optional: bool,
+) -> MetricsEndpoint | None:
+    """Binds the metrics endpoint, or None when an optional port was taken meanwhile.
+
+    The port was probed free at start, but coordinators started together (two on one
+    machine, as the README's shared-backend example does) race for the default port
+    between the probe and this bind: the loser serves without metrics, as if the probe
+    had found the port taken, rather than exit on a bare `[Errno 98]`."""
+    try:
+        return MetricsEndpoint(host, port, registry, ssl_context=ssl_context)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise ConfigError(
+                f"cannot serve metrics on {host}:{port}: {error.strerror or error}"
+            ) from error
+        refused = f"port {port} is already in use (is another shoal serve running?)"
+        if not optional:
+            raise ConfigError(f"cannot serve metrics on {host}:{port}: {refused}") from error
+        log.warning(
+            "metrics not served: %s:%d: %s (choose another with --metrics-port)",
+            host,
+            port,
+            refused,
+        )
+        return None
+
+
 def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> RunningServer:
     transport.check_listening(config)
     transport_files = transport.load_files(config)
@@ -373,12 +408,14 @@ def start(config: ServerConfig, *, faults: FaultPoints | None = None) -> Running
     node.metrics.before_scrape(memory.sample)
     metrics_endpoint = None
     if metrics_port:
-        metrics_endpoint = MetricsEndpoint(
+        metrics_endpoint = metrics_endpoint_on(
             config.metrics_host,
             metrics_port,
             node.metrics,
             ssl_context=transport.metrics_ssl_context(config),
+            optional=metrics_port == DEFAULT_METRICS_PORT,
         )
+    if metrics_endpoint is not None:
         metrics_endpoint.start()
     if instrumentation is not None:
         instrumentation.watch_replays(replays)
