@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hazelcast.client import HazelcastClient
+from hazelcast.errors import IllegalStateError
 
 from grid.backend import ParticipantHooks
-from grid.errors import FailedPrecondition, InvalidArgument
+from grid.errors import FailedPrecondition, InvalidArgument, Unavailable
 from grid.hazelcast.catalog_store import HazelcastCatalogStore, catalog_map_name
 from grid.hazelcast.lost import INVOCATION_TIMEOUT_S
 from grid.hazelcast.partition import HazelcastPartition
@@ -46,12 +47,21 @@ def parse_url(url: str) -> tuple[list[str], str]:
 def connect(url: str, *, connect_timeout_s: float = 30.0) -> Any:
     """A client of the cluster a ``hazelcast://`` URL names; thread-safe, one per backend."""
     members, cluster_name = parse_url(url)
-    return HazelcastClient(
-        cluster_members=members,
-        cluster_name=cluster_name,
-        cluster_connect_timeout=connect_timeout_s,
-        invocation_timeout=INVOCATION_TIMEOUT_S,
-    )
+    try:
+        return HazelcastClient(
+            cluster_members=members,
+            cluster_name=cluster_name,
+            cluster_connect_timeout=connect_timeout_s,
+            invocation_timeout=INVOCATION_TIMEOUT_S,
+        )
+    except IllegalStateError as error:
+        # The client gives up with "Unable to connect to any cluster", which names neither the
+        # members nor the cluster; `shoal serve` prints this in one line and exits 2.
+        raise Unavailable(
+            f"the Hazelcast cluster {cluster_name!r} cannot be reached at {','.join(members)} "
+            f"within {connect_timeout_s:g} s ({error}; is a member running, and is the "
+            "cluster's name right?)"
+        ) from None
 
 
 def partitions_map_name(namespace: str) -> str:
