@@ -43,8 +43,19 @@ class HazelcastCommitSequence:
     def take_with_deadline(self, owner: str) -> tuple[int, int]:
         """``take``, with the end of the number's lease by the member's clock: a one-phase step
         carries it and refuses after it, since ``expired`` may then report the number."""
-        number, deadline = self._run("take", self.lease_ms, owner)
-        return int(number), int(deadline)
+        number, deadline, _ = self.take_with_lower(owner)
+        return number, deadline
+
+    def take_with_lower(self, owner: str) -> tuple[int, int, list[int] | None]:
+        """``take_with_deadline``, with the numbers below it still held when it was taken (None
+        when more than the member lists, 256, or from a member whose jar predates the list):
+        numbers only grow, so these are all the commits it must wait for, and the coordinator
+        waits for its own without asking the member (coordinator/transactions/store_sequence.py)."""
+        found = self._run("take", self.lease_ms, owner)
+        number, deadline = int(found[0]), int(found[1])
+        if len(found) < 3 or len(found) - 3 != int(found[2]):
+            return number, deadline, None
+        return number, deadline, [int(each) for each in found[3:]]
 
     def release(self, number: int) -> None:
         """The commit holding ``number`` is applied everywhere (or decided against)."""

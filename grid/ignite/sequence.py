@@ -34,8 +34,14 @@ def lease_key(namespace: str, number: int) -> str:
 
 
 TX_TIMEOUT_MS = 10_000
+# Lower numbers held that a take lists at most (more: the caller asks the store instead).
+LOWER_LISTED_MAX = 256
 # How often take_with_deadline measures the cluster's clock against this process's.
 CLOCK_REFRESH_S = 1.0
+
+
+def _below(flight: dict[str, Any], number: int) -> list[int]:
+    return sorted(held for held in map(int, flight) if held < number)
 
 
 class IgniteCommitSequence:
@@ -104,34 +110,45 @@ class IgniteCommitSequence:
         state: dict[str, Any] = orjson.loads(raw) if raw else {"last": 0, "flight": {}}
         return state
 
-    @guarded
     def take(self, owner: str) -> int:
         """The next number, held (in flight) by ``owner`` until released or its lease ends; the
         number ``owner`` holds already, when it holds one (a sweeper finishing a transaction
         commits it at the number it was given)."""
-
-        def take(state: dict[str, Any]) -> tuple[int, bool]:
-            for number, holder in state["flight"].items():
-                if holder == owner:
-                    return int(number), False
-            state["last"] += 1
-            number = int(state["last"])
-            state["flight"][str(number)] = owner
-            return number, True
-
-        number, new = self._change(take)
-        if new:
-            self._lease(number, owner)
-        return int(number)
+        return self.take_with_lower(owner)[0]
 
     def take_with_deadline(self, owner: str) -> tuple[int, int]:
         """``take``, with when its lease ends by the cluster's clock: a one-phase step carrying
-        a deadline refuses once the number's lease entry has expired (grid/ignite/steps.py).
-        The steps test the lease entry, never this time, so the cluster's clock is read here
-        through an offset measured at most every CLOCK_REFRESH_S: an SQL query per commit
-        was the dearest of its round trips."""
-        number = self.take(owner)
-        return number, self._clock_estimate_ms() + self.lease_ms
+        a deadline refuses once the number's lease entry has expired (grid/ignite/steps.py)."""
+        number, deadline, _ = self.take_with_lower(owner)
+        return number, deadline
+
+    @guarded
+    def take_with_lower(self, owner: str) -> tuple[int, int, list[int] | None]:
+        """``take_with_deadline``, with the numbers below it still held when it was taken (None
+        when more than LOWER_LISTED_MAX are), read in the same transaction: numbers only grow,
+        so these are all the commits it must wait for, and the coordinator waits for its own
+        without asking the store (coordinator/transactions/store_sequence.py).
+
+        The steps test the lease entry, never the deadline's time, so the cluster's clock is
+        read here through an offset measured at most every CLOCK_REFRESH_S: an SQL query per
+        commit was the dearest of its round trips."""
+
+        def take(state: dict[str, Any]) -> tuple[int, bool, list[int]]:
+            flight = state["flight"]
+            for number, holder in flight.items():
+                if holder == owner:
+                    return int(number), False, _below(flight, int(number))
+            state["last"] += 1
+            number = int(state["last"])
+            lower = _below(flight, number)
+            flight[str(number)] = owner
+            return number, True, lower
+
+        number, new, lower = self._change(take)
+        if new:
+            self._lease(number, owner)
+        listed = lower if len(lower) <= LOWER_LISTED_MAX else None
+        return int(number), self._clock_estimate_ms() + self.lease_ms, listed
 
     def _clock_estimate_ms(self) -> int:
         local_ms = time.time_ns() // 1_000_000

@@ -116,6 +116,10 @@ def test_commit_numbers_are_unique_and_reads_stay_below_every_number_held(
     first, second = coordinators
     assert second.read_version() == 100
     early, late = first.take("first"), second.take("second")
+    # The numbers below one held when it was taken, listed by the member (the same number
+    # again: its owner holds it).
+    assert second.take_with_lower("second")[::2] == (late, [early])
+    assert first.take_with_lower("first")[::2] == (early, [])
     second.release(late)
     assert second.read_version() == early - 1, "the earlier commit is not applied yet"
     first.release(early)

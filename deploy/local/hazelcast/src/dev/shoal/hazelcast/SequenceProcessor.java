@@ -25,7 +25,17 @@ public final class SequenceProcessor
   private String owner;
   private long nowMs;
 
+  static final int LOWER_LISTED_MAX = 256;
+
   public SequenceProcessor() {}
+
+  private static void addLower(SequenceState state, long taken, List<Object> result) {
+    java.util.SortedMap<Long, SequenceState.Holder> lower = state.flight.headMap(taken);
+    result.add((long) lower.size());
+    if (lower.size() <= LOWER_LISTED_MAX) {
+      result.addAll(lower.keySet());
+    }
+  }
 
   @Override
   public List<Object> process(Map.Entry<Object, SequenceState> entry) {
@@ -43,17 +53,21 @@ public final class SequenceProcessor
           // number carries the lease in milliseconds. A holder holding a number gets it again:
           // a sweeper finishing a transaction commits it at the number it was given.
           // The reply is the number and its lease's end (a one-phase step refuses after it).
+          // Then how many lower numbers are held and, when at most LOWER_LISTED_MAX, which:
+          // the commits the taker must wait for (numbers only grow, so there are no others).
           Long held = state.numbers.get(owner);
           if (held != null) {
             result.add(held);
             result.add(state.flight.get(held).leaseMs);
+            addLower(state, held, result);
             return result;
           }
           long taken = ++state.last;
-          state.flight.put(taken, new SequenceState.Holder(nowMs + number, owner));
-          state.numbers.put(owner, taken);
           result.add(taken);
           result.add(nowMs + number);
+          addLower(state, taken, result);
+          state.flight.put(taken, new SequenceState.Holder(nowMs + number, owner));
+          state.numbers.put(owner, taken);
           break;
         }
       case "release":
