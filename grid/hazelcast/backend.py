@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from hazelcast.client import HazelcastClient
-from hazelcast.errors import IllegalStateError
+from hazelcast.errors import HazelcastSerializationError, IllegalStateError
 
 from grid.backend import ParticipantHooks
 from grid.errors import FailedPrecondition, InvalidArgument, Unavailable
 from grid.hazelcast.catalog_store import HazelcastCatalogStore, catalog_map_name
 from grid.hazelcast.lost import INVOCATION_TIMEOUT_S
 from grid.hazelcast.partition import HazelcastPartition
+from grid.hazelcast.processors import FACTORY_ID
 from grid.hazelcast.sequence import HazelcastCommitSequence, sequence_map_name
 
 SCHEME = "hazelcast://"
@@ -64,6 +65,20 @@ def connect(url: str, *, connect_timeout_s: float = 30.0) -> Any:
         ) from None
 
 
+def missing_jar(error: HazelcastSerializationError, url: str) -> FailedPrecondition | None:
+    """The error a member without Shoal's jar answers, said in terms of what to do; None for
+    any other serialization error."""
+    if f"No DataSerializerFactory registered for namespace: {FACTORY_ID}" not in str(error):
+        return None
+    members, cluster_name = parse_url(url)
+    return FailedPrecondition(
+        f"the Hazelcast cluster {cluster_name!r} at {','.join(members)} runs without Shoal's "
+        "jar: add the jar deploy/local/hazelcast.sh builds (.cache/hazelcast/<version>/"
+        "shoal-hazelcast-*.jar) to every member's classpath and register its serialization "
+        f"factory {FACTORY_ID} (README, 'Hazelcast 5.x')"
+    )
+
+
 def partitions_map_name(namespace: str) -> str:
     return f"shoal.{namespace}.partitions"
 
@@ -96,6 +111,16 @@ class HazelcastBackend:
         self._sequence = HazelcastCommitSequence(
             self._client, config.namespace, lease_ms=config.lease_ms
         )
+        try:
+            # Every step is one of the jar's processors: a member without it is found here,
+            # at start, rather than by the first call (the Java traceback of a bare member).
+            self._sequence.time_ms()
+        except HazelcastSerializationError as error:
+            self._client.shutdown()
+            refused = missing_jar(error, config.url)
+            if refused is None:
+                raise
+            raise refused from None
 
     # Several coordinators share this backend: see grid.backend.SharedBackend.
     shared = True

@@ -1,13 +1,15 @@
-"""A Hazelcast cluster that cannot be reached at start is one clear error, not a client crash."""
+"""A Hazelcast cluster that cannot be reached, or runs without Shoal's jar, is one clear error at
+start, not a client crash."""
 
 from __future__ import annotations
 
 import socket
 
 import pytest
+from hazelcast.errors import HazelcastSerializationError
 
 from grid.errors import Unavailable
-from grid.hazelcast.backend import connect
+from grid.hazelcast.backend import connect, missing_jar
 
 pytestmark = [pytest.mark.integration]
 
@@ -29,3 +31,22 @@ def test_no_member_answering_is_unavailable_naming_the_members_and_the_cluster()
         f"the Hazelcast cluster 'shoal-nowhere' cannot be reached at 127.0.0.1:{port} within 1 s"
     )
     assert refused.value.status == "UNAVAILABLE"
+
+
+def test_a_member_without_shoals_jar_is_named_with_what_to_do() -> None:
+    # What a bare member answers Shoal's first processor (seen on a 5.7.0 member started without
+    # the jar: `shoal serve` used to print the member's Java stack and exit 1).
+    answered = HazelcastSerializationError(
+        "Exception from server: com.hazelcast.nio.serialization.HazelcastSerializationException:"
+        " No DataSerializerFactory registered for namespace: 7001"
+    )
+    refused = missing_jar(answered, "hazelcast://127.0.0.1:5811,127.0.0.1:5812/vanilla")
+    assert refused is not None
+    assert refused.status == "FAILED_PRECONDITION"
+    message = str(refused)
+    assert message.startswith(
+        "the Hazelcast cluster 'vanilla' at 127.0.0.1:5811,127.0.0.1:5812 runs without Shoal's jar"
+    )
+    assert "shoal-hazelcast-*.jar" in message and "factory 7001" in message
+    other = HazelcastSerializationError("Exception from server: unknown class id 99")
+    assert missing_jar(other, "hazelcast://127.0.0.1:5811/vanilla") is None
