@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyignite import Client
+from pyignite.exceptions import ReconnectError
 
 from grid.backend import ParticipantHooks
 from grid.entry import version_of
-from grid.errors import FailedPrecondition, InvalidArgument
+from grid.errors import FailedPrecondition, InvalidArgument, Unavailable
 from grid.ignite.catalog_store import IgniteCatalogStore
 from grid.ignite.lost import unavailable_when_lost
 from grid.ignite.partition import IgnitePartition
@@ -53,8 +54,19 @@ def parse_url(url: str) -> list[tuple[str, int]]:
 
 
 def connect(url: str, *, timeout_s: float = 30.0) -> Any:
+    nodes = parse_url(url)
     client = Client(timeout=timeout_s)
-    client.connect(parse_url(url))
+    try:
+        client.connect(nodes)
+    except ReconnectError as error:
+        # pyignite says only "Can not connect." (and the caller's name for the call it was
+        # making): name the nodes, as `shoal serve` prints this in one line.
+        client.close()
+        addresses = ",".join(f"{host}:{port}" for host, port in nodes)
+        raise Unavailable(
+            f"the Ignite cluster cannot be reached at {addresses} ({error}); is a node running, "
+            "and is this its thin-client port?"
+        ) from None
     return client
 
 
