@@ -138,11 +138,28 @@ EOF
   fi
 }
 
+# A server already up that does not persist as REDIS_APPENDFSYNC asks would leave the caller
+# less durable than asked, silently: refuse instead, saying how to get what was asked.
+check_persistence() {
+  [[ -n "${REDIS_APPENDFSYNC}" ]] || return 0
+  local appendonly appendfsync
+  appendonly="$(timeout 5 redis-cli -h "${REDIS_HOST}" -p "${REDIS_PORT}" config get appendonly |
+    tr -d '\r' | sed -n 2p)"
+  appendfsync="$(timeout 5 redis-cli -h "${REDIS_HOST}" -p "${REDIS_PORT}" config get appendfsync |
+    tr -d '\r' | sed -n 2p)"
+  if [[ "${appendonly}" != "yes" || "${appendfsync}" != "${REDIS_APPENDFSYNC}" ]]; then
+    die "redis at ${REDIS_HOST}:${REDIS_PORT} is already up with appendonly ${appendonly:-?}," \
+      "appendfsync ${appendfsync:-?}, not appendfsync ${REDIS_APPENDFSYNC} as asked: stop it" \
+      "first (deploy/local/redis.sh down), or choose another REDIS_PORT"
+  fi
+}
+
 cmd_up() {
   local pid
   # (Installing the package may itself start Debian's system redis on 6379: that counts as up.)
   ensure_installed
   if healthy; then
+    check_persistence
     if pid="$(our_pid)"; then
       echo "redis already up at ${REDIS_HOST}:${REDIS_PORT} (pid ${pid})"
     else
