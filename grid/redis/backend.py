@@ -13,7 +13,7 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from grid.backend import ParticipantHooks
 from grid.entry import pack
-from grid.errors import FailedPrecondition, Unavailable
+from grid.errors import FailedPrecondition, InvalidArgument, Unavailable
 from grid.redis.catalog_store import RedisCatalogStore
 from grid.redis.layout import PartitionLayout
 from grid.redis.library import StepsLibrary
@@ -43,6 +43,13 @@ def connect(url: str) -> Any:
     return redis.Redis.from_url(url)
 
 
+@retried
+def is_cluster_node(client: Any) -> bool:
+    """Whether a plain ``redis://`` client reached a node of a Redis Cluster: its steps would
+    each be redirected (MOVED) and never run, so the URL is refused at start."""
+    return bool(client.info("cluster").get("cluster_enabled"))
+
+
 @dataclass(frozen=True)
 class RedisBackendConfig:
     # redis://host:port, or redis+cluster://host:port,host:port for a Redis Cluster.
@@ -61,6 +68,14 @@ class RedisBackend:
     def __init__(self, config: RedisBackendConfig) -> None:
         self.config = config
         self._client: Any = connect(config.url)
+        if not config.url.startswith(CLUSTER_SCHEME) and is_cluster_node(self._client):
+            self._client.close()
+            address = config.url.partition("://")[2]
+            raise InvalidArgument(
+                f"{config.url} is a node of a Redis Cluster: name the cluster "
+                f"{CLUSTER_SCHEME}{address}[/namespace]",
+                field="backend",
+            )
         # The steps of grid/redis/steps.lua, loaded where missing (grid/redis/library.py).
         steps = StepsLibrary(self._client)
         self._steps = steps
