@@ -30,12 +30,12 @@ PROTO_STAMP := $(PROTO_OUT)/.stamp-generated
 .PHONY: help venv install install-serve proto proto-check run test test-tools lint unit integration fault conformance \
         bench load kafka-up kafka-down redis-up redis-down redis-cluster-up redis-cluster-down \
         hazelcast-up hazelcast-down \
-        ignite-up ignite-down servers-down clean
+        ignite-up ignite-down servers-up servers-down services-up services-down clean
 
 help:
 	@echo "make run | test | lint | proto | bench | load | kafka-up | kafka-down | redis-up | redis-down"
 	@echo "     redis-cluster-up | redis-cluster-down | hazelcast-up | hazelcast-down"
-	@echo "     ignite-up | ignite-down | servers-down"
+	@echo "     ignite-up | ignite-down | servers-up | servers-down (services-up | services-down)"
 
 # The venv gets pip and setuptools from the system's pip when it can target another
 # interpreter (--python, pip 22.3+), without compiling them: ensurepip's bundled pip and
@@ -154,7 +154,14 @@ ignite-up: $(INSTALL_STAMP)
 ignite-down:
 	deploy/local/ignite.sh down
 
+# Every local server a backend or pipeline test needs, each health-checked by its script.
+servers-up: kafka-up redis-up redis-cluster-up hazelcast-up ignite-up
+
 servers-down: kafka-down redis-down redis-cluster-down hazelcast-down ignite-down
+
+services-up: servers-up
+
+services-down: servers-down
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache reports
