@@ -17,7 +17,7 @@ from typing import Any
 from grid.entry import pack
 from grid.memory.records import Op
 from grid.protocol import Write
-from grid.redis.hooked import HookedSteps
+from grid.redis.hooked import HookedSteps, KeyRecords
 
 
 class HazelcastHookedSteps(HookedSteps):
@@ -46,13 +46,7 @@ class HazelcastHookedSteps(HookedSteps):
             for position in range(1, len(found), 4)
         ]
 
-    def read_records(
-        self, targets: list[tuple[str, str]]
-    ) -> tuple[
-        dict[tuple[str, str], bytes | None],
-        dict[tuple[str, str], dict[str, str]],
-        dict[tuple[str, str], int],
-    ]:
+    def read_records(self, targets: list[tuple[str, str]]) -> KeyRecords:
         arguments: list[Any] = [len(targets)]
         for map_name, key in targets:
             arguments += [map_name, key]

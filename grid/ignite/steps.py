@@ -41,7 +41,7 @@ from grid.protocol import (
     Vote,
     Write,
 )
-from grid.redis.hooked import HookedResolution, check_reads, targets_of
+from grid.redis.hooked import HookedResolution, KeyRecords, check_reads, targets_of
 
 # How many answers and decisions a partition remembers for retries, as the memory participant.
 REMEMBERED_MAX = 4096
@@ -63,13 +63,7 @@ class _Resolver(HookedResolution):
         staged = self._records.get_json(f"x|{txn}")
         return None if staged is None else _writes_of(staged)
 
-    def read_records(
-        self, targets: list[tuple[str, str]]
-    ) -> tuple[
-        dict[tuple[str, str], bytes | None],
-        dict[tuple[str, str], dict[str, str]],
-        dict[tuple[str, str], int],
-    ]:
+    def read_records(self, targets: list[tuple[str, str]]) -> KeyRecords:
         records = self._records
         entries = records.entries(targets)
         locks = records.get_json("l") or {}

@@ -46,6 +46,13 @@ from grid.redis.layout import (
 ATTEMPTS_MAX = 64
 BACKOFF_S_MAX = 0.005
 
+# Per key of a step: its entry, its lock holders (holder -> mode) and how many values reference it.
+KeyRecords = tuple[
+    dict[tuple[str, str], bytes | None],
+    dict[tuple[str, str], dict[str, str]],
+    dict[tuple[str, str], int],
+]
+
 
 def _backoff(attempt: int) -> None:
     if attempt:
@@ -154,13 +161,7 @@ class HookedResolution:
         """The writes a transaction staged on this partition, None when none are staged."""
         raise NotImplementedError
 
-    def read_records(
-        self, targets: list[tuple[str, str]]
-    ) -> tuple[
-        dict[tuple[str, str], bytes | None],
-        dict[tuple[str, str], dict[str, str]],
-        dict[tuple[str, str], int],
-    ]:
+    def read_records(self, targets: list[tuple[str, str]]) -> KeyRecords:
         """Per key: its entry, its lock holders and how many values reference it, read as one
         instant of the partition."""
         raise NotImplementedError
@@ -413,13 +414,7 @@ class HookedSteps(HookedResolution):
             for index in range(1, int(staged["n"]) + 1)
         ]
 
-    def read_records(
-        self, targets: list[tuple[str, str]]
-    ) -> tuple[
-        dict[tuple[str, str], bytes | None],
-        dict[tuple[str, str], dict[str, str]],
-        dict[tuple[str, str], int],
-    ]:
+    def read_records(self, targets: list[tuple[str, str]]) -> KeyRecords:
         """Per key: its entry, its lock holders and how many values reference it (one step:
         one instant of the partition)."""
         layout = self._layout
