@@ -186,13 +186,30 @@ class Catalog:
             ) from None
         if stored == self._version:
             return False
+        self._refuse_older(stored)
         with self._lock:
             self._refresh_locked()
         return True
 
+    def _refuse_older(self, stored: int) -> None:
+        """A shared catalog's version only rises, so one below a version this coordinator
+        already held means the store lost what it acknowledged (restarted without
+        persistence, flushed, or restored from an older copy). Serving on would answer
+        NOT_FOUND for maps that exist for every client, and take writes into a grid that
+        forgot the earlier ones: refuse until an operator has looked (and restarted this
+        coordinator)."""
+        if 0 <= stored < self._version:
+            raise Unavailable(
+                f"the store's catalog is at version {stored}, older than version "
+                f"{self._version} this coordinator already saw: the store lost acknowledged "
+                "data (restarted without persistence, flushed, or restored from an older "
+                "copy); this coordinator refuses calls until it is restarted"
+            )
+
     def _refresh_locked(self) -> None:
         assert self._versioned is not None
         version, described_maps = self._versioned.load_versioned()
+        self._refuse_older(version)
         if version != self._version:
             self._replace(described_maps)
             self._version = version

@@ -439,3 +439,31 @@ def test_a_one_phase_step_takes_its_numbers_release_along_on_one_redis_server(
     )
     assert answered == (Applied((third,)), True), "the release script was loaded again"
     assert value_of(partition.get("m", "k") or b"") == b'"two"'
+
+
+def test_a_coordinator_refuses_calls_once_the_store_has_lost_its_catalog(redis_url: str) -> None:
+    """A Redis restarted without persistence (here: the namespace's keys deleted) comes back
+    with an older catalog than a running coordinator saw: it answers UNAVAILABLE saying the
+    store lost acknowledged data, instead of NOT_FOUND for maps that exist and writes into a
+    grid that forgot the earlier ones."""
+    from grid.catalog import Catalog
+    from grid.errors import Unavailable
+    from grid.schema import parse_schema
+    from tests.support.shared_store import drop_namespace
+
+    namespace = f"lost-{uuid.uuid4().hex[:12]}"
+    backend = RedisBackend(RedisBackendConfig(redis_url, namespace, PARTITIONS))
+    try:
+        catalog = Catalog(backend.catalog_store)
+        catalog.create("accounts", parse_schema({"balance": "int"}), now_ms=1)
+        catalog.create("ledger", None, now_ms=2)
+        assert catalog.confirm() is False
+        drop_namespace(redis_url, namespace)
+        with pytest.raises(Unavailable, match="older than version 2 .* lost acknowledged data"):
+            catalog.confirm()
+        with pytest.raises(Unavailable, match="lost acknowledged data"):
+            catalog.create("orders", None, now_ms=3)
+        assert catalog.find("accounts") is not None  # what it knew stays, it is not served
+    finally:
+        backend.close()
+        drop_namespace(redis_url, namespace)
