@@ -459,7 +459,7 @@ def test_a_coordinator_refuses_calls_once_the_store_has_lost_its_catalog(redis_u
         catalog.create("ledger", None, now_ms=2)
         assert catalog.confirm() is False
         drop_namespace(redis_url, namespace)
-        with pytest.raises(Unavailable, match="older than version 2 .* lost acknowledged data"):
+        with pytest.raises(Unavailable, match=r"older than version 2 .* lost acknowledged data"):
             catalog.confirm()
         with pytest.raises(Unavailable, match="lost acknowledged data"):
             catalog.create("orders", None, now_ms=3)
