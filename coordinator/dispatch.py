@@ -213,7 +213,7 @@ ADMIN_SERVICES = frozenset({"shoal.v1.Admin", "shoal.v1.ProcedureAdmin", "shoal.
 QUERY_SERVICES = frozenset({"shoal.v1.Query"})
 # Procedure calls run on a few threads of their own: a call holds the GIL for most of its
 # run, and 16 threads taking turns at it cost a third more CPU per call than 2 to 4
-# (measured with the 2-partition transfer procedure, docs/ARCHITECTURE.md).
+# (measured with the 2-partition transfer procedure, docs/architecture/procedures.md).
 PROCEDURE_SERVICES = frozenset({"shoal.v1.Procedures"})
 ADMIN_WORKERS = 2
 CLOSER_WORKERS = 2

@@ -79,7 +79,7 @@ class Node:
         watch = getattr(self.backend.catalog_store, "watch", None)
         self._catalog_watcher = None if watch is None else watch(self._catalog_changed)
         # On a shared store every coordinator reads leases by the store's clock and takes
-        # commit numbers from the store (docs/ARCHITECTURE.md, "Shared backends").
+        # commit numbers from the store (docs/architecture/commit-order.md, recovery.md).
         lease_clock: Clock = self.clock
         sequence: CommitOrder | None = None
         if self.shared:

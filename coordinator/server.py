@@ -4,7 +4,7 @@ grpc.aio on an event loop thread, with the synchronous servicers run in thread p
 by `coordinator.dispatch`. grpcio's threaded server held a worker thread for each open
 stream until its reader took every message, so 16 unread streams (the 16 workers)
 stopped every call, health checks included. Measured against the threaded server on
-the same code (farm-bench, paired runs on the 2-core machine, see docs/ARCHITECTURE.md):
+the same code (farm-bench, paired runs on the 2-core machine, see docs/architecture/serving.md):
 Gets, answered on the loop, take 1.0 to 1.2 times as long; Puts, one thread hop each
 way, 1.3 times.
 """

@@ -182,7 +182,7 @@ class Backend(Protocol):
 
 class SharedBackend(Backend, Protocol):
     """A backend several coordinators serve at once (``shared`` is True): it brings the one
-    commit sequence and the one clock they all use (docs/ARCHITECTURE.md, "Shared backends").
+    commit sequence and the one clock they all use (docs/architecture/commit-order.md).
     The memory backend has ``shared`` False and none of these."""
 
     shared: bool

@@ -172,7 +172,7 @@ class Catalog:
         when another coordinator changed it; True when it reloaded. A data call that depends on
         the catalog calls this first (`Planner.plan`), so a change acknowledged by any
         coordinator holds for every call made after it: one small read of the version, no
-        document, and nothing at all for a file catalog (docs/ARCHITECTURE.md, "Catalog")."""
+        document, and nothing at all for a file catalog (docs/architecture/catalog.md)."""
         if self._versioned is None:
             return False
         try:

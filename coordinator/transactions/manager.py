@@ -168,7 +168,7 @@ class TransactionManager:
             "shoal_read_version_too_old_total", "reads refused: read version older than the window"
         )
         # On a shared store each 3PC phase goes to all of its partitions at once: one wait
-        # per phase instead of one per partition (docs/ARCHITECTURE.md, "Shared backends").
+        # per phase instead of one per partition (docs/architecture/shared-stores.md).
         # In process a step costs microseconds, and sequential steps keep the fault points'
         # meaning ("after some prepares") exact.
         self._phases: ThreadPoolExecutor | None = (

@@ -9,7 +9,7 @@ way is refused "read version too old" as before (the partitions' floor says so).
 
 The hot path pays one truthiness test of a dict when nobody is registered: no lock, no scan.
 On a shared store this holds only the horizon this coordinator passes; another coordinator's
-commits forget by their own (see docs/ARCHITECTURE.md, "Why read versions").
+commits forget by their own (see docs/architecture/transactions.md, "Why read versions").
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ read at a version sees each transaction on all of its partitions or on none.
 
 Only the in-memory steps run inside; waiting for the log to reach the disk happens
 after, so commits still share their fsyncs. With several coordinators on a shared
-store the number comes from a counter in the store instead (see docs/ARCHITECTURE.md).
+store the number comes from a counter in the store (see docs/architecture/commit-order.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ partition, changed by Shoal's entry processors), shared by every coordinator tha
 
 The members need Shoal's jar on their classpath with its serialization factory registered, and
 the namespace's partitions and sequence maps in OBJECT in-memory format;
-deploy/local/hazelcast.sh builds and configures both (docs/ARCHITECTURE.md, "Shared backends").
+deploy/local/hazelcast.sh builds and configures both (docs/architecture/shared-stores.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The same operations as grid/redis/sequence.py (take, release, renew, the read ve
 numbers whose holders' leases passed), each one entry processor
 (dev.shoal.hazelcast.SequenceProcessor) on the namespace's one sequence entry, so coordinators
 never race on it; a lease is read from the clock of the member that owns the entry, never from
-a coordinator's (docs/ARCHITECTURE.md, "Commit order").
+a coordinator's (docs/architecture/commit-order.md).
 """
 
 from __future__ import annotations

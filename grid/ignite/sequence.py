@@ -5,7 +5,7 @@ and the numbers held, with their owners) is changed in pessimistic transactions,
 coordinators never race on it; each number held also has a lease entry in ``shoal.leases``
 written with an expiry policy, so the cluster's clock, never a coordinator's, ends a lease: a
 number whose lease entry is gone is one whose holder stopped renewing it
-(docs/ARCHITECTURE.md, "Commit order").
+(docs/architecture/commit-order.md).
 """
 
 from __future__ import annotations

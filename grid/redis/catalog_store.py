@@ -38,8 +38,8 @@ class RedisCatalogStore:
     """A ``grid.catalog.CatalogStore`` in Redis that every coordinator of the namespace shares.
 
     ``load``/``save`` serve the catalog as it is used today (the whole catalog, replaced);
-    ``load_versioned``/``save_if`` are the compare-and-set of the design (docs/ARCHITECTURE.md,
-    "Catalog"): two coordinators changing the catalog at once cannot both win, the loser reads
+    ``load_versioned``/``save_if`` are the compare-and-set of the design (docs/architecture/
+    catalog.md): two coordinators changing the catalog at once cannot both win, the loser reads
     again. ``watch`` calls back with the new version whenever another coordinator changes it.
     """
 

@@ -9,8 +9,8 @@ what was read: ``apply_resolved`` (a one-phase write), ``prepare_resolved`` (che
 then the writes staged as they came, under the lock modes computed here: I for commutative
 updates, so concurrent increments do not conflict) and ``commit_resolved`` (the staged writes
 resolved on the value at commit). A lost race reads again; the step is the one the participant
-would have taken on the state the write lands on (docs/ARCHITECTURE.md, "One participant, run
-against the store").
+would have taken on the state the write lands on (docs/architecture/shared-stores.md, "One
+participant, run against the store").
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ Redis Cluster slot, and which of them each step of grid/redis/steps.lua declares
 
 A step declares every key it touches (steps.lua refuses one it did not): Redis Cluster then
 checks them all before the script runs, so while a slot migrates a step is redirected (ASK) or
-told to try again (TRYAGAIN), never stopped half-way (docs/ARCHITECTURE.md, "Resharding").
+told to try again (TRYAGAIN), never stopped half-way (docs/architecture/recovery.md, "Resharding").
 """
 
 from __future__ import annotations

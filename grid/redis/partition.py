@@ -7,8 +7,8 @@ retries by request id), the three-phase commit steps, status records by compare-
 dropping a map, overwritten states kept for reads at older versions (until the horizon passes
 them, forgotten at most 512 per step; no byte budget yet), the last 4,096 answers and decisions
 remembered for retries. Increments, appends and sketch adds, in one-phase steps and in
-transactions, run through grid/redis/hooked.py. The design they follow is docs/ARCHITECTURE.md,
-"Shared backends".
+transactions, run through grid/redis/hooked.py. The design they follow is
+docs/architecture/shared-stores.md.
 """
 
 from __future__ import annotations

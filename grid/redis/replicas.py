@@ -2,7 +2,7 @@
 
 Redis replicates asynchronously: a master that acknowledged a step and died before sending it
 on takes the step with it when its replica is promoted. So on a Redis Cluster with replicas
-every step that changes the store (docs/ARCHITECTURE.md, "Failures of the store") is followed,
+every step that changes the store (docs/architecture/recovery.md) is followed,
 before its answer, by ``WAIT 1 <timeout>`` on the master of the step's slot; a replica that does
 not confirm in time makes the step answer UNAVAILABLE (the step may then be there or not, as
 any step whose answer was lost; the client's retry by request id finds out).

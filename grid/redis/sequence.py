@@ -14,7 +14,7 @@ coordinators never race on them, and a lease is read from Redis's clock (``TIME`
 a coordinator's: a holder that died is found by ``expired()`` once its lease passed by that
 clock, whatever the coordinators' clocks say, and the recovery sweeper decides its transaction
 before it ``release``s the number
-(docs/ARCHITECTURE.md, "Commit order").
+(docs/architecture/commit-order.md).
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ coordinators would need, which limits the figure; per coordinator CPU per transf
 carries over to a larger machine. The same per-operation rows on Hazelcast and Ignite are the
 suites of shared_jvm.py.
 
-What limits each ratio (docs/ARCHITECTURE.md, "Shared backends", has the figures): a get makes
-one store round trip, the rest is the gRPC hop (compare the bare server's row); a put makes
+What limits each ratio (docs/architecture/shared-stores.md, "Per store", has the figures): a get
+makes one store round trip, the rest is the gRPC hop (compare the bare server's row); a put makes
 three (the catalog's version, the commit number, the step with the number's release behind
 it); a transfer makes some fifteen store calls and two gRPC calls, and the coordinator's CPU
 for them is the limit on this machine (the scaling rows' CPU per transfer).

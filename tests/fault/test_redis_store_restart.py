@@ -1,6 +1,6 @@
 """A Redis store killed with SIGKILL and restarted keeps every write the Redis backend
-acknowledged, when it runs with ``appendfsync always`` (what docs/ARCHITECTURE.md asks of a
-shared backend's Redis).
+acknowledged, when it runs with ``appendfsync always`` (what docs/architecture/recovery.md,
+"Failures of the store", asks of a shared backend's Redis).
 
 A writer thread commits one-phase writes through the backend and records each acknowledged
 version; the redis-server is killed mid-stream, restarted from its append-only file, and every

@@ -164,7 +164,7 @@ def test_every_method_of_every_service_has_a_rule() -> None:
     missing = [path_of(method) for method in service_methods() if path_of(method) not in RULES]
     assert missing == [], (
         "methods without a permission rule: add each to RULES in coordinator/security/rules.py "
-        f"(docs/ARCHITECTURE.md, 'Why one table of permissions'): {missing}"
+        f"(docs/architecture/security.md, 'Why one table of permissions'): {missing}"
     )
     stale = sorted(set(RULES) - {path_of(method) for method in service_methods()})
     assert stale == [], f"rules for methods no service declares: {stale}"

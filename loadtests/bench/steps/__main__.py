@@ -7,7 +7,7 @@ Each backend's server is started through deploy/local (and stopped again when th
 it, so a JVM never idles on the shared machine). Every (variant, shape, threads) runs ``--runs``
 times for ``--seconds``, the variants taking turns. The table shows the median commits/s
 (min-max over the runs), the median p50 and p99 latency, and retries per commit. Results go to
-reports/steps.json; docs/ARCHITECTURE.md ("Shared backends") says what the figures decided.
+reports/steps.json; docs/architecture/shared-stores.md ("Per store") says what the figures decided.
 """
 
 from __future__ import annotations
