@@ -303,10 +303,19 @@ class HookedSteps(HookedResolution):
         for attempt in range(ATTEMPTS_MAX):
             _backoff(attempt)
             entries, holders, counts = self.read_records(targets)
-            check_reads(event.reads, modes, entries, holders, "")
-            resolved, template, removed = self.resolve(
-                event.writes, entries, holders, counts, hooks, check=True
-            )
+            try:
+                check_reads(event.reads, modes, entries, holders, "")
+                resolved, template, removed = self.resolve(
+                    event.writes, entries, holders, counts, hooks, check=True
+                )
+            except (Conflict, FailedPrecondition):
+                # A retried request (its coordinator died after the step, the SDK sent it
+                # again) finds its own writes in the way: its answer is remembered, and
+                # refusing it told the client "conflict" about a commit that happened.
+                replayed = self._remembered(event, targets)
+                if replayed is not None:
+                    return replayed
+                raise
             arguments: list[Any] = [
                 event.request_id.hex(),
                 event.version,
@@ -321,6 +330,33 @@ class HookedSteps(HookedResolution):
             if _kind(reply) != "retry":
                 return reply
         raise Conflict("the keys changed under every attempt of the step; retry", field="key")
+
+    def _remembered(self, event: ApplyOnePhase, targets: list[tuple[str, str]]) -> list[Any] | None:
+        """The remembered answer of an applied request, None when it was not applied: the
+        compare-and-apply step answers a remembered request before anything else, and is sent
+        here with an expectation no key meets (version -1) and nothing to write, so it
+        changes nothing whatever it finds."""
+        if not event.request_id or not targets:
+            return None
+        map_name, key = targets[0]
+        arguments: list[Any] = [
+            event.request_id.hex(),
+            event.version,
+            event.horizon,
+            event.deadline_ms,
+            1,
+            map_name,
+            key,
+            -1,
+            "",
+            0,
+        ]
+        arguments += _resolved([])
+        arguments += [orjson.dumps({}), orjson.dumps([])]
+        reply = self._send(
+            "apply_resolved", self._applying_keys(APPLY_RECORDS, targets), *arguments
+        )
+        return reply if _kind(reply) == "applied" else None
 
     def prepare(self, event: Prepare, hooks: ParticipantHooks) -> Vote:
         targets = targets_of(event.reads, event.writes)

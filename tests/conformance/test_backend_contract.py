@@ -212,6 +212,26 @@ def test_a_retried_request_applies_once(opened: Opened) -> None:
     assert again.replayed and again.versions == first.versions
 
 
+def test_a_retried_request_with_an_increment_and_a_read_of_its_key_applies_once(
+    opened: Opened,
+) -> None:
+    """A commit retried after its coordinator died (the SDK sends the same request again
+    elsewhere) finds its own write in the way of its read: the answer is the first one,
+    never a conflict about a commit that happened (the client would run it again)."""
+    created = opened.step(1, ApplyOnePhase(b"made", (), (put("a", {"n": 1}),)))
+    assert isinstance(created, Applied)
+    increment = Write(Op.INCREMENT, "m", "a", orjson.dumps({"n": 2}))
+    event = ApplyOnePhase(b"bump", (Read("m", "a", created.versions[0]),), (increment,))
+    first = opened.step(1, event)
+    again = opened.step(1, event)
+    assert isinstance(first, Applied) and isinstance(again, Applied)
+    assert again.replayed and again.versions == first.versions
+    entry = opened.backend.partitions[1].get("m", "a")
+    assert entry is not None and orjson.loads(value_of(entry)) == {"n": 3}
+    with pytest.raises(Conflict):  # another request with the same stale read still conflicts
+        opened.step(1, ApplyOnePhase(b"other", event.reads, (increment,)))
+
+
 def test_conditions_and_read_validation(opened: Opened) -> None:
     applied = opened.step(0, ApplyOnePhase(b"r1", (), (put("a", 1),)))
     assert isinstance(applied, Applied)
