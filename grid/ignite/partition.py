@@ -317,10 +317,14 @@ class IgnitePartition:
     @guarded
     def staged_transactions(self) -> list[StagedView]:
         views = []
-        for txn in self._get_json("s") or []:
-            staged = self._get_json(f"x|{txn}")
-            if staged is None:
+        txns: list[str] = self._get_json("s") or []
+        # One get_all for every staged record, not a read per transaction.
+        found = self._raw_records([f"x|{txn}" for txn in txns]) if txns else {}
+        for txn in txns:
+            raw = found[f"x|{txn}"]
+            if raw is None:
                 continue
+            staged = orjson.loads(raw)
             views.append(
                 StagedView(
                     txn_id=bytes.fromhex(txn),
